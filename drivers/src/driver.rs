@@ -1,0 +1,143 @@
+//! The one interface every storage driver implements.
+
+use crate::changes::Change;
+use crate::error::DriverError;
+use crate::whiteout::WhiteoutFormat;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Driver options from `--storage-opt` / `storage-opts`, e.g. `vfs.reflink=false`.
+#[derive(Debug, Clone, Default)]
+pub struct DriverOptions {
+    /// Options keyed by their full name (`vfs.reflink`), values as given.
+    pub opts: BTreeMap<String, String>,
+}
+
+impl DriverOptions {
+    /// Parses `K=V` strings; a string without `=` is an error naming it.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, DriverError> {
+        let mut opts = BTreeMap::new();
+        for item in items {
+            let item = item.as_ref();
+            let (k, v) = item.split_once('=').ok_or_else(|| {
+                DriverError::BadOption(item.to_string(), "expected KEY=VALUE".into())
+            })?;
+            opts.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(DriverOptions { opts })
+    }
+
+    /// Takes the options that belong to driver `name`, refusing any of its keys that it
+    /// does not know, so a typo never goes unnoticed.
+    pub fn for_driver(&self, name: &str, known: &[&str]) -> Result<BTreeMap<String, String>, DriverError> {
+        let prefix = format!("{name}.");
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.opts {
+            if let Some(key) = k.strip_prefix(&prefix) {
+                if !known.contains(&key) {
+                    return Err(DriverError::BadOption(
+                        k.clone(),
+                        format!("{name} knows only: {}", known.join(", ")),
+                    ));
+                }
+                out.insert(key.to_string(), v.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses a boolean option value the way Docker does (`true`/`false`/`1`/`0`).
+    pub fn parse_bool(key: &str, v: &str) -> Result<bool, DriverError> {
+        match v {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(DriverError::BadOption(
+                format!("{key}={v}"),
+                "expected true or false".into(),
+            )),
+        }
+    }
+}
+
+/// Whether a layer is an image layer (read-only once committed) or a container's writable layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// A storage driver: directories, snapshots and mounts for a chain of layers.
+///
+/// Modelled on moby's graphdriver and containerd's snapshotter, without archive knowledge:
+/// the layer store writes a layer by applying a tar into [`Driver::diff_dir`], using the
+/// driver's [`WhiteoutFormat`] for deletions, and reads it back through [`Driver::changes`].
+pub trait Driver: Send + Sync {
+    /// The driver's name as used in `--storage-driver`.
+    fn name(&self) -> &'static str;
+
+    /// Where this driver keeps its state.
+    fn home(&self) -> &Path;
+
+    /// Creates layer `id` on top of `parent` (or empty). Fails if `id` exists.
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<(), DriverError>;
+
+    /// Removes layer `id`; refused while it is mounted or is the parent of another layer.
+    fn remove(&self, id: &str) -> Result<(), DriverError>;
+
+    /// Whether layer `id` exists.
+    fn exists(&self, id: &str) -> bool;
+
+    /// The parent recorded when `id` was created.
+    fn parent(&self, id: &str) -> Result<Option<String>, DriverError>;
+
+    /// Every layer id the driver holds, for consistency checks and garbage collection.
+    fn list(&self) -> Result<Vec<String>, DriverError>;
+
+    /// Mounts layer `id` (if the driver mounts) and returns its full root filesystem view.
+    /// Reference counted across processes: each `get` needs one [`Driver::put`].
+    fn get(&self, id: &str) -> Result<PathBuf, DriverError>;
+
+    /// Releases one reference taken by [`Driver::get`]; unmounts on the last one.
+    fn put(&self, id: &str) -> Result<(), DriverError>;
+
+    /// How many `get`s of `id` are outstanding (across processes).
+    fn mount_count(&self, id: &str) -> Result<u32, DriverError>;
+
+    /// The directory a layer's changes are written into when a tar is applied.
+    fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError>;
+
+    /// How deletions and opaque directories are stored in [`Driver::diff_dir`].
+    fn whiteout_format(&self) -> &dyn WhiteoutFormat;
+
+    /// The changes of `id` against its parent. The default is the shared tree walk of the
+    /// two mounted views; a driver with cheaper knowledge overrides it.
+    fn changes(&self, id: &str) -> Result<Vec<Change>, DriverError> {
+        let parent = self.parent(id)?;
+        let upper = self.get(id)?;
+        let lower = match &parent {
+            Some(p) => match self.get(p) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    let _ = self.put(id);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let result = crate::changes::tree_changes(lower.as_deref(), &upper);
+        if let Some(p) = &parent {
+            self.put(p)?;
+        }
+        self.put(id)?;
+        result.map_err(|e| DriverError::io("compare layer trees", upper, e))
+    }
+
+    /// Bytes used by layer `id`'s own data.
+    fn diff_size(&self, id: &str) -> Result<u64, DriverError>;
+
+    /// Key/value lines for `info`: backing filesystem, options, limits.
+    fn status(&self) -> Vec<(String, String)>;
+
+    /// Releases every mount the driver holds; called when the store shuts down for good.
+    fn cleanup(&self) -> Result<(), DriverError>;
+}

@@ -1,0 +1,223 @@
+//! Whole-tree copies that keep everything a layer holds: owners, modes, times, xattrs,
+//! hardlinks, symlinks, devices and fifos. Uses reflinks (FICLONE) when the filesystem has
+//! them and `copy_file_range` otherwise.
+
+use super::xattr;
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Timespec, Timestamps};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How [`copy_tree`] copies file contents.
+#[derive(Debug)]
+pub struct CopyOptions {
+    /// Try FICLONE first; turned off for good after the first "not supported".
+    pub reflink: AtomicBool,
+}
+
+impl CopyOptions {
+    /// Options with reflinks on or off.
+    pub fn new(reflink: bool) -> Self {
+        CopyOptions {
+            reflink: AtomicBool::new(reflink),
+        }
+    }
+}
+
+/// Copies the contents of directory `src` into the existing, empty directory `dst`, and the
+/// metadata of `src` onto `dst`.
+pub fn copy_tree(src: &Path, dst: &Path, opts: &CopyOptions) -> io::Result<()> {
+    let s = super::open_root(src)?;
+    let d = super::open_root(dst)?;
+    let mut state = CopyState {
+        links: HashMap::new(),
+        dst_root: super::open_root(dst)?,
+        opts,
+    };
+    let mut rel = PathBuf::new();
+    copy_dir_contents(s.as_fd(), d.as_fd(), &mut rel, &mut state)?;
+    let st = rustix::fs::fstat(&s)?;
+    copy_meta_fd(s.as_fd(), d.as_fd(), &st)?;
+    Ok(())
+}
+
+struct CopyState<'a> {
+    /// (dev, ino) of multiply-linked files already copied -> their path under dst.
+    links: HashMap<(u64, u64), PathBuf>,
+    dst_root: OwnedFd,
+    opts: &'a CopyOptions,
+}
+
+fn times_of(st: &rustix::fs::Stat) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: st.st_atime as _,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
+}
+
+/// Owner, mode, xattrs and times from `st`/`src` onto the open `dst`.
+fn copy_meta_fd(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, st: &rustix::fs::Stat) -> io::Result<()> {
+    rustix::fs::fchown(
+        dst,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    )?;
+    rustix::fs::fchmod(dst, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+    for (name, value) in xattr::fget_all(src)? {
+        xattr::fset(dst, &name, &value)?;
+    }
+    rustix::fs::futimens(dst, &times_of(st))?;
+    Ok(())
+}
+
+fn copy_dir_contents(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    rel: &mut PathBuf,
+    state: &mut CopyState<'_>,
+) -> io::Result<()> {
+    let mut names: Vec<OsString> = Vec::new();
+    let mut d = Dir::read_from(src)?;
+    while let Some(e) = d.read() {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_os_string());
+        }
+    }
+    for name in names {
+        rel.push(&name);
+        copy_entry(src, dst, &name, rel, state)?;
+        rel.pop();
+    }
+    Ok(())
+}
+
+fn copy_entry(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    name: &OsStr,
+    rel: &mut PathBuf,
+    state: &mut CopyState<'_>,
+) -> io::Result<()> {
+    let st = rustix::fs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let ft = FileType::from_raw_mode(st.st_mode);
+    if ft != FileType::Directory && st.st_nlink > 1 {
+        let key = (st.st_dev, st.st_ino);
+        if let Some(first) = state.links.get(&key) {
+            rustix::fs::linkat(&state.dst_root, first.as_path(), dst, name, AtFlags::empty())?;
+            return Ok(());
+        }
+        state.links.insert(key, rel.clone());
+    }
+    match ft {
+        FileType::Directory => {
+            rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))?;
+            let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let s = rustix::fs::openat(src, name, flags, Mode::empty())?;
+            let d = rustix::fs::openat(dst, name, flags, Mode::empty())?;
+            copy_dir_contents(s.as_fd(), d.as_fd(), rel, state)?;
+            copy_meta_fd(s.as_fd(), d.as_fd(), &st)?;
+        }
+        FileType::RegularFile => {
+            let s = rustix::fs::openat(
+                src,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let d = rustix::fs::openat(
+                dst,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            copy_data(s.as_fd(), d.as_fd(), st.st_size as u64, state.opts)?;
+            copy_meta_fd(s.as_fd(), d.as_fd(), &st)?;
+        }
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(src, name, Vec::new())?;
+            rustix::fs::symlinkat(target.as_c_str(), dst, name)?;
+            copy_meta_at(src, dst, name, &st, false)?;
+        }
+        FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
+            rustix::fs::mknodat(
+                dst,
+                name,
+                ft,
+                Mode::from_raw_mode(st.st_mode & 0o7777),
+                st.st_rdev,
+            )?;
+            copy_meta_at(src, dst, name, &st, true)?;
+        }
+        FileType::Unknown => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("unknown file type at {}", rel.display()),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Owner, mode, xattrs and times for entries that cannot be opened (symlinks, devices).
+fn copy_meta_at(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    name: &OsStr,
+    st: &rustix::fs::Stat,
+    chmod: bool,
+) -> io::Result<()> {
+    rustix::fs::chownat(
+        dst,
+        name,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    if chmod {
+        rustix::fs::chmodat(dst, name, Mode::from_raw_mode(st.st_mode & 0o7777), AtFlags::empty())?;
+    }
+    for (xname, value) in xattr::lget_all(src, name)? {
+        xattr::lset(dst, name, &xname, &value)?;
+    }
+    rustix::fs::utimensat(dst, name, &times_of(st), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Copies file data: a reflink when possible, else in-kernel `copy_file_range`.
+pub fn copy_data(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64, opts: &CopyOptions) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    if opts.reflink.load(Ordering::Relaxed) {
+        match rustix::fs::ioctl_ficlone(dst, src) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::OPNOTSUPP)
+            | Err(rustix::io::Errno::XDEV)
+            | Err(rustix::io::Errno::INVAL)
+            | Err(rustix::io::Errno::NOTTY) => opts.reflink.store(false, Ordering::Relaxed),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut left = len;
+    while left > 0 {
+        let chunk = left.min(1 << 30) as usize;
+        let n = rustix::fs::copy_file_range(src, None, dst, None, chunk)?;
+        if n == 0 {
+            break; // the file shrank while copying
+        }
+        left -= n as u64;
+    }
+    Ok(())
+}

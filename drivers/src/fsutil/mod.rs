@@ -1,0 +1,17 @@
+//! Filesystem helpers shared by drivers and the layer store.
+//!
+//! Everything that touches an untrusted tree works relative to directory file descriptors,
+//! so a symlink planted in a layer can never redirect a write outside its root.
+
+pub mod atomic;
+pub mod backing;
+pub mod copy;
+pub mod resolve;
+pub mod tree;
+pub mod xattr;
+
+pub use atomic::{fsync_dir, write_atomic};
+pub use backing::backing_fs;
+pub use copy::{copy_tree, CopyOptions};
+pub use resolve::{open_in_root, open_root, OpenMode};
+pub use tree::{clear_dir_at, remove_all_at};

@@ -1,0 +1,44 @@
+//! Storage drivers for strata.
+//!
+//! A driver manages layer directories, snapshots and mounts; it never parses a tar or a
+//! manifest. The layer store owns the archive format and talks to a driver only through
+//! [`Driver`], plus the small [`WhiteoutFormat`] hook that says how deletions are stored on
+//! this driver's disk.
+
+pub mod changes;
+pub mod driver;
+pub mod error;
+pub mod fsutil;
+pub mod lock;
+pub mod refcount;
+pub mod vfs;
+pub mod whiteout;
+
+pub use changes::{Change, ChangeKind};
+pub use driver::{Driver, DriverOptions, LayerKind};
+pub use error::DriverError;
+pub use whiteout::{RemoveWhiteouts, WhiteoutFormat};
+
+use std::path::Path;
+
+/// Names of every driver strata knows, in auto-detection order.
+pub const DRIVER_NAMES: &[&str] = &["overlay2", "btrfs", "aufs", "vfs"];
+
+/// Opens the driver `name` with its state under `home` (normally `<data-root>/<name>`).
+///
+/// Fails with [`DriverError::Unsupported`] when the driver cannot work on the backing
+/// filesystem, and [`DriverError::UnknownDriver`] for a name strata does not know.
+pub fn open(
+    name: &str,
+    home: &Path,
+    opts: &DriverOptions,
+) -> Result<Box<dyn Driver>, DriverError> {
+    match name {
+        "vfs" => Ok(Box::new(vfs::Vfs::open(home, opts)?)),
+        "overlay2" | "btrfs" | "aufs" => Err(DriverError::Unsupported {
+            driver: name.to_string(),
+            reason: "not implemented in this build yet".into(),
+        }),
+        other => Err(DriverError::UnknownDriver(other.to_string())),
+    }
+}

@@ -1,0 +1,101 @@
+//! Mount reference counts shared by every process using a driver.
+//!
+//! The CLI is daemonless: `strata mount` in one process and `strata umount` in another
+//! must agree on how many users a mount has. Counts live in small files under the driver's
+//! home, changed under a flock and written atomically, so a crash mid-update leaves either
+//! the old count or the new one.
+
+use crate::error::DriverError;
+use crate::fsutil::write_atomic;
+use crate::lock::FileLock;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Per-layer mount counts stored under one directory.
+#[derive(Debug, Clone)]
+pub struct MountRefs {
+    dir: PathBuf,
+}
+
+impl MountRefs {
+    /// Counts kept in `dir` (created if missing).
+    pub fn new(dir: &Path) -> Result<MountRefs, DriverError> {
+        fs::create_dir_all(dir).map_err(|e| DriverError::io("create", dir, e))?;
+        Ok(MountRefs {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn lock(&self) -> Result<FileLock, DriverError> {
+        let p = self.dir.join(".lock");
+        FileLock::exclusive(&p).map_err(|e| DriverError::io("lock", p, e))
+    }
+
+    fn read(&self, id: &str) -> u32 {
+        fs::read_to_string(self.dir.join(id))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn write(&self, id: &str, n: u32) -> Result<(), DriverError> {
+        let p = self.dir.join(id);
+        if n == 0 {
+            match fs::remove_file(&p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(DriverError::io("remove", p, e)),
+            }
+        } else {
+            write_atomic(&p, n.to_string().as_bytes()).map_err(|e| DriverError::io("write", p, e))
+        }
+    }
+
+    /// The current count of `id`.
+    pub fn count(&self, id: &str) -> Result<u32, DriverError> {
+        let _l = self.lock()?;
+        Ok(self.read(id))
+    }
+
+    /// Runs `mount` when the count goes 0 -> 1, then increments. The count is only raised
+    /// when the mount succeeded.
+    pub fn acquire<F>(&self, id: &str, mount: F) -> Result<u32, DriverError>
+    where
+        F: FnOnce(bool) -> Result<(), DriverError>,
+    {
+        let _l = self.lock()?;
+        let n = self.read(id);
+        mount(n == 0)?;
+        self.write(id, n + 1)?;
+        Ok(n + 1)
+    }
+
+    /// Decrements; runs `unmount` when the count reaches 0. Refuses when nothing is held.
+    pub fn release<F>(&self, id: &str, unmount: F) -> Result<u32, DriverError>
+    where
+        F: FnOnce() -> Result<(), DriverError>,
+    {
+        let _l = self.lock()?;
+        let n = self.read(id);
+        if n == 0 {
+            return Err(DriverError::NotMounted(id.to_string()));
+        }
+        if n == 1 {
+            unmount()?;
+        }
+        self.write(id, n - 1)?;
+        Ok(n - 1)
+    }
+
+    /// Forgets every count (after the driver unmounted everything).
+    pub fn reset(&self) -> Result<(), DriverError> {
+        let _l = self.lock()?;
+        for e in fs::read_dir(&self.dir).map_err(|e| DriverError::io("read", &self.dir, e))? {
+            let e = e.map_err(|e| DriverError::io("read", &self.dir, e))?;
+            if e.file_name() != ".lock" {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(())
+    }
+}

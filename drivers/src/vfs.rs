@@ -1,0 +1,273 @@
+//! The vfs driver: every layer is a full copy of its parent.
+//!
+//! Works on any filesystem. Copies are reflinks (FICLONE) where the filesystem has them
+//! (btrfs, xfs with reflink=1), else in-kernel `copy_file_range`; `vfs.reflink=false`
+//! turns reflinks off.
+
+use crate::driver::{Driver, DriverOptions, LayerKind};
+use crate::error::{check_id, DriverError};
+use crate::fsutil::{self, copy_tree, write_atomic, CopyOptions};
+use crate::refcount::MountRefs;
+use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+/// What vfs remembers about a layer besides its tree.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    parent: Option<String>,
+    rw: bool,
+}
+
+/// The vfs driver.
+#[derive(Debug)]
+pub struct Vfs {
+    home: PathBuf,
+    refs: MountRefs,
+    copy: CopyOptions,
+    reflink_asked: bool,
+}
+
+impl Vfs {
+    /// Opens (creating if needed) a vfs driver home, cleaning copies a crash left behind.
+    pub fn open(home: &Path, opts: &DriverOptions) -> Result<Vfs, DriverError> {
+        let mut reflink = true;
+        for (k, v) in opts.for_driver("vfs", &["reflink"])? {
+            if k == "reflink" {
+                reflink = DriverOptions::parse_bool("vfs.reflink", &v)?;
+            }
+        }
+        for sub in ["dir", "meta", "tmp"] {
+            let p = home.join(sub);
+            fs::create_dir_all(&p).map_err(|e| DriverError::io("create", p, e))?;
+        }
+        let vfs = Vfs {
+            home: home.to_path_buf(),
+            refs: MountRefs::new(&home.join("mounts"))?,
+            copy: CopyOptions::new(reflink),
+            reflink_asked: reflink,
+        };
+        vfs.clean_tmp()?;
+        Ok(vfs)
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.home.join("dir").join(id)
+    }
+
+    fn meta_path(&self, id: &str) -> PathBuf {
+        self.home.join("meta").join(format!("{id}.json"))
+    }
+
+    fn read_meta(&self, id: &str) -> Result<Meta, DriverError> {
+        let p = self.meta_path(id);
+        let data = fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                DriverError::NotFound(id.to_string())
+            } else {
+                DriverError::io("read", &p, e)
+            }
+        })?;
+        serde_json::from_slice(&data).map_err(|e| DriverError::io("parse", p, std::io::Error::other(e)))
+    }
+
+    /// Removes temporary trees of processes that no longer run (a crash mid-copy).
+    fn clean_tmp(&self) -> Result<(), DriverError> {
+        let tmp = self.home.join("tmp");
+        let rd = fs::read_dir(&tmp).map_err(|e| DriverError::io("read", &tmp, e))?;
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let pid = name.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                let tmpfd = fsutil::open_root(&tmp).map_err(|err| DriverError::io("open", &tmp, err))?;
+                fsutil::remove_all_at(tmpfd.as_fd(), &e.file_name())
+                    .map_err(|err| DriverError::io("remove", e.path(), err))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tmp_name(&self, id: &str) -> PathBuf {
+        self.home.join("tmp").join(format!("{id}.{}", std::process::id()))
+    }
+}
+
+impl Driver for Vfs {
+    fn name(&self) -> &'static str {
+        "vfs"
+    }
+
+    fn home(&self) -> &Path {
+        &self.home
+    }
+
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<(), DriverError> {
+        check_id(id)?;
+        if self.exists(id) {
+            return Err(DriverError::Exists(id.to_string()));
+        }
+        let tmp = self.tmp_name(id);
+        fs::create_dir(&tmp).map_err(|e| DriverError::io("create", &tmp, e))?;
+        let result = (|| {
+            match parent {
+                Some(p) => {
+                    check_id(p)?;
+                    if !self.exists(p) {
+                        return Err(DriverError::NotFound(p.to_string()));
+                    }
+                    copy_tree(&self.dir(p), &tmp, &self.copy)
+                        .map_err(|e| DriverError::io("copy layer", self.dir(p), e))?;
+                }
+                None => fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .map_err(|e| DriverError::io("chmod", &tmp, e))?,
+            }
+            let meta = Meta {
+                parent: parent.map(str::to_string),
+                rw: kind == LayerKind::ReadWrite,
+            };
+            let json = serde_json::to_vec(&meta).map_err(|e| DriverError::io("encode", self.meta_path(id), std::io::Error::other(e)))?;
+            write_atomic(&self.meta_path(id), &json).map_err(|e| DriverError::io("write", self.meta_path(id), e))?;
+            fs::rename(&tmp, self.dir(id)).map_err(|e| DriverError::io("rename", &tmp, e))?;
+            fsutil::fsync_dir(&self.home.join("dir")).map_err(|e| DriverError::io("fsync", self.home.join("dir"), e))
+        })();
+        if result.is_err() {
+            if let Ok(fd) = fsutil::open_root(&self.home.join("tmp")) {
+                let _ = fsutil::remove_all_at(fd.as_fd(), tmp.file_name().unwrap_or_default());
+            }
+        }
+        result
+    }
+
+    fn remove(&self, id: &str) -> Result<(), DriverError> {
+        check_id(id)?;
+        if !self.exists(id) {
+            return Err(DriverError::NotFound(id.to_string()));
+        }
+        let n = self.refs.count(id)?;
+        if n > 0 {
+            return Err(DriverError::InUse {
+                id: id.to_string(),
+                what: format!("mounted {n} time(s)"),
+            });
+        }
+        for other in self.list()? {
+            if other != id && self.parent(&other)?.as_deref() == Some(id) {
+                return Err(DriverError::InUse {
+                    id: id.to_string(),
+                    what: format!("parent of layer {other}"),
+                });
+            }
+        }
+        // Move the tree out of sight first, so a crash never leaves a half-deleted layer
+        // under its real name.
+        let tmp = self.tmp_name(id);
+        fs::rename(self.dir(id), &tmp).map_err(|e| DriverError::io("rename", self.dir(id), e))?;
+        let _ = fs::remove_file(self.meta_path(id));
+        let tmpdir = self.home.join("tmp");
+        let fd = fsutil::open_root(&tmpdir).map_err(|e| DriverError::io("open", &tmpdir, e))?;
+        fsutil::remove_all_at(fd.as_fd(), tmp.file_name().unwrap_or_default())
+            .map_err(|e| DriverError::io("remove", &tmp, e))
+    }
+
+    fn exists(&self, id: &str) -> bool {
+        check_id(id).is_ok() && self.dir(id).is_dir() && self.meta_path(id).is_file()
+    }
+
+    fn parent(&self, id: &str) -> Result<Option<String>, DriverError> {
+        Ok(self.read_meta(id)?.parent)
+    }
+
+    fn list(&self) -> Result<Vec<String>, DriverError> {
+        let d = self.home.join("dir");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&d).map_err(|e| DriverError::io("read", &d, e))? {
+            let e = e.map_err(|e| DriverError::io("read", &d, e))?;
+            if let Some(name) = e.file_name().to_str() {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn get(&self, id: &str) -> Result<PathBuf, DriverError> {
+        if !self.exists(id) {
+            return Err(DriverError::NotFound(id.to_string()));
+        }
+        self.refs.acquire(id, |_| Ok(()))?;
+        Ok(self.dir(id))
+    }
+
+    fn put(&self, id: &str) -> Result<(), DriverError> {
+        check_id(id)?;
+        self.refs.release(id, || Ok(()))?;
+        Ok(())
+    }
+
+    fn mount_count(&self, id: &str) -> Result<u32, DriverError> {
+        check_id(id)?;
+        self.refs.count(id)
+    }
+
+    fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError> {
+        if !self.exists(id) {
+            return Err(DriverError::NotFound(id.to_string()));
+        }
+        Ok(self.dir(id))
+    }
+
+    fn whiteout_format(&self) -> &dyn WhiteoutFormat {
+        &RemoveWhiteouts
+    }
+
+    fn diff_size(&self, id: &str) -> Result<u64, DriverError> {
+        let root = self.diff_dir(id)?;
+        tree_size(&root).map_err(|e| DriverError::io("measure", root, e))
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        let backing = fsutil::backing_fs(&self.home).unwrap_or("unknown");
+        let reflink = if !self.reflink_asked {
+            "off (vfs.reflink=false)".to_string()
+        } else if self.copy.reflink.load(Ordering::Relaxed) {
+            "on where the filesystem supports it".to_string()
+        } else {
+            format!("off ({backing} has no reflinks)")
+        };
+        vec![
+            ("Backing Filesystem".into(), backing.into()),
+            ("Reflinks".into(), reflink),
+            ("Layers".into(), self.list().map(|l| l.len()).unwrap_or(0).to_string()),
+        ]
+    }
+
+    fn cleanup(&self) -> Result<(), DriverError> {
+        self.refs.reset()
+    }
+}
+
+/// Bytes of regular files under `root`, counting each hardlinked inode once.
+pub fn tree_size(root: &Path) -> std::io::Result<u64> {
+    let mut seen = HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            let md = e.metadata()?;
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() && (md.nlink() == 1 || seen.insert((md.dev(), md.ino()))) {
+                total += md.size();
+            }
+        }
+    }
+    Ok(total)
+}

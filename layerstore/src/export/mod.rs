@@ -1,0 +1,84 @@
+//! Image export: `save` as a docker-archive (what `docker load` takes) or an OCI image
+//! layout (directory, or a tar of one when the path ends in `.tar`). Blobs are written
+//! exactly as stored, so digests survive a round trip; the output appears under its
+//! final name only once complete.
+
+mod docker;
+mod oci;
+
+use crate::error::{Result, StoreError};
+use crate::images::ImageRecord;
+use crate::store::Store;
+use std::path::Path;
+
+/// The archive formats `save` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Docker,
+    Oci,
+}
+
+/// An image to save with the names to write for it.
+pub(crate) struct Selected {
+    pub img: ImageRecord,
+    pub names: Vec<String>,
+}
+
+/// Saves `images` (references or ids) to `path`.
+pub fn save(store: &Store, images: &[String], path: &Path, format: Format) -> Result<()> {
+    if images.is_empty() {
+        return Err(StoreError::Format("save needs at least one image".into()));
+    }
+    let mut sel = Vec::new();
+    for r in images {
+        let img = store.resolve_image(r)?;
+        let names = match crate::refs::normalize(r) {
+            Ok(n) if store.refs.load()?.contains_key(&n) => vec![n],
+            _ => store.refs.of(&img.id)?,
+        };
+        sel.push(Selected { img, names });
+    }
+    match format {
+        Format::Docker => docker::save(store, &sel, path),
+        Format::Oci => oci::save(store, &sel, path),
+    }
+}
+
+/// A sibling temp name for `path`, renamed into place when complete.
+pub(crate) fn temp_beside(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Formats seconds since the epoch as RFC 3339 UTC (`2024-01-02T03:04:05Z`).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,26 @@
+//! Layer records, keyed by ChainID and independent of any driver, so changing drivers
+//! never loses a layer: each record names the blob it came from and, per driver, the
+//! cache id of its materialised copy.
+
+use crate::digest::Digest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the store knows about one layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    #[serde(default)]
+    pub parent: Option<Digest>,
+    /// The blob the layer was applied from and its media type.
+    pub blob: Digest,
+    pub media_type: String,
+    /// Uncompressed tar length (the size `docker save` writes for layer.tar).
+    pub tar_size: u64,
+    /// Bytes of file content in the layer.
+    pub size: u64,
+    /// driver name -> that driver's id for this layer.
+    #[serde(default)]
+    pub cache: BTreeMap<String, String>,
+}

@@ -1,0 +1,115 @@
+//! Image references: `name:tag` -> image id, kept in one atomically rewritten file.
+
+use crate::digest::Digest;
+use crate::error::{Result, StoreError};
+use drivers::fsutil::write_atomic;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+/// Splits and checks a reference the way Docker spells them: `name[:tag]`, with `latest`
+/// when no tag is given. `docker.io/library/` prefixes are dropped for display.
+pub fn normalize(reference: &str) -> Result<String> {
+    let bad = |why: &str| StoreError::BadReference(reference.to_string(), why.to_string());
+    if reference.contains('@') {
+        return Err(bad("digest references name an image, they cannot be tagged"));
+    }
+    let (name, tag) = match reference.rfind(':') {
+        Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
+        _ => (reference, "latest"),
+    };
+    let name = name
+        .strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name);
+    if name.is_empty() || name.len() > 255 {
+        return Err(bad("the name must be 1-255 characters"));
+    }
+    let name_ok = name.split('/').all(|c| {
+        !c.is_empty()
+            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(&b))
+            && !c.starts_with(['.', '_', '-'])
+    });
+    if !name_ok {
+        return Err(bad("names are lowercase letters, digits and . _ - separated by /"));
+    }
+    let tag_ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && !tag.starts_with(['.', '-']);
+    if !tag_ok {
+        return Err(bad("tags are up to 128 of [A-Za-z0-9_.-], not starting with . or -"));
+    }
+    Ok(format!("{name}:{tag}"))
+}
+
+/// Splits a normalized `name:tag`.
+pub fn split(reference: &str) -> (&str, &str) {
+    match reference.rfind(':') {
+        Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
+        _ => (reference, ""),
+    }
+}
+
+/// The reference table.
+#[derive(Debug, Clone)]
+pub struct Refs {
+    path: PathBuf,
+}
+
+impl Refs {
+    /// References stored at `path`.
+    pub fn new(path: PathBuf) -> Refs {
+        Refs { path }
+    }
+
+    /// All references.
+    pub fn load(&self) -> Result<BTreeMap<String, Digest>> {
+        match fs::read(&self.path) {
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| StoreError::json("refs.json", e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(StoreError::io("read", &self.path, e)),
+        }
+    }
+
+    /// Replaces all references.
+    pub fn save(&self, refs: &BTreeMap<String, Digest>) -> Result<()> {
+        let data = serde_json::to_vec_pretty(refs).map_err(|e| StoreError::json("refs.json", e))?;
+        write_atomic(&self.path, &data).map_err(|e| StoreError::io("write", &self.path, e))
+    }
+
+    /// Points `reference` (normalized) at `id`.
+    pub fn set(&self, reference: &str, id: &Digest) -> Result<()> {
+        let mut all = self.load()?;
+        all.insert(reference.to_string(), id.clone());
+        self.save(&all)
+    }
+
+    /// The references of image `id`.
+    pub fn of(&self, id: &Digest) -> Result<Vec<String>> {
+        Ok(self
+            .load()?
+            .into_iter()
+            .filter(|(_, v)| v == id)
+            .map(|(k, _)| k)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_docker() {
+        assert_eq!(normalize("busybox").unwrap(), "busybox:latest");
+        assert_eq!(normalize("docker.io/library/busybox:1").unwrap(), "busybox:1");
+        assert_eq!(normalize("localhost:5000/a/b").unwrap(), "localhost:5000/a/b:latest");
+        assert_eq!(normalize("localhost:5000/a/b:v2").unwrap(), "localhost:5000/a/b:v2");
+        assert!(normalize("Busybox").is_err());
+        assert!(normalize("a:").is_err());
+        assert!(normalize("a@sha256:00").is_err());
+        assert!(normalize("../x").is_err());
+    }
+}

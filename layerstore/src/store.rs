@@ -1,0 +1,527 @@
+//! The store: one data root, one active driver, and the records that tie them together.
+//!
+//! Layout: `blobs/sha256/<hex>`, `layers/<chain hex>.json`, `images/<config hex>.json`,
+//! `refs.json`, `containers/<id>.json`, `tmp/`, and one folder per driver. Metadata does not
+//! depend on the driver, so a driver change never loses an image.
+
+use crate::blobs::BlobStore;
+use crate::containers::ContainerRecord;
+use crate::digest::{chain_id, Digest};
+use crate::error::{Result, StoreError};
+use crate::images::ImageRecord;
+use crate::layers::LayerRecord;
+use crate::records::JsonDir;
+use crate::refs::{self, Refs};
+use crate::spec::ImageConfig;
+use crate::tarfs::apply_layer;
+use drivers::lock::FileLock;
+use drivers::{Driver, DriverOptions, LayerKind};
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    pub data_root: PathBuf,
+    /// The driver to use; `None` keeps the one the data root already uses, else auto-detects.
+    pub driver: Option<String>,
+    pub driver_opts: DriverOptions,
+    /// Take the lock shared (read-only commands) instead of exclusive.
+    pub read_only: bool,
+}
+
+/// An open store. Holds the data-root lock until dropped.
+pub struct Store {
+    pub root: PathBuf,
+    pub driver: Box<dyn Driver>,
+    pub blobs: BlobStore,
+    pub layers: JsonDir<LayerRecord>,
+    pub images: JsonDir<ImageRecord>,
+    pub containers: JsonDir<ContainerRecord>,
+    pub refs: Refs,
+    tmp: PathBuf,
+    _lock: FileLock,
+}
+
+/// Why each driver could or could not be used, for `info`.
+pub fn probe_drivers(data_root: &Path, opts: &DriverOptions) -> Vec<(String, std::result::Result<(), String>)> {
+    drivers::DRIVER_NAMES
+        .iter()
+        .map(|name| {
+            let home = data_root.join(name);
+            let existed = home.exists();
+            let r = drivers::open(name, &home, opts).map(|_| ()).map_err(|e| e.to_string());
+            if !existed {
+                let _ = fs::remove_dir_all(&home);
+            }
+            (name.to_string(), r)
+        })
+        .collect()
+}
+
+impl Store {
+    /// Opens (creating) the store at `opts.data_root`.
+    pub fn open(opts: &StoreOptions) -> Result<Store> {
+        let root = opts.data_root.clone();
+        fs::create_dir_all(&root).map_err(|e| StoreError::io("create data root", &root, e))?;
+        let lock_path = root.join("lock");
+        let lock = if opts.read_only {
+            FileLock::shared(&lock_path)
+        } else {
+            FileLock::exclusive(&lock_path)
+        }
+        .map_err(|e| StoreError::io("lock", &lock_path, e))?;
+        let tmp = root.join("tmp");
+        if !opts.read_only && tmp.exists() {
+            // We hold the exclusive lock: whatever is in tmp/ is a crashed command's.
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
+        let name = match &opts.driver {
+            Some(n) => n.clone(),
+            None => Self::detect_driver(&root, &opts.driver_opts)?,
+        };
+        let driver = drivers::open(&name, &root.join(&name), &opts.driver_opts)?;
+        Ok(Store {
+            blobs: BlobStore::new(root.join("blobs").join("sha256"), tmp.clone())?,
+            layers: JsonDir::new(root.join("layers"))?,
+            images: JsonDir::new(root.join("images"))?,
+            containers: JsonDir::new(root.join("containers"))?,
+            refs: Refs::new(root.join("refs.json")),
+            root,
+            driver,
+            tmp,
+            _lock: lock,
+        })
+    }
+
+    /// Keeps using the driver whose folder already holds layers; else the first that works.
+    fn detect_driver(root: &Path, opts: &DriverOptions) -> Result<String> {
+        let used: Vec<&str> = drivers::DRIVER_NAMES
+            .iter()
+            .copied()
+            .filter(|n| {
+                fs::read_dir(root.join(n).join("dir"))
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            })
+            .collect();
+        if used.len() == 1 {
+            return Ok(used[0].to_string());
+        }
+        if used.len() > 1 {
+            return Err(StoreError::Conflict(format!(
+                "the data root {} holds layers of several drivers ({}): choose one with --storage-driver",
+                root.display(),
+                used.join(", ")
+            )));
+        }
+        let mut reasons = Vec::new();
+        for (name, r) in probe_drivers(root, opts) {
+            match r {
+                Ok(()) => return Ok(name),
+                Err(e) => reasons.push(e),
+            }
+        }
+        Err(StoreError::Conflict(format!("no storage driver works here: {}", reasons.join("; "))))
+    }
+
+    /// A fresh directory under the store's temp area (same filesystem as the store).
+    pub fn temp_dir(&self) -> Result<PathBuf> {
+        let p = self.tmp.join(format!("work-{}", crate::random_id()));
+        fs::create_dir(&p).map_err(|e| StoreError::io("create", &p, e))?;
+        Ok(p)
+    }
+
+    // ---- images and references -------------------------------------------------------
+
+    /// Finds an image by `name[:tag]`, `name@sha256:<manifest digest>`, full or short id.
+    pub fn resolve_image(&self, reference: &str) -> Result<ImageRecord> {
+        let not_found = || StoreError::NoSuchImage(reference.to_string());
+        if let Some((_, digest)) = reference.split_once('@') {
+            let d: Digest = digest.parse()?;
+            for (_, img) in self.images.all()? {
+                if img.manifest == d || img.id == d {
+                    return Ok(img);
+                }
+            }
+            return Err(not_found());
+        }
+        if let Ok(d) = reference.parse::<Digest>() {
+            return self.images.get(d.hex())?.ok_or_else(not_found);
+        }
+        if let Ok(norm) = refs::normalize(reference) {
+            if let Some(id) = self.refs.load()?.get(&norm) {
+                return self.images.get(id.hex())?.ok_or_else(not_found);
+            }
+        }
+        let hexpart = reference.strip_prefix("sha256:").unwrap_or(reference);
+        if hexpart.len() >= 4 && hexpart.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<String> = self.images.keys()?.into_iter().filter(|k| k.starts_with(hexpart)).collect();
+            match hits.len() {
+                1 => return self.images.get(&hits[0])?.ok_or_else(not_found),
+                0 => {}
+                _ => {
+                    return Err(StoreError::Conflict(format!(
+                        "image id prefix {reference} is ambiguous: give more digits"
+                    )))
+                }
+            }
+        }
+        Err(not_found())
+    }
+
+    /// The parsed config of an image.
+    pub fn image_config(&self, img: &ImageRecord) -> Result<ImageConfig> {
+        let data = self.blobs.read(&img.id)?;
+        serde_json::from_slice(&data).map_err(|e| StoreError::json(format!("config {}", img.id), e))
+    }
+
+    /// Tags image `src` as `dst`.
+    pub fn tag(&self, src: &str, dst: &str) -> Result<()> {
+        let img = self.resolve_image(src)?;
+        let norm = refs::normalize(dst)?;
+        self.refs.set(&norm, &img.id)
+    }
+
+    /// Removes a reference, or an image with all its references. Refused while a container
+    /// uses the image unless `force`. Frees layers and blobs nothing uses any more.
+    /// Returns what was untagged and what was deleted, in Docker's words.
+    pub fn rmi(&self, reference: &str, force: bool) -> Result<Vec<String>> {
+        let img = self.resolve_image(reference)?;
+        let mut all = self.refs.load()?;
+        let tags: Vec<String> = all.iter().filter(|(_, v)| **v == img.id).map(|(k, _)| k.clone()).collect();
+        let mut out = Vec::new();
+        let by_name = refs::normalize(reference).ok().filter(|n| all.contains_key(n));
+        if let Some(name) = by_name {
+            if tags.len() > 1 && !force {
+                all.remove(&name);
+                self.refs.save(&all)?;
+                return Ok(vec![format!("Untagged: {name}")]);
+            }
+        }
+        let users: Vec<String> = self
+            .containers
+            .all()?
+            .into_iter()
+            .filter(|(_, c)| c.image == img.id)
+            .map(|(_, c)| c.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "image {} is used by container(s) {}: remove them first (strata rm)",
+                img.id.short(),
+                users.join(", ")
+            )));
+        }
+        for t in &tags {
+            all.remove(t);
+            out.push(format!("Untagged: {t}"));
+        }
+        self.refs.save(&all)?;
+        self.images.remove(img.id.hex())?;
+        out.push(format!("Deleted: {}", img.id));
+        self.gc()?;
+        Ok(out)
+    }
+
+    /// Removes layers and blobs that no image or container uses. Reference counts are
+    /// derived from the records each time, so a crash can never leave them wrong.
+    pub fn gc(&self) -> Result<(usize, usize)> {
+        let images = self.images.all()?;
+        let mut live_layers: HashSet<Digest> = HashSet::new();
+        let mut live_blobs: HashSet<Digest> = HashSet::new();
+        for (_, img) in &images {
+            live_layers.extend(img.layers.iter().cloned());
+            live_blobs.insert(img.id.clone());
+            live_blobs.insert(img.manifest.clone());
+        }
+        let mut live_cache: HashSet<String> = HashSet::new();
+        for (_, c) in self.containers.all()? {
+            live_cache.insert(c.layer.clone());
+            if let Some(img) = self.images.get(c.image.hex())? {
+                live_layers.extend(img.layers.iter().cloned());
+            }
+        }
+        let mut removed_layers = 0;
+        let mut records = self.layers.all()?;
+        for (_, l) in &records {
+            if live_layers.contains(&l.chain_id) {
+                live_blobs.insert(l.blob.clone());
+            }
+        }
+        // Children before parents: the longest chains first.
+        records.sort_by_key(|(_, l)| std::cmp::Reverse(self.chain_depth(l)));
+        for (key, l) in records {
+            if live_layers.contains(&l.chain_id) {
+                if let Some(id) = l.cache.get(self.driver.name()) {
+                    live_cache.insert(id.clone());
+                }
+                continue;
+            }
+            if let Some(id) = l.cache.get(self.driver.name()) {
+                if self.driver.exists(id) {
+                    self.driver.remove(id)?;
+                }
+            }
+            self.layers.remove(&key)?;
+            removed_layers += 1;
+        }
+        // Driver layers no record names: left by a crash between create and record.
+        for id in self.driver.list()? {
+            if !live_cache.contains(&id) && self.driver.mount_count(&id)? == 0 {
+                let _ = self.driver.remove(&id);
+            }
+        }
+        let mut removed_blobs = 0;
+        for d in self.blobs.list()? {
+            if !live_blobs.contains(&d) {
+                self.blobs.remove(&d)?;
+                removed_blobs += 1;
+            }
+        }
+        Ok((removed_layers, removed_blobs))
+    }
+
+    fn chain_depth(&self, l: &LayerRecord) -> usize {
+        let mut n = 0;
+        let mut cur = l.parent.clone();
+        while let Some(p) = cur {
+            n += 1;
+            cur = self.layers.get(p.hex()).ok().flatten().and_then(|r| r.parent);
+            if n > 10_000 {
+                break;
+            }
+        }
+        n
+    }
+
+    // ---- layers ----------------------------------------------------------------------
+
+    /// The record of layer `chain`.
+    pub fn layer(&self, chain: &Digest) -> Result<LayerRecord> {
+        self.layers
+            .get(chain.hex())?
+            .ok_or_else(|| StoreError::Format(format!("layer {chain} is not in the store: run `strata fsck`")))
+    }
+
+    /// The driver id of layer `chain`, materialising it (and its parents) in the active
+    /// driver from their blobs when this driver does not have it yet.
+    pub fn ensure_layer(&self, chain: &Digest) -> Result<String> {
+        let rec = self.layer(chain)?;
+        if let Some(id) = rec.cache.get(self.driver.name()) {
+            if self.driver.exists(id) {
+                return Ok(id.clone());
+            }
+        }
+        let parent_id = match &rec.parent {
+            Some(p) => Some(self.ensure_layer(p)?),
+            None => None,
+        };
+        let what = format!("layer {}", rec.chain_id);
+        let (id, _) = self.materialize(&rec.blob, &rec.diff_id, parent_id.as_deref(), &what)?;
+        let mut rec = rec;
+        rec.cache.insert(self.driver.name().to_string(), id.clone());
+        self.layers.put(rec.chain_id.hex(), &rec)?;
+        Ok(id)
+    }
+
+    /// Creates a driver layer on `parent` and applies `blob` into it, checking the DiffID.
+    /// On any failure the half-applied layer is removed, so it is never visible.
+    fn materialize(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        parent: Option<&str>,
+        what: &str,
+    ) -> Result<(String, crate::tarfs::ApplyResult)> {
+        let id = crate::random_id();
+        self.driver.create(&id, parent, LayerKind::ReadOnly)?;
+        let result = (|| {
+            let dir = self.driver.diff_dir(&id)?;
+            let f = self.blobs.open(blob)?;
+            let res = apply_layer(f, &dir, self.driver.whiteout_format())?;
+            if res.diff_id != *diff_id {
+                return Err(StoreError::DigestMismatch {
+                    what: format!("{what}: uncompressed content of blob {blob} (config rootfs.diff_ids)"),
+                    expected: diff_id.clone(),
+                    actual: res.diff_id,
+                });
+            }
+            Ok(res)
+        })();
+        match result {
+            Ok(res) => Ok((id, res)),
+            Err(e) => {
+                let _ = self.driver.remove(&id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Registers the layer `diff_id` on `parent` from blob `blob` (already stored),
+    /// applying it in the active driver. Returns the ChainID. Existing layers are reused.
+    pub fn add_layer(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        blob: &Digest,
+        media_type: &str,
+        what: &str,
+    ) -> Result<Digest> {
+        let chain = chain_id(parent, diff_id);
+        if let Some(rec) = self.layers.get(chain.hex())? {
+            if rec.cache.get(self.driver.name()).is_some_and(|id| self.driver.exists(id)) {
+                return Ok(chain);
+            }
+        }
+        let parent_id = match parent {
+            Some(p) => Some(self.ensure_layer(p)?),
+            None => None,
+        };
+        let (id, res) = self.materialize(blob, diff_id, parent_id.as_deref(), what)?;
+        let mut rec = self.layers.get(chain.hex())?.unwrap_or(LayerRecord {
+            chain_id: chain.clone(),
+            diff_id: diff_id.clone(),
+            parent: parent.cloned(),
+            blob: blob.clone(),
+            media_type: media_type.to_string(),
+            tar_size: res.tar_size,
+            size: res.data_size,
+            cache: Default::default(),
+        });
+        rec.cache.insert(self.driver.name().to_string(), id);
+        self.layers.put(chain.hex(), &rec)?;
+        Ok(chain)
+    }
+
+    /// Writes the image record and points `names` at it: the last step of any import, so a
+    /// crash before it leaves no half-loaded image visible.
+    pub fn register_image(&self, img: &ImageRecord, names: &[String]) -> Result<()> {
+        self.images.put(img.id.hex(), img)?;
+        if !names.is_empty() {
+            let mut all = self.refs.load()?;
+            for n in names {
+                all.insert(n.clone(), img.id.clone());
+            }
+            self.refs.save(&all)?;
+        }
+        Ok(())
+    }
+
+    // ---- containers ------------------------------------------------------------------
+
+    /// Finds a container by name, full id or unique id prefix.
+    pub fn resolve_container(&self, key: &str) -> Result<ContainerRecord> {
+        let all = self.containers.all()?;
+        if let Some((_, c)) = all.iter().find(|(_, c)| c.name == key || c.id == key) {
+            return Ok(c.clone());
+        }
+        let hits: Vec<&ContainerRecord> = all.iter().map(|(_, c)| c).filter(|c| c.id.starts_with(key)).collect();
+        match hits.len() {
+            1 if !key.is_empty() => Ok(hits[0].clone()),
+            n if n > 1 => Err(StoreError::Conflict(format!("container id prefix {key} is ambiguous"))),
+            _ => Err(StoreError::NoSuchContainer(key.to_string())),
+        }
+    }
+
+    /// Creates a container's read-write layer on an image.
+    pub fn create_container(&self, image: &str, name: Option<&str>) -> Result<ContainerRecord> {
+        let img = self.resolve_image(image)?;
+        let id = crate::random_id();
+        let name = match name {
+            Some(n) => {
+                let ok = !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                    && n.as_bytes()[0].is_ascii_alphanumeric();
+                if !ok {
+                    return Err(StoreError::Conflict(format!(
+                        "invalid container name {n:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+                    )));
+                }
+                n.to_string()
+            }
+            None => format!("strata_{}", &id[..12]),
+        };
+        if self.containers.all()?.iter().any(|(_, c)| c.name == name) {
+            return Err(StoreError::Conflict(format!(
+                "the container name {name:?} is already in use: remove that container or pick another name"
+            )));
+        }
+        let parent = match img.layers.last() {
+            Some(top) => Some(self.ensure_layer(top)?),
+            None => None,
+        };
+        self.driver.create(&id, parent.as_deref(), LayerKind::ReadWrite)?;
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name,
+            image: img.id.clone(),
+            image_ref: image.to_string(),
+            layer: id.clone(),
+            driver: self.driver.name().to_string(),
+            created: crate::now(),
+        };
+        if let Err(e) = self.containers.put(&id, &rec) {
+            let _ = self.driver.remove(&id);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// Mounts a container's rootfs and returns its path (one reference per call).
+    pub fn mount_container(&self, key: &str) -> Result<PathBuf> {
+        let c = self.resolve_container(key)?;
+        self.check_driver(&c)?;
+        Ok(self.driver.get(&c.layer)?)
+    }
+
+    /// Releases one mount reference of a container's rootfs.
+    pub fn umount_container(&self, key: &str) -> Result<()> {
+        let c = self.resolve_container(key)?;
+        self.check_driver(&c)?;
+        Ok(self.driver.put(&c.layer)?)
+    }
+
+    /// Removes a container and its read-write layer; refused while mounted unless `force`.
+    pub fn remove_container(&self, key: &str, force: bool) -> Result<ContainerRecord> {
+        let c = self.resolve_container(key)?;
+        self.check_driver(&c)?;
+        if self.driver.exists(&c.layer) {
+            let n = self.driver.mount_count(&c.layer)?;
+            if n > 0 {
+                if !force {
+                    return Err(StoreError::Conflict(format!(
+                        "container {} is mounted ({n}): `strata umount {}` first, or rm -f",
+                        c.name, c.name
+                    )));
+                }
+                for _ in 0..n {
+                    self.driver.put(&c.layer)?;
+                }
+            }
+            self.driver.remove(&c.layer)?;
+        }
+        self.containers.remove(&c.id)?;
+        Ok(c)
+    }
+
+    fn check_driver(&self, c: &ContainerRecord) -> Result<()> {
+        if c.driver != self.driver.name() {
+            return Err(StoreError::Conflict(format!(
+                "container {} lives in driver {} but the store is open with {}: use --storage-driver {} or `strata migrate`",
+                c.name,
+                c.driver,
+                self.driver.name(),
+                c.driver
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every image id a reference or container keeps alive, for listings.
+    pub fn image_names(&self) -> Result<BTreeSet<(String, Digest)>> {
+        Ok(self.refs.load()?.into_iter().collect())
+    }
+}

@@ -1,0 +1,18 @@
+//! The OCI layer tar format: applying a layer into a driver's directory, and writing a
+//! layer from a list of changes. This is the one place that knows tar and the OCI
+//! whiteout names; drivers only see the [`drivers::WhiteoutFormat`] hook.
+
+pub mod apply;
+pub mod entry_path;
+pub mod pax;
+pub mod write;
+
+pub use apply::{apply_layer, ApplyError, ApplyResult};
+pub use write::{write_layer, LayerTarWriter};
+
+/// Prefix of an OCI whiteout entry name.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// Name of the OCI opaque-directory marker.
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// Prefix of AUFS-internal names (`.wh..wh.plnk`, `.wh..wh.aufs`) that never reach a rootfs.
+pub const AUFS_META_PREFIX: &str = ".wh..wh.";

@@ -1,0 +1,223 @@
+//! Writes an OCI layer tar from a layer's changes: deterministic (path order, numeric
+//! owners, whole-second times), hardlinks kept as links, xattrs as PAX `SCHILY.xattr`,
+//! deletions as `.wh.NAME` whiteouts and opaque directories as `.wh..wh..opq`.
+
+use super::pax::record;
+use super::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+use drivers::fsutil::xattr;
+use drivers::{Change, ChangeKind};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use tar::{EntryType, Header};
+
+/// Writes a layer tar to `out` for `changes` of the tree at `root`; returns `out`.
+pub fn write_layer<W: Write>(root: &Path, changes: &[Change], out: W) -> io::Result<W> {
+    let mut w = LayerTarWriter::new(out);
+    let rootfd = drivers::fsutil::open_root(root)?;
+    for c in changes {
+        match c.kind {
+            ChangeKind::Deleted => w.whiteout(&c.path)?,
+            ChangeKind::Added | ChangeKind::Modified => w.entry(&rootfd, root, &c.path)?,
+        }
+    }
+    w.finish()
+}
+
+/// A streaming tar writer for layer entries.
+pub struct LayerTarWriter<W: Write> {
+    out: W,
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+const ZEROS: [u8; 1024] = [0; 1024];
+
+impl<W: Write> LayerTarWriter<W> {
+    /// Starts a layer tar on `out`.
+    pub fn new(out: W) -> Self {
+        LayerTarWriter {
+            out,
+            links: HashMap::new(),
+        }
+    }
+
+    /// Writes the end-of-archive marker and returns the sink.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(&ZEROS)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    /// A whiteout entry hiding `path` of the lower layers.
+    pub fn whiteout(&mut self, path: &Path) -> io::Result<()> {
+        let name = path.file_name().unwrap_or_default();
+        let mut wh = std::ffi::OsString::from(WHITEOUT_PREFIX);
+        wh.push(name);
+        let p = path.parent().unwrap_or(Path::new("")).join(wh);
+        self.marker(&p)
+    }
+
+    /// An opaque marker for directory `dir`.
+    pub fn opaque(&mut self, dir: &Path) -> io::Result<()> {
+        self.marker(&dir.join(OPAQUE_MARKER))
+    }
+
+    fn marker(&mut self, p: &Path) -> io::Result<()> {
+        let mut h = Header::new_ustar();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        self.header(h, p.as_os_str().as_bytes(), None, &[])
+    }
+
+    /// The entry at `rel` under `root` (whose open descriptor is `rootfd`).
+    pub fn entry(&mut self, rootfd: &std::os::fd::OwnedFd, root: &Path, rel: &Path) -> io::Result<()> {
+        let full = root.join(rel);
+        let md = fs::symlink_metadata(&full)?;
+        let ft = md.file_type();
+        let mut h = Header::new_ustar();
+        h.set_uid(md.uid() as u64);
+        h.set_gid(md.gid() as u64);
+        h.set_mode(md.mode() & 0o7777);
+        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_size(0);
+        let mut name = rel.as_os_str().as_bytes().to_vec();
+        let parent = drivers::fsutil::open_in_root(rootfd, rel.parent().unwrap_or(Path::new("")), drivers::fsutil::OpenMode::Dir)?;
+        let fname = rel.file_name().unwrap_or_default();
+        let xattrs = xattr::lget_all(std::os::fd::AsFd::as_fd(&parent), fname)?;
+        let mut link: Option<Vec<u8>> = None;
+        if !ft.is_dir() && md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            if let Some(first) = self.links.get(&key) {
+                h.set_entry_type(EntryType::Link);
+                let target = first.as_os_str().as_bytes().to_vec();
+                return self.header(h, &name, Some(&target), &[]);
+            }
+            self.links.insert(key, rel.to_path_buf());
+        }
+        if ft.is_dir() {
+            h.set_entry_type(EntryType::Directory);
+            name.push(b'/');
+        } else if ft.is_file() {
+            h.set_entry_type(EntryType::Regular);
+        } else if ft.is_symlink() {
+            h.set_entry_type(EntryType::Symlink);
+            link = Some(fs::read_link(&full)?.as_os_str().as_bytes().to_vec());
+        } else if ft.is_char_device() || ft.is_block_device() {
+            h.set_entry_type(if ft.is_char_device() { EntryType::Char } else { EntryType::Block });
+            let dev = md.rdev();
+            h.set_device_major(rustix::fs::major(dev))?;
+            h.set_device_minor(rustix::fs::minor(dev))?;
+        } else if ft.is_fifo() {
+            h.set_entry_type(EntryType::Fifo);
+        } else {
+            return Ok(()); // sockets are not part of images
+        }
+        if ft.is_file() {
+            let f = File::open(&full)?;
+            let size = f.metadata()?.len();
+            h.set_size(size);
+            self.header(h, &name, None, &xattrs)?;
+            let copied = io::copy(&mut io::Read::take(&f, size), &mut self.out)?;
+            if copied != size {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} shrank while being read", full.display())));
+            }
+            self.pad(size)
+        } else {
+            self.header(h, &name, link.as_deref(), &xattrs)
+        }
+    }
+
+    /// A regular file entry of an archive (not a layer): `size` bytes from `r`.
+    pub fn file(&mut self, name: &str, size: u64, r: &mut dyn io::Read) -> io::Result<()> {
+        let mut h = Header::new_ustar();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(size);
+        h.set_mtime(0);
+        self.header(h, name.as_bytes(), None, &[])?;
+        let copied = io::copy(&mut r.take(size), &mut self.out)?;
+        if copied != size {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{name}: source ended after {copied} of {size} bytes")));
+        }
+        self.pad(size)
+    }
+
+    /// A directory entry of an archive.
+    pub fn dir(&mut self, name: &str) -> io::Result<()> {
+        let mut h = Header::new_ustar();
+        h.set_entry_type(EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(0);
+        self.header(h, format!("{}/", name.trim_end_matches('/')).as_bytes(), None, &[])
+    }
+
+    fn pad(&mut self, size: u64) -> io::Result<()> {
+        let rem = (size % 512) as usize;
+        if rem != 0 {
+            self.out.write_all(&ZEROS[..512 - rem])?;
+        }
+        Ok(())
+    }
+
+    /// Writes `h` with `name` and `link`, preceded by a PAX header when the names are
+    /// too long for ustar or there are xattrs.
+    fn header(
+        &mut self,
+        mut h: Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        xattrs: &[(std::ffi::OsString, Vec<u8>)],
+    ) -> io::Result<()> {
+        let mut pax = Vec::new();
+        if name.len() > 100 {
+            pax.extend(record("path", name));
+        }
+        if let Some(l) = link {
+            if l.len() > 100 {
+                pax.extend(record("linkpath", l));
+            }
+        }
+        for (k, v) in xattrs {
+            let key = format!("SCHILY.xattr.{}", OsStr::to_string_lossy(k));
+            pax.extend(record(&key, v));
+        }
+        if !pax.is_empty() {
+            let mut ph = Header::new_ustar();
+            ph.set_entry_type(EntryType::XHeader);
+            ph.set_mode(0o644);
+            ph.set_size(pax.len() as u64);
+            let pname = format!("PaxHeaders/{}", String::from_utf8_lossy(&name[..name.len().min(80)]));
+            set_name_bytes(&mut ph, pname.as_bytes());
+            ph.set_cksum();
+            self.out.write_all(ph.as_bytes())?;
+            self.out.write_all(&pax)?;
+            self.pad(pax.len() as u64)?;
+        }
+        set_name_bytes(&mut h, name);
+        if let Some(l) = link {
+            let field = &mut h.as_old_mut().linkname;
+            let n = l.len().min(100);
+            field.fill(0);
+            field[..n].copy_from_slice(&l[..n]);
+        }
+        h.set_cksum();
+        self.out.write_all(h.as_bytes())
+    }
+}
+
+/// Writes up to 100 bytes of `name` into the header's name field (PAX carries the rest).
+fn set_name_bytes(h: &mut Header, name: &[u8]) {
+    let field = &mut h.as_old_mut().name;
+    field.fill(0);
+    let n = name.len().min(100);
+    field[..n].copy_from_slice(&name[..n]);
+}
