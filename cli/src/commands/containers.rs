@@ -1,0 +1,134 @@
+//! Container storage verbs: create, mount, umount, rm, ps, diff.
+
+use super::{print_json, Context, OutFormat};
+use crate::output::{ago, print_table, table};
+use anyhow::{Context as _, Result};
+use clap::Args;
+use layerstore::containers::ContainerRecord;
+use layerstore::Store;
+use serde_json::json;
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Name of the container.
+    #[arg(long)]
+    name: Option<String>,
+    /// The image to create it from.
+    image: String,
+}
+
+pub fn create(ctx: &Context, a: CreateArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let c = store
+        .create_container(&a.image, a.name.as_deref())
+        .with_context(|| format!("create {}", a.image))?;
+    println!("{}", c.id);
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct NameArg {
+    /// Container name or id.
+    container: String,
+}
+
+pub fn mount(ctx: &Context, a: NameArg) -> Result<i32> {
+    let store = ctx.store()?;
+    let p = store.mount_container(&a.container).with_context(|| format!("mount {}", a.container))?;
+    println!("{}", p.display());
+    Ok(0)
+}
+
+pub fn umount(ctx: &Context, a: NameArg) -> Result<i32> {
+    let store = ctx.store()?;
+    store.umount_container(&a.container).with_context(|| format!("umount {}", a.container))?;
+    println!("{}", a.container);
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Remove even if mounted.
+    #[arg(short, long)]
+    force: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn rm(ctx: &Context, a: RmArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let mut failed = false;
+    for c in &a.containers {
+        match store.remove_container(c, a.force) {
+            Ok(_) => println!("{c}"),
+            Err(e) => {
+                eprintln!("strata: rm {c}: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 125 } else { 0 })
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// All containers (every container is listed; none runs without the run path).
+    #[arg(short, long)]
+    all: bool,
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutFormat,
+}
+
+/// The JSON `inspect` prints for a container.
+pub fn container_json(store: &Store, c: &ContainerRecord) -> Result<serde_json::Value> {
+    let mounted = if c.driver == store.driver.name() && store.driver.exists(&c.layer) {
+        store.driver.mount_count(&c.layer)?
+    } else {
+        0
+    };
+    Ok(json!({
+        "Id": c.id,
+        "Name": c.name,
+        "Image": c.image.to_string(),
+        "Config": {"Image": c.image_ref},
+        "Created": layerstore::export::rfc3339(c.created),
+        "State": {"Status": "created"},
+        "GraphDriver": {"Name": c.driver, "Data": {"Layer": c.layer, "Mounts": mounted}},
+    }))
+}
+
+pub fn ps(ctx: &Context, a: PsArgs) -> Result<i32> {
+    let store = ctx.store_ro()?;
+    let mut all: Vec<ContainerRecord> = store.containers.all()?.into_iter().map(|(_, c)| c).collect();
+    all.sort_by_key(|c| std::cmp::Reverse(c.created));
+    if !a.all {
+        // Without the run path no container is running; `ps -a` lists created ones.
+        all.clear();
+    }
+    if a.format == OutFormat::Json {
+        let v: Vec<_> = all.iter().map(|c| container_json(&store, c)).collect::<Result<_>>()?;
+        return print_json(&json!(v)).map(|_| 0);
+    }
+    if a.quiet {
+        all.iter().for_each(|c| println!("{}", &c.id[..12]));
+        return Ok(0);
+    }
+    let mut t = table(&["CONTAINER ID", "IMAGE", "CREATED", "STATUS", "NAMES"]);
+    for c in &all {
+        t.add_row(vec![c.id[..12].to_string(), c.image_ref.clone(), ago(c.created), "Created".into(), c.name.clone()]);
+    }
+    print_table(&t);
+    Ok(0)
+}
+
+pub fn diff(ctx: &Context, a: NameArg) -> Result<i32> {
+    let store = ctx.store()?;
+    let c = store.resolve_container(&a.container).with_context(|| format!("diff {}", a.container))?;
+    let changes = store.driver.changes(&c.layer).with_context(|| format!("diff {}", a.container))?;
+    for ch in changes {
+        println!("{} /{}", ch.kind.letter(), ch.path.display());
+    }
+    Ok(0)
+}

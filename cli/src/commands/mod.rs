@@ -1,0 +1,138 @@
+//! The verbs of `../shared/design/cli.md`, each a thin layer over the library crates.
+
+mod containers;
+mod images;
+mod storage;
+
+use crate::config;
+use crate::Cli;
+use anyhow::{Context as _, Result};
+use clap::Subcommand;
+use drivers::DriverOptions;
+use layerstore::{Store, StoreOptions};
+use std::path::PathBuf;
+
+/// Every command.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load images from a docker-archive, OCI archive or OCI layout directory.
+    Load(images::LoadArgs),
+    /// Save images as a docker-archive or OCI layout.
+    Save(images::SaveArgs),
+    /// Import a rootfs tarball as a one-layer image.
+    Import(images::ImportArgs),
+    /// List images.
+    Images(images::ImagesArgs),
+    /// Give an image another name.
+    Tag(images::TagArgs),
+    /// Remove images.
+    Rmi(images::RmiArgs),
+    /// Show an image's layers and how they were made.
+    History(images::HistoryArgs),
+    /// Show images or containers as JSON.
+    Inspect(images::InspectArgs),
+    /// Create a container (its read-write layer) from an image.
+    Create(containers::CreateArgs),
+    /// Mount a container's rootfs and print its path.
+    Mount(containers::NameArg),
+    /// Release a mount taken by `mount`.
+    Umount(containers::NameArg),
+    /// Remove containers.
+    Rm(containers::RmArgs),
+    /// List containers.
+    Ps(containers::PsArgs),
+    /// List what a container changed (A added, C changed, D deleted).
+    Diff(containers::NameArg),
+    /// Show the storage driver, backing filesystem and every driver's support here.
+    Info(storage::InfoArgs),
+    /// Verify every blob, layer, image and container.
+    Fsck(storage::FsckArgs),
+    /// Disk usage and cleanup.
+    System {
+        #[command(subcommand)]
+        cmd: storage::SystemCmd,
+    },
+}
+
+/// Settings every command shares: the data root and driver choice.
+pub struct Context {
+    pub data_root: PathBuf,
+    pub driver: Option<String>,
+    pub driver_opts: DriverOptions,
+}
+
+impl Context {
+    /// Combines flags with the config file (flags win).
+    pub fn new(cli: &Cli) -> Result<Context> {
+        let file = config::read(cli.config.as_deref())?;
+        let data_root = cli
+            .data_root
+            .clone()
+            .or(file.data_root)
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_ROOT));
+        let driver = cli.storage_driver.clone().or(file.storage_driver);
+        let mut opts = file.storage_opts;
+        opts.extend(cli.storage_opt.iter().cloned());
+        Ok(Context {
+            data_root,
+            driver,
+            driver_opts: DriverOptions::parse(&opts)?,
+        })
+    }
+
+    fn open(&self, read_only: bool) -> Result<Store> {
+        Store::open(&StoreOptions {
+            data_root: self.data_root.clone(),
+            driver: self.driver.clone(),
+            driver_opts: self.driver_opts.clone(),
+            read_only,
+        })
+        .with_context(|| format!("opening the store at {}", self.data_root.display()))
+    }
+
+    /// The store, locked exclusively (for commands that change it).
+    pub fn store(&self) -> Result<Store> {
+        self.open(false)
+    }
+
+    /// The store, locked shared (for commands that only read).
+    pub fn store_ro(&self) -> Result<Store> {
+        self.open(true)
+    }
+}
+
+/// Runs one command; returns the exit status.
+pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Load(a) => images::load(ctx, a),
+        Command::Save(a) => images::save(ctx, a),
+        Command::Import(a) => images::import(ctx, a),
+        Command::Images(a) => images::images(ctx, a),
+        Command::Tag(a) => images::tag(ctx, a),
+        Command::Rmi(a) => images::rmi(ctx, a),
+        Command::History(a) => images::history(ctx, a),
+        Command::Inspect(a) => images::inspect(ctx, a),
+        Command::Create(a) => containers::create(ctx, a),
+        Command::Mount(a) => containers::mount(ctx, a),
+        Command::Umount(a) => containers::umount(ctx, a),
+        Command::Rm(a) => containers::rm(ctx, a),
+        Command::Ps(a) => containers::ps(ctx, a),
+        Command::Diff(a) => containers::diff(ctx, a),
+        Command::Info(a) => storage::info(ctx, a),
+        Command::Fsck(a) => storage::fsck(ctx, a),
+        Command::System { cmd } => storage::system(ctx, cmd),
+    }
+}
+
+/// `--format json` or a table.
+#[derive(clap::ValueEnum, Clone, Debug, PartialEq, Eq)]
+pub enum OutFormat {
+    Table,
+    Json,
+}
+
+/// Prints a JSON document.
+pub fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
