@@ -134,6 +134,10 @@ pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
         }
         let (layers, blobs) = store.gc()?;
         r.repaired.push(format!("freed {layers} layer(s) and {blobs} blob(s)"));
+        // What was found is now history; what is still wrong after the repair is reported.
+        let after = fsck(store, false)?;
+        r.notes.extend(r.problems.drain(..).map(|p| format!("fixed: {p}")));
+        r.problems = after.problems;
     }
     Ok(r)
 }

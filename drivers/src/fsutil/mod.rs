@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod backing;
 pub mod copy;
+pub mod manifest;
 pub mod resolve;
 pub mod tree;
 pub mod xattr;
@@ -13,5 +14,6 @@ pub mod xattr;
 pub use atomic::{fsync_dir, write_atomic};
 pub use backing::backing_fs;
 pub use copy::{copy_tree, CopyOptions};
+pub use manifest::tree_manifest;
 pub use resolve::{open_in_root, open_root, OpenMode};
 pub use tree::{clear_dir_at, remove_all_at};

@@ -2,10 +2,7 @@
 //! builder (an implementation independent of strata's own writer) and comparing trees.
 #![allow(dead_code)]
 
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
-use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use tar::{Builder, EntryType, Header};
 
@@ -87,48 +84,5 @@ impl TarBuilder {
 
 /// Everything that must survive a layer round trip, per path.
 pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
-    walk(root, root, &mut out, &mut inodes);
-    out
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>, inodes: &mut BTreeMap<(u64, u64), String>) {
-    let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    names.sort();
-    for p in names {
-        let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-        let md = fs::symlink_metadata(&p).unwrap();
-        let ft = md.file_type();
-        let mut desc = format!("mode={:o} uid={} gid={}", md.mode(), md.uid(), md.gid());
-        if !ft.is_dir() {
-            desc += &format!(" mtime={}", md.mtime());
-        }
-        if ft.is_file() {
-            let data = fs::read(&p).unwrap();
-            desc += &format!(" sha={}", hex::encode(Sha256::digest(&data)));
-            if md.nlink() > 1 {
-                let key = (md.dev(), md.ino());
-                let first = inodes.entry(key).or_insert_with(|| rel.clone()).clone();
-                desc += &format!(" link-group={first}");
-            }
-        } else if ft.is_symlink() {
-            desc += &format!(" -> {}", fs::read_link(&p).unwrap().display());
-        } else if ft.is_char_device() || ft.is_block_device() {
-            desc += &format!(" rdev={}", md.rdev());
-        }
-        if let Ok(list) = xattr_list(&p) {
-            desc += &format!(" xattrs={list:?}");
-        }
-        out.insert(rel, desc);
-        if ft.is_dir() {
-            walk(root, &p, out, inodes);
-        }
-    }
-}
-
-fn xattr_list(p: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let dir = drivers::fsutil::open_root(p.parent().unwrap())?;
-    let v = drivers::fsutil::xattr::lget_all(std::os::fd::AsFd::as_fd(&dir), p.file_name().unwrap())?;
-    Ok(v.into_iter().map(|(k, v)| (k.to_string_lossy().to_string(), v)).collect())
+    drivers::fsutil::tree_manifest(root).unwrap()
 }

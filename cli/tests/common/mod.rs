@@ -1,0 +1,110 @@
+//! Runs the real `strata` binary against a temporary data root.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A data root of its own for one test.
+pub struct Strata {
+    pub dir: tempfile::TempDir,
+}
+
+/// The project's `fixtures/` folder.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join(rel)
+}
+
+impl Strata {
+    pub fn new() -> Strata {
+        Strata {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--data-root").arg(self.root()).arg("--config").arg(self.dir.path().join("none.json"));
+        c.args(args);
+        c
+    }
+
+    /// Runs and returns the raw output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--data-root").arg(self.root());
+        c.args(args);
+        c.output().unwrap()
+    }
+
+    /// Runs, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "strata {args:?} failed ({:?}):\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Runs, asserts exit status `code`, returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "strata {args:?}: expected exit {code}:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stderr).unwrap()
+    }
+
+    pub fn load(&self, rel: &str) -> String {
+        self.ok(&["load", "-i", fixture(rel).to_str().unwrap()])
+    }
+
+    /// Creates a container from `image` and mounts it; returns (name, rootfs).
+    pub fn mounted(&self, image: &str, name: &str) -> PathBuf {
+        self.ok(&["create", "--name", name, image]);
+        PathBuf::from(self.ok(&["mount", name]).trim())
+    }
+
+    /// Whether the store is in a state `fsck` accepts.
+    pub fn assert_fsck_ok(&self) {
+        let out = self.ok(&["fsck"]);
+        assert!(out.contains(": ok"), "{out}");
+    }
+
+    pub fn images_json(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["images", "--format", "json"])).unwrap()
+    }
+}
+
+/// A peer tool the compatibility tests need; the README's test command installs them.
+pub fn require_tool(name: &str) -> PathBuf {
+    let out = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name} is not installed: run the README's test command (scripts/test.sh), which installs it"
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Runs a command, asserting success, returning stdout.
+pub fn sh(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
