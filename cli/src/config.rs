@@ -29,11 +29,13 @@ pub fn read(path: Option<&Path>) -> Result<FileConfig> {
     };
     let data = match std::fs::read(&p) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(FileConfig::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(FileConfig::default())
+        }
         Err(e) => return Err(e).with_context(|| format!("reading config {}", p.display())),
     };
-    let cfg: FileConfig =
-        serde_json::from_slice(&data).with_context(|| format!("config {} is invalid", p.display()))?;
+    let cfg: FileConfig = serde_json::from_slice(&data)
+        .with_context(|| format!("config {} is invalid", p.display()))?;
     if let Some(d) = &cfg.storage_driver {
         if !drivers::DRIVER_NAMES.contains(&d.as_str()) {
             bail!(
@@ -45,7 +47,11 @@ pub fn read(path: Option<&Path>) -> Result<FileConfig> {
     }
     if let Some(root) = &cfg.data_root {
         if !root.is_absolute() {
-            bail!("config {}: data-root {:?} must be an absolute path", p.display(), root);
+            bail!(
+                "config {}: data-root {:?} must be an absolute path",
+                p.display(),
+                root
+            );
         }
     }
     Ok(cfg)

@@ -53,9 +53,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<i32> {
     if !["error", "warn", "info", "debug", "trace"].contains(&cli.log_level.as_str()) {
-        anyhow::bail!("invalid --log-level {:?}: use error, warn, info, debug or trace", cli.log_level);
+        anyhow::bail!(
+            "invalid --log-level {:?}: use error, warn, info, debug or trace",
+            cli.log_level
+        );
     }
     let ctx = commands::Context::new(&cli)?;
     commands::dispatch(&ctx, cli.command)
 }
-

@@ -12,18 +12,28 @@ use std::process::Command;
 fn layout_copy(s: &Strata) -> PathBuf {
     let work = s.dir.path().join("work");
     fs::create_dir_all(&work).unwrap();
-    sh(Command::new("tar").arg("-xf").arg(fixture("images/busybox-wh.oci.tar")).arg("-C").arg(&work));
+    sh(Command::new("tar")
+        .arg("-xf")
+        .arg(fixture("images/busybox-wh.oci.tar"))
+        .arg("-C")
+        .arg(&work));
     work.join("busybox-wh.oci")
 }
 
 fn largest_blob(layout: &Path) -> PathBuf {
-    let mut blobs: Vec<_> = fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut blobs: Vec<_> = fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     blobs.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
     blobs[0].clone()
 }
 
 fn assert_nothing_loaded(s: &Strata) {
-    assert!(s.images_json().is_empty(), "a failed load must not list an image");
+    assert!(
+        s.images_json().is_empty(),
+        "a failed load must not list an image"
+    );
     s.assert_fsck_ok();
 }
 
@@ -45,7 +55,12 @@ fn corrupted_layer_blob_names_both_digests() {
     let err = s.fails(&["load", "-i", layout.to_str().unwrap()], 125);
     let line = one_line(&err);
     let name = blob.file_name().unwrap().to_string_lossy().to_string();
-    assert!(line.contains("digest mismatch") && line.contains(&name) && line.matches("sha256:").count() >= 2, "{line}");
+    assert!(
+        line.contains("digest mismatch")
+            && line.contains(&name)
+            && line.matches("sha256:").count() >= 2,
+        "{line}"
+    );
     assert_nothing_loaded(&s);
 }
 
@@ -77,15 +92,23 @@ fn missing_blob_invalid_json_and_media_type() {
     let layout = layout_copy(&t);
     fs::write(layout.join("index.json"), b"{not json").unwrap();
     let err = t.fails(&["load", "-i", layout.to_str().unwrap()], 125);
-    assert!(one_line(&err).contains("invalid JSON in index.json"), "{err}");
+    assert!(
+        one_line(&err).contains("invalid JSON in index.json"),
+        "{err}"
+    );
     assert_nothing_loaded(&t);
 
     // A manifest whose layer type is not an image layer (its digest is then rewritten so
     // only the media type is wrong).
     let u = Strata::new();
     let layout = layout_copy(&u);
-    let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let mdigest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
     let mpath = layout.join("blobs/sha256").join(&mdigest);
     let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
     m["layers"][0]["mediaType"] = "application/vnd.example.not-a-layer".into();
@@ -95,7 +118,11 @@ fn missing_blob_invalid_json_and_media_type() {
     let mut index = index;
     index["manifests"][0]["digest"] = format!("sha256:{hex}").into();
     index["manifests"][0]["size"] = bytes.len().into();
-    fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
     let err = u.fails(&["load", "-i", layout.to_str().unwrap()], 125);
     assert!(one_line(&err).contains("unsupported media type"), "{err}");
     assert_nothing_loaded(&u);
@@ -133,7 +160,10 @@ fn fixtures_that_must_be_refused() {
         ("archives/gcr-null_manifest.tar", "not an image archive"),
         // Its config was edited after Docker wrote it: the name says one digest, the
         // content hashes to another.
-        ("archives/gcr-source_image_with_empty_layer_history.tar", "digest mismatch"),
+        (
+            "archives/gcr-source_image_with_empty_layer_history.tar",
+            "digest mismatch",
+        ),
     ] {
         let err = s.fails(&["load", "-i", fixture(f).to_str().unwrap()], 125);
         assert!(one_line(&err).contains(want), "{f}: {err}");
@@ -169,7 +199,10 @@ fn interrupted_load_leaves_a_store_fsck_passes() {
     let src = fixture("archives/dive-test-docker-image.tar");
     for delay_ms in [5u64, 20, 60] {
         let s = Strata::new();
-        let mut child = s.cmd(&["load", "-i", src.to_str().unwrap()]).spawn().unwrap();
+        let mut child = s
+            .cmd(&["load", "-i", src.to_str().unwrap()])
+            .spawn()
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill();
         let _ = child.wait();

@@ -30,11 +30,18 @@ fn umoci_unpacks_the_same_rootfs_strata_mounts() {
     let b = drivers::fsutil::tree_manifest(&ours).unwrap();
     let only_a: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).collect();
     let only_b: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
-    assert!(only_a.is_empty() && only_b.is_empty(), "umoci only: {only_a:?}\nstrata only: {only_b:?}");
+    assert!(
+        only_a.is_empty() && only_b.is_empty(),
+        "umoci only: {only_a:?}\nstrata only: {only_b:?}"
+    );
     for (k, v) in &a {
         assert_eq!(v, &b[k], "{k} differs (umoci vs strata)");
     }
-    assert!(a.len() > 280, "the whole busybox tree was compared ({} entries)", a.len());
+    assert!(
+        a.len() > 280,
+        "the whole busybox tree was compared ({} entries)",
+        a.len()
+    );
 }
 
 #[test]
@@ -45,12 +52,23 @@ fn skopeo_reads_strata_archives_and_layouts() {
     let d = s.dir.path();
     let arch = d.join("bb.tar");
     s.ok(&["save", "-o", arch.to_str().unwrap(), "busybox-wh:1"]);
-    let out = sh(Command::new(&skopeo).arg("inspect").arg(format!("docker-archive:{}", arch.display())));
+    let out = sh(Command::new(&skopeo)
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", arch.display())));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 7, "{out}");
     let layout = d.join("bb-oci");
-    s.ok(&["save", "--format", "oci", "-o", layout.to_str().unwrap(), "busybox-wh:1"]);
-    let out = sh(Command::new(&skopeo).arg("inspect").arg(format!("oci:{}:1", layout.display())));
+    s.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        layout.to_str().unwrap(),
+        "busybox-wh:1",
+    ]);
+    let out = sh(Command::new(&skopeo)
+        .arg("inspect")
+        .arg(format!("oci:{}:1", layout.display())));
     let w: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(w["Layers"], v["Layers"], "same layer digests in both forms");
     // skopeo copies our layout into its own docker-archive; we load that back.
@@ -58,11 +76,18 @@ fn skopeo_reads_strata_archives_and_layouts() {
     sh(Command::new(&skopeo)
         .arg("copy")
         .arg(format!("oci:{}:1", layout.display()))
-        .arg(format!("docker-archive:{}:busybox-wh:copied", back.display())));
+        .arg(format!(
+            "docker-archive:{}:busybox-wh:copied",
+            back.display()
+        )));
     let t = Strata::new();
     t.ok(&["load", "-i", back.to_str().unwrap()]);
     let imgs = t.images_json();
-    assert_eq!(imgs[0]["Id"], s.images_json()[0]["Id"], "the image id survives skopeo copy");
+    assert_eq!(
+        imgs[0]["Id"],
+        s.images_json()[0]["Id"],
+        "the image id survives skopeo copy"
+    );
 }
 
 #[test]
@@ -73,12 +98,18 @@ fn strata_loads_what_skopeo_writes() {
     let layout = d.join("from-skopeo");
     sh(Command::new(&skopeo)
         .arg("copy")
-        .arg(format!("docker-archive:{}", fixture("images/busybox-wh.docker.tar").display()))
+        .arg(format!(
+            "docker-archive:{}",
+            fixture("images/busybox-wh.docker.tar").display()
+        ))
         .arg(format!("oci:{}:v9", layout.display())));
     s.ok(&["load", "-i", layout.to_str().unwrap()]);
     let imgs = s.images_json();
     assert_eq!(imgs[0]["RepoTags"][0], "from-skopeo:v9");
     let r = s.mounted("from-skopeo:v9", "c");
     assert!(!r.join("data/gone").exists());
-    assert_eq!(std::fs::read_to_string(r.join("data/keep/k4")).unwrap(), "keep 4\nchanged\n");
+    assert_eq!(
+        std::fs::read_to_string(r.join("data/keep/k4")).unwrap(),
+        "keep 4\nchanged\n"
+    );
 }

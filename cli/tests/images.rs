@@ -16,24 +16,41 @@ fn assert_busybox_wh_tree(r: &Path) {
     keep.sort();
     assert_eq!(keep, ["hard-dst", "hard-src", "k1", "k4", "k5"]);
     let md = |p: &str| fs::symlink_metadata(r.join(p)).unwrap();
-    assert_eq!(md("data/keep/hard-src").ino(), md("data/keep/hard-dst").ino(), "hardlink pair");
+    assert_eq!(
+        md("data/keep/hard-src").ino(),
+        md("data/keep/hard-dst").ino(),
+        "hardlink pair"
+    );
     assert_eq!(md("data/keep/k1").mode() & 0o7777, 0o640);
-    assert_eq!(fs::read_to_string(r.join("data/keep/k4")).unwrap(), "keep 4\nchanged\n");
-    let replace: Vec<_> = fs::read_dir(r.join("data/replace")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(
+        fs::read_to_string(r.join("data/keep/k4")).unwrap(),
+        "keep 4\nchanged\n"
+    );
+    let replace: Vec<_> = fs::read_dir(r.join("data/replace"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(replace, ["only-new"]);
     assert!(!r.join("data/gone").exists());
     assert!(fs::symlink_metadata(r.join("bin/vi")).is_err());
     assert!(fs::symlink_metadata(r.join("usr/bin/wget")).is_err());
     assert_eq!(md("tmp").mode() & 0o7777, 0o1777);
-    assert_eq!(fs::read_link(r.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
+    assert_eq!(
+        fs::read_link(r.join("bin/sh")).unwrap(),
+        Path::new("/bin/busybox")
+    );
     assert!(md("bin/busybox").len() > 500_000);
 }
 
 #[test]
 fn busybox_wh_in_every_archive_form_gives_the_expected_tree() {
-    for (i, f) in ["images/busybox-wh.docker.tar", "images/busybox-wh.docker.tar.gz", "images/busybox-wh.oci.tar"]
-        .iter()
-        .enumerate()
+    for (i, f) in [
+        "images/busybox-wh.docker.tar",
+        "images/busybox-wh.docker.tar.gz",
+        "images/busybox-wh.oci.tar",
+    ]
+    .iter()
+    .enumerate()
     {
         let s = Strata::new();
         let out = s.load(f);
@@ -50,9 +67,16 @@ fn docker_archive_ids_match_docker() {
     s.load("images/busybox-wh.docker.tar");
     let imgs = s.images_json();
     // The id Docker gave this image (../shared/images/README.md).
-    assert!(imgs[0]["Id"].as_str().unwrap().starts_with("sha256:5837ceff625e"), "{imgs:?}");
+    assert!(
+        imgs[0]["Id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:5837ceff625e"),
+        "{imgs:?}"
+    );
     assert_eq!(imgs[0]["Layers"], 7);
-    let inspect: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "busybox-wh:1"])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&s.ok(&["inspect", "busybox-wh:1"])).unwrap();
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 7);
     let hist = s.ok(&["history", "busybox-wh:1"]);
     assert!(hist.contains("echo changed >> /data/keep/k4"), "{hist}");
@@ -88,7 +112,10 @@ fn directory_whited_out_then_recreated() {
     let r = s.mounted("bazel/pkg/v1/mutate:whiteout_image", "w");
     assert!(!r.join("foo.txt").exists());
     let o = s.mounted("bazel/pkg/v1/mutate:overwritten_file", "o");
-    let entries: Vec<_> = fs::read_dir(&o).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries: Vec<_> = fs::read_dir(&o)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(!entries.is_empty());
     s.assert_fsck_ok();
 }
@@ -100,9 +127,18 @@ fn oci_layouts_compressed_every_way_and_platform_choice() {
         let f = fixture(&format!("archives/dive-test-oci-{c}-image.tar"));
         // The image is arm64 only: the default linux/amd64 is refused with the choices.
         let err = s.fails(&["load", "-i", f.to_str().unwrap()], 125);
-        assert!(err.contains("linux/arm64") && err.contains("--platform"), "{err}");
+        assert!(
+            err.contains("linux/arm64") && err.contains("--platform"),
+            "{err}"
+        );
         assert!(s.images_json().is_empty());
-        s.ok(&["load", "--platform", "linux/arm64", "-i", f.to_str().unwrap()]);
+        s.ok(&[
+            "load",
+            "--platform",
+            "linux/arm64",
+            "-i",
+            f.to_str().unwrap(),
+        ]);
         assert_eq!(s.images_json().len(), 1, "{c}");
         s.assert_fsck_ok();
     }
@@ -114,14 +150,19 @@ fn docker25_hybrid_bundles_links_and_gzipped_archives() {
     let out = s.load("archives/gcr-hello-world-v25.tar");
     assert!(out.contains("sha256:ee301c921b8a"), "{out}");
     let out = s.load("archives/gcr-test_bundle.tar");
-    assert!(out.contains("test_image_1:latest") && out.contains("test_image_2:latest"), "{out}");
+    assert!(
+        out.contains("test_image_1:latest") && out.contains("test_image_2:latest"),
+        "{out}"
+    );
     // A layer.tar that is a symlink to another image's layer.tar.
     let out = s.load("archives/gcr-test_link.tar");
     assert!(out.contains("test_image_3"), "{out}");
     let out = s.load("archives/trivy-alpine-310.tar.gz");
     assert!(out.contains("alpine:3.10"), "{out}");
     let r = s.mounted("alpine:3.10", "a");
-    assert!(fs::read_to_string(r.join("etc/alpine-release")).unwrap().starts_with("3.10"));
+    assert!(fs::read_to_string(r.join("etc/alpine-release"))
+        .unwrap()
+        .starts_with("3.10"));
     s.assert_fsck_ok();
 }
 
@@ -130,9 +171,20 @@ fn save_and_load_round_trip_keeps_ids_and_trees() {
     let s = Strata::new();
     s.load("images/busybox-wh.docker.tar");
     let before = s.images_json()[0]["Id"].clone();
-    for (fmt, name) in [("docker", "out.tar"), ("oci", "out-oci"), ("oci", "out-oci.tar")] {
+    for (fmt, name) in [
+        ("docker", "out.tar"),
+        ("oci", "out-oci"),
+        ("oci", "out-oci.tar"),
+    ] {
         let out = s.dir.path().join(name);
-        s.ok(&["save", "--format", fmt, "-o", out.to_str().unwrap(), "busybox-wh:1"]);
+        s.ok(&[
+            "save",
+            "--format",
+            fmt,
+            "-o",
+            out.to_str().unwrap(),
+            "busybox-wh:1",
+        ]);
         let t = Strata::new();
         t.ok(&["load", "-i", out.to_str().unwrap()]);
         let imgs = t.images_json();
@@ -172,21 +224,33 @@ fn shared_layers_are_stored_once() {
     let s = Strata::new();
     s.load("images/busybox-wh.docker.tar");
     s.load("images/busybox-wh.docker.tar.gz");
-    assert_eq!(s.images_json().len(), 1, "the same image twice is one image");
+    assert_eq!(
+        s.images_json().len(),
+        1,
+        "the same image twice is one image"
+    );
     assert_eq!(fs::read_dir(s.root().join("layers")).unwrap().count(), 7);
 }
 
 #[test]
 fn import_a_rootfs_tar() {
     let s = Strata::new();
-    let id = s.ok(&["import", fixture("layers/regclient-layer-wh.tar").to_str().unwrap(), "imported:v1"]);
+    let id = s.ok(&[
+        "import",
+        fixture("layers/regclient-layer-wh.tar").to_str().unwrap(),
+        "imported:v1",
+    ]);
     assert!(id.trim().starts_with("sha256:"));
     let r = s.mounted("imported:v1", "i");
     // A whiteout in a first layer hides nothing and never appears in the rootfs.
     for e in walk(&r) {
         assert!(!e.contains(".wh."), "{e}");
     }
-    let t = s.ok(&["import", fixture("layers/tarsplit-longlink.tar.gz").to_str().unwrap(), "longlink"]);
+    let t = s.ok(&[
+        "import",
+        fixture("layers/tarsplit-longlink.tar.gz").to_str().unwrap(),
+        "longlink",
+    ]);
     assert!(t.starts_with("sha256:"));
     s.assert_fsck_ok();
 }
@@ -194,12 +258,26 @@ fn import_a_rootfs_tar() {
 #[test]
 fn xattrs_and_device_nodes_from_real_tars() {
     let s = Strata::new();
-    s.ok(&["import", fixture("layers/tarsplit-xattrs.tar").to_str().unwrap(), "x"]);
+    s.ok(&[
+        "import",
+        fixture("layers/tarsplit-xattrs.tar").to_str().unwrap(),
+        "x",
+    ]);
     let r = s.mounted("x", "x");
     let list = rustix::fs::llistxattr(r.join("small.txt"), &mut [0u8; 256][..]).unwrap();
     assert!(list > 0, "xattrs kept");
-    s.ok(&["import", fixture("layers/moby-xattr-layer.tar").to_str().unwrap(), "mx"]);
-    s.ok(&["import", fixture("layers/tarsplit-ustar-file-devs.tar").to_str().unwrap(), "devs"]);
+    s.ok(&[
+        "import",
+        fixture("layers/moby-xattr-layer.tar").to_str().unwrap(),
+        "mx",
+    ]);
+    s.ok(&[
+        "import",
+        fixture("layers/tarsplit-ustar-file-devs.tar")
+            .to_str()
+            .unwrap(),
+        "devs",
+    ]);
     s.assert_fsck_ok();
 }
 

@@ -96,7 +96,12 @@ fn add_all(upper: &Path, rel: &mut PathBuf, out: &mut Vec<Change>) -> io::Result
     Ok(())
 }
 
-fn walk(lower: Option<&Path>, upper: &Path, rel: &mut PathBuf, out: &mut Vec<Change>) -> io::Result<()> {
+fn walk(
+    lower: Option<&Path>,
+    upper: &Path,
+    rel: &mut PathBuf,
+    out: &mut Vec<Change>,
+) -> io::Result<()> {
     let Some(lower) = lower else {
         return add_all(upper, rel, out);
     };

@@ -29,7 +29,11 @@ impl DriverOptions {
 
     /// Takes the options that belong to driver `name`, refusing any of its keys that it
     /// does not know, so a typo never goes unnoticed.
-    pub fn for_driver(&self, name: &str, known: &[&str]) -> Result<BTreeMap<String, String>, DriverError> {
+    pub fn for_driver(
+        &self,
+        name: &str,
+        known: &[&str],
+    ) -> Result<BTreeMap<String, String>, DriverError> {
         let prefix = format!("{name}.");
         let mut out = BTreeMap::new();
         for (k, v) in &self.opts {

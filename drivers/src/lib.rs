@@ -28,11 +28,7 @@ pub const DRIVER_NAMES: &[&str] = &["overlay2", "btrfs", "aufs", "vfs"];
 ///
 /// Fails with [`DriverError::Unsupported`] when the driver cannot work on the backing
 /// filesystem, and [`DriverError::UnknownDriver`] for a name strata does not know.
-pub fn open(
-    name: &str,
-    home: &Path,
-    opts: &DriverOptions,
-) -> Result<Box<dyn Driver>, DriverError> {
+pub fn open(name: &str, home: &Path, opts: &DriverOptions) -> Result<Box<dyn Driver>, DriverError> {
     match name {
         "vfs" => Ok(Box::new(vfs::Vfs::open(home, opts)?)),
         "overlay2" | "btrfs" | "aufs" => Err(DriverError::Unsupported {

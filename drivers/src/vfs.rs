@@ -73,7 +73,8 @@ impl Vfs {
                 DriverError::io("read", &p, e)
             }
         })?;
-        serde_json::from_slice(&data).map_err(|e| DriverError::io("parse", p, std::io::Error::other(e)))
+        serde_json::from_slice(&data)
+            .map_err(|e| DriverError::io("parse", p, std::io::Error::other(e)))
     }
 
     /// Removes temporary trees of processes that no longer run (a crash mid-copy).
@@ -86,7 +87,8 @@ impl Vfs {
             let pid = name.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
             let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
             if !alive {
-                let tmpfd = fsutil::open_root(&tmp).map_err(|err| DriverError::io("open", &tmp, err))?;
+                let tmpfd =
+                    fsutil::open_root(&tmp).map_err(|err| DriverError::io("open", &tmp, err))?;
                 fsutil::remove_all_at(tmpfd.as_fd(), &e.file_name())
                     .map_err(|err| DriverError::io("remove", e.path(), err))?;
             }
@@ -95,7 +97,9 @@ impl Vfs {
     }
 
     fn tmp_name(&self, id: &str) -> PathBuf {
-        self.home.join("tmp").join(format!("{id}.{}", std::process::id()))
+        self.home
+            .join("tmp")
+            .join(format!("{id}.{}", std::process::id()))
     }
 }
 
@@ -125,17 +129,23 @@ impl Driver for Vfs {
                     copy_tree(&self.dir(p), &tmp, &self.copy)
                         .map_err(|e| DriverError::io("copy layer", self.dir(p), e))?;
                 }
-                None => fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                    .map_err(|e| DriverError::io("chmod", &tmp, e))?,
+                None => {
+                    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                        .map_err(|e| DriverError::io("chmod", &tmp, e))?
+                }
             }
             let meta = Meta {
                 parent: parent.map(str::to_string),
                 rw: kind == LayerKind::ReadWrite,
             };
-            let json = serde_json::to_vec(&meta).map_err(|e| DriverError::io("encode", self.meta_path(id), std::io::Error::other(e)))?;
-            write_atomic(&self.meta_path(id), &json).map_err(|e| DriverError::io("write", self.meta_path(id), e))?;
+            let json = serde_json::to_vec(&meta).map_err(|e| {
+                DriverError::io("encode", self.meta_path(id), std::io::Error::other(e))
+            })?;
+            write_atomic(&self.meta_path(id), &json)
+                .map_err(|e| DriverError::io("write", self.meta_path(id), e))?;
             fs::rename(&tmp, self.dir(id)).map_err(|e| DriverError::io("rename", &tmp, e))?;
-            fsutil::fsync_dir(&self.home.join("dir")).map_err(|e| DriverError::io("fsync", self.home.join("dir"), e))
+            fsutil::fsync_dir(&self.home.join("dir"))
+                .map_err(|e| DriverError::io("fsync", self.home.join("dir"), e))
         })();
         if result.is_err() {
             if let Ok(fd) = fsutil::open_root(&self.home.join("tmp")) {
@@ -244,7 +254,10 @@ impl Driver for Vfs {
         vec![
             ("Backing Filesystem".into(), backing.into()),
             ("Reflinks".into(), reflink),
-            ("Layers".into(), self.list().map(|l| l.len()).unwrap_or(0).to_string()),
+            (
+                "Layers".into(),
+                self.list().map(|l| l.len()).unwrap_or(0).to_string(),
+            ),
         ]
     }
 

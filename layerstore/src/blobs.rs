@@ -63,8 +63,11 @@ impl BlobStore {
             return Err(StoreError::io("write", &path, e));
         }
         let (digest, size, bw) = w.finish();
-        let f = bw.into_inner().map_err(|e| StoreError::io("write", &path, e.into_error()))?;
-        f.sync_all().map_err(|e| StoreError::io("fsync", &path, e))?;
+        let f = bw
+            .into_inner()
+            .map_err(|e| StoreError::io("write", &path, e.into_error()))?;
+        f.sync_all()
+            .map_err(|e| StoreError::io("fsync", &path, e))?;
         Ok(Staged { path, digest, size })
     }
 
@@ -119,7 +122,11 @@ impl BlobStore {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.dir).map_err(|e| StoreError::io("read", &self.dir, e))? {
             let e = e.map_err(|e| StoreError::io("read", &self.dir, e))?;
-            if let Some(d) = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) {
+            if let Some(d) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
                 out.push(d);
             }
         }

@@ -20,7 +20,9 @@ pub struct BadDigest(pub String);
 impl Digest {
     /// From raw sha256 output bytes.
     pub fn from_bytes(b: &[u8]) -> Digest {
-        Digest { hex: hex::encode(b) }
+        Digest {
+            hex: hex::encode(b),
+        }
     }
 
     /// The sha256 of `data`.
@@ -30,7 +32,10 @@ impl Digest {
 
     /// From 64 hex digits, without the `sha256:` prefix.
     pub fn from_hex(h: &str) -> Result<Digest, BadDigest> {
-        if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Digest { hex: h.to_string() })
         } else {
             Err(BadDigest(h.to_string()))
@@ -51,7 +56,9 @@ impl Digest {
 impl FromStr for Digest {
     type Err = BadDigest;
     fn from_str(s: &str) -> Result<Digest, BadDigest> {
-        let h = s.strip_prefix("sha256:").ok_or_else(|| BadDigest(s.to_string()))?;
+        let h = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| BadDigest(s.to_string()))?;
         Digest::from_hex(h).map_err(|_| BadDigest(s.to_string()))
     }
 }
@@ -143,7 +150,11 @@ impl<W: Write> HashWriter<W> {
 
     /// The digest and count so far, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
-        (Digest::from_bytes(&self.hasher.finalize()), self.count, self.inner)
+        (
+            Digest::from_bytes(&self.hasher.finalize()),
+            self.count,
+            self.inner,
+        )
     }
 }
 
@@ -170,9 +181,11 @@ mod tests {
             .unwrap();
         assert_eq!(d, Digest::of(b""));
         assert!("sha512:abcd".parse::<Digest>().is_err());
-        assert!("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
-            .parse::<Digest>()
-            .is_err());
+        assert!(
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("sha256:../../etc/passwd".parse::<Digest>().is_err());
     }
 

@@ -22,11 +22,18 @@ pub enum StoreError {
         actual: Digest,
     },
     #[error("size mismatch for {what}: descriptor says {expected} bytes, found {actual}")]
-    SizeMismatch { what: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("missing {what} in {source_name}: the archive is incomplete")]
     Missing { what: String, source_name: String },
     #[error("invalid JSON in {what}: {err}")]
-    Json { what: String, err: serde_json::Error },
+    Json {
+        what: String,
+        err: serde_json::Error,
+    },
     #[error("unsupported media type {media_type:?} for {what}")]
     MediaType { what: String, media_type: String },
     #[error("{0}")]

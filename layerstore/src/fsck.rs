@@ -32,7 +32,9 @@ pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
         r.blobs += 1;
         let actual = store.blobs.rehash(&d)?;
         if actual != d {
-            r.problems.push(format!("blob {d} is corrupt: its content hashes to {actual}"));
+            r.problems.push(format!(
+                "blob {d} is corrupt: its content hashes to {actual}"
+            ));
             bad_blobs.insert(d);
         }
     }
@@ -42,28 +44,42 @@ pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
     for (_, l) in store.layers.all()? {
         r.layers += 1;
         if chain_id(l.parent.as_ref(), &l.diff_id) != l.chain_id {
-            r.problems.push(format!("layer {}: chain id does not match its parent and diff id", l.chain_id));
+            r.problems.push(format!(
+                "layer {}: chain id does not match its parent and diff id",
+                l.chain_id
+            ));
             bad_layers.insert(l.chain_id.clone());
         }
         if let Some(p) = &l.parent {
             if store.layers.get(p.hex())?.is_none() {
-                r.problems.push(format!("layer {}: parent layer {p} is missing", l.chain_id));
+                r.problems
+                    .push(format!("layer {}: parent layer {p} is missing", l.chain_id));
                 bad_layers.insert(l.chain_id.clone());
             }
         }
         if !store.blobs.exists(&l.blob) || bad_blobs.contains(&l.blob) {
-            r.problems.push(format!("layer {}: its blob {} is missing or corrupt", l.chain_id, l.blob));
+            r.problems.push(format!(
+                "layer {}: its blob {} is missing or corrupt",
+                l.chain_id, l.blob
+            ));
             bad_layers.insert(l.chain_id.clone());
         } else {
-            let (_, plain) = decompress(store.blobs.open(&l.blob)?).map_err(|e| crate::StoreError::io("read", store.blobs.path(&l.blob), e))?;
+            let (_, plain) = decompress(store.blobs.open(&l.blob)?)
+                .map_err(|e| crate::StoreError::io("read", store.blobs.path(&l.blob), e))?;
             match HashReader::new(plain).finish() {
                 Ok((d, _)) if d == l.diff_id => {}
                 Ok((d, _)) => {
-                    r.problems.push(format!("layer {}: blob uncompresses to {d}, not diff id {}", l.chain_id, l.diff_id));
+                    r.problems.push(format!(
+                        "layer {}: blob uncompresses to {d}, not diff id {}",
+                        l.chain_id, l.diff_id
+                    ));
                     bad_layers.insert(l.chain_id.clone());
                 }
                 Err(e) => {
-                    r.problems.push(format!("layer {}: blob {} does not decompress: {e}", l.chain_id, l.blob));
+                    r.problems.push(format!(
+                        "layer {}: blob {} does not decompress: {e}",
+                        l.chain_id, l.blob
+                    ));
                     bad_layers.insert(l.chain_id.clone());
                 }
             }
@@ -84,13 +100,19 @@ pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
         let mut bad = false;
         for d in [&img.id, &img.manifest] {
             if !store.blobs.exists(d) || bad_blobs.contains(d) {
-                r.problems.push(format!("image {}: blob {d} is missing or corrupt", img.id.short()));
+                r.problems.push(format!(
+                    "image {}: blob {d} is missing or corrupt",
+                    img.id.short()
+                ));
                 bad = true;
             }
         }
         for l in &img.layers {
             if store.layers.get(l.hex())?.is_none() || bad_layers.contains(l) {
-                r.problems.push(format!("image {}: layer {l} is missing or broken", img.id.short()));
+                r.problems.push(format!(
+                    "image {}: layer {l} is missing or broken",
+                    img.id.short()
+                ));
                 bad = true;
             }
         }
@@ -100,16 +122,26 @@ pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
     }
     for (name, id) in store.refs.load()? {
         if store.images.get(id.hex())?.is_none() {
-            r.problems.push(format!("reference {name} points to missing image {}", id.short()));
+            r.problems.push(format!(
+                "reference {name} points to missing image {}",
+                id.short()
+            ));
         }
     }
     for (_, c) in store.containers.all()? {
         known_cache.insert(c.layer.clone());
         if c.driver == driver && !store.driver.exists(&c.layer) {
-            r.problems.push(format!("container {}: its read-write layer is missing", c.name));
+            r.problems.push(format!(
+                "container {}: its read-write layer is missing",
+                c.name
+            ));
         }
         if store.images.get(c.image.hex())?.is_none() {
-            r.problems.push(format!("container {}: its image {} is missing", c.name, c.image.short()));
+            r.problems.push(format!(
+                "container {}: its image {} is missing",
+                c.name,
+                c.image.short()
+            ));
         }
     }
     for id in store.driver.list()? {
@@ -127,16 +159,21 @@ pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
         refs.retain(|_, id| store.images.get(id.hex()).ok().flatten().is_some());
         if refs.len() != before {
             store.refs.save(&refs)?;
-            r.repaired.push(format!("removed {} dangling reference(s)", before - refs.len()));
+            r.repaired.push(format!(
+                "removed {} dangling reference(s)",
+                before - refs.len()
+            ));
         }
         for d in &bad_blobs {
             store.blobs.remove(d)?;
         }
         let (layers, blobs) = store.gc()?;
-        r.repaired.push(format!("freed {layers} layer(s) and {blobs} blob(s)"));
+        r.repaired
+            .push(format!("freed {layers} layer(s) and {blobs} blob(s)"));
         // What was found is now history; what is still wrong after the repair is reported.
         let after = fsck(store, false)?;
-        r.notes.extend(r.problems.drain(..).map(|p| format!("fixed: {p}")));
+        r.notes
+            .extend(r.problems.drain(..).map(|p| format!("fixed: {p}")));
         r.problems = after.problems;
     }
     Ok(r)

@@ -33,7 +33,9 @@ pub fn random_id() -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        return Digest::of(format!("{t}-{}", std::process::id()).as_bytes()).hex().to_string();
+        return Digest::of(format!("{t}-{}", std::process::id()).as_bytes())
+            .hex()
+            .to_string();
     }
     hex::encode(b)
 }

@@ -21,7 +21,10 @@ impl<T: Serialize + DeserializeOwned> JsonDir<T> {
     /// Records under `dir` (created if missing).
     pub fn new(dir: PathBuf) -> Result<Self> {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
-        Ok(JsonDir { dir, _t: PhantomData })
+        Ok(JsonDir {
+            dir,
+            _t: PhantomData,
+        })
     }
 
     fn path(&self, key: &str) -> PathBuf {

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 pub fn normalize(reference: &str) -> Result<String> {
     let bad = |why: &str| StoreError::BadReference(reference.to_string(), why.to_string());
     if reference.contains('@') {
-        return Err(bad("digest references name an image, they cannot be tagged"));
+        return Err(bad(
+            "digest references name an image, they cannot be tagged",
+        ));
     }
     let (name, tag) = match reference.rfind(':') {
         Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
@@ -28,18 +30,25 @@ pub fn normalize(reference: &str) -> Result<String> {
     }
     let name_ok = name.split('/').all(|c| {
         !c.is_empty()
-            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(&b))
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(&b))
             && !c.starts_with(['.', '_', '-'])
     });
     if !name_ok {
-        return Err(bad("names are lowercase letters, digits and . _ - separated by /"));
+        return Err(bad(
+            "names are lowercase letters, digits and . _ - separated by /",
+        ));
     }
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && !tag.starts_with(['.', '-']);
     if !tag_ok {
-        return Err(bad("tags are up to 128 of [A-Za-z0-9_.-], not starting with . or -"));
+        return Err(bad(
+            "tags are up to 128 of [A-Za-z0-9_.-], not starting with . or -",
+        ));
     }
     Ok(format!("{name}:{tag}"))
 }
@@ -104,9 +113,18 @@ mod tests {
     #[test]
     fn normalizes_like_docker() {
         assert_eq!(normalize("busybox").unwrap(), "busybox:latest");
-        assert_eq!(normalize("docker.io/library/busybox:1").unwrap(), "busybox:1");
-        assert_eq!(normalize("localhost:5000/a/b").unwrap(), "localhost:5000/a/b:latest");
-        assert_eq!(normalize("localhost:5000/a/b:v2").unwrap(), "localhost:5000/a/b:v2");
+        assert_eq!(
+            normalize("docker.io/library/busybox:1").unwrap(),
+            "busybox:1"
+        );
+        assert_eq!(
+            normalize("localhost:5000/a/b").unwrap(),
+            "localhost:5000/a/b:latest"
+        );
+        assert_eq!(
+            normalize("localhost:5000/a/b:v2").unwrap(),
+            "localhost:5000/a/b:v2"
+        );
         assert!(normalize("Busybox").is_err());
         assert!(normalize("a:").is_err());
         assert!(normalize("a@sha256:00").is_err());

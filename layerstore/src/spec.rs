@@ -68,7 +68,11 @@ impl Platform {
         if os.is_empty() || architecture.is_empty() || it.next().is_some() {
             return None;
         }
-        Some(Platform { architecture, os, variant })
+        Some(Platform {
+            architecture,
+            os,
+            variant,
+        })
     }
 
     /// linux/amd64, the default choice from a multi-platform index.

@@ -45,13 +45,18 @@ pub struct Store {
 }
 
 /// Why each driver could or could not be used, for `info`.
-pub fn probe_drivers(data_root: &Path, opts: &DriverOptions) -> Vec<(String, std::result::Result<(), String>)> {
+pub fn probe_drivers(
+    data_root: &Path,
+    opts: &DriverOptions,
+) -> Vec<(String, std::result::Result<(), String>)> {
     drivers::DRIVER_NAMES
         .iter()
         .map(|name| {
             let home = data_root.join(name);
             let existed = home.exists();
-            let r = drivers::open(name, &home, opts).map(|_| ()).map_err(|e| e.to_string());
+            let r = drivers::open(name, &home, opts)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
             if !existed {
                 let _ = fs::remove_dir_all(&home);
             }
@@ -124,7 +129,10 @@ impl Store {
                 Err(e) => reasons.push(e),
             }
         }
-        Err(StoreError::Conflict(format!("no storage driver works here: {}", reasons.join("; "))))
+        Err(StoreError::Conflict(format!(
+            "no storage driver works here: {}",
+            reasons.join("; ")
+        )))
     }
 
     /// A fresh directory under the store's temp area (same filesystem as the store).
@@ -158,7 +166,12 @@ impl Store {
         }
         let hexpart = reference.strip_prefix("sha256:").unwrap_or(reference);
         if hexpart.len() >= 4 && hexpart.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hits: Vec<String> = self.images.keys()?.into_iter().filter(|k| k.starts_with(hexpart)).collect();
+            let hits: Vec<String> = self
+                .images
+                .keys()?
+                .into_iter()
+                .filter(|k| k.starts_with(hexpart))
+                .collect();
             match hits.len() {
                 1 => return self.images.get(&hits[0])?.ok_or_else(not_found),
                 0 => {}
@@ -191,9 +204,15 @@ impl Store {
     pub fn rmi(&self, reference: &str, force: bool) -> Result<Vec<String>> {
         let img = self.resolve_image(reference)?;
         let mut all = self.refs.load()?;
-        let tags: Vec<String> = all.iter().filter(|(_, v)| **v == img.id).map(|(k, _)| k.clone()).collect();
+        let tags: Vec<String> = all
+            .iter()
+            .filter(|(_, v)| **v == img.id)
+            .map(|(k, _)| k.clone())
+            .collect();
         let mut out = Vec::new();
-        let by_name = refs::normalize(reference).ok().filter(|n| all.contains_key(n));
+        let by_name = refs::normalize(reference)
+            .ok()
+            .filter(|n| all.contains_key(n));
         if let Some(name) = by_name {
             if tags.len() > 1 && !force {
                 all.remove(&name);
@@ -289,7 +308,12 @@ impl Store {
         let mut cur = l.parent.clone();
         while let Some(p) = cur {
             n += 1;
-            cur = self.layers.get(p.hex()).ok().flatten().and_then(|r| r.parent);
+            cur = self
+                .layers
+                .get(p.hex())
+                .ok()
+                .flatten()
+                .and_then(|r| r.parent);
             if n > 10_000 {
                 break;
             }
@@ -301,9 +325,11 @@ impl Store {
 
     /// The record of layer `chain`.
     pub fn layer(&self, chain: &Digest) -> Result<LayerRecord> {
-        self.layers
-            .get(chain.hex())?
-            .ok_or_else(|| StoreError::Format(format!("layer {chain} is not in the store: run `strata fsck`")))
+        self.layers.get(chain.hex())?.ok_or_else(|| {
+            StoreError::Format(format!(
+                "layer {chain} is not in the store: run `strata fsck`"
+            ))
+        })
     }
 
     /// The driver id of layer `chain`, materialising it (and its parents) in the active
@@ -344,7 +370,9 @@ impl Store {
             let res = apply_layer(f, &dir, self.driver.whiteout_format())?;
             if res.diff_id != *diff_id {
                 return Err(StoreError::DigestMismatch {
-                    what: format!("{what}: uncompressed content of blob {blob} (config rootfs.diff_ids)"),
+                    what: format!(
+                        "{what}: uncompressed content of blob {blob} (config rootfs.diff_ids)"
+                    ),
                     expected: diff_id.clone(),
                     actual: res.diff_id,
                 });
@@ -372,7 +400,11 @@ impl Store {
     ) -> Result<Digest> {
         let chain = chain_id(parent, diff_id);
         if let Some(rec) = self.layers.get(chain.hex())? {
-            if rec.cache.get(self.driver.name()).is_some_and(|id| self.driver.exists(id)) {
+            if rec
+                .cache
+                .get(self.driver.name())
+                .is_some_and(|id| self.driver.exists(id))
+            {
                 return Ok(chain);
             }
         }
@@ -418,10 +450,16 @@ impl Store {
         if let Some((_, c)) = all.iter().find(|(_, c)| c.name == key || c.id == key) {
             return Ok(c.clone());
         }
-        let hits: Vec<&ContainerRecord> = all.iter().map(|(_, c)| c).filter(|c| c.id.starts_with(key)).collect();
+        let hits: Vec<&ContainerRecord> = all
+            .iter()
+            .map(|(_, c)| c)
+            .filter(|c| c.id.starts_with(key))
+            .collect();
         match hits.len() {
             1 if !key.is_empty() => Ok(hits[0].clone()),
-            n if n > 1 => Err(StoreError::Conflict(format!("container id prefix {key} is ambiguous"))),
+            n if n > 1 => Err(StoreError::Conflict(format!(
+                "container id prefix {key} is ambiguous"
+            ))),
             _ => Err(StoreError::NoSuchContainer(key.to_string())),
         }
     }
@@ -433,7 +471,8 @@ impl Store {
         let name = match name {
             Some(n) => {
                 let ok = !n.is_empty()
-                    && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
                     && n.as_bytes()[0].is_ascii_alphanumeric();
                 if !ok {
                     return Err(StoreError::Conflict(format!(
@@ -453,7 +492,8 @@ impl Store {
             Some(top) => Some(self.ensure_layer(top)?),
             None => None,
         };
-        self.driver.create(&id, parent.as_deref(), LayerKind::ReadWrite)?;
+        self.driver
+            .create(&id, parent.as_deref(), LayerKind::ReadWrite)?;
         let rec = ContainerRecord {
             id: id.clone(),
             name,

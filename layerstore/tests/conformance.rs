@@ -16,7 +16,11 @@ fn open(name: &str, home: &Path) -> Box<dyn Driver> {
     drivers::open(name, home, &DriverOptions::default()).unwrap()
 }
 
-fn apply(d: &dyn Driver, id: &str, tar: &[u8]) -> Result<layerstore::tarfs::ApplyResult, ApplyError> {
+fn apply(
+    d: &dyn Driver,
+    id: &str,
+    tar: &[u8],
+) -> Result<layerstore::tarfs::ApplyResult, ApplyError> {
     apply_layer(tar, &d.diff_dir(id).unwrap(), d.whiteout_format())
 }
 
@@ -51,16 +55,26 @@ fn case_create_chain(name: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let d = open(name, tmp.path());
     d.create("base", None, LayerKind::ReadOnly).unwrap();
-    d.create("child", Some("base"), LayerKind::ReadOnly).unwrap();
+    d.create("child", Some("base"), LayerKind::ReadOnly)
+        .unwrap();
     d.create("rw", Some("child"), LayerKind::ReadWrite).unwrap();
     assert!(d.exists("base") && d.exists("child") && d.exists("rw"));
     assert_eq!(d.parent("rw").unwrap().as_deref(), Some("child"));
     assert_eq!(d.parent("base").unwrap(), None);
     assert_eq!(d.list().unwrap(), vec!["base", "child", "rw"]);
-    assert!(matches!(d.create("base", None, LayerKind::ReadOnly), Err(DriverError::Exists(_))));
-    assert!(matches!(d.create("x", Some("nope"), LayerKind::ReadOnly), Err(DriverError::NotFound(_))));
+    assert!(matches!(
+        d.create("base", None, LayerKind::ReadOnly),
+        Err(DriverError::Exists(_))
+    ));
+    assert!(matches!(
+        d.create("x", Some("nope"), LayerKind::ReadOnly),
+        Err(DriverError::NotFound(_))
+    ));
     assert!(!d.exists("x"), "a failed create must leave nothing behind");
-    assert!(matches!(d.create("../evil", None, LayerKind::ReadOnly), Err(DriverError::BadId(_))));
+    assert!(matches!(
+        d.create("../evil", None, LayerKind::ReadOnly),
+        Err(DriverError::BadId(_))
+    ));
 }
 
 fn case_mount_counts(name: &str) {
@@ -89,7 +103,8 @@ fn case_remove_parent_refused(name: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let d = open(name, tmp.path());
     d.create("base", None, LayerKind::ReadOnly).unwrap();
-    d.create("child", Some("base"), LayerKind::ReadOnly).unwrap();
+    d.create("child", Some("base"), LayerKind::ReadOnly)
+        .unwrap();
     let e = d.remove("base").unwrap_err();
     assert!(matches!(e, DriverError::InUse { .. }), "{e}");
     assert!(d.exists("base"));
@@ -109,13 +124,19 @@ fn case_whiteouts_and_opaque(name: &str) {
     assert!(!v.join("a/x").exists(), "file whiteout");
     assert_eq!(fs::read(v.join("a/y")).unwrap(), b"y");
     assert!(!v.join("d").exists(), "directory whiteout");
-    let mut o: Vec<_> = fs::read_dir(v.join("o")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut o: Vec<_> = fs::read_dir(v.join("o"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     o.sort();
     assert_eq!(o, vec!["new"], "opaque dir keeps only this layer's entries");
     assert_eq!(fs::read(v.join("keep")).unwrap(), b"kept and changed");
     for n in fs::read_dir(&v).unwrap() {
         let n = n.unwrap().file_name();
-        assert!(!n.to_string_lossy().starts_with(".wh."), "whiteout marker leaked into the rootfs: {n:?}");
+        assert!(
+            !n.to_string_lossy().starts_with(".wh."),
+            "whiteout marker leaked into the rootfs: {n:?}"
+        );
     }
     // The lower layer is untouched.
     let l1 = d.get("l1").unwrap();
@@ -141,7 +162,11 @@ fn case_special_files(name: &str) {
         .device("dev/null", EntryType::Char, 1, 3)
         .device("dev/sda", EntryType::Block, 8, 0)
         .device("fifo", EntryType::Fifo, 0, 0)
-        .file_xattr("cap", b"c", &[("user.strata", b"yes"), ("trusted.overlay.x", b"y")])
+        .file_xattr(
+            "cap",
+            b"c",
+            &[("user.strata", b"yes"), ("trusted.overlay.x", b"y")],
+        )
         .build();
     let r = apply(d.as_ref(), "l1", &tar).unwrap();
     assert_eq!(r.entries, 12);
@@ -150,12 +175,22 @@ fn case_special_files(name: &str) {
     assert_eq!(md("bin/su").mode() & 0o7777, 0o4755);
     assert_eq!((md("owned").uid(), md("owned").gid()), (1000, 1001));
     assert_eq!(md("bin/su").ino(), md("bin/su-link").ino(), "hardlink kept");
-    assert_eq!(fs::read_link(v.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
-    assert_eq!(fs::read_link(v.join("escape")).unwrap(), Path::new("../../../../etc/passwd"));
+    assert_eq!(
+        fs::read_link(v.join("bin/sh")).unwrap(),
+        Path::new("/bin/busybox")
+    );
+    assert_eq!(
+        fs::read_link(v.join("escape")).unwrap(),
+        Path::new("../../../../etc/passwd")
+    );
     assert_eq!(md("tmp").mode() & 0o7777, 0o1777);
     assert_eq!(md("dev/null").rdev(), rustix::fs::makedev(1, 3));
-    assert!(std::os::unix::fs::FileTypeExt::is_block_device(&md("dev/sda").file_type()));
-    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&md("fifo").file_type()));
+    assert!(std::os::unix::fs::FileTypeExt::is_block_device(
+        &md("dev/sda").file_type()
+    ));
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &md("fifo").file_type()
+    ));
     assert_eq!(md("owned").mtime(), 1_600_000_000);
     let snap = snapshot(&v);
     assert!(snap["cap"].contains("user.strata="), "{}", snap["cap"]);
@@ -177,7 +212,10 @@ fn case_diff_roundtrip(name: &str) {
     apply(d.as_ref(), "l2", &extra).unwrap();
     // diff(l2) applied on l1 must give l2 again.
     let changes = d.changes("l2").unwrap();
-    let kinds: Vec<String> = changes.iter().map(|c| format!("{} {}", c.kind.letter(), c.path.display())).collect();
+    let kinds: Vec<String> = changes
+        .iter()
+        .map(|c| format!("{} {}", c.kind.letter(), c.path.display()))
+        .collect();
     assert!(kinds.contains(&"D a/x".to_string()), "{kinds:?}");
     assert!(kinds.contains(&"D d".to_string()), "{kinds:?}");
     assert!(kinds.contains(&"C keep".to_string()), "{kinds:?}");
@@ -206,7 +244,11 @@ fn case_reopen(name: &str) {
     }
     let d = open(name, tmp.path());
     assert!(d.exists("l1") && d.exists("l2"));
-    assert_eq!(d.mount_count("l2").unwrap(), 1, "mount counts survive a restart");
+    assert_eq!(
+        d.mount_count("l2").unwrap(),
+        1,
+        "mount counts survive a restart"
+    );
     let v = d.get("l2").unwrap();
     assert_eq!(fs::read(v.join("keep")).unwrap(), b"keep");
     d.put("l2").unwrap();
@@ -232,8 +274,13 @@ fn case_hostile_tars(name: &str) {
     let d = open(name, &tmp.path().join("home"));
     d.create("l1", None, LayerKind::ReadOnly).unwrap();
     let root = d.diff_dir("l1").unwrap();
-    let escape = TarBuilder::new().raw(b"../../../outside/evil", EntryType::Regular, b"", b"x").build();
-    assert!(matches!(apply(d.as_ref(), "l1", &escape), Err(ApplyError::PathEscape(_))));
+    let escape = TarBuilder::new()
+        .raw(b"../../../outside/evil", EntryType::Regular, b"", b"x")
+        .build();
+    assert!(matches!(
+        apply(d.as_ref(), "l1", &escape),
+        Err(ApplyError::PathEscape(_))
+    ));
     // A symlink to / followed by a write through it lands inside the layer, not on the host.
     let via_link = TarBuilder::new()
         .symlink("up", "/")
@@ -246,10 +293,18 @@ fn case_hostile_tars(name: &str) {
     assert!(root.join("outside-evil2").exists());
     assert!(!Path::new("/outside-evil").exists() && !Path::new("/outside-evil2").exists());
     // A hardlink cannot reach a host file.
-    let link = TarBuilder::new().raw(b"pw", EntryType::Link, b"../../../../etc/passwd", b"").build();
+    let link = TarBuilder::new()
+        .raw(b"pw", EntryType::Link, b"../../../../etc/passwd", b"")
+        .build();
     assert!(apply(d.as_ref(), "l1", &link).is_err());
-    let link2 = TarBuilder::new().symlink("etcl", "/etc").raw(b"pw2", EntryType::Link, b"etcl/passwd", b"").build();
-    assert!(apply(d.as_ref(), "l1", &link2).is_err(), "hardlink through a symlink resolves inside the layer");
+    let link2 = TarBuilder::new()
+        .symlink("etcl", "/etc")
+        .raw(b"pw2", EntryType::Link, b"etcl/passwd", b"")
+        .build();
+    assert!(
+        apply(d.as_ref(), "l1", &link2).is_err(),
+        "hardlink through a symlink resolves inside the layer"
+    );
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     let mode = fs::metadata(&root).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);

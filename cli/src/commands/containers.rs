@@ -34,14 +34,18 @@ pub struct NameArg {
 
 pub fn mount(ctx: &Context, a: NameArg) -> Result<i32> {
     let store = ctx.store()?;
-    let p = store.mount_container(&a.container).with_context(|| format!("mount {}", a.container))?;
+    let p = store
+        .mount_container(&a.container)
+        .with_context(|| format!("mount {}", a.container))?;
     println!("{}", p.display());
     Ok(0)
 }
 
 pub fn umount(ctx: &Context, a: NameArg) -> Result<i32> {
     let store = ctx.store()?;
-    store.umount_container(&a.container).with_context(|| format!("umount {}", a.container))?;
+    store
+        .umount_container(&a.container)
+        .with_context(|| format!("umount {}", a.container))?;
     println!("{}", a.container);
     Ok(0)
 }
@@ -101,14 +105,22 @@ pub fn container_json(store: &Store, c: &ContainerRecord) -> Result<serde_json::
 
 pub fn ps(ctx: &Context, a: PsArgs) -> Result<i32> {
     let store = ctx.store_ro()?;
-    let mut all: Vec<ContainerRecord> = store.containers.all()?.into_iter().map(|(_, c)| c).collect();
+    let mut all: Vec<ContainerRecord> = store
+        .containers
+        .all()?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
     all.sort_by_key(|c| std::cmp::Reverse(c.created));
     if !a.all {
         // Without the run path no container is running; `ps -a` lists created ones.
         all.clear();
     }
     if a.format == OutFormat::Json {
-        let v: Vec<_> = all.iter().map(|c| container_json(&store, c)).collect::<Result<_>>()?;
+        let v: Vec<_> = all
+            .iter()
+            .map(|c| container_json(&store, c))
+            .collect::<Result<_>>()?;
         return print_json(&json!(v)).map(|_| 0);
     }
     if a.quiet {
@@ -117,7 +129,13 @@ pub fn ps(ctx: &Context, a: PsArgs) -> Result<i32> {
     }
     let mut t = table(&["CONTAINER ID", "IMAGE", "CREATED", "STATUS", "NAMES"]);
     for c in &all {
-        t.add_row(vec![c.id[..12].to_string(), c.image_ref.clone(), ago(c.created), "Created".into(), c.name.clone()]);
+        t.add_row(vec![
+            c.id[..12].to_string(),
+            c.image_ref.clone(),
+            ago(c.created),
+            "Created".into(),
+            c.name.clone(),
+        ]);
     }
     print_table(&t);
     Ok(0)
@@ -125,8 +143,13 @@ pub fn ps(ctx: &Context, a: PsArgs) -> Result<i32> {
 
 pub fn diff(ctx: &Context, a: NameArg) -> Result<i32> {
     let store = ctx.store()?;
-    let c = store.resolve_container(&a.container).with_context(|| format!("diff {}", a.container))?;
-    let changes = store.driver.changes(&c.layer).with_context(|| format!("diff {}", a.container))?;
+    let c = store
+        .resolve_container(&a.container)
+        .with_context(|| format!("diff {}", a.container))?;
+    let changes = store
+        .driver
+        .changes(&c.layer)
+        .with_context(|| format!("diff {}", a.container))?;
     for ch in changes {
         println!("{} /{}", ch.kind.letter(), ch.path.display());
     }

@@ -27,7 +27,10 @@ pub struct LoadArgs {
 
 pub fn load(ctx: &Context, a: LoadArgs) -> Result<i32> {
     let platform = match &a.platform {
-        Some(p) => Some(Platform::parse(p).with_context(|| format!("invalid --platform {p:?}: use os/arch[/variant]"))?),
+        Some(p) => Some(
+            Platform::parse(p)
+                .with_context(|| format!("invalid --platform {p:?}: use os/arch[/variant]"))?,
+        ),
         None => None,
     };
     let store = ctx.store()?;
@@ -66,7 +69,8 @@ pub fn save(ctx: &Context, a: SaveArgs) -> Result<i32> {
         f => bail!("invalid --format {f:?}: use docker or oci"),
     };
     let store = ctx.store_ro()?;
-    export::save(&store, &a.images, &a.output, format).with_context(|| format!("save {}", a.output.display()))?;
+    export::save(&store, &a.images, &a.output, format)
+        .with_context(|| format!("save {}", a.output.display()))?;
     Ok(0)
 }
 
@@ -80,7 +84,8 @@ pub struct ImportArgs {
 
 pub fn import(ctx: &Context, a: ImportArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let l = import::import_rootfs(&store, &a.file, &a.reference).with_context(|| format!("import {}", a.file.display()))?;
+    let l = import::import_rootfs(&store, &a.file, &a.reference)
+        .with_context(|| format!("import {}", a.file.display()))?;
     println!("{}", l.id);
     Ok(0)
 }
@@ -124,7 +129,11 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
     let mut all = store.images.all()?;
     all.sort_by_key(|(_, i)| std::cmp::Reverse(i.added));
     for (_, img) in &all {
-        let names: Vec<&String> = refs.iter().filter(|(_, v)| **v == img.id).map(|(k, _)| k).collect();
+        let names: Vec<&String> = refs
+            .iter()
+            .filter(|(_, v)| **v == img.id)
+            .map(|(k, _)| k)
+            .collect();
         let created = created_of(&store, img);
         if names.is_empty() {
             rows.push((None, img, created));
@@ -169,8 +178,18 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
             }
             None => ("<none>".into(), "<none>".into()),
         };
-        let created = created.as_deref().and_then(parse_time).map(ago).unwrap_or_else(|| "N/A".into());
-        t.add_row(vec![repo, tag, img.id.short().to_string(), created, human_size(img.size)]);
+        let created = created
+            .as_deref()
+            .and_then(parse_time)
+            .map(ago)
+            .unwrap_or_else(|| "N/A".into());
+        t.add_row(vec![
+            repo,
+            tag,
+            img.id.short().to_string(),
+            created,
+            human_size(img.size),
+        ]);
     }
     print_table(&t);
     Ok(0)
@@ -184,7 +203,9 @@ pub struct TagArgs {
 
 pub fn tag(ctx: &Context, a: TagArgs) -> Result<i32> {
     let store = ctx.store()?;
-    store.tag(&a.source, &a.target).with_context(|| format!("tag {} {}", a.source, a.target))?;
+    store
+        .tag(&a.source, &a.target)
+        .with_context(|| format!("tag {} {}", a.source, a.target))?;
     Ok(0)
 }
 
@@ -221,7 +242,9 @@ pub struct HistoryArgs {
 
 pub fn history(ctx: &Context, a: HistoryArgs) -> Result<i32> {
     let store = ctx.store_ro()?;
-    let img = store.resolve_image(&a.image).with_context(|| format!("history {}", a.image))?;
+    let img = store
+        .resolve_image(&a.image)
+        .with_context(|| format!("history {}", a.image))?;
     let cfg = store.image_config(&img)?;
     let mut layers = img.layers.iter();
     let mut rows = Vec::new();
@@ -246,13 +269,31 @@ pub fn history(ctx: &Context, a: HistoryArgs) -> Result<i32> {
     }
     let mut t = table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
     for (i, (h, size)) in rows.iter().enumerate() {
-        let id = if i == 0 { img.id.short().to_string() } else { "<missing>".into() };
-        let created = h.created.as_deref().and_then(parse_time).map(ago).unwrap_or_default();
+        let id = if i == 0 {
+            img.id.short().to_string()
+        } else {
+            "<missing>".into()
+        };
+        let created = h
+            .created
+            .as_deref()
+            .and_then(parse_time)
+            .map(ago)
+            .unwrap_or_default();
         let mut by = h.created_by.clone().unwrap_or_default();
         if by.len() > 45 {
-            by = format!("{}…", &by[..by.char_indices().nth(44).map(|c| c.0).unwrap_or(by.len())]);
+            by = format!(
+                "{}…",
+                &by[..by.char_indices().nth(44).map(|c| c.0).unwrap_or(by.len())]
+            );
         }
-        t.add_row(vec![id, created, by, human_size(*size), h.comment.clone().unwrap_or_default()]);
+        t.add_row(vec![
+            id,
+            created,
+            by,
+            human_size(*size),
+            h.comment.clone().unwrap_or_default(),
+        ]);
     }
     print_table(&t);
     Ok(0)
@@ -300,7 +341,9 @@ pub fn inspect(ctx: &Context, a: InspectArgs) -> Result<i32> {
             out.push(super::containers::container_json(&store, &c)?);
             continue;
         }
-        let img = store.resolve_image(n).with_context(|| format!("inspect {n}"))?;
+        let img = store
+            .resolve_image(n)
+            .with_context(|| format!("inspect {n}"))?;
         out.push(image_json(&store, &img)?);
     }
     print_json(&json!(out))?;
@@ -312,7 +355,10 @@ mod tests {
     #[test]
     fn parses_rfc3339() {
         assert_eq!(super::parse_time("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(super::parse_time("2023-11-14T22:13:20.123Z"), Some(1_700_000_000));
+        assert_eq!(
+            super::parse_time("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000)
+        );
         assert_eq!(super::parse_time("bad"), None);
     }
 }

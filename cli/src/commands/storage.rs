@@ -60,7 +60,11 @@ pub struct FsckArgs {
 }
 
 pub fn fsck(ctx: &Context, a: FsckArgs) -> Result<i32> {
-    let store = if a.repair { ctx.store()? } else { ctx.store_ro()? };
+    let store = if a.repair {
+        ctx.store()?
+    } else {
+        ctx.store_ro()?
+    };
     let r = layerstore::fsck::fsck(&store, a.repair)?;
     if a.format == OutFormat::Json {
         print_json(&serde_json::to_value(&r)?)?;
@@ -79,7 +83,11 @@ pub fn fsck(ctx: &Context, a: FsckArgs) -> Result<i32> {
             r.blobs,
             r.layers,
             r.images,
-            if r.ok() { "ok" } else { "PROBLEMS FOUND (run `strata fsck --repair`)" }
+            if r.ok() {
+                "ok"
+            } else {
+                "PROBLEMS FOUND (run `strata fsck --repair`)"
+            }
         );
     }
     Ok(if r.ok() { 0 } else { 1 })
@@ -127,7 +135,9 @@ pub fn system(ctx: &Context, cmd: SystemCmd) -> Result<i32> {
                     for ch in store.driver.changes(&c.layer)? {
                         if ch.kind != drivers::ChangeKind::Deleted {
                             let md = std::fs::symlink_metadata(root.join(&ch.path));
-                            ctr_size += md.map(|m| if m.is_file() { m.len() } else { 0 }).unwrap_or(0);
+                            ctr_size += md
+                                .map(|m| if m.is_file() { m.len() } else { 0 })
+                                .unwrap_or(0);
                         }
                     }
                 }
@@ -141,9 +151,21 @@ pub fn system(ctx: &Context, cmd: SystemCmd) -> Result<i32> {
                 return Ok(0);
             }
             let mut t = table(&["TYPE", "TOTAL", "SIZE"]);
-            t.add_row(vec!["Images".into(), images.len().to_string(), human_size(img_size)]);
-            t.add_row(vec!["Containers".into(), containers.len().to_string(), human_size(ctr_size)]);
-            t.add_row(vec!["Blobs".into(), store.blobs.list()?.len().to_string(), human_size(blob_size)]);
+            t.add_row(vec![
+                "Images".into(),
+                images.len().to_string(),
+                human_size(img_size),
+            ]);
+            t.add_row(vec![
+                "Containers".into(),
+                containers.len().to_string(),
+                human_size(ctr_size),
+            ]);
+            t.add_row(vec![
+                "Blobs".into(),
+                store.blobs.list()?.len().to_string(),
+                human_size(blob_size),
+            ]);
             print_table(&t);
             Ok(0)
         }

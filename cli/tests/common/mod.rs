@@ -11,7 +11,10 @@ pub struct Strata {
 
 /// The project's `fixtures/` folder.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
+        .join(rel)
 }
 
 impl Strata {
@@ -27,7 +30,10 @@ impl Strata {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-        c.arg("--data-root").arg(self.root()).arg("--config").arg(self.dir.path().join("none.json"));
+        c.arg("--data-root")
+            .arg(self.root())
+            .arg("--config")
+            .arg(self.dir.path().join("none.json"));
         c.args(args);
         c
     }
@@ -89,7 +95,11 @@ impl Strata {
 
 /// A peer tool the compatibility tests need; the README's test command installs them.
 pub fn require_tool(name: &str) -> PathBuf {
-    let out = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{name} is not installed: run the README's test command (scripts/test.sh), which installs it"

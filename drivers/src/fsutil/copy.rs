@@ -115,7 +115,13 @@ fn copy_entry(
     if ft != FileType::Directory && st.st_nlink > 1 {
         let key = (st.st_dev, st.st_ino);
         if let Some(first) = state.links.get(&key) {
-            rustix::fs::linkat(&state.dst_root, first.as_path(), dst, name, AtFlags::empty())?;
+            rustix::fs::linkat(
+                &state.dst_root,
+                first.as_path(),
+                dst,
+                name,
+                AtFlags::empty(),
+            )?;
             return Ok(());
         }
         state.links.insert(key, rel.clone());
@@ -186,7 +192,12 @@ fn copy_meta_at(
         AtFlags::SYMLINK_NOFOLLOW,
     )?;
     if chmod {
-        rustix::fs::chmodat(dst, name, Mode::from_raw_mode(st.st_mode & 0o7777), AtFlags::empty())?;
+        rustix::fs::chmodat(
+            dst,
+            name,
+            Mode::from_raw_mode(st.st_mode & 0o7777),
+            AtFlags::empty(),
+        )?;
     }
     for (xname, value) in xattr::lget_all(src, name)? {
         xattr::lset(dst, name, &xname, &value)?;
@@ -196,7 +207,12 @@ fn copy_meta_at(
 }
 
 /// Copies file data: a reflink when possible, else in-kernel `copy_file_range`.
-pub fn copy_data(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64, opts: &CopyOptions) -> io::Result<()> {
+pub fn copy_data(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    len: u64,
+    opts: &CopyOptions,
+) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }

@@ -39,11 +39,17 @@ fn walk(
     out: &mut BTreeMap<String, String>,
     inodes: &mut HashMap<(u64, u64), String>,
 ) -> io::Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<io::Result<_>>()?;
+    let mut names: Vec<_> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
     names.sort();
     let dirfd = super::open_root(dir)?;
     for p in names {
-        let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().to_string();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .to_string();
         let md = fs::symlink_metadata(&p)?;
         let ft = md.file_type();
         let kind = if ft.is_dir() {
@@ -61,25 +67,39 @@ fn walk(
         } else {
             "socket"
         };
-        let mut d = format!("{kind} mode={:o} uid={} gid={}", md.mode() & 0o7777, md.uid(), md.gid());
+        let mut d = format!(
+            "{kind} mode={:o} uid={} gid={}",
+            md.mode() & 0o7777,
+            md.uid(),
+            md.gid()
+        );
         if !ft.is_dir() && !ft.is_symlink() {
             d += &format!(" mtime={}", md.mtime());
         }
         if ft.is_file() {
             d += &format!(" size={} sha256={}", md.len(), content_digest(&p)?);
             if md.nlink() > 1 {
-                let first = inodes.entry((md.dev(), md.ino())).or_insert_with(|| rel.clone());
+                let first = inodes
+                    .entry((md.dev(), md.ino()))
+                    .or_insert_with(|| rel.clone());
                 d += &format!(" hardlink-group={first}");
             }
         } else if ft.is_symlink() {
             d += &format!(" target={}", fs::read_link(&p)?.display());
         } else if ft.is_char_device() || ft.is_block_device() {
-            d += &format!(" rdev={}:{}", rustix::fs::major(md.rdev()), rustix::fs::minor(md.rdev()));
+            d += &format!(
+                " rdev={}:{}",
+                rustix::fs::major(md.rdev()),
+                rustix::fs::minor(md.rdev())
+            );
         }
         let name = p.file_name().unwrap_or_default();
         let xs = xattr::lget_all(dirfd.as_fd(), name)?;
         if !xs.is_empty() {
-            let xs: Vec<String> = xs.iter().map(|(k, v)| format!("{}={}", k.to_string_lossy(), hexs(v))).collect();
+            let xs: Vec<String> = xs
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.to_string_lossy(), hexs(v)))
+                .collect();
             d += &format!(" xattrs=[{}]", xs.join(","));
         }
         out.insert(rel, d);

@@ -24,7 +24,8 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
             let cfg = store.blobs.read(&s.img.id)?;
             let cfg_name = format!("{}.json", s.img.id.hex());
             if done.insert(cfg_name.clone()) {
-                w.file(&cfg_name, cfg.len() as u64, &mut &cfg[..]).map_err(io)?;
+                w.file(&cfg_name, cfg.len() as u64, &mut &cfg[..])
+                    .map_err(io)?;
             }
             let mut layers = Vec::new();
             for chain in &s.img.layers {
@@ -32,10 +33,13 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
                 let name = format!("{}/layer.tar", rec.diff_id.hex());
                 if done.insert(name.clone()) {
                     w.dir(rec.diff_id.hex()).map_err(io)?;
-                    let (_, plain) = decompress(store.blobs.open(&rec.blob)?).map_err(|e| StoreError::io("read", store.blobs.path(&rec.blob), e))?;
+                    let (_, plain) = decompress(store.blobs.open(&rec.blob)?)
+                        .map_err(|e| StoreError::io("read", store.blobs.path(&rec.blob), e))?;
                     let mut hr = HashReader::new(plain);
                     w.file(&name, rec.tar_size, &mut hr).map_err(io)?;
-                    let (d, _) = hr.finish().map_err(|e| StoreError::io("read", store.blobs.path(&rec.blob), e))?;
+                    let (d, _) = hr
+                        .finish()
+                        .map_err(|e| StoreError::io("read", store.blobs.path(&rec.blob), e))?;
                     if d != rec.diff_id {
                         return Err(StoreError::DigestMismatch {
                             what: format!("stored layer blob {} (run `strata fsck`)", rec.blob),
@@ -53,7 +57,8 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
             });
         }
         let m = serde_json::to_vec(&manifest).map_err(|e| StoreError::json("manifest.json", e))?;
-        w.file("manifest.json", m.len() as u64, &mut &m[..]).map_err(io)?;
+        w.file("manifest.json", m.len() as u64, &mut &m[..])
+            .map_err(io)?;
         let mut bw = w.finish().map_err(io)?;
         bw.flush().map_err(io)?;
         let f = bw.into_inner().map_err(|e| io(e.into_error()))?;

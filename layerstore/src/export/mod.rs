@@ -46,7 +46,10 @@ pub fn save(store: &Store, images: &[String], path: &Path, format: Format) -> Re
 
 /// A sibling temp name for `path`, renamed into place when complete.
 pub(crate) fn temp_beside(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 

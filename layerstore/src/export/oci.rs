@@ -55,15 +55,23 @@ fn write_blobs(store: &Store, sel: &[Selected], sink: &mut dyn Sink) -> Result<V
     let put_blob = |sink: &mut dyn Sink, written: &mut HashSet<Digest>, d: &Digest| -> Result<()> {
         if written.insert(d.clone()) {
             let f = store.blobs.open(d)?;
-            let size = f.metadata().map_err(|e| StoreError::io("stat", store.blobs.path(d), e))?.len();
-            sink.add(&format!("blobs/sha256/{}", d.hex()), size, &mut io::BufReader::new(f))
-                .map_err(|e| StoreError::io("write", d.hex(), e))?;
+            let size = f
+                .metadata()
+                .map_err(|e| StoreError::io("stat", store.blobs.path(d), e))?
+                .len();
+            sink.add(
+                &format!("blobs/sha256/{}", d.hex()),
+                size,
+                &mut io::BufReader::new(f),
+            )
+            .map_err(|e| StoreError::io("write", d.hex(), e))?;
         }
         Ok(())
     };
     for s in sel {
         let raw = store.blobs.read(&s.img.manifest)?;
-        let mut m: Manifest = serde_json::from_slice(&raw).map_err(|e| StoreError::json("stored manifest", e))?;
+        let mut m: Manifest =
+            serde_json::from_slice(&raw).map_err(|e| StoreError::json("stored manifest", e))?;
         put_blob(sink, &mut written, &m.config.digest)?;
         for l in &m.layers {
             put_blob(sink, &mut written, &l.digest)?;
@@ -80,8 +88,12 @@ fn write_blobs(store: &Store, sel: &[Selected], sink: &mut dyn Sink) -> Result<V
         };
         let digest = Digest::of(&bytes);
         if written.insert(digest.clone()) {
-            sink.add(&format!("blobs/sha256/{}", digest.hex()), bytes.len() as u64, &mut &bytes[..])
-                .map_err(|e| StoreError::io("write", "manifest", e))?;
+            sink.add(
+                &format!("blobs/sha256/{}", digest.hex()),
+                bytes.len() as u64,
+                &mut &bytes[..],
+            )
+            .map_err(|e| StoreError::io("write", "manifest", e))?;
         }
         let desc = |annotations| Descriptor {
             media_type: spec::OCI_MANIFEST.into(),
@@ -122,7 +134,12 @@ fn finish(sink: &mut dyn Sink, manifests: Vec<Descriptor>) -> Result<()> {
 pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
     let tmp = temp_beside(path);
     let as_tar = path.extension().is_some_and(|e| e == "tar");
-    if !as_tar && path.exists() && fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if !as_tar
+        && path.exists()
+        && fs::read_dir(path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         return Err(StoreError::Conflict(format!(
             "{} exists and is not an empty directory: choose a new path for the OCI layout",
             path.display()
@@ -137,7 +154,10 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
             let io = |e| StoreError::io("write", &tmp, e);
             let mut bw = sink.0.finish().map_err(io)?;
             bw.flush().map_err(io)?;
-            bw.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+            bw.into_inner()
+                .map_err(|e| io(e.into_error()))?
+                .sync_all()
+                .map_err(io)?;
             fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))
         } else {
             fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;

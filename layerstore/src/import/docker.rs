@@ -22,7 +22,10 @@ pub fn is_docker_archive(src: &Source) -> Result<bool> {
         Ok(Some(v)) if !v.is_empty() => Ok(true),
         Ok(_) => Ok(false),
         Err(_) if src.exists("index.json") => Ok(false),
-        Err(e) => Err(StoreError::json(format!("manifest.json in {}", src.label), e)),
+        Err(e) => Err(StoreError::json(
+            format!("manifest.json in {}", src.label),
+            e,
+        )),
     }
 }
 
@@ -37,8 +40,8 @@ fn digest_in_name(name: &str) -> Option<Digest> {
 /// Reads every image of the archive, storing and verifying its blobs.
 pub(crate) fn read(store: &Store, src: &Source) -> Result<Vec<Pending>> {
     let data = src.read_small("manifest.json", "docker manifest.json", MAX_MANIFEST)?;
-    let entries: Vec<DockerArchiveEntry> =
-        serde_json::from_slice(&data).map_err(|e| StoreError::json(format!("manifest.json in {}", src.label), e))?;
+    let entries: Vec<DockerArchiveEntry> = serde_json::from_slice(&data)
+        .map_err(|e| StoreError::json(format!("manifest.json in {}", src.label), e))?;
     let mut out = Vec::new();
     for entry in entries {
         let (config_digest, config_size) = src.ingest(
@@ -49,18 +52,26 @@ pub(crate) fn read(store: &Store, src: &Source) -> Result<Vec<Pending>> {
             None,
         )?;
         if config_size > MAX_CONFIG {
-            return Err(StoreError::Format(format!("image config {} is too large", entry.config)));
+            return Err(StoreError::Format(format!(
+                "image config {} is too large",
+                entry.config
+            )));
         }
         let mut layers = Vec::new();
         let mut descs = Vec::new();
         for (i, name) in entry.layers.iter().enumerate() {
             // Classic `<id>/layer.tar` ids are v1 ids, not digests; only `blobs/sha256/`
             // names are a claim to check. The DiffID check at apply covers the rest.
-            let claim = name.starts_with("blobs/sha256/").then(|| digest_in_name(name)).flatten();
+            let claim = name
+                .starts_with("blobs/sha256/")
+                .then(|| digest_in_name(name))
+                .flatten();
             let what = format!("layer {}", i + 1);
             let (digest, size) = src.ingest(&store.blobs, name, &what, claim.as_ref(), None)?;
             let mut r = BufReader::new(store.blobs.open(&digest)?);
-            let mt = match Compression::detect(&mut r).map_err(|e| StoreError::io("read", store.blobs.path(&digest), e))? {
+            let mt = match Compression::detect(&mut r)
+                .map_err(|e| StoreError::io("read", store.blobs.path(&digest), e))?
+            {
                 Compression::None => spec::DOCKER_LAYER,
                 Compression::Gzip => spec::DOCKER_LAYER_GZIP,
                 Compression::Zstd => spec::OCI_LAYER_ZSTD,

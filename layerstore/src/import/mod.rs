@@ -69,7 +69,10 @@ pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded
             )));
         };
         if pendings.is_empty() {
-            return Err(StoreError::Format(format!("{}: the archive holds no image", src.label)));
+            return Err(StoreError::Format(format!(
+                "{}: the archive holds no image",
+                src.label
+            )));
         }
         pendings.into_iter().map(|p| commit(store, p)).collect()
     })();
@@ -80,8 +83,8 @@ pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded
 /// Applies a pending image's layers and registers it.
 pub(crate) fn commit(store: &Store, p: Pending) -> Result<Loaded> {
     let cfg_bytes = store.blobs.read(&p.config_digest)?;
-    let cfg: ImageConfig =
-        serde_json::from_slice(&cfg_bytes).map_err(|e| StoreError::json(format!("image config {}", p.config_digest), e))?;
+    let cfg: ImageConfig = serde_json::from_slice(&cfg_bytes)
+        .map_err(|e| StoreError::json(format!("image config {}", p.config_digest), e))?;
     if cfg.rootfs.diff_ids.len() != p.layers.len() {
         return Err(StoreError::Format(format!(
             "image config {} lists {} diff_ids but the manifest has {} layers",
@@ -121,11 +124,13 @@ pub fn import_rootfs(store: &Store, file: &Path, reference: &str) -> Result<Load
     let name = crate::refs::normalize(reference)?;
     let f = fs::File::open(file).map_err(|e| StoreError::io("open", file, e))?;
     let mut reader = std::io::BufReader::new(f);
-    let compression = crate::compress::Compression::detect(&mut reader).map_err(|e| StoreError::io("read", file, e))?;
+    let compression = crate::compress::Compression::detect(&mut reader)
+        .map_err(|e| StoreError::io("read", file, e))?;
     let staged = store.blobs.stage(&mut reader)?;
     let blob = store.blobs.commit(staged, "imported rootfs", None)?;
     // The DiffID is the hash of the uncompressed stream: learn it by decompressing once.
-    let (_, mut plain) = crate::compress::decompress(store.blobs.open(&blob)?).map_err(|e| StoreError::io("read", file, e))?;
+    let (_, mut plain) = crate::compress::decompress(store.blobs.open(&blob)?)
+        .map_err(|e| StoreError::io("read", file, e))?;
     let mut hw = crate::digest::HashWriter::new(std::io::sink());
     std::io::copy(&mut plain, &mut hw)
         .map_err(|e| StoreError::Format(format!("{}: not a readable tar ({e})", file.display())))?;
@@ -146,7 +151,12 @@ pub fn import_rootfs(store: &Store, file: &Path, reference: &str) -> Result<Load
     });
     let cfg_bytes = serde_json::to_vec(&config).map_err(|e| StoreError::json("config", e))?;
     let config_digest = store.blobs.put(&cfg_bytes, "config", None)?;
-    let size = store.blobs.path(&blob).metadata().map(|m| m.len()).unwrap_or(0);
+    let size = store
+        .blobs
+        .path(&blob)
+        .metadata()
+        .map(|m| m.len())
+        .unwrap_or(0);
     let manifest = spec::Manifest {
         schema_version: 2,
         media_type: Some(spec::OCI_MANIFEST.into()),

@@ -13,14 +13,26 @@ fn blob_name(d: &Digest) -> String {
 }
 
 /// Stores the blob of `desc` after checking digest and size, then reads it (JSON only).
-fn fetch_json(store: &Store, src: &Source, desc: &Descriptor, what: &str, limit: u64) -> Result<Vec<u8>> {
+fn fetch_json(
+    store: &Store,
+    src: &Source,
+    desc: &Descriptor,
+    what: &str,
+    limit: u64,
+) -> Result<Vec<u8>> {
     if desc.size < 0 || desc.size as u64 > limit {
         return Err(StoreError::Format(format!(
             "{what} {} claims {} bytes, over the {limit}-byte limit: refusing it",
             desc.digest, desc.size
         )));
     }
-    src.ingest(&store.blobs, &blob_name(&desc.digest), what, Some(&desc.digest), Some(desc.size as u64))?;
+    src.ingest(
+        &store.blobs,
+        &blob_name(&desc.digest),
+        what,
+        Some(&desc.digest),
+        Some(desc.size as u64),
+    )?;
     store.blobs.read(&desc.digest)
 }
 
@@ -43,7 +55,10 @@ fn select(descs: &[Descriptor], wanted: &Platform, label: &str) -> Result<Vec<De
         .map(|d| (*d).clone())
         .collect();
     if hits.is_empty() {
-        let avail: Vec<String> = descs.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect();
+        let avail: Vec<String> = descs
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+            .collect();
         return Err(StoreError::Format(format!(
             "{label}: no image for platform {wanted}; available: {} (choose one with --platform)",
             avail.join(", ")
@@ -77,12 +92,19 @@ fn names_of(desc: &Descriptor, hint: &str) -> Vec<String> {
 /// Reads every image the layout's index names.
 pub(crate) fn read(store: &Store, src: &Source, opts: &LoadOptions) -> Result<Vec<Pending>> {
     let data = src.read_small("index.json", "index.json", MAX_MANIFEST)?;
-    let index: Index = serde_json::from_slice(&data).map_err(|e| StoreError::json(format!("index.json in {}", src.label), e))?;
+    let index: Index = serde_json::from_slice(&data)
+        .map_err(|e| StoreError::json(format!("index.json in {}", src.label), e))?;
     let manifests = index.manifests.unwrap_or_default();
     if manifests.is_empty() {
-        return Err(StoreError::Format(format!("{}: index.json lists no manifests", src.label)));
+        return Err(StoreError::Format(format!(
+            "{}: index.json lists no manifests",
+            src.label
+        )));
     }
-    let wanted = opts.platform.clone().unwrap_or_else(Platform::default_linux);
+    let wanted = opts
+        .platform
+        .clone()
+        .unwrap_or_else(Platform::default_linux);
     let mut out = Vec::new();
     for desc in select(&manifests, &wanted, &src.label)? {
         let names = names_of(&desc, &src.name_hint);
@@ -94,14 +116,23 @@ pub(crate) fn read(store: &Store, src: &Source, opts: &LoadOptions) -> Result<Ve
 }
 
 /// Follows `desc` down to one image manifest; `None` for non-image artifacts.
-fn resolve(store: &Store, src: &Source, desc: &Descriptor, wanted: &Platform, depth: u32) -> Result<Option<Pending>> {
+fn resolve(
+    store: &Store,
+    src: &Source,
+    desc: &Descriptor,
+    wanted: &Platform,
+    depth: u32,
+) -> Result<Option<Pending>> {
     if depth > 4 {
-        return Err(StoreError::Format(format!("{}: indexes nested too deep", src.label)));
+        return Err(StoreError::Format(format!(
+            "{}: indexes nested too deep",
+            src.label
+        )));
     }
     let bytes = fetch_json(store, src, desc, "manifest", MAX_MANIFEST)?;
     let mt = if desc.media_type.is_empty() {
-        let v: spec::Versioned =
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::json(format!("manifest {}", desc.digest), e))?;
+        let v: spec::Versioned = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::json(format!("manifest {}", desc.digest), e))?;
         v.media_type.unwrap_or_else(|| {
             if v.manifests.is_some() {
                 spec::OCI_INDEX.into()
@@ -113,7 +144,8 @@ fn resolve(store: &Store, src: &Source, desc: &Descriptor, wanted: &Platform, de
         desc.media_type.clone()
     };
     if spec::is_index_type(&mt) {
-        let idx: Index = serde_json::from_slice(&bytes).map_err(|e| StoreError::json(format!("index {}", desc.digest), e))?;
+        let idx: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::json(format!("index {}", desc.digest), e))?;
         let children = idx.manifests.unwrap_or_default();
         let label = format!("{} (index {})", src.label, desc.digest);
         let picked = select(&children, wanted, &label)?;
@@ -128,7 +160,8 @@ fn resolve(store: &Store, src: &Source, desc: &Descriptor, wanted: &Platform, de
             media_type: mt,
         });
     }
-    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::json(format!("manifest {}", desc.digest), e))?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::json(format!("manifest {}", desc.digest), e))?;
     let cfg_mt = m.config.media_type.as_str();
     if cfg_mt != spec::OCI_CONFIG && cfg_mt != spec::DOCKER_CONFIG {
         return Err(StoreError::MediaType {
@@ -147,7 +180,13 @@ fn resolve(store: &Store, src: &Source, desc: &Descriptor, wanted: &Platform, de
         }
         let what = format!("layer {}", i + 1);
         let size = u64::try_from(l.size).ok();
-        src.ingest(&store.blobs, &blob_name(&l.digest), &what, Some(&l.digest), size)?;
+        src.ingest(
+            &store.blobs,
+            &blob_name(&l.digest),
+            &what,
+            Some(&l.digest),
+            size,
+        )?;
         layers.push((l.digest.clone(), l.media_type.clone()));
     }
     Ok(Some(Pending {

@@ -29,7 +29,10 @@ pub struct Source {
 }
 
 fn hint_of(p: &Path) -> String {
-    let mut s = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let mut s = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     for ext in [".gz", ".zst", ".tgz", ".tar", ".oci", ".docker"] {
         if let Some(stripped) = s.strip_suffix(ext) {
             s = stripped.to_string();
@@ -38,9 +41,17 @@ fn hint_of(p: &Path) -> String {
     let s: String = s
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    let s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    let s = s
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
     if s.is_empty() {
         "image".into()
     } else {
@@ -83,7 +94,9 @@ impl Source {
     fn stage_archive(&mut self, f: File, staging: &Path) -> Result<()> {
         let label = self.label.clone();
         let corrupt = |e: std::io::Error| {
-            StoreError::Format(format!("{label}: not a readable tar archive ({e}); is it truncated?"))
+            StoreError::Format(format!(
+                "{label}: not a readable tar archive ({e}); is it truncated?"
+            ))
         };
         let (_, plain) = decompress(f).map_err(corrupt)?;
         let mut ar = tar::Archive::new(plain);
@@ -114,11 +127,15 @@ impl Source {
                             name.display()
                         )));
                     }
-                    fs::rename(&staged.path, &dest).map_err(|e| StoreError::io("rename", &dest, e))?;
+                    fs::rename(&staged.path, &dest)
+                        .map_err(|e| StoreError::io("rename", &dest, e))?;
                     self.staged.insert(name, (staged.digest, staged.size));
                 }
                 tar::EntryType::Symlink => {
-                    let target = entry.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|c| c.into_owned())
+                        .unwrap_or_default();
                     let base = if target.starts_with(b"/") {
                         PathBuf::new()
                     } else {
@@ -130,7 +147,10 @@ impl Source {
                     }
                 }
                 tar::EntryType::Link => {
-                    let target = entry.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|c| c.into_owned())
+                        .unwrap_or_default();
                     if let Some(t) = clean(&target) {
                         self.aliases.insert(name, t);
                     }
@@ -161,16 +181,17 @@ impl Source {
                     .map_err(|e| StoreError::io("open", self.root_path.join(sub), e))?;
                 self.root_path = self.root_path.join(sub);
                 self.name_hint = hint_of(sub);
-                let strip = |m: HashMap<PathBuf, _>| -> HashMap<PathBuf, _> {
-                    m.into_iter()
-                        .filter_map(|(k, v)| k.strip_prefix(sub).ok().map(|k| (k.to_path_buf(), v)))
-                        .collect()
-                };
-                self.staged = strip(std::mem::take(&mut self.staged));
+                self.staged = std::mem::take(&mut self.staged)
+                    .into_iter()
+                    .filter_map(|(k, v)| k.strip_prefix(sub).ok().map(|k| (k.to_path_buf(), v)))
+                    .collect();
                 self.aliases = std::mem::take(&mut self.aliases)
                     .into_iter()
                     .filter_map(|(k, v)| {
-                        Some((k.strip_prefix(sub).ok()?.to_path_buf(), v.strip_prefix(sub).ok()?.to_path_buf()))
+                        Some((
+                            k.strip_prefix(sub).ok()?.to_path_buf(),
+                            v.strip_prefix(sub).ok()?.to_path_buf(),
+                        ))
                     })
                     .collect();
             }
@@ -180,7 +201,10 @@ impl Source {
 
     fn resolve(&self, name: &str) -> Result<PathBuf> {
         let mut p = clean(name.as_bytes()).ok_or_else(|| {
-            StoreError::Format(format!("{}: path {name:?} escapes the image source", self.label))
+            StoreError::Format(format!(
+                "{}: path {name:?} escapes the image source",
+                self.label
+            ))
         })?;
         for _ in 0..16 {
             match self.aliases.get(&p) {
@@ -188,7 +212,10 @@ impl Source {
                 None => return Ok(p),
             }
         }
-        Err(StoreError::Format(format!("{}: link loop at {name}", self.label)))
+        Err(StoreError::Format(format!(
+            "{}: link loop at {name}",
+            self.label
+        )))
     }
 
     /// Whether `name` exists as a file.
@@ -307,4 +334,3 @@ fn resolve_dots(raw: &[u8]) -> Option<PathBuf> {
     }
     Some(p)
 }
-

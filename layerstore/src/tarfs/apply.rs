@@ -27,7 +27,9 @@ use tar::EntryType;
 pub enum ApplyError {
     #[error("layer entry {0:?} escapes the layer root (a `..` component): refusing the layer")]
     PathEscape(String),
-    #[error("layer entry {path:?}: hardlink target {target:?} does not exist in the layer or below it")]
+    #[error(
+        "layer entry {path:?}: hardlink target {target:?} does not exist in the layer or below it"
+    )]
     HardlinkTarget { path: String, target: String },
     #[error("layer entry {path:?}: unsupported tar entry type {kind}")]
     Unsupported { path: String, kind: String },
@@ -74,7 +76,11 @@ fn errno(e: rustix::io::Errno) -> io::Error {
 }
 
 /// Applies the layer read from `reader` into `root` using `hook` for whiteouts.
-pub fn apply_layer<R: Read>(reader: R, root: &Path, hook: &dyn WhiteoutFormat) -> Result<ApplyResult, ApplyError> {
+pub fn apply_layer<R: Read>(
+    reader: R,
+    root: &Path,
+    hook: &dyn WhiteoutFormat,
+) -> Result<ApplyResult, ApplyError> {
     let (compression, plain) = decompress(reader).map_err(ApplyError::Tar)?;
     let hashed = HashReader::new(plain);
     let mut archive = tar::Archive::new(hashed);
@@ -167,7 +173,8 @@ impl Applier<'_> {
             return Ok(());
         }
         let raw = entry.path_bytes().into_owned();
-        let path = clean(&raw).ok_or_else(|| ApplyError::PathEscape(String::from_utf8_lossy(&raw).into()))?;
+        let path = clean(&raw)
+            .ok_or_else(|| ApplyError::PathEscape(String::from_utf8_lossy(&raw).into()))?;
         let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
             return Ok(()); // the layer root itself: its metadata belongs to the image, not the layer
         };
@@ -177,18 +184,21 @@ impl Applier<'_> {
             return self.whiteout(&parent, &name, &path);
         }
         let pax = read_pax(entry)?;
-        let pfd = self.parent_dir(&parent, true)?.ok_or_else(|| ApplyError::Io {
-            path: display(&path),
-            op: "open parent directory",
-            source: io::ErrorKind::NotFound.into(),
-        })?;
+        let pfd = self
+            .parent_dir(&parent, true)?
+            .ok_or_else(|| ApplyError::Io {
+                path: display(&path),
+                op: "open parent directory",
+                source: io::ErrorKind::NotFound.into(),
+            })?;
         let is_dir = kind == EntryType::Directory;
         // Anything already there is replaced, except a directory by a directory.
         match rustix::fs::statat(&pfd, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                 if !(existing_dir && is_dir) {
-                    remove_all_at(pfd.as_fd(), &name).map_err(io_err(&path, "replace existing entry"))?;
+                    remove_all_at(pfd.as_fd(), &name)
+                        .map_err(io_err(&path, "replace existing entry"))?;
                     if existing_dir {
                         self.cache = None;
                     }
@@ -208,7 +218,11 @@ impl Applier<'_> {
                 let fd = rustix::fs::openat(
                     &pfd,
                     &name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| io_err(&path, "create file")(errno(e)))?;
@@ -218,10 +232,12 @@ impl Applier<'_> {
                     if n == 0 {
                         break;
                     }
-                    file.write_all(&self.buf[..n]).map_err(io_err(&path, "write file"))?;
+                    file.write_all(&self.buf[..n])
+                        .map_err(io_err(&path, "write file"))?;
                     self.data_size += n as u64;
                 }
-                set_meta_fd(file.as_fd(), owner, mode, &pax, &times).map_err(io_err(&path, "set metadata"))?;
+                set_meta_fd(file.as_fd(), owner, mode, &pax, &times)
+                    .map_err(io_err(&path, "set metadata"))?;
             }
             EntryType::Directory => {
                 match rustix::fs::mkdirat(&pfd, &name, Mode::from_raw_mode(0o700)) {
@@ -235,23 +251,34 @@ impl Applier<'_> {
                     Mode::empty(),
                 )
                 .map_err(|e| io_err(&path, "open directory")(errno(e)))?;
-                rustix::fs::fchown(&dfd, owner.0, owner.1).map_err(|e| io_err(&path, "chown")(errno(e)))?;
-                rustix::fs::fchmod(&dfd, Mode::from_raw_mode(mode)).map_err(|e| io_err(&path, "chmod")(errno(e)))?;
+                rustix::fs::fchown(&dfd, owner.0, owner.1)
+                    .map_err(|e| io_err(&path, "chown")(errno(e)))?;
+                rustix::fs::fchmod(&dfd, Mode::from_raw_mode(mode))
+                    .map_err(|e| io_err(&path, "chmod")(errno(e)))?;
                 for (k, v) in &pax.xattrs {
-                    xattr::fset(&dfd, OsStr::from_bytes(k), v).map_err(io_err(&path, "set xattr"))?;
+                    xattr::fset(&dfd, OsStr::from_bytes(k), v)
+                        .map_err(io_err(&path, "set xattr"))?;
                 }
                 self.dirs.push((path.clone(), times));
             }
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
                 rustix::fs::symlinkat(OsStr::from_bytes(&target), &pfd, &name)
                     .map_err(|e| io_err(&path, "create symlink")(errno(e)))?;
-                set_meta_at(pfd.as_fd(), &name, owner, None, &pax, &times).map_err(io_err(&path, "set metadata"))?;
+                set_meta_at(pfd.as_fd(), &name, owner, None, &pax, &times)
+                    .map_err(io_err(&path, "set metadata"))?;
             }
             EntryType::Link => {
-                let raw_target = entry.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
-                let target = clean(&raw_target)
-                    .ok_or_else(|| ApplyError::PathEscape(String::from_utf8_lossy(&raw_target).into()))?;
+                let raw_target = entry
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
+                let target = clean(&raw_target).ok_or_else(|| {
+                    ApplyError::PathEscape(String::from_utf8_lossy(&raw_target).into())
+                })?;
                 let missing = || ApplyError::HardlinkTarget {
                     path: display(&path),
                     target: display(&target),
@@ -259,7 +286,8 @@ impl Applier<'_> {
                 if target.as_os_str().is_empty() {
                     return Err(missing());
                 }
-                let tfd = open_in_root(&self.root, &target, OpenMode::PathNoFollow).map_err(|_| missing())?;
+                let tfd = open_in_root(&self.root, &target, OpenMode::PathNoFollow)
+                    .map_err(|_| missing())?;
                 rustix::fs::linkat(&tfd, "", &pfd, &name, AtFlags::EMPTY_PATH)
                     .map_err(|e| io_err(&path, "create hardlink")(errno(e)))?;
             }
@@ -303,7 +331,9 @@ impl Applier<'_> {
             };
             let written = &self.written;
             let keep = |n: &OsStr| written.contains(&parent.join(n));
-            self.hook.opaque(pfd.as_fd(), &keep).map_err(io_err(path, "make directory opaque"))?;
+            self.hook
+                .opaque(pfd.as_fd(), &keep)
+                .map_err(io_err(path, "make directory opaque"))?;
             self.cache = None;
             return Ok(());
         }
@@ -320,7 +350,9 @@ impl Applier<'_> {
         let Some(pfd) = self.parent_dir(parent, !full_tree)? else {
             return Ok(());
         };
-        self.hook.whiteout(pfd.as_fd(), target).map_err(io_err(path, "apply whiteout"))?;
+        self.hook
+            .whiteout(pfd.as_fd(), target)
+            .map_err(io_err(path, "apply whiteout"))?;
         self.cache = None;
         Ok(())
     }
@@ -363,7 +395,8 @@ impl Applier<'_> {
                 Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(io_err(&sofar, "create parent directory")(errno(e))),
             }
-            cur = open_in_root(&self.root, &sofar, OpenMode::Dir).map_err(io_err(&sofar, "open parent directory"))?;
+            cur = open_in_root(&self.root, &sofar, OpenMode::Dir)
+                .map_err(io_err(&sofar, "open parent directory"))?;
         }
         Ok(cur)
     }
@@ -373,8 +406,11 @@ impl Applier<'_> {
         self.cache = None;
         for (path, times) in self.dirs.drain(..).rev() {
             match open_in_root(&self.root, &path, OpenMode::Dir) {
-                Ok(fd) => rustix::fs::futimens(&fd, &times).map_err(|e| io_err(&path, "set times")(errno(e)))?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+                Ok(fd) => rustix::fs::futimens(&fd, &times)
+                    .map_err(|e| io_err(&path, "set times")(errno(e)))?,
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENOTDIR) => {}
                 Err(e) => return Err(io_err(&path, "open directory")(e)),
             }
         }

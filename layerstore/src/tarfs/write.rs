@@ -78,7 +78,12 @@ impl<W: Write> LayerTarWriter<W> {
     }
 
     /// The entry at `rel` under `root` (whose open descriptor is `rootfd`).
-    pub fn entry(&mut self, rootfd: &std::os::fd::OwnedFd, root: &Path, rel: &Path) -> io::Result<()> {
+    pub fn entry(
+        &mut self,
+        rootfd: &std::os::fd::OwnedFd,
+        root: &Path,
+        rel: &Path,
+    ) -> io::Result<()> {
         let full = root.join(rel);
         let md = fs::symlink_metadata(&full)?;
         let ft = md.file_type();
@@ -89,7 +94,11 @@ impl<W: Write> LayerTarWriter<W> {
         h.set_mtime(md.mtime().max(0) as u64);
         h.set_size(0);
         let mut name = rel.as_os_str().as_bytes().to_vec();
-        let parent = drivers::fsutil::open_in_root(rootfd, rel.parent().unwrap_or(Path::new("")), drivers::fsutil::OpenMode::Dir)?;
+        let parent = drivers::fsutil::open_in_root(
+            rootfd,
+            rel.parent().unwrap_or(Path::new("")),
+            drivers::fsutil::OpenMode::Dir,
+        )?;
         let fname = rel.file_name().unwrap_or_default();
         let xattrs = xattr::lget_all(std::os::fd::AsFd::as_fd(&parent), fname)?;
         let mut link: Option<Vec<u8>> = None;
@@ -111,7 +120,11 @@ impl<W: Write> LayerTarWriter<W> {
             h.set_entry_type(EntryType::Symlink);
             link = Some(fs::read_link(&full)?.as_os_str().as_bytes().to_vec());
         } else if ft.is_char_device() || ft.is_block_device() {
-            h.set_entry_type(if ft.is_char_device() { EntryType::Char } else { EntryType::Block });
+            h.set_entry_type(if ft.is_char_device() {
+                EntryType::Char
+            } else {
+                EntryType::Block
+            });
             let dev = md.rdev();
             h.set_device_major(rustix::fs::major(dev))?;
             h.set_device_minor(rustix::fs::minor(dev))?;
@@ -127,7 +140,10 @@ impl<W: Write> LayerTarWriter<W> {
             self.header(h, &name, None, &xattrs)?;
             let copied = io::copy(&mut io::Read::take(&f, size), &mut self.out)?;
             if copied != size {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} shrank while being read", full.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{} shrank while being read", full.display()),
+                ));
             }
             self.pad(size)
         } else {
@@ -145,7 +161,10 @@ impl<W: Write> LayerTarWriter<W> {
         self.header(h, name.as_bytes(), None, &[])?;
         let copied = io::copy(&mut r.take(size), &mut self.out)?;
         if copied != size {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{name}: source ended after {copied} of {size} bytes")));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{name}: source ended after {copied} of {size} bytes"),
+            ));
         }
         self.pad(size)
     }
@@ -157,7 +176,12 @@ impl<W: Write> LayerTarWriter<W> {
         h.set_mode(0o755);
         h.set_size(0);
         h.set_mtime(0);
-        self.header(h, format!("{}/", name.trim_end_matches('/')).as_bytes(), None, &[])
+        self.header(
+            h,
+            format!("{}/", name.trim_end_matches('/')).as_bytes(),
+            None,
+            &[],
+        )
     }
 
     fn pad(&mut self, size: u64) -> io::Result<()> {
@@ -195,7 +219,10 @@ impl<W: Write> LayerTarWriter<W> {
             ph.set_entry_type(EntryType::XHeader);
             ph.set_mode(0o644);
             ph.set_size(pax.len() as u64);
-            let pname = format!("PaxHeaders/{}", String::from_utf8_lossy(&name[..name.len().min(80)]));
+            let pname = format!(
+                "PaxHeaders/{}",
+                String::from_utf8_lossy(&name[..name.len().min(80)])
+            );
             set_name_bytes(&mut ph, pname.as_bytes());
             ph.set_cksum();
             self.out.write_all(ph.as_bytes())?;

@@ -24,7 +24,9 @@ fn hdr(kind: EntryType, mode: u32) -> Header {
 
 impl TarBuilder {
     pub fn new() -> Self {
-        TarBuilder { b: Builder::new(Vec::new()) }
+        TarBuilder {
+            b: Builder::new(Vec::new()),
+        }
     }
     pub fn dir(mut self, path: &str, mode: u32) -> Self {
         let mut h = hdr(EntryType::Directory, mode);
@@ -43,8 +45,13 @@ impl TarBuilder {
         self
     }
     pub fn file_xattr(mut self, path: &str, data: &[u8], xattrs: &[(&str, &[u8])]) -> Self {
-        let recs: Vec<(String, &[u8])> = xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v)).collect();
-        self.b.append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), *v))).unwrap();
+        let recs: Vec<(String, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+            .collect();
+        self.b
+            .append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), *v)))
+            .unwrap();
         self.file(path, data)
     }
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
