@@ -18,10 +18,12 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 
 impl Strata {
+    /// A fresh data root, with an empty config file so the host's
+    /// `/etc/strata/daemon.json` never leaks into a test.
     pub fn new() -> Strata {
-        Strata {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("daemon.json"), b"{}").unwrap();
+        Strata { dir }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -33,17 +35,14 @@ impl Strata {
         c.arg("--data-root")
             .arg(self.root())
             .arg("--config")
-            .arg(self.dir.path().join("none.json"));
+            .arg(self.dir.path().join("daemon.json"));
         c.args(args);
         c
     }
 
     /// Runs and returns the raw output.
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-        c.arg("--data-root").arg(self.root());
-        c.args(args);
-        c.output().unwrap()
+        self.cmd(args).output().unwrap()
     }
 
     /// Runs, asserts success, returns stdout.

@@ -1,0 +1,175 @@
+//! Containers' storage verbs, configuration handling and concurrent use of one store.
+
+mod common;
+
+use common::{fixture, Strata};
+use std::fs;
+
+#[test]
+fn create_mount_diff_umount_rm() {
+    let s = Strata::new();
+    s.load("images/busybox-wh.docker.tar");
+    let id = s
+        .ok(&["create", "--name", "web", "busybox-wh:1"])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let err = s.fails(&["create", "--name", "web", "busybox-wh:1"], 125);
+    assert!(err.contains("already in use"), "{err}");
+    let r1 = s.ok(&["mount", "web"]);
+    let r2 = s.ok(&["mount", &id[..12]]);
+    assert_eq!(r1, r2);
+    let root = std::path::PathBuf::from(r1.trim());
+    fs::write(root.join("new-file"), b"x").unwrap();
+    fs::remove_file(root.join("data/keep/k5")).unwrap();
+    fs::write(root.join("data/keep/k4"), b"rewritten").unwrap();
+    let diff = s.ok(&["diff", "web"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "C /data",
+            "C /data/keep",
+            "C /data/keep/k4",
+            "D /data/keep/k5",
+            "A /new-file"
+        ]
+    );
+    // The image itself is untouched.
+    let other = s.mounted("busybox-wh:1", "other");
+    assert!(other.join("data/keep/k5").exists() && !other.join("new-file").exists());
+    let err = s.fails(&["rm", "web"], 125);
+    assert!(err.contains("mounted"), "{err}");
+    s.ok(&["umount", "web"]);
+    s.ok(&["umount", "web"]);
+    let err = s.fails(&["umount", "web"], 125);
+    assert!(err.contains("not mounted"), "{err}");
+    s.ok(&["rm", "web"]);
+    assert!(
+        !root.exists(),
+        "the read-write layer is gone with the container"
+    );
+    s.ok(&["rm", "-f", "other"]);
+    let ps: Vec<serde_json::Value> =
+        serde_json::from_str(&s.ok(&["ps", "-a", "--format", "json"])).unwrap();
+    assert!(ps.is_empty());
+    s.fails(&["mount", "nope"], 125);
+    s.assert_fsck_ok();
+}
+
+/// Runs strata with only the given arguments (no test defaults), returning (code, stderr).
+fn bare(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+#[test]
+fn config_file_keys_flags_and_options() {
+    let s = Strata::new();
+    let root = s.root();
+    let root = root.to_str().unwrap();
+    let cfg = s.dir.path().join("bad.json");
+    fs::write(&cfg, br#"{"storage-driver": "vfs", "graph": "/x"}"#).unwrap();
+    let (code, _, err) = bare(&[
+        "--data-root",
+        root,
+        "--config",
+        cfg.to_str().unwrap(),
+        "images",
+    ]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("graph"), "an unknown key is named: {err}");
+    fs::write(&cfg, br#"{"storage-driver": "zfs2"}"#).unwrap();
+    let (code, _, err) = bare(&[
+        "--data-root",
+        root,
+        "--config",
+        cfg.to_str().unwrap(),
+        "images",
+    ]);
+    assert_eq!(code, Some(125));
+    assert!(err.contains("zfs2"), "{err}");
+    // data-root from the file; the flag beats it.
+    let from_file = s.dir.path().join("from-file");
+    fs::write(
+        &cfg,
+        format!(r#"{{"data-root": "{}", "storage-driver": "vfs", "storage-opts": ["vfs.reflink=false"]}}"#, from_file.display()),
+    )
+    .unwrap();
+    let (code, info, err) = bare(&["--config", cfg.to_str().unwrap(), "info"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        info.contains("Storage Driver: vfs") && info.contains("vfs.reflink=false"),
+        "{info}"
+    );
+    assert!(
+        from_file.join("vfs").exists(),
+        "data-root came from the file"
+    );
+    let flag_root = s.dir.path().join("from-flag");
+    let (code, _, err) = bare(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data-root",
+        flag_root.to_str().unwrap(),
+        "images",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(flag_root.join("vfs").exists(), "the flag beats the file");
+    let err = s.fails(&["--storage-opt", "vfs.bogus=1", "images"], 125);
+    assert!(err.contains("vfs.bogus"), "{err}");
+    let err = s.fails(&["--storage-opt", "novalue", "images"], 125);
+    assert!(err.contains("KEY=VALUE"), "{err}");
+    let err = s.fails(&["--storage-driver", "nope", "images"], 125);
+    assert!(err.contains("unknown storage driver"), "{err}");
+    s.fails(&["frobnicate"], 125);
+}
+
+#[test]
+fn info_reports_every_driver() {
+    let s = Strata::new();
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(v["Driver"], "vfs");
+    let names: Vec<&str> = v["Drivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["overlay2", "btrfs", "aufs", "vfs"]);
+    for d in v["Drivers"].as_array().unwrap() {
+        if d["Supported"] == false {
+            assert!(d["Reason"].as_str().is_some_and(|r| !r.is_empty()), "{d}");
+        }
+    }
+    assert!(v["DriverStatus"]["Backing Filesystem"].is_string());
+}
+
+#[test]
+fn concurrent_commands_share_one_store() {
+    let s = Strata::new();
+    let files = [
+        "images/busybox-wh.docker.tar",
+        "archives/dive-test-docker-image.tar",
+        "archives/trivy-alpine-310.tar.gz",
+    ];
+    let handles: Vec<_> = files
+        .iter()
+        .map(|f| {
+            let mut c = s.cmd(&["load", "-i", fixture(f).to_str().unwrap()]);
+            std::thread::spawn(move || c.output().unwrap())
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap().status.success());
+    }
+    assert_eq!(s.images_json().len(), 3);
+    s.assert_fsck_ok();
+}
