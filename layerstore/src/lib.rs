@@ -14,6 +14,7 @@ pub mod fsck;
 pub mod images;
 pub mod import;
 pub mod layers;
+pub mod readahead;
 pub mod records;
 pub mod refs;
 pub mod spec;

@@ -8,8 +8,9 @@
 use super::entry_path::clean;
 use super::pax::{parse_time, PaxInfo};
 use super::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};
-use crate::compress::{decompress, Compression};
-use crate::digest::{Digest, HashReader};
+use crate::compress::Compression;
+use crate::digest::Digest;
+use crate::readahead::with_read_ahead;
 use drivers::fsutil::{open_in_root, open_root, remove_all_at, xattr, OpenMode};
 use drivers::WhiteoutFormat;
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
@@ -76,38 +77,43 @@ fn errno(e: rustix::io::Errno) -> io::Error {
 }
 
 /// Applies the layer read from `reader` into `root` using `hook` for whiteouts.
-pub fn apply_layer<R: Read>(
+/// Decompression and hashing run on a second thread while entries are written.
+pub fn apply_layer<R: Read + Send>(
     reader: R,
     root: &Path,
     hook: &dyn WhiteoutFormat,
 ) -> Result<ApplyResult, ApplyError> {
-    let (compression, plain) = decompress(reader).map_err(ApplyError::Tar)?;
-    let hashed = HashReader::new(plain);
-    let mut archive = tar::Archive::new(hashed);
     let root_fd = open_root(root).map_err(io_err(Path::new(""), "open layer root"))?;
-    let mut ap = Applier {
-        root: root_fd,
-        hook,
-        written: HashSet::new(),
-        dirs: Vec::new(),
-        cache: None,
-        buf: vec![0u8; 256 * 1024],
-        data_size: 0,
-        entries: 0,
-    };
-    for entry in archive.entries().map_err(ApplyError::Tar)? {
-        let mut entry = entry.map_err(ApplyError::Tar)?;
-        ap.entries += 1;
-        ap.apply_entry(&mut entry)?;
-    }
-    ap.finish_dirs()?;
-    let (diff_id, tar_size) = archive.into_inner().finish().map_err(ApplyError::Tar)?;
+    let (applied, produced) = with_read_ahead(reader, |stream| -> Result<(u64, u64), ApplyError> {
+        let mut archive = tar::Archive::new(&mut *stream);
+        let mut ap = Applier {
+            root: root_fd,
+            hook,
+            written: HashSet::new(),
+            dirs: Vec::new(),
+            cache: None,
+            buf: vec![0u8; 256 * 1024],
+            data_size: 0,
+            entries: 0,
+        };
+        for entry in archive.entries().map_err(ApplyError::Tar)? {
+            let mut entry = entry.map_err(ApplyError::Tar)?;
+            ap.entries += 1;
+            ap.apply_entry(&mut entry)?;
+        }
+        ap.finish_dirs()?;
+        drop(archive);
+        stream.drain().map_err(ApplyError::Tar)?;
+        Ok((ap.data_size, ap.entries))
+    });
+    let (data_size, entries) = applied?;
+    let p = produced.map_err(ApplyError::Tar)?;
     Ok(ApplyResult {
-        diff_id,
-        tar_size,
-        data_size: ap.data_size,
-        entries: ap.entries,
-        compression,
+        diff_id: p.digest,
+        tar_size: p.size,
+        data_size,
+        entries,
+        compression: p.compression,
     })
 }
 

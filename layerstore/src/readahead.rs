@@ -1,0 +1,141 @@
+//! Reading a stream on a second core: one thread reads, decompresses and hashes while the
+//! caller consumes, so inflating and hashing a layer overlap with writing its files.
+
+use crate::compress::{decompress, Compression};
+use crate::digest::{Digest, HashReader};
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+const CHUNK: usize = 256 * 1024;
+const DEPTH: usize = 16;
+
+/// What the producer thread reports when it is done.
+pub struct Produced {
+    pub compression: Compression,
+    /// sha256 and length of the decompressed stream.
+    pub digest: Digest,
+    pub size: u64,
+}
+
+enum Msg {
+    Data(Vec<u8>),
+    Err(io::Error),
+}
+
+/// The consumer side: a `Read` over the chunks the producer sends.
+pub struct ChunkReader {
+    rx: Receiver<Msg>,
+    recycle: SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Msg::Data(v)) => {
+                    let old = std::mem::replace(&mut self.cur, v);
+                    let _ = self.recycle.try_send(old);
+                    self.pos = 0;
+                }
+                Ok(Msg::Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl ChunkReader {
+    /// Reads to the end so the producer hashes everything (tar padding after the last entry).
+    pub fn drain(&mut self) -> io::Result<()> {
+        io::copy(self, &mut io::sink()).map(|_| ())
+    }
+}
+
+/// Runs `consume` on the decompressed content of `input` while another thread reads,
+/// decompresses and hashes it. Returns what `consume` returned and the stream's digest.
+pub fn with_read_ahead<R, T, F>(input: R, consume: F) -> (T, io::Result<Produced>)
+where
+    R: Read + Send,
+    F: FnOnce(&mut ChunkReader) -> T,
+{
+    let (tx, rx) = sync_channel::<Msg>(DEPTH);
+    let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> io::Result<Produced> {
+            let (compression, plain) = match decompress(input) {
+                Ok(x) => x,
+                Err(e) => {
+                    let kind = e.kind();
+                    let _ = tx.send(Msg::Err(e));
+                    return Err(io::Error::new(kind, "reading the layer failed"));
+                }
+            };
+            let mut hr = HashReader::new(plain);
+            loop {
+                let mut buf = recycle_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                buf.resize(CHUNK, 0);
+                let mut filled = 0;
+                while filled < CHUNK {
+                    match hr.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let msg = e.to_string();
+                            let _ = tx.send(Msg::Err(e));
+                            return Err(io::Error::other(msg));
+                        }
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                buf.truncate(filled);
+                if tx.send(Msg::Data(buf)).is_err() {
+                    // The consumer stopped early (an error); hash what remains anyway so
+                    // the reported digest is of the whole stream.
+                    io::copy(&mut hr, &mut io::sink())?;
+                    break;
+                }
+            }
+            drop(tx);
+            let (digest, size) = hr.finish()?;
+            Ok(Produced {
+                compression,
+                digest,
+                size,
+            })
+        });
+        let mut reader = ChunkReader {
+            rx,
+            recycle: recycle_tx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        };
+        let out = consume(&mut reader);
+        drop(reader);
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("layer reader thread panicked")));
+        (out, produced)
+    })
+}
