@@ -91,6 +91,25 @@ fn skopeo_reads_strata_archives_and_layouts() {
 }
 
 #[test]
+fn oci_gzip_image_saved_as_docker_archive() {
+    // Layers stored gzip-compressed go out as the uncompressed layer.tar docker expects.
+    let skopeo = require_tool("skopeo");
+    let s = Strata::new();
+    s.load("images/busybox-wh.oci.tar");
+    let arch = s.dir.path().join("from-oci.tar");
+    s.ok(&["save", "-o", arch.to_str().unwrap(), "busybox-wh:1"]);
+    let out = sh(Command::new(&skopeo)
+        .arg("inspect")
+        .arg("--config")
+        .arg(format!("docker-archive:{}", arch.display())));
+    let cfg: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 7);
+    let t = Strata::new();
+    t.ok(&["load", "-i", arch.to_str().unwrap()]);
+    assert_eq!(t.images_json()[0]["Id"], s.images_json()[0]["Id"]);
+}
+
+#[test]
 fn strata_loads_what_skopeo_writes() {
     let skopeo = require_tool("skopeo");
     let s = Strata::new();

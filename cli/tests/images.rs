@@ -78,6 +78,15 @@ fn docker_archive_ids_match_docker() {
     let inspect: serde_json::Value =
         serde_json::from_str(&s.ok(&["inspect", "busybox-wh:1"])).unwrap();
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 7);
+    // By repository digest, by short id, and by full id.
+    let manifest = imgs[0]["ManifestDigest"].as_str().unwrap();
+    let by_digest: serde_json::Value =
+        serde_json::from_str(&s.ok(&["inspect", &format!("busybox-wh@{manifest}")])).unwrap();
+    assert_eq!(by_digest[0]["Id"], imgs[0]["Id"]);
+    s.ok(&["inspect", "5837ceff625e"]);
+    s.ok(&["inspect", imgs[0]["Id"].as_str().unwrap()]);
+    let err = s.fails(&["inspect", "nosuch:image"], 125);
+    assert!(err.contains("no such image"), "{err}");
     let hist = s.ok(&["history", "busybox-wh:1"]);
     assert!(hist.contains("echo changed >> /data/keep/k4"), "{hist}");
 }
