@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages="umoci skopeo btrfs-progs fuse3 docker-registry apache2-utils e2fsprogs"
+packages="umoci skopeo btrfs-progs fuse3 docker-registry apache2-utils e2fsprogs docker.io"
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   missing=""
   for p in $packages; do
@@ -21,6 +21,13 @@ else
 fi
 if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+fi
+
+# dockerd for the `docker load` / `docker save` compatibility test (no networking needed).
+if command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  nohup dockerd --iptables=false --ip6tables=false --bridge=none >/tmp/strata-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /tmp/strata-dockerd.log" >&2; tail -20 /tmp/strata-dockerd.log >&2; }
 fi
 
 cargo fmt --all -- --check

@@ -132,3 +132,38 @@ fn strata_loads_what_skopeo_writes() {
         "keep 4\nchanged\n"
     );
 }
+
+#[test]
+fn docker_loads_strata_archives_and_strata_loads_docker_save() {
+    let docker = require_tool("docker");
+    let info = Command::new(&docker).arg("info").output().unwrap();
+    assert!(
+        info.status.success(),
+        "dockerd is not running: scripts/test.sh starts it (dockerd --iptables=false --ip6tables=false --bridge=none)"
+    );
+    let s = Strata::new();
+    s.load("images/busybox-wh.oci.tar");
+    let tag = format!("strata-compat-{}:t", std::process::id());
+    s.ok(&["tag", "busybox-wh:1", &tag]);
+    let arch = s.dir.path().join("for-docker.tar");
+    s.ok(&["save", "-o", arch.to_str().unwrap(), &tag]);
+    sh(Command::new(&docker).arg("load").arg("-i").arg(&arch));
+    let id = sh(Command::new(&docker).args(["image", "inspect", "--format", "{{.Id}}", &tag]));
+    let ours = s.images_json()[0]["Id"].as_str().unwrap().to_string();
+    assert_eq!(id.trim(), ours, "docker gives the image the same id");
+    let back = s.dir.path().join("from-docker.tar");
+    sh(Command::new(&docker)
+        .arg("save")
+        .arg("-o")
+        .arg(&back)
+        .arg(&tag));
+    let _ = Command::new(&docker).args(["rmi", "-f", &tag]).output();
+    let t = Strata::new();
+    t.ok(&["load", "-i", back.to_str().unwrap()]);
+    assert_eq!(t.images_json()[0]["Id"].as_str().unwrap(), ours);
+    let r = t.mounted(&tag, "c");
+    assert_eq!(
+        std::fs::read_to_string(r.join("data/keep/k4")).unwrap(),
+        "keep 4\nchanged\n"
+    );
+}
