@@ -1,8 +1,10 @@
-//! Reading a stream on a second core: one thread reads, decompresses and hashes while the
-//! caller consumes, so inflating and hashing a layer overlap with writing its files.
+//! Reading a stream on a second core: one thread reads and decompresses while the caller
+//! hashes and consumes, so inflating a layer overlaps with hashing it and writing its files
+//! (inflate is the largest cost, so the hash goes with the consumer to balance two cores).
 
 use crate::compress::{decompress, Compression};
-use crate::digest::{Digest, HashReader};
+use crate::digest::Digest;
+use sha2::{Digest as _, Sha256};
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -12,7 +14,8 @@ const DEPTH: usize = 16;
 /// What the producer thread reports when it is done.
 pub struct Produced {
     pub compression: Compression,
-    /// sha256 and length of the decompressed stream.
+    /// sha256 and length of the decompressed stream the consumer read (all of it once
+    /// [`ChunkReader::drain`] was called).
     pub digest: Digest,
     pub size: u64,
 }
@@ -25,6 +28,8 @@ enum Msg {
 /// The consumer side: a `Read` over the chunks the producer sends.
 pub struct ChunkReader {
     rx: Receiver<Msg>,
+    hasher: Sha256,
+    count: u64,
     recycle: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
@@ -39,6 +44,8 @@ impl Read for ChunkReader {
             }
             match self.rx.recv() {
                 Ok(Msg::Data(v)) => {
+                    self.hasher.update(&v);
+                    self.count += v.len() as u64;
                     let old = std::mem::replace(&mut self.cur, v);
                     let _ = self.recycle.try_send(old);
                     self.pos = 0;
@@ -77,7 +84,7 @@ where
     let (tx, rx) = sync_channel::<Msg>(DEPTH);
     let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
     std::thread::scope(|scope| {
-        let producer = scope.spawn(move || -> io::Result<Produced> {
+        let producer = scope.spawn(move || -> io::Result<Compression> {
             let (compression, plain) = match decompress(input) {
                 Ok(x) => x,
                 Err(e) => {
@@ -86,7 +93,7 @@ where
                     return Err(io::Error::new(kind, "reading the layer failed"));
                 }
             };
-            let mut hr = HashReader::new(plain);
+            let mut hr = plain;
             loop {
                 let mut buf = recycle_rx
                     .try_recv()
@@ -110,32 +117,31 @@ where
                 }
                 buf.truncate(filled);
                 if tx.send(Msg::Data(buf)).is_err() {
-                    // The consumer stopped early (an error); hash what remains anyway so
-                    // the reported digest is of the whole stream.
-                    io::copy(&mut hr, &mut io::sink())?;
-                    break;
+                    break; // the consumer stopped early (an error)
                 }
             }
-            drop(tx);
-            let (digest, size) = hr.finish()?;
-            Ok(Produced {
-                compression,
-                digest,
-                size,
-            })
+            Ok(compression)
         });
         let mut reader = ChunkReader {
             rx,
+            hasher: Sha256::new(),
+            count: 0,
             recycle: recycle_tx,
             cur: Vec::new(),
             pos: 0,
             done: false,
         };
         let out = consume(&mut reader);
-        drop(reader);
+        let ChunkReader { rx, hasher, count, .. } = reader;
+        drop(rx);
         let produced = producer
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("layer reader thread panicked")));
+            .unwrap_or_else(|_| Err(io::Error::other("layer reader thread panicked")))
+            .map(|compression| Produced {
+                compression,
+                digest: Digest::from_bytes(&hasher.finalize()),
+                size: count,
+            });
         (out, produced)
     })
 }
