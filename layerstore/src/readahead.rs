@@ -132,7 +132,9 @@ where
             done: false,
         };
         let out = consume(&mut reader);
-        let ChunkReader { rx, hasher, count, .. } = reader;
+        let ChunkReader {
+            rx, hasher, count, ..
+        } = reader;
         drop(rx);
         let produced = producer
             .join()
