@@ -102,7 +102,6 @@ pub fn apply_layer<R: Read + Send>(
             ap.apply_entry(&mut entry)?;
         }
         ap.finish_dirs()?;
-        drop(archive);
         stream.drain().map_err(ApplyError::Tar)?;
         Ok((ap.data_size, ap.entries))
     });
