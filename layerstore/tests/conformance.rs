@@ -208,6 +208,18 @@ fn case_diff_roundtrip(name: &str) {
         .file_mode("newfile", b"hello", 0o600, 5, 6)
         .hardlink("newlink", "newfile")
         .symlink("sl", "a/y")
+        .dir(
+            "long-directory-name-to-push-paths-past-one-hundred-bytes",
+            0o755,
+        )
+        .file(
+            &format!(
+                "long-directory-name-to-push-paths-past-one-hundred-bytes/{}",
+                "f".repeat(90)
+            ),
+            b"long",
+        )
+        .symlink("long-link", &format!("/target/{}", "t".repeat(120)))
         .build();
     apply(d.as_ref(), "l2", &extra).unwrap();
     // diff(l2) applied on l1 must give l2 again.
