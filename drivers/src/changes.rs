@@ -4,6 +4,8 @@
 //! compared by type, mode, owner, device number, and for non-directories size, mtime and
 //! link target; a directory with changed children is reported as modified before them.
 
+use crate::driver::Driver;
+use crate::error::DriverError;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
@@ -17,13 +19,16 @@ pub enum ChangeKind {
     Modified,
     Added,
     Deleted,
+    /// A directory that hides everything the lower layers had in it (overlay's
+    /// `trusted.overlay.opaque`); written as the directory plus `.wh..wh..opq`.
+    Opaque,
 }
 
 impl ChangeKind {
     /// The letter `docker diff` prints.
     pub fn letter(self) -> char {
         match self {
-            ChangeKind::Modified => 'C',
+            ChangeKind::Modified | ChangeKind::Opaque => 'C',
             ChangeKind::Added => 'A',
             ChangeKind::Deleted => 'D',
         }
@@ -35,6 +40,29 @@ impl ChangeKind {
 pub struct Change {
     pub path: PathBuf,
     pub kind: ChangeKind,
+}
+
+/// The changes of layer `id` against its parent, by mounting both and walking the two
+/// views: the default for every driver, and the fallback where a native diff is unsafe.
+pub fn compare_views<D: Driver + ?Sized>(d: &D, id: &str) -> Result<Vec<Change>, DriverError> {
+    let parent = d.parent(id)?;
+    let upper = d.get(id)?;
+    let lower = match &parent {
+        Some(p) => match d.get(p) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                let _ = d.put(id);
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let result = tree_changes(lower.as_deref(), &upper);
+    if let Some(p) = &parent {
+        d.put(p)?;
+    }
+    d.put(id)?;
+    result.map_err(|e| DriverError::io("compare layer trees", upper, e))
 }
 
 /// Lists the changes of the tree `upper` against `lower` (or against nothing), in path

@@ -6,6 +6,14 @@ use crate::whiteout::WhiteoutFormat;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Every driver's option keys (without the `driver.` prefix).
+pub const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
+    ("overlay2", &[]),
+    ("btrfs", &[]),
+    ("aufs", &[]),
+    ("vfs", &["reflink"]),
+];
+
 /// Driver options from `--storage-opt` / `storage-opts`, e.g. `vfs.reflink=false`.
 #[derive(Debug, Clone, Default)]
 pub struct DriverOptions {
@@ -14,7 +22,9 @@ pub struct DriverOptions {
 }
 
 impl DriverOptions {
-    /// Parses `K=V` strings; a string without `=` is an error naming it.
+    /// Parses `K=V` strings. A string without `=`, an unknown driver prefix or a key the
+    /// named driver does not know is an error naming it, whichever driver ends up active,
+    /// so a typo never goes unnoticed.
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, DriverError> {
         let mut opts = BTreeMap::new();
         for item in items {
@@ -22,7 +32,35 @@ impl DriverOptions {
             let (k, v) = item.split_once('=').ok_or_else(|| {
                 DriverError::BadOption(item.to_string(), "expected KEY=VALUE".into())
             })?;
-            opts.insert(k.trim().to_string(), v.trim().to_string());
+            let k = k.trim();
+            let known = k.split_once('.').and_then(|(driver, key)| {
+                KNOWN_OPTIONS
+                    .iter()
+                    .find(|(d, _)| *d == driver)
+                    .map(|(_, keys)| (driver, key, *keys))
+            });
+            match known {
+                Some((_, key, keys)) if keys.contains(&key) => {}
+                Some((driver, _, keys)) => {
+                    let list = if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    };
+                    return Err(DriverError::BadOption(
+                        k.to_string(),
+                        format!("{driver} options are: {list}"),
+                    ));
+                }
+                None => {
+                    return Err(DriverError::BadOption(
+                        k.to_string(),
+                        "options are DRIVER.KEY with DRIVER one of overlay2, btrfs, aufs, vfs"
+                            .into(),
+                    ))
+                }
+            }
+            opts.insert(k.to_string(), v.trim().to_string());
         }
         Ok(DriverOptions { opts })
     }
@@ -116,24 +154,7 @@ pub trait Driver: Send + Sync {
     /// The changes of `id` against its parent. The default is the shared tree walk of the
     /// two mounted views; a driver with cheaper knowledge overrides it.
     fn changes(&self, id: &str) -> Result<Vec<Change>, DriverError> {
-        let parent = self.parent(id)?;
-        let upper = self.get(id)?;
-        let lower = match &parent {
-            Some(p) => match self.get(p) {
-                Ok(path) => Some(path),
-                Err(e) => {
-                    let _ = self.put(id);
-                    return Err(e);
-                }
-            },
-            None => None,
-        };
-        let result = crate::changes::tree_changes(lower.as_deref(), &upper);
-        if let Some(p) = &parent {
-            self.put(p)?;
-        }
-        self.put(id)?;
-        result.map_err(|e| DriverError::io("compare layer trees", upper, e))
+        crate::changes::compare_views(self, id)
     }
 
     /// Bytes used by layer `id`'s own data.

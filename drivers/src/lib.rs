@@ -10,6 +10,7 @@ pub mod driver;
 pub mod error;
 pub mod fsutil;
 pub mod lock;
+pub mod overlay;
 pub mod refcount;
 pub mod vfs;
 pub mod whiteout;
@@ -31,7 +32,8 @@ pub const DRIVER_NAMES: &[&str] = &["overlay2", "btrfs", "aufs", "vfs"];
 pub fn open(name: &str, home: &Path, opts: &DriverOptions) -> Result<Box<dyn Driver>, DriverError> {
     match name {
         "vfs" => Ok(Box::new(vfs::Vfs::open(home, opts)?)),
-        "overlay2" | "btrfs" | "aufs" => Err(DriverError::Unsupported {
+        "overlay2" => Ok(Box::new(overlay::Overlay::open(home, opts)?)),
+        "btrfs" | "aufs" => Err(DriverError::Unsupported {
             driver: name.to_string(),
             reason: "not implemented in this build yet".into(),
         }),

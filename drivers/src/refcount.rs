@@ -87,6 +87,29 @@ impl MountRefs {
         Ok(n - 1)
     }
 
+    /// Every id with a count above zero.
+    pub fn held(&self) -> Result<Vec<(String, u32)>, DriverError> {
+        let _l = self.lock()?;
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(|e| DriverError::io("read", &self.dir, e))? {
+            let e = e.map_err(|e| DriverError::io("read", &self.dir, e))?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if name != ".lock" && !name.starts_with(".tmp-") {
+                let n = self.read(&name);
+                if n > 0 {
+                    out.push((name, n));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets the count of `id` (repairing one a crash left wrong).
+    pub fn set(&self, id: &str, n: u32) -> Result<(), DriverError> {
+        let _l = self.lock()?;
+        self.write(id, n)
+    }
+
     /// Forgets every count (after the driver unmounted everything).
     pub fn reset(&self) -> Result<(), DriverError> {
         let _l = self.lock()?;

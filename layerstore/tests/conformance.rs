@@ -340,4 +340,5 @@ macro_rules! conformance {
 
 conformance! {
     vfs => "vfs",
+    overlay2 => "overlay2",
 }

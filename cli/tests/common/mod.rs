@@ -7,6 +7,27 @@ use std::process::{Command, Output};
 /// A data root of its own for one test.
 pub struct Strata {
     pub dir: tempfile::TempDir,
+    /// `--storage-driver` for every command; `None` auto-detects.
+    pub driver: Option<String>,
+}
+
+impl Drop for Strata {
+    /// Unmounts whatever a test left mounted under its data root, so the temp dir can go.
+    fn drop(&mut self) {
+        let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        let base = self.dir.path().to_string_lossy().to_string();
+        let mut points: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&base))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
 }
 
 /// The project's `fixtures/` folder.
@@ -23,7 +44,14 @@ impl Strata {
     pub fn new() -> Strata {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("daemon.json"), b"{}").unwrap();
-        Strata { dir }
+        Strata { dir, driver: None }
+    }
+
+    /// A fresh data root using storage driver `name`.
+    pub fn with_driver(name: &str) -> Strata {
+        let mut s = Strata::new();
+        s.driver = Some(name.to_string());
+        s
     }
 
     pub fn root(&self) -> PathBuf {
@@ -36,6 +64,9 @@ impl Strata {
             .arg(self.root())
             .arg("--config")
             .arg(self.dir.path().join("daemon.json"));
+        if let Some(d) = &self.driver {
+            c.arg("--storage-driver").arg(d);
+        }
         c.args(args);
         c
     }

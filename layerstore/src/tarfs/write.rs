@@ -23,6 +23,10 @@ pub fn write_layer<W: Write>(root: &Path, changes: &[Change], out: W) -> io::Res
         match c.kind {
             ChangeKind::Deleted => w.whiteout(&c.path)?,
             ChangeKind::Added | ChangeKind::Modified => w.entry(&rootfd, root, &c.path)?,
+            ChangeKind::Opaque => {
+                w.entry(&rootfd, root, &c.path)?;
+                w.opaque(&c.path)?;
+            }
         }
     }
     w.finish()
