@@ -21,7 +21,7 @@ fn layer_tar(n: usize) -> Vec<u8> {
     h.set_size(data.len() as u64);
     b.append_data(&mut h, format!("layers/f{n:03}"), data.as_bytes())
         .unwrap();
-    if n > 0 && n % 10 == 0 {
+    if n > 0 && n.is_multiple_of(10) {
         // Every tenth layer deletes the file of the layer before it.
         let mut w = tar::Header::new_gnu();
         w.set_mode(0o644);
