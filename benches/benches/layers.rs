@@ -67,4 +67,53 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(layers, benches);
-criterion_main!(layers);
+criterion_main!(layers, stores);
+
+/// `create` + `mount` + `umount` + `rm` of a container rootfs on overlay2 through the
+/// library (no process start), and `commit` of a container that wrote 1,000 small files.
+fn containers(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = layerstore::StoreOptions {
+        data_root: dir.path().join("root"),
+        driver: Some("overlay2".into()),
+        ..Default::default()
+    };
+    let store = layerstore::Store::open(&opts).unwrap();
+    layerstore::import::load(
+        &store,
+        &fixture("images/busybox-wh.docker.tar"),
+        &Default::default(),
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("overlay2");
+    g.bench_function("create_mount_umount_rm", |b| {
+        b.iter(|| {
+            let ctr = store.create_container("busybox-wh:1", None).unwrap();
+            store.mount_container(&ctr.id).unwrap();
+            store.umount_container(&ctr.id).unwrap();
+            store.remove_container(&ctr.id, false).unwrap();
+        })
+    });
+    g.sample_size(20);
+    g.bench_function("commit_1000_small_files", |b| {
+        b.iter_with_setup(
+            || {
+                let ctr = store.create_container("busybox-wh:1", None).unwrap();
+                let root = store.mount_container(&ctr.id).unwrap();
+                std::fs::create_dir(root.join("many")).unwrap();
+                for i in 0..1000 {
+                    std::fs::write(root.join(format!("many/f{i}")), i.to_string()).unwrap();
+                }
+                store.umount_container(&ctr.id).unwrap();
+                ctr.id
+            },
+            |id| {
+                layerstore::commit::commit(&store, &id, &Default::default()).unwrap();
+                id
+            },
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(stores, containers);

@@ -184,3 +184,51 @@ fn concurrent_commands_share_one_store() {
     assert_eq!(s.images_json().len(), 3);
     s.assert_fsck_ok();
 }
+
+#[test]
+fn commit_makes_a_new_image_on_every_driver() {
+    for driver in ["overlay2", "vfs"] {
+        let s = Strata::with_driver(driver);
+        s.load("images/busybox-wh.docker.tar");
+        let root = s.mounted("busybox-wh:1", "c");
+        fs::write(root.join("hello"), b"world").unwrap();
+        fs::remove_file(root.join("data/keep/k5")).unwrap();
+        fs::remove_dir_all(root.join("data/replace")).unwrap();
+        fs::create_dir(root.join("data/replace")).unwrap();
+        fs::write(root.join("data/replace/fresh"), b"f").unwrap();
+        let id = s
+            .ok(&["commit", "-m", "a message", "c", "committed:v1"])
+            .trim()
+            .to_string();
+        assert!(id.starts_with("sha256:"), "{id}");
+        let hist = s.ok(&["history", "committed:v1"]);
+        assert!(
+            hist.contains("strata commit c") && hist.contains("a message"),
+            "{hist}"
+        );
+        let inspect: serde_json::Value =
+            serde_json::from_str(&s.ok(&["inspect", "committed:v1"])).unwrap();
+        assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 8);
+        // A container of the new image sees the committed state.
+        let r2 = s.mounted("committed:v1", "c2");
+        assert_eq!(fs::read(r2.join("hello")).unwrap(), b"world");
+        assert!(!r2.join("data/keep/k5").exists());
+        let replace: Vec<_> = fs::read_dir(r2.join("data/replace"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            replace,
+            ["fresh"],
+            "{driver}: the recreated directory hides the old contents"
+        );
+        // It survives a save/load round trip with its id.
+        let out = s.dir.path().join("c.tar");
+        s.ok(&["save", "-o", out.to_str().unwrap(), "committed:v1"]);
+        let t = Strata::with_driver(driver);
+        t.ok(&["load", "-i", out.to_str().unwrap()]);
+        assert_eq!(t.images_json()[0]["Id"], id.as_str());
+        s.ok(&["rm", "-f", "c", "c2"]);
+        s.assert_fsck_ok();
+    }
+}

@@ -25,6 +25,22 @@ use std::path::Path;
 /// Names of every driver strata knows, in auto-detection order.
 pub const DRIVER_NAMES: &[&str] = &["overlay2", "btrfs", "aufs", "vfs"];
 
+/// Whether the driver `name` already holds layers under `home` (without opening it), so a
+/// store keeps using the driver it has data in.
+pub fn has_layers(name: &str, home: &Path) -> bool {
+    let dir = match name {
+        "vfs" => home.join("dir"),
+        _ => home.to_path_buf(),
+    };
+    let reserved = ["l", "tmp", "mounts", "check", "supported", "dir", "meta"];
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .any(|e| !reserved.contains(&e.file_name().to_string_lossy().as_ref()))
+        })
+        .unwrap_or(false)
+}
+
 /// Opens the driver `name` with its state under `home` (normally `<data-root>/<name>`).
 ///
 /// Fails with [`DriverError::Unsupported`] when the driver cannot work on the backing

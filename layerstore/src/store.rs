@@ -106,11 +106,7 @@ impl Store {
         let used: Vec<&str> = drivers::DRIVER_NAMES
             .iter()
             .copied()
-            .filter(|n| {
-                fs::read_dir(root.join(n).join("dir"))
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false)
-            })
+            .filter(|n| drivers::has_layers(n, &root.join(n)))
             .collect();
         if used.len() == 1 {
             return Ok(used[0].to_string());

@@ -155,3 +155,30 @@ pub fn diff(ctx: &Context, a: NameArg) -> Result<i32> {
     }
     Ok(0)
 }
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Commit message (recorded in the image history).
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Author of the new image.
+    #[arg(short, long)]
+    author: Option<String>,
+    /// Container name or id.
+    container: String,
+    /// Name for the new image.
+    reference: Option<String>,
+}
+
+pub fn commit(ctx: &Context, a: CommitArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let opts = layerstore::commit::CommitOptions {
+        reference: a.reference.clone(),
+        message: a.message.clone(),
+        author: a.author.clone(),
+    };
+    let id = layerstore::commit::commit(&store, &a.container, &opts)
+        .with_context(|| format!("commit {}", a.container))?;
+    println!("{id}");
+    Ok(0)
+}

@@ -43,6 +43,8 @@ pub enum Command {
     Ps(containers::PsArgs),
     /// List what a container changed (A added, C changed, D deleted).
     Diff(containers::NameArg),
+    /// Make a new image from a container's changes.
+    Commit(containers::CommitArgs),
     /// Show the storage driver, backing filesystem and every driver's support here.
     Info(storage::InfoArgs),
     /// Verify every blob, layer, image and container.
@@ -118,6 +120,7 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Rm(a) => containers::rm(ctx, a),
         Command::Ps(a) => containers::ps(ctx, a),
         Command::Diff(a) => containers::diff(ctx, a),
+        Command::Commit(a) => containers::commit(ctx, a),
         Command::Info(a) => storage::info(ctx, a),
         Command::Fsck(a) => storage::fsck(ctx, a),
         Command::System { cmd } => storage::system(ctx, cmd),

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use whiteout::OverlayWhiteouts;
 
 /// Names under the driver home that are not layers.
-const RESERVED: &[&str] = &["l", "tmp", "mounts", "check"];
+const RESERVED: &[&str] = &["l", "tmp", "mounts", "check", "supported"];
 
 /// The overlay2 driver.
 #[derive(Debug)]
@@ -66,8 +66,23 @@ impl Overlay {
             backing,
             fell_back: AtomicBool::new(false),
         };
-        ov.check_support()
-            .map_err(|e| unsupported(format!("a test overlay mount on {backing} failed: {e}")))?;
+        // Detect support once per backing filesystem: a real test mount, remembered by the
+        // device number of the home directory.
+        let dev = fs::metadata(home)
+            .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+            .unwrap_or(0);
+        let marker = home.join("supported");
+        let known = fs::read_to_string(&marker)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            == Some(dev);
+        if !known {
+            ov.check_support().map_err(|e| {
+                unsupported(format!("a test overlay mount on {backing} failed: {e}"))
+            })?;
+            write_atomic(&marker, dev.to_string().as_bytes())
+                .map_err(|e| DriverError::io("write", &marker, e))?;
+        }
         ov.repair_mounts()?;
         Ok(ov)
     }
