@@ -32,7 +32,16 @@ pub fn has_layers(name: &str, home: &Path) -> bool {
         "vfs" => home.join("dir"),
         _ => home.to_path_buf(),
     };
-    let reserved = ["l", "tmp", "mounts", "check", "supported", "dir", "meta"];
+    let reserved = [
+        "l",
+        "tmp",
+        "mounts",
+        "check",
+        "supported",
+        "fallback",
+        "dir",
+        "meta",
+    ];
     std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use whiteout::OverlayWhiteouts;
 
 /// Names under the driver home that are not layers.
-const RESERVED: &[&str] = &["l", "tmp", "mounts", "check", "supported"];
+const RESERVED: &[&str] = &["l", "tmp", "mounts", "check", "supported", "fallback"];
 
 /// The overlay2 driver.
 #[derive(Debug)]
@@ -98,18 +98,49 @@ impl Overlay {
             fs::create_dir_all(dir.join(d))?;
         }
         fs::write(dir.join("lower/file"), b"x")?;
-        let spec = OverlaySpec {
-            lowers: &[dir.join("lower")],
-            upper: Some((&dir.join("upper"), &dir.join("work"))),
-        };
-        let merged = dir.join("merged");
-        let result = mount_overlay(&spec, &merged).and_then(|()| {
-            let r = fs::remove_file(merged.join("file"));
+        fs::create_dir(dir.join("lower/sub"))?;
+        fs::write(dir.join("lower/sub/inner"), b"y")?;
+        let result = Self::check_d_type(&dir.join("lower")).and_then(|()| {
+            let spec = OverlaySpec {
+                lowers: &[dir.join("lower")],
+                upper: Some((&dir.join("upper"), &dir.join("work"))),
+            };
+            let merged = dir.join("merged");
+            mount_overlay(&spec, &merged)?;
+            // A whiteout (a 0/0 device) and an opaque directory (a trusted xattr): both
+            // must work for layers to be stored.
+            let r = fs::remove_file(merged.join("file"))
+                .and_then(|()| fs::remove_dir_all(merged.join("sub")))
+                .and_then(|()| fs::create_dir(merged.join("sub")));
             let u = unmount_overlay(&merged);
-            r.and(u)
+            r.and(u)?;
+            let opaque =
+                crate::fsutil::xattr::fget_all(&crate::fsutil::open_root(&dir.join("upper/sub"))?)?;
+            if !opaque.iter().any(|(k, _)| k == whiteout::OPAQUE_XATTR) {
+                return Err(std::io::Error::other(
+                    "the filesystem did not keep trusted.overlay.opaque (no xattr support)",
+                ));
+            }
+            Ok(())
         });
         let _ = fs::remove_dir_all(&dir);
         result
+    }
+
+    /// overlayfs needs directory entry types (d_type); XFS made with ftype=0 lacks them.
+    fn check_d_type(dir: &Path) -> std::io::Result<()> {
+        let fd = crate::fsutil::open_root(dir)?;
+        let mut d = rustix::fs::Dir::read_from(&fd)?;
+        while let Some(e) = d.read() {
+            let e = e?;
+            if e.file_name().to_bytes() == b"file" && e.file_type() == rustix::fs::FileType::Unknown
+            {
+                return Err(std::io::Error::other(
+                    "the filesystem does not report d_type (xfs needs ftype=1): overlay cannot work on it",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// After a crash: counts whose mount is gone are reset; mounts nobody counts are removed.
@@ -353,6 +384,8 @@ impl Driver for Overlay {
         {
             Some(c) => Ok(c),
             None => {
+                // Remembered on disk so `info` in any later process says so too.
+                let _ = write_atomic(&self.home.join("fallback"), id.as_bytes());
                 self.fell_back.store(true, Ordering::Relaxed);
                 crate::changes::compare_views(self, id)
             }
@@ -365,11 +398,12 @@ impl Driver for Overlay {
     }
 
     fn status(&self) -> Vec<(String, String)> {
-        let native = if self.fell_back.load(Ordering::Relaxed) {
-            "false (redirect_dir or metacopy entries found; using the tree walk)"
-        } else {
-            "true"
-        };
+        let native =
+            if self.fell_back.load(Ordering::Relaxed) || self.home.join("fallback").exists() {
+                "false (redirect_dir or metacopy entries found; using the tree walk)"
+            } else {
+                "true"
+            };
         vec![
             ("Backing Filesystem".into(), self.backing.into()),
             ("Supports d_type".into(), "true".into()),
