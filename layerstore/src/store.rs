@@ -373,6 +373,11 @@ impl Store {
                     actual: res.diff_id,
                 });
             }
+            // The layer's files reach the disk before any record names the layer, so a
+            // power cut can never leave a registered layer with missing data.
+            let fd =
+                drivers::fsutil::open_root(&dir).map_err(|e| StoreError::io("open", &dir, e))?;
+            rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", &dir, e))?;
             Ok(res)
         })();
         match result {
