@@ -230,3 +230,75 @@ fn interrupted_load_leaves_a_store_fsck_passes() {
         "only {interrupted} loads were killed mid-way"
     );
 }
+
+/// Rewrites blob `name` of `layout` with `f` applied to its JSON, returning the new digest.
+fn rewrite_json(
+    layout: &Path,
+    hex: &str,
+    f: impl FnOnce(&mut serde_json::Value),
+) -> (String, usize) {
+    let path = layout.join("blobs/sha256").join(hex);
+    let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    f(&mut v);
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let new = layerstore::Digest::of(&bytes).hex().to_string();
+    fs::write(layout.join("blobs/sha256").join(&new), &bytes).unwrap();
+    (new, bytes.len())
+}
+
+#[test]
+fn wrong_diff_id_in_the_middle_of_a_chain_leaves_nothing() {
+    for driver in ["overlay2", "vfs"] {
+        let s = Strata::with_driver(driver);
+        let layout = layout_copy(&s);
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let mhex = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&mhex)).unwrap())
+                .unwrap();
+        let chex = manifest["config"]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        // Layer 4's DiffID claims the content of layer 5.
+        let (cnew, clen) = rewrite_json(&layout, &chex, |c| {
+            let five = c["rootfs"]["diff_ids"][4].clone();
+            c["rootfs"]["diff_ids"][3] = five;
+        });
+        let (mnew, mlen) = rewrite_json(&layout, &mhex, |m| {
+            m["config"]["digest"] = format!("sha256:{cnew}").into();
+            m["config"]["size"] = clen.into();
+        });
+        let mut index = index;
+        index["manifests"][0]["digest"] = format!("sha256:{mnew}").into();
+        index["manifests"][0]["size"] = mlen.into();
+        fs::write(
+            layout.join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+        let err = s.fails(&["load", "-i", layout.to_str().unwrap()], 125);
+        let line = one_line(&err);
+        assert!(
+            line.contains("digest mismatch") && line.contains("layer 4/7"),
+            "{driver}: {line}"
+        );
+        assert_nothing_loaded(&s);
+        let notes = s.ok(&["fsck"]);
+        assert!(
+            !notes.contains("belongs to nothing"),
+            "{driver}: half-applied layers were left: {notes}"
+        );
+        assert_eq!(
+            fs::read_dir(s.root().join("layers")).unwrap().count(),
+            0,
+            "{driver}"
+        );
+    }
+}

@@ -44,6 +44,14 @@ pub struct Store {
     _lock: FileLock,
 }
 
+/// A layer to add with [`Store::add_layers`]: its DiffID and the stored blob it comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct NewLayer<'a> {
+    pub diff_id: &'a Digest,
+    pub blob: &'a Digest,
+    pub media_type: &'a str,
+}
+
 /// Why each driver could or could not be used, for `info`.
 pub fn probe_drivers(
     data_root: &Path,
@@ -349,8 +357,39 @@ impl Store {
         Ok(id)
     }
 
-    /// Creates a driver layer on `parent` and applies `blob` into it, checking the DiffID.
-    /// On any failure the half-applied layer is removed, so it is never visible.
+    /// Applies `blob` into the (new, empty) driver layer `id`, checking the DiffID.
+    fn apply_blob(
+        &self,
+        id: &str,
+        blob: &Digest,
+        diff_id: &Digest,
+        what: &str,
+    ) -> Result<crate::tarfs::ApplyResult> {
+        let dir = self.driver.diff_dir(id)?;
+        let f = self.blobs.open(blob)?;
+        let res = apply_layer(f, &dir, self.driver.whiteout_format())?;
+        if res.diff_id != *diff_id {
+            return Err(StoreError::DigestMismatch {
+                what: format!(
+                    "{what}: uncompressed content of blob {blob} (config rootfs.diff_ids)"
+                ),
+                expected: diff_id.clone(),
+                actual: res.diff_id,
+            });
+        }
+        Ok(res)
+    }
+
+    /// Flushes every applied layer's files to disk (one syncfs covers the whole data root),
+    /// so a power cut can never leave a registered layer with missing data.
+    fn sync_layers(&self) -> Result<()> {
+        let home = self.driver.home();
+        let fd = drivers::fsutil::open_root(home).map_err(|e| StoreError::io("open", home, e))?;
+        rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", home, e))
+    }
+
+    /// Creates a driver layer on `parent` and applies `blob` into it, checking the DiffID,
+    /// and flushes it. On any failure the half-applied layer is removed, so it is never visible.
     fn materialize(
         &self,
         blob: &Digest,
@@ -360,26 +399,9 @@ impl Store {
     ) -> Result<(String, crate::tarfs::ApplyResult)> {
         let id = crate::random_id();
         self.driver.create(&id, parent, LayerKind::ReadOnly)?;
-        let result = (|| {
-            let dir = self.driver.diff_dir(&id)?;
-            let f = self.blobs.open(blob)?;
-            let res = apply_layer(f, &dir, self.driver.whiteout_format())?;
-            if res.diff_id != *diff_id {
-                return Err(StoreError::DigestMismatch {
-                    what: format!(
-                        "{what}: uncompressed content of blob {blob} (config rootfs.diff_ids)"
-                    ),
-                    expected: diff_id.clone(),
-                    actual: res.diff_id,
-                });
-            }
-            // The layer's files reach the disk before any record names the layer, so a
-            // power cut can never leave a registered layer with missing data.
-            let fd =
-                drivers::fsutil::open_root(&dir).map_err(|e| StoreError::io("open", &dir, e))?;
-            rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", &dir, e))?;
-            Ok(res)
-        })();
+        let result = self
+            .apply_blob(&id, blob, diff_id, what)
+            .and_then(|res| self.sync_layers().map(|()| res));
         match result {
             Ok(res) => Ok((id, res)),
             Err(e) => {
@@ -399,34 +421,155 @@ impl Store {
         media_type: &str,
         what: &str,
     ) -> Result<Digest> {
-        let chain = chain_id(parent, diff_id);
-        if let Some(rec) = self.layers.get(chain.hex())? {
-            if rec
-                .cache
-                .get(self.driver.name())
-                .is_some_and(|id| self.driver.exists(id))
-            {
-                return Ok(chain);
+        let layer = NewLayer {
+            diff_id,
+            blob,
+            media_type,
+        };
+        let chains = self.add_layers(parent, std::slice::from_ref(&layer), what)?;
+        Ok(chains
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| chain_id(parent, diff_id)))
+    }
+
+    /// Registers a chain of layers on `parent`, bottom-up; returns their ChainIDs. Layers
+    /// the driver already has are reused. Where a driver's layers are independent
+    /// directories (overlay2), all new layers are applied in parallel; where each layer is a
+    /// copy of its parent (vfs), one after the other. One flush covers them all, then the
+    /// records are written in order; on any failure every new driver layer is removed.
+    pub fn add_layers(
+        &self,
+        parent: Option<&Digest>,
+        layers: &[NewLayer<'_>],
+        what: &str,
+    ) -> Result<Vec<Digest>> {
+        let full_tree = self.driver.whiteout_format().full_tree();
+        let mut chains = Vec::with_capacity(layers.len());
+        let mut created: Vec<(usize, String)> = Vec::new();
+        let mut results: Vec<Option<Result<crate::tarfs::ApplyResult>>> = Vec::new();
+        let mut parent_chain = parent.cloned();
+        let mut parent_id: Option<String> = None;
+        let cleanup = |created: &[(usize, String)]| {
+            for (_, id) in created.iter().rev() {
+                let _ = self.driver.remove(id);
+            }
+        };
+        for (i, l) in layers.iter().enumerate() {
+            let chain = chain_id(parent_chain.as_ref(), l.diff_id);
+            let existing = self
+                .layers
+                .get(chain.hex())?
+                .and_then(|r| r.cache.get(self.driver.name()).cloned())
+                .filter(|id| self.driver.exists(id));
+            match existing {
+                Some(id) => parent_id = Some(id),
+                None => {
+                    let pid = match (&parent_id, &parent_chain) {
+                        (Some(id), _) => Some(id.clone()),
+                        (None, Some(pc)) => Some(self.ensure_layer(pc)?),
+                        (None, None) => None,
+                    };
+                    let id = crate::random_id();
+                    if let Err(e) = self.driver.create(&id, pid.as_deref(), LayerKind::ReadOnly) {
+                        cleanup(&created);
+                        return Err(e.into());
+                    }
+                    created.push((i, id.clone()));
+                    let what = format!("{what} {}/{}", i + 1, layers.len());
+                    if full_tree {
+                        // The next layer copies this one: apply it now.
+                        let r = self.apply_blob(&id, l.blob, l.diff_id, &what);
+                        if let Err(e) = r {
+                            cleanup(&created);
+                            return Err(e);
+                        }
+                        results.push(Some(r));
+                    } else {
+                        results.push(None);
+                    }
+                    parent_id = Some(id);
+                }
+            }
+            chains.push(chain.clone());
+            parent_chain = Some(chain);
+        }
+        if !full_tree && !created.is_empty() {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let slots: Vec<std::sync::Mutex<Option<Result<crate::tarfs::ApplyResult>>>> = created
+                .iter()
+                .map(|_| std::sync::Mutex::new(None))
+                .collect();
+            let workers = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(created.len());
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((i, id)) = created.get(k) else { break };
+                        let l = &layers[*i];
+                        let r = self.apply_blob(
+                            id,
+                            l.blob,
+                            l.diff_id,
+                            &format!("{what} {}/{}", i + 1, layers.len()),
+                        );
+                        if let Ok(mut slot) = slots[k].lock() {
+                            *slot = Some(r);
+                        }
+                    });
+                }
+            });
+            results = slots
+                .into_iter()
+                .map(|m| m.into_inner().ok().flatten())
+                .collect();
+        }
+        let mut applied = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Some(Ok(res)) => applied.push(res),
+                Some(Err(e)) => {
+                    cleanup(&created);
+                    return Err(e);
+                }
+                None => {
+                    cleanup(&created);
+                    return Err(StoreError::Format(format!(
+                        "{what}: a layer was not applied"
+                    )));
+                }
             }
         }
-        let parent_id = match parent {
-            Some(p) => Some(self.ensure_layer(p)?),
-            None => None,
-        };
-        let (id, res) = self.materialize(blob, diff_id, parent_id.as_deref(), what)?;
-        let mut rec = self.layers.get(chain.hex())?.unwrap_or(LayerRecord {
-            chain_id: chain.clone(),
-            diff_id: diff_id.clone(),
-            parent: parent.cloned(),
-            blob: blob.clone(),
-            media_type: media_type.to_string(),
-            tar_size: res.tar_size,
-            size: res.data_size,
-            cache: Default::default(),
-        });
-        rec.cache.insert(self.driver.name().to_string(), id);
-        self.layers.put(chain.hex(), &rec)?;
-        Ok(chain)
+        if !created.is_empty() {
+            if let Err(e) = self.sync_layers() {
+                cleanup(&created);
+                return Err(e);
+            }
+        }
+        for ((i, id), res) in created.into_iter().zip(applied) {
+            let l = &layers[i];
+            let chain = &chains[i];
+            let mut rec = self.layers.get(chain.hex())?.unwrap_or(LayerRecord {
+                chain_id: chain.clone(),
+                diff_id: l.diff_id.clone(),
+                parent: if i == 0 {
+                    parent.cloned()
+                } else {
+                    Some(chains[i - 1].clone())
+                },
+                blob: l.blob.clone(),
+                media_type: l.media_type.to_string(),
+                tar_size: res.tar_size,
+                size: res.data_size,
+                cache: Default::default(),
+            });
+            rec.cache.insert(self.driver.name().to_string(), id);
+            self.layers.put(chain.hex(), &rec)?;
+        }
+        Ok(chains)
     }
 
     /// Writes the image record and points `names` at it: the last step of any import, so a

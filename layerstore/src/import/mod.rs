@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::error::{Result, StoreError};
 use crate::images::ImageRecord;
 use crate::spec::{self, ImageConfig, Platform};
-use crate::store::Store;
+use crate::store::{NewLayer, Store};
 use source::Source;
 use std::fs;
 use std::path::Path;
@@ -93,15 +93,20 @@ pub(crate) fn commit(store: &Store, p: Pending) -> Result<Loaded> {
             p.layers.len()
         )));
     }
-    let mut parent: Option<Digest> = None;
-    let mut chains = Vec::new();
+    let news: Vec<NewLayer<'_>> = p
+        .layers
+        .iter()
+        .zip(&cfg.rootfs.diff_ids)
+        .map(|((blob, mt), diff_id)| NewLayer {
+            diff_id,
+            blob,
+            media_type: mt,
+        })
+        .collect();
+    let chains = store.add_layers(None, &news, "layer")?;
     let mut size = 0;
-    for (i, ((blob, mt), diff_id)) in p.layers.iter().zip(&cfg.rootfs.diff_ids).enumerate() {
-        let what = format!("layer {} of {} (blob {blob})", i + 1, p.layers.len());
-        let chain = store.add_layer(parent.as_ref(), diff_id, blob, mt, &what)?;
-        size += store.layer(&chain)?.size;
-        chains.push(chain.clone());
-        parent = Some(chain);
+    for c in &chains {
+        size += store.layer(c)?.size;
     }
     let manifest = store.blobs.put(&p.manifest, "manifest", None)?;
     let img = ImageRecord {
