@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod lock;
 pub mod overlay;
 pub mod refcount;
+pub mod staging;
 pub mod vfs;
 pub mod whiteout;
 

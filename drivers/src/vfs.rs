@@ -8,11 +8,11 @@ use crate::driver::{Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
 use crate::fsutil::{self, copy_tree, write_atomic, CopyOptions};
 use crate::refcount::MountRefs;
+use crate::staging::{check_removable, Staging};
 use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs;
-use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -29,6 +29,7 @@ struct Meta {
 pub struct Vfs {
     home: PathBuf,
     refs: MountRefs,
+    staging: Staging,
     copy: CopyOptions,
     reflink_asked: bool,
 }
@@ -42,17 +43,17 @@ impl Vfs {
                 reflink = DriverOptions::parse_bool("vfs.reflink", &v)?;
             }
         }
-        for sub in ["dir", "meta", "tmp"] {
+        for sub in ["dir", "meta"] {
             let p = home.join(sub);
             fs::create_dir_all(&p).map_err(|e| DriverError::io("create", p, e))?;
         }
         let vfs = Vfs {
             home: home.to_path_buf(),
             refs: MountRefs::new(&home.join("mounts"))?,
+            staging: Staging::open(home)?,
             copy: CopyOptions::new(reflink),
             reflink_asked: reflink,
         };
-        vfs.clean_tmp()?;
         Ok(vfs)
     }
 
@@ -76,31 +77,6 @@ impl Vfs {
         serde_json::from_slice(&data)
             .map_err(|e| DriverError::io("parse", p, std::io::Error::other(e)))
     }
-
-    /// Removes temporary trees of processes that no longer run (a crash mid-copy).
-    fn clean_tmp(&self) -> Result<(), DriverError> {
-        let tmp = self.home.join("tmp");
-        let rd = fs::read_dir(&tmp).map_err(|e| DriverError::io("read", &tmp, e))?;
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            let pid = name.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !alive {
-                let tmpfd =
-                    fsutil::open_root(&tmp).map_err(|err| DriverError::io("open", &tmp, err))?;
-                fsutil::remove_all_at(tmpfd.as_fd(), &e.file_name())
-                    .map_err(|err| DriverError::io("remove", e.path(), err))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn tmp_name(&self, id: &str) -> PathBuf {
-        self.home
-            .join("tmp")
-            .join(format!("{id}.{}", std::process::id()))
-    }
 }
 
 impl Driver for Vfs {
@@ -117,7 +93,7 @@ impl Driver for Vfs {
         if self.exists(id) {
             return Err(DriverError::Exists(id.to_string()));
         }
-        let tmp = self.tmp_name(id);
+        let tmp = self.staging.path(id);
         fs::create_dir(&tmp).map_err(|e| DriverError::io("create", &tmp, e))?;
         let result = (|| {
             match parent {
@@ -148,42 +124,17 @@ impl Driver for Vfs {
                 .map_err(|e| DriverError::io("fsync", self.home.join("dir"), e))
         })();
         if result.is_err() {
-            if let Ok(fd) = fsutil::open_root(&self.home.join("tmp")) {
-                let _ = fsutil::remove_all_at(fd.as_fd(), tmp.file_name().unwrap_or_default());
-            }
+            self.staging.discard(&tmp);
         }
         result
     }
 
     fn remove(&self, id: &str) -> Result<(), DriverError> {
         check_id(id)?;
-        if !self.exists(id) {
-            return Err(DriverError::NotFound(id.to_string()));
-        }
-        let n = self.refs.count(id)?;
-        if n > 0 {
-            return Err(DriverError::InUse {
-                id: id.to_string(),
-                what: format!("mounted {n} time(s)"),
-            });
-        }
-        for other in self.list()? {
-            if other != id && self.parent(&other)?.as_deref() == Some(id) {
-                return Err(DriverError::InUse {
-                    id: id.to_string(),
-                    what: format!("parent of layer {other}"),
-                });
-            }
-        }
-        // Move the tree out of sight first, so a crash never leaves a half-deleted layer
-        // under its real name.
-        let tmp = self.tmp_name(id);
-        fs::rename(self.dir(id), &tmp).map_err(|e| DriverError::io("rename", self.dir(id), e))?;
+        check_removable(self, id)?;
+        self.staging.delete(id, &self.dir(id))?;
         let _ = fs::remove_file(self.meta_path(id));
-        let tmpdir = self.home.join("tmp");
-        let fd = fsutil::open_root(&tmpdir).map_err(|e| DriverError::io("open", &tmpdir, e))?;
-        fsutil::remove_all_at(fd.as_fd(), tmp.file_name().unwrap_or_default())
-            .map_err(|e| DriverError::io("remove", &tmp, e))
+        Ok(())
     }
 
     fn exists(&self, id: &str) -> bool {

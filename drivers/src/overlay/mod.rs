@@ -13,10 +13,10 @@ use crate::driver::{Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
 use crate::fsutil::{self, write_atomic};
 use crate::refcount::MountRefs;
+use crate::staging::{check_removable, Staging};
 use crate::whiteout::WhiteoutFormat;
 use mount::{is_mounted, mount_overlay, unmount_overlay, OverlaySpec};
 use std::fs;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use whiteout::OverlayWhiteouts;
@@ -29,6 +29,7 @@ const RESERVED: &[&str] = &["l", "tmp", "mounts", "check", "supported", "fallbac
 pub struct Overlay {
     home: PathBuf,
     refs: MountRefs,
+    staging: Staging,
     backing: &'static str,
     /// Set when a native diff met redirect or metacopy xattrs and fell back to a tree walk.
     fell_back: AtomicBool,
@@ -45,10 +46,8 @@ impl Overlay {
     /// there, and repairing mount state a crash left behind.
     pub fn open(home: &Path, opts: &DriverOptions) -> Result<Overlay, DriverError> {
         opts.for_driver("overlay2", &[])?;
-        for sub in ["l", "tmp"] {
-            let p = home.join(sub);
-            fs::create_dir_all(&p).map_err(|e| DriverError::io("create", p, e))?;
-        }
+        let links = home.join("l");
+        fs::create_dir_all(&links).map_err(|e| DriverError::io("create", links, e))?;
         let backing = fsutil::backing_fs(home).map_err(|e| DriverError::io("statfs", home, e))?;
         let unsupported = |reason: String| DriverError::Unsupported {
             driver: "overlay2".into(),
@@ -63,6 +62,7 @@ impl Overlay {
         let ov = Overlay {
             home: home.to_path_buf(),
             refs: MountRefs::new(&home.join("mounts"))?,
+            staging: Staging::open(home)?,
             backing,
             fell_back: AtomicBool::new(false),
         };
@@ -186,12 +186,6 @@ impl Overlay {
             .map(|s| self.home.join(s))
             .collect())
     }
-
-    fn tmp_name(&self, id: &str) -> PathBuf {
-        self.home
-            .join("tmp")
-            .join(format!("{id}.{}", std::process::id()))
-    }
 }
 
 impl Driver for Overlay {
@@ -228,8 +222,8 @@ impl Driver for Overlay {
             }
             None => None,
         };
-        let tmp = self.tmp_name(id);
-        let _ = fs::remove_dir_all(&tmp);
+        let tmp = self.staging.path(id);
+        self.staging.discard(&tmp);
         let short = short_name(id);
         let build = || -> std::io::Result<()> {
             fs::create_dir_all(&tmp)?;
@@ -252,7 +246,7 @@ impl Driver for Overlay {
             fsutil::fsync_dir(&self.home)
         };
         build().map_err(|e| {
-            let _ = fs::remove_dir_all(&tmp);
+            self.staging.discard(&tmp);
             let _ = fs::remove_file(self.home.join("l").join(&short));
             DriverError::io("create layer", self.dir(id), e)
         })
@@ -260,35 +254,14 @@ impl Driver for Overlay {
 
     fn remove(&self, id: &str) -> Result<(), DriverError> {
         check_id(id)?;
-        if !self.exists(id) {
-            return Err(DriverError::NotFound(id.to_string()));
-        }
-        let n = self.refs.count(id)?;
-        if n > 0 {
-            return Err(DriverError::InUse {
-                id: id.to_string(),
-                what: format!("mounted {n} time(s)"),
-            });
-        }
-        for other in self.list()? {
-            if other != id && self.parent(&other)?.as_deref() == Some(id) {
-                return Err(DriverError::InUse {
-                    id: id.to_string(),
-                    what: format!("parent of layer {other}"),
-                });
-            }
-        }
+        check_removable(self, id)?;
         if is_mounted(&self.merged(id)) {
             unmount_overlay(&self.merged(id))
                 .map_err(|e| DriverError::io("unmount", self.merged(id), e))?;
         }
-        let tmp = self.tmp_name(id);
-        fs::rename(self.dir(id), &tmp).map_err(|e| DriverError::io("rename", self.dir(id), e))?;
+        self.staging.delete(id, &self.dir(id))?;
         let _ = fs::remove_file(self.home.join("l").join(short_name(id)));
-        let tmpdir = self.home.join("tmp");
-        let fd = fsutil::open_root(&tmpdir).map_err(|e| DriverError::io("open", &tmpdir, e))?;
-        fsutil::remove_all_at(fd.as_fd(), tmp.file_name().unwrap_or_default())
-            .map_err(|e| DriverError::io("remove", &tmp, e))
+        Ok(())
     }
 
     fn exists(&self, id: &str) -> bool {
