@@ -16,7 +16,7 @@ use crate::spec::ImageConfig;
 use crate::tarfs::apply_layer;
 use drivers::lock::FileLock;
 use drivers::{Driver, DriverOptions, LayerKind};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -702,10 +702,5 @@ impl Store {
             )));
         }
         Ok(())
-    }
-
-    /// Every image id a reference or container keeps alive, for listings.
-    pub fn image_names(&self) -> Result<BTreeSet<(String, Digest)>> {
-        Ok(self.refs.load()?.into_iter().collect())
     }
 }
