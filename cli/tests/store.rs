@@ -232,3 +232,37 @@ fn commit_makes_a_new_image_on_every_driver() {
         s.assert_fsck_ok();
     }
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal_and_not_when_piped() {
+    let s = Strata::new();
+    let piped = s.run(&[
+        "load",
+        "-i",
+        fixture("images/busybox-wh.docker.tar").to_str().unwrap(),
+    ]);
+    assert!(piped.status.success());
+    assert!(
+        !String::from_utf8_lossy(&piped.stderr).contains("Applying"),
+        "no progress when piped"
+    );
+    // `script` gives the command a pseudo-terminal.
+    let t = Strata::new();
+    let cmd = format!(
+        "{} --data-root {} --config {} load -i {}",
+        env!("CARGO_BIN_EXE_strata"),
+        t.root().display(),
+        t.dir.path().join("daemon.json").display(),
+        fixture("images/busybox-wh.docker.tar").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Applying layers") && text.contains("7/7"),
+        "{text}"
+    );
+}

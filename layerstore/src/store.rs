@@ -41,8 +41,12 @@ pub struct Store {
     pub containers: JsonDir<ContainerRecord>,
     pub refs: Refs,
     tmp: PathBuf,
+    progress: Option<ProgressFn>,
     _lock: FileLock,
 }
+
+/// Receives progress of long work: (what, done, total). Called from worker threads too.
+pub type ProgressFn = Box<dyn Fn(&str, usize, usize) + Send + Sync>;
 
 /// A layer to add with [`Store::add_layers`]: its DiffID and the stored blob it comes from.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +109,7 @@ impl Store {
             root,
             driver,
             tmp,
+            progress: None,
             _lock: lock,
         })
     }
@@ -137,6 +142,18 @@ impl Store {
             "no storage driver works here: {}",
             reasons.join("; ")
         )))
+    }
+
+    /// Sets where progress of long work (applying layers) is reported; the CLI draws it on
+    /// a terminal and stays quiet when piped.
+    pub fn set_progress(&mut self, f: ProgressFn) {
+        self.progress = Some(f);
+    }
+
+    fn report(&self, what: &str, done: usize, total: usize) {
+        if let Some(f) = &self.progress {
+            f(what, done, total);
+        }
     }
 
     /// A fresh directory under the store's temp area (same filesystem as the store).
@@ -484,6 +501,7 @@ impl Store {
                             cleanup(&created);
                             return Err(e);
                         }
+                        self.report("Applying layers", i + 1, layers.len());
                         results.push(Some(r));
                     } else {
                         results.push(None);
@@ -496,6 +514,7 @@ impl Store {
         }
         if !full_tree && !created.is_empty() {
             let next = std::sync::atomic::AtomicUsize::new(0);
+            let done = std::sync::atomic::AtomicUsize::new(0);
             let slots: Vec<std::sync::Mutex<Option<Result<crate::tarfs::ApplyResult>>>> = created
                 .iter()
                 .map(|_| std::sync::Mutex::new(None))
@@ -519,6 +538,8 @@ impl Store {
                         if let Ok(mut slot) = slots[k].lock() {
                             *slot = Some(r);
                         }
+                        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        self.report("Applying layers", n, created.len());
                     });
                 }
             });

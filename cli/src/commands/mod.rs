@@ -92,9 +92,28 @@ impl Context {
         .with_context(|| format!("opening the store at {}", self.data_root.display()))
     }
 
-    /// The store, locked exclusively (for commands that change it).
+    /// The store, locked exclusively (for commands that change it). On a terminal, long
+    /// work draws its progress on stderr; piped, it stays quiet.
     pub fn store(&self) -> Result<Store> {
-        self.open(false)
+        let mut store = self.open(false)?;
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            store.set_progress(Box::new(|what, done, total| {
+                let width = 30;
+                let filled = (done * width)
+                    .checked_div(total)
+                    .unwrap_or(width)
+                    .min(width);
+                eprint!(
+                    "\r{what} [{}{}] {done}/{total}",
+                    "=".repeat(filled),
+                    " ".repeat(width - filled)
+                );
+                if done >= total {
+                    eprintln!();
+                }
+            }));
+        }
+        Ok(store)
     }
 
     /// The store, locked shared (for commands that only read).
