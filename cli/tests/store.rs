@@ -266,3 +266,26 @@ fn progress_is_drawn_on_a_terminal_and_not_when_piped() {
         "{text}"
     );
 }
+
+#[test]
+fn export_then_import_gives_the_same_tree() {
+    for driver in ["overlay2", "vfs"] {
+        let s = Strata::with_driver(driver);
+        s.load("images/busybox-wh.docker.tar");
+        let root = s.mounted("busybox-wh:1", "c");
+        fs::write(root.join("extra"), b"e").unwrap();
+        let tar = s.dir.path().join("rootfs.tar");
+        s.ok(&["export", "-o", tar.to_str().unwrap(), "c"]);
+        s.ok(&["import", tar.to_str().unwrap(), "flat:1"]);
+        let flat = s.mounted("flat:1", "f");
+        let a = drivers::fsutil::tree_manifest(&root).unwrap();
+        let b = drivers::fsutil::tree_manifest(&flat).unwrap();
+        assert_eq!(a.len(), b.len(), "{driver}");
+        for (k, v) in &a {
+            assert_eq!(Some(v), b.get(k), "{driver}: {k}");
+        }
+        let inspect: serde_json::Value =
+            serde_json::from_str(&s.ok(&["inspect", "flat:1"])).unwrap();
+        assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    }
+}

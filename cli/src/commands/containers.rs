@@ -182,3 +182,24 @@ pub fn commit(ctx: &Context, a: CommitArgs) -> Result<i32> {
     println!("{id}");
     Ok(0)
 }
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The tar file to write.
+    #[arg(short, long)]
+    output: std::path::PathBuf,
+    /// Container name or id.
+    container: String,
+}
+
+/// `export`: the container's whole filesystem as one tar (what `import` takes back).
+pub fn export(ctx: &Context, a: ExportArgs) -> Result<i32> {
+    let store = ctx.store()?;
+    let root = store
+        .mount_container(&a.container)
+        .with_context(|| format!("export {}", a.container))?;
+    let result = layerstore::export::export_rootfs(&root, &a.output);
+    store.umount_container(&a.container)?;
+    result.with_context(|| format!("export {} to {}", a.container, a.output.display()))?;
+    Ok(0)
+}

@@ -45,6 +45,8 @@ pub enum Command {
     Diff(containers::NameArg),
     /// Make a new image from a container's changes.
     Commit(containers::CommitArgs),
+    /// Write a container's filesystem as a tar.
+    Export(containers::ExportArgs),
     /// Show the storage driver, backing filesystem and every driver's support here.
     Info(storage::InfoArgs),
     /// Verify every blob, layer, image and container.
@@ -140,6 +142,7 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Ps(a) => containers::ps(ctx, a),
         Command::Diff(a) => containers::diff(ctx, a),
         Command::Commit(a) => containers::commit(ctx, a),
+        Command::Export(a) => containers::export(ctx, a),
         Command::Info(a) => storage::info(ctx, a),
         Command::Fsck(a) => storage::fsck(ctx, a),
         Command::System { cmd } => storage::system(ctx, cmd),

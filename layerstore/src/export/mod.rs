@@ -44,6 +44,29 @@ pub fn save(store: &Store, images: &[String], path: &Path, format: Format) -> Re
     }
 }
 
+/// Writes the whole tree at `root` as one tar to `path` (a flattened filesystem, as
+/// `docker export` writes), appearing under its name only when complete.
+pub fn export_rootfs(root: &Path, path: &Path) -> Result<()> {
+    let changes =
+        drivers::changes::tree_changes(None, root).map_err(|e| StoreError::io("read", root, e))?;
+    let tmp = temp_beside(path);
+    let result = (|| -> std::io::Result<()> {
+        let f = std::fs::File::create(&tmp)?;
+        let w = crate::tarfs::write_layer(
+            root,
+            &changes,
+            std::io::BufWriter::with_capacity(1 << 20, f),
+        )?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::io("write", path, e));
+    }
+    Ok(())
+}
+
 /// A sibling temp name for `path`, renamed into place when complete.
 pub(crate) fn temp_beside(path: &Path) -> std::path::PathBuf {
     let name = path
