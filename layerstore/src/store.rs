@@ -95,11 +95,10 @@ impl Store {
             let _ = fs::remove_dir_all(&tmp);
         }
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
-        let name = match &opts.driver {
-            Some(n) => n.clone(),
+        let driver = match &opts.driver {
+            Some(n) => drivers::open(n, &root.join(n), &opts.driver_opts)?,
             None => Self::detect_driver(&root, &opts.driver_opts)?,
         };
-        let driver = drivers::open(&name, &root.join(&name), &opts.driver_opts)?;
         Ok(Store {
             blobs: BlobStore::new(root.join("blobs").join("sha256"), tmp.clone())?,
             layers: JsonDir::new(root.join("layers"))?,
@@ -114,15 +113,16 @@ impl Store {
         })
     }
 
-    /// Keeps using the driver whose folder already holds layers; else the first that works.
-    fn detect_driver(root: &Path, opts: &DriverOptions) -> Result<String> {
+    /// Keeps using the driver whose folder already holds layers; else opens the first that
+    /// works (and only that one: later drivers are not tried, and it is not opened twice).
+    fn detect_driver(root: &Path, opts: &DriverOptions) -> Result<Box<dyn Driver>> {
         let used: Vec<&str> = drivers::DRIVER_NAMES
             .iter()
             .copied()
             .filter(|n| drivers::has_layers(n, &root.join(n)))
             .collect();
         if used.len() == 1 {
-            return Ok(used[0].to_string());
+            return Ok(drivers::open(used[0], &root.join(used[0]), opts)?);
         }
         if used.len() > 1 {
             return Err(StoreError::Conflict(format!(
@@ -132,10 +132,17 @@ impl Store {
             )));
         }
         let mut reasons = Vec::new();
-        for (name, r) in probe_drivers(root, opts) {
-            match r {
-                Ok(()) => return Ok(name),
-                Err(e) => reasons.push(e),
+        for name in drivers::DRIVER_NAMES {
+            let home = root.join(name);
+            let existed = home.exists();
+            match drivers::open(name, &home, opts) {
+                Ok(d) => return Ok(d),
+                Err(e) => {
+                    if !existed {
+                        let _ = fs::remove_dir_all(&home);
+                    }
+                    reasons.push(e.to_string());
+                }
             }
         }
         Err(StoreError::Conflict(format!(
