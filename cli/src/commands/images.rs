@@ -125,32 +125,33 @@ fn created_of(store: &Store, img: &ImageRecord) -> Option<String> {
 pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
     let store = ctx.store_ro()?;
     let refs = store.refs.load()?;
-    let mut rows = Vec::new();
     let mut all = store.images.all()?;
     all.sort_by_key(|(_, i)| std::cmp::Reverse(i.added));
-    for (_, img) in &all {
-        let names: Vec<&String> = refs
-            .iter()
-            .filter(|(_, v)| **v == img.id)
-            .map(|(k, _)| k)
-            .collect();
-        let created = created_of(&store, img);
-        if names.is_empty() {
-            rows.push((None, img, created));
-        } else {
-            for n in names {
-                rows.push((Some(n.clone()), img, created.clone()));
-            }
-        }
+    if a.quiet {
+        all.iter()
+            .for_each(|(_, img)| println!("{}", img.id.short()));
+        return Ok(0);
     }
+    // Each image with its names and creation time, read once.
+    let entries: Vec<(&ImageRecord, Vec<String>, Option<String>)> = all
+        .iter()
+        .map(|(_, img)| {
+            let names = refs
+                .iter()
+                .filter(|(_, v)| **v == img.id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            (img, names, created_of(&store, img))
+        })
+        .collect();
     if a.format == OutFormat::Json {
-        let v: Vec<_> = all
+        let v: Vec<_> = entries
             .iter()
-            .map(|(_, img)| {
+            .map(|(img, names, created)| {
                 json!({
                     "Id": img.id.to_string(),
-                    "RepoTags": refs.iter().filter(|(_, v)| **v == img.id).map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-                    "Created": created_of(&store, img),
+                    "RepoTags": names,
+                    "Created": created,
                     "Size": img.size,
                     "Layers": img.layers.len(),
                     "ManifestDigest": img.manifest.to_string(),
@@ -160,36 +161,33 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
         print_json(&json!(v))?;
         return Ok(0);
     }
-    if a.quiet {
-        let mut seen = std::collections::HashSet::new();
-        for (_, img, _) in &rows {
-            if seen.insert(&img.id) {
-                println!("{}", img.id.short());
-            }
-        }
-        return Ok(0);
-    }
     let mut t = table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
-    for (name, img, created) in rows {
-        let (repo, tag) = match &name {
-            Some(n) => {
-                let (r, t) = layerstore::refs::split(n);
-                (r.to_string(), t.to_string())
-            }
-            None => ("<none>".into(), "<none>".into()),
-        };
+    for (img, names, created) in &entries {
         let created = created
             .as_deref()
             .and_then(parse_time)
             .map(ago)
             .unwrap_or_else(|| "N/A".into());
-        t.add_row(vec![
-            repo,
-            tag,
-            img.id.short().to_string(),
-            created,
-            human_size(img.size),
-        ]);
+        let repo_tags: Vec<(String, String)> = if names.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            names
+                .iter()
+                .map(|n| {
+                    let (r, t) = layerstore::refs::split(n);
+                    (r.to_string(), t.to_string())
+                })
+                .collect()
+        };
+        for (repo, tag) in repo_tags {
+            t.add_row(vec![
+                repo,
+                tag,
+                img.id.short().to_string(),
+                created.clone(),
+                human_size(img.size),
+            ]);
+        }
     }
     print_table(&t);
     Ok(0)
