@@ -196,6 +196,16 @@ fn commit_makes_a_new_image_on_every_driver() {
         fs::remove_dir_all(root.join("data/replace")).unwrap();
         fs::create_dir(root.join("data/replace")).unwrap();
         fs::write(root.join("data/replace/fresh"), b"f").unwrap();
+        // A copied-up file (overlay may mark it with trusted.overlay.* xattrs) and a user
+        // xattr: the layer keeps the content and the user's xattr, never the driver's.
+        fs::write(root.join("data/keep/k1"), b"changed").unwrap();
+        rustix::fs::setxattr(
+            root.join("hello"),
+            "user.note",
+            b"kept",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
         let id = s
             .ok(&["commit", "-m", "a message", "c", "committed:v1"])
             .trim()
@@ -212,6 +222,10 @@ fn commit_makes_a_new_image_on_every_driver() {
         // A container of the new image sees the committed state.
         let r2 = s.mounted("committed:v1", "c2");
         assert_eq!(fs::read(r2.join("hello")).unwrap(), b"world");
+        assert_eq!(fs::read(r2.join("data/keep/k1")).unwrap(), b"changed");
+        let mut note = [0u8; 16];
+        let n = rustix::fs::getxattr(r2.join("hello"), "user.note", &mut note[..]).unwrap();
+        assert_eq!(&note[..n], b"kept", "{driver}");
         assert!(!r2.join("data/keep/k5").exists());
         let replace: Vec<_> = fs::read_dir(r2.join("data/replace"))
             .unwrap()
@@ -225,6 +239,11 @@ fn commit_makes_a_new_image_on_every_driver() {
         // It survives a save/load round trip with its id.
         let out = s.dir.path().join("c.tar");
         s.ok(&["save", "-o", out.to_str().unwrap(), "committed:v1"]);
+        let saved = fs::read(&out).unwrap();
+        assert!(
+            !saved.windows(16).any(|w| w == b"trusted.overlay."),
+            "{driver}: the driver's own xattrs leaked into the committed layer"
+        );
         let t = Strata::with_driver(driver);
         t.ok(&["load", "-i", out.to_str().unwrap()]);
         assert_eq!(t.images_json()[0]["Id"], id.as_str());

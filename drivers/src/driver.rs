@@ -101,6 +101,16 @@ impl DriverOptions {
     }
 }
 
+/// A directory holding every added or modified path of a layer's changes, as the layer has
+/// it, readable without a mount.
+#[derive(Debug, Clone)]
+pub struct ChangesSource {
+    /// The directory (a driver's per-layer data, e.g. overlay's upper dir).
+    pub dir: PathBuf,
+    /// Xattrs with this prefix are the driver's bookkeeping, not the layer's content.
+    pub private_xattrs: &'static str,
+}
+
 /// Whether a layer is an image layer (read-only once committed) or a container's writable layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayerKind {
@@ -155,6 +165,16 @@ pub trait Driver: Send + Sync {
     /// two mounted views; a driver with cheaper knowledge overrides it.
     fn changes(&self, id: &str) -> Result<Vec<Change>, DriverError> {
         crate::changes::compare_views(self, id)
+    }
+
+    /// The changes of `id` and, where the driver can say, a directory to read them from
+    /// without mounting the layer (its own copy of exactly those paths). Commit and export
+    /// use it to skip a mount, an unmount and the union filesystem's lookups.
+    fn changes_with_source(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
+        Ok((self.changes(id)?, None))
     }
 
     /// Bytes used by layer `id`'s own data.

@@ -17,7 +17,7 @@ pub mod vfs;
 pub mod whiteout;
 
 pub use changes::{Change, ChangeKind};
-pub use driver::{Driver, DriverOptions, LayerKind};
+pub use driver::{ChangesSource, Driver, DriverOptions, LayerKind};
 pub use error::DriverError;
 pub use whiteout::{RemoveWhiteouts, WhiteoutFormat};
 

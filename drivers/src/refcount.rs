@@ -2,11 +2,12 @@
 //!
 //! The CLI is daemonless: `strata mount` in one process and `strata umount` in another
 //! must agree on how many users a mount has. Counts live in small files under the driver's
-//! home, changed under a flock and written atomically, so a crash mid-update leaves either
-//! the old count or the new one.
+//! home, changed under a flock and replaced atomically, so a crash mid-update leaves either
+//! the old count or the new one. They are not flushed to disk: a reboot takes the mounts
+//! with it, and drivers reset counts whose mount is gone when they open.
 
 use crate::error::DriverError;
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 use crate::lock::FileLock;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ impl MountRefs {
                 Err(e) => Err(DriverError::io("remove", p, e)),
             }
         } else {
-            write_atomic(&p, n.to_string().as_bytes()).map_err(|e| DriverError::io("write", p, e))
+            write_replace(&p, n.to_string().as_bytes()).map_err(|e| DriverError::io("write", p, e))
         }
     }
 

@@ -1,14 +1,16 @@
 //! `commit`: a container's changes become a new layer and a new image on top of its
-//! image. The changes come from the driver (overlay2 walks only its upper directory), the
-//! layer tar is hashed while it is written to the blob store, and the new layer is applied
-//! and checked like any imported one.
+//! image. The changes come from the driver (overlay2 walks only its upper directory) and
+//! the layer tar is hashed while it is written to the blob store. The blob is the layer's
+//! durable form; the driver applies it (checking the DiffID) on first use, so a commit
+//! reads each changed file once and writes it once.
 
 use crate::digest::{Digest, HashWriter};
 use crate::error::{Result, StoreError};
 use crate::images::ImageRecord;
 use crate::spec::{self, Descriptor, Manifest};
+use crate::store::NewLayer;
 use crate::store::Store;
-use crate::tarfs::write_layer;
+use crate::tarfs::write_layer_sized;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
@@ -37,24 +39,32 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
         .transpose()?;
 
     // 1. The layer tar, hashed while written to a staged blob.
-    let changes = store.driver.changes(&c.layer)?;
-    let root = store.driver.get(&c.layer)?;
+    // Read from the driver's own copy of the changes where it has one, else from a mount.
+    let (changes, source) = store.driver.changes_with_source(&c.layer)?;
+    let (root, hidden, mounted) = match source {
+        Some(s) => (s.dir, Some(s.private_xattrs), false),
+        None => (store.driver.get(&c.layer)?, None, true),
+    };
     let work = store.temp_dir()?;
     let staged_path = work.join("layer.tar");
-    let written = (|| -> std::io::Result<(Digest, u64)> {
+    let written = (|| -> std::io::Result<(Digest, u64, u64)> {
         let f = File::create(&staged_path)?;
-        let w = write_layer(
+        let (w, data_size) = write_layer_sized(
             &root,
             &changes,
             HashWriter::new(BufWriter::with_capacity(1 << 20, f)),
+            hidden,
         )?;
         let (digest, size, mut bw) = w.finish();
         bw.flush()?;
         bw.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok((digest, size))
+        Ok((digest, size, data_size))
     })();
-    store.driver.put(&c.layer)?;
-    let (diff_id, size) = written.map_err(|e| StoreError::io("write layer", &staged_path, e))?;
+    if mounted {
+        store.driver.put(&c.layer)?;
+    }
+    let (diff_id, size, data_size) =
+        written.map_err(|e| StoreError::io("write layer", &staged_path, e))?;
     let blob = store.blobs.commit(
         crate::blobs::Staged {
             path: staged_path,
@@ -66,20 +76,20 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
     )?;
     let _ = std::fs::remove_dir(&work);
 
-    // 2. The layer itself, on top of the image's.
+    // 2. The layer's record, on top of the image's. The blob is uncompressed, so its digest
+    //    is the DiffID; the driver applies it when something first uses the new image.
     let docker_types = base.manifest_media_type == spec::DOCKER_MANIFEST;
     let layer_type = if docker_types {
         spec::DOCKER_LAYER
     } else {
         spec::OCI_LAYER
     };
-    let chain = store.add_layer(
-        base.layers.last(),
-        &diff_id,
-        &blob,
-        layer_type,
-        "committed layer",
-    )?;
+    let layer = NewLayer {
+        diff_id: &diff_id,
+        blob: &blob,
+        media_type: layer_type,
+    };
+    let chain = store.register_layer(base.layers.last(), layer, size, data_size)?;
 
     // 3. Config and manifest: the base's, plus this layer and a history entry.
     let mut cfg: serde_json::Value = serde_json::from_slice(&store.blobs.read(&base.id)?)

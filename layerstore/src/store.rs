@@ -315,10 +315,19 @@ impl Store {
             self.layers.remove(&key)?;
             removed_layers += 1;
         }
-        // Driver layers no record names: left by a crash between create and record.
+        // Driver layers no record names: left by a crash between create and record. A
+        // parent is refused while its child exists, so passes repeat until none goes.
+        let mut orphans: Vec<String> = Vec::new();
         for id in self.driver.list()? {
             if !live_cache.contains(&id) && self.driver.mount_count(&id)? == 0 {
-                let _ = self.driver.remove(&id);
+                orphans.push(id);
+            }
+        }
+        while !orphans.is_empty() {
+            let before = orphans.len();
+            orphans.retain(|id| self.driver.remove(id).is_err());
+            if orphans.len() == before {
+                break;
             }
         }
         let mut removed_blobs = 0;
@@ -455,6 +464,34 @@ impl Store {
             .into_iter()
             .next()
             .unwrap_or_else(|| chain_id(parent, diff_id)))
+    }
+
+    /// Registers layer `l` on `parent` from its stored blob without applying it in the
+    /// driver: the blob is the durable copy, and the driver's copy is made on first use
+    /// ([`Store::ensure_layer`]). `commit` uses this, so it costs one tar write and no
+    /// second pass over the files. `tar_size` and `size` are the tar's and its files' bytes.
+    pub fn register_layer(
+        &self,
+        parent: Option<&Digest>,
+        l: NewLayer<'_>,
+        tar_size: u64,
+        size: u64,
+    ) -> Result<Digest> {
+        let chain = chain_id(parent, l.diff_id);
+        if self.layers.get(chain.hex())?.is_none() {
+            let rec = LayerRecord {
+                chain_id: chain.clone(),
+                diff_id: l.diff_id.clone(),
+                parent: parent.cloned(),
+                blob: l.blob.clone(),
+                media_type: l.media_type.to_string(),
+                tar_size,
+                size,
+                cache: Default::default(),
+            };
+            self.layers.put(chain.hex(), &rec)?;
+        }
+        Ok(chain)
     }
 
     /// Registers a chain of layers on `parent`, bottom-up; returns their ChainIDs. Layers

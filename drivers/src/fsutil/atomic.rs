@@ -31,6 +31,33 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Replaces `path` atomically (temp name, rename) without flushing: for state that does
+/// not outlive a reboot (mount counts), where a process crash must leave the old or the new
+/// content but a power cut loses the mounts along with it.
+pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".tmp-");
+    tmp_name.push(name);
+    tmp_name.push(format!("-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates `path` with `data` and flushes it, without a rename: for files inside a staging
+/// directory that is itself renamed into place (and its directory flushed) afterwards.
+pub fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
 /// Flushes a directory's entries (after a rename or create) to disk.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -11,7 +11,7 @@ pub mod resolve;
 pub mod tree;
 pub mod xattr;
 
-pub use atomic::{fsync_dir, write_atomic};
+pub use atomic::{fsync_dir, write_atomic, write_replace, write_synced};
 pub use backing::backing_fs;
 pub use copy::{copy_tree, CopyOptions};
 pub use manifest::tree_manifest;

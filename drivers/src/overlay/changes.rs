@@ -17,6 +17,26 @@ fn xattr_of(p: &Path, name: &str) -> Option<Vec<u8>> {
         .map(|n| buf[..n].to_vec())
 }
 
+/// Whether `p` has any `trusted.overlay.*` xattr: one list call instead of a lookup per
+/// name, as nearly every entry of an upper dir has none.
+fn has_overlay_xattrs(p: &Path) -> io::Result<bool> {
+    let mut buf = [0u8; 1024];
+    let names: Vec<u8> = match rustix::fs::llistxattr(p, &mut buf[..]) {
+        Ok(n) => buf[..n].to_vec(),
+        Err(rustix::io::Errno::RANGE) => {
+            let mut v = vec![0u8; rustix::fs::llistxattr_query(p)? * 2];
+            let n = rustix::fs::llistxattr(p, &mut v[..])?;
+            v.truncate(n);
+            v
+        }
+        Err(rustix::io::Errno::NOTSUP) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(names
+        .split(|&b| b == 0)
+        .any(|n| n.starts_with(b"trusted.overlay.")))
+}
+
 fn exists_below(lowers: &[PathBuf], rel: &Path) -> bool {
     lowers
         .iter()
@@ -47,14 +67,16 @@ fn walk(
         let p = dir.join(&name);
         rel.push(&name);
         let md = fs::symlink_metadata(&p)?;
-        if xattr_of(&p, "trusted.overlay.redirect").is_some()
-            || xattr_of(&p, "trusted.overlay.metacopy").is_some()
+        let marked = has_overlay_xattrs(&p)?;
+        if marked
+            && (xattr_of(&p, "trusted.overlay.redirect").is_some()
+                || xattr_of(&p, "trusted.overlay.metacopy").is_some())
         {
             return Ok(false);
         }
         let kind = if md.file_type().is_char_device() && md.rdev() == 0 {
             ChangeKind::Deleted
-        } else if md.is_dir() && xattr_of(&p, OPAQUE_XATTR).as_deref() == Some(b"y") {
+        } else if marked && md.is_dir() && xattr_of(&p, OPAQUE_XATTR).as_deref() == Some(b"y") {
             ChangeKind::Opaque
         } else if exists_below(lowers, rel) {
             ChangeKind::Modified

@@ -9,9 +9,9 @@ pub mod mount;
 pub mod whiteout;
 
 use crate::changes::Change;
-use crate::driver::{Driver, DriverOptions, LayerKind};
+use crate::driver::{ChangesSource, Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
-use crate::fsutil::{self, write_atomic};
+use crate::fsutil::{self, write_atomic, write_synced};
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
 use crate::whiteout::WhiteoutFormat;
@@ -234,15 +234,19 @@ impl Driver for Overlay {
                 tmp.join("diff"),
                 std::os::unix::fs::PermissionsExt::from_mode(0o755),
             )?;
-            write_atomic(&tmp.join("link"), short.as_bytes())?;
+            // Files of the staging dir are flushed, then the dir once, then it is renamed.
+            write_synced(&tmp.join("link"), short.as_bytes())?;
             if let Some(l) = &lower {
-                write_atomic(&tmp.join("lower"), l.as_bytes())?;
-                write_atomic(&tmp.join("parent"), parent.unwrap_or_default().as_bytes())?;
+                write_synced(&tmp.join("lower"), l.as_bytes())?;
+                write_synced(&tmp.join("parent"), parent.unwrap_or_default().as_bytes())?;
             }
-            let link = self.home.join("l").join(&short);
+            fsutil::fsync_dir(&tmp)?;
+            let links = self.home.join("l");
+            let link = links.join(&short);
             let _ = fs::remove_file(&link);
             std::os::unix::fs::symlink(format!("../{id}/diff"), &link)?;
             fs::rename(&tmp, self.dir(id))?;
+            fsutil::fsync_dir(&links)?;
             fsutil::fsync_dir(&self.home)
         };
         build().map_err(|e| {
@@ -350,17 +354,32 @@ impl Driver for Overlay {
     }
 
     fn changes(&self, id: &str) -> Result<Vec<Change>, DriverError> {
+        Ok(self.changes_with_source(id)?.0)
+    }
+
+    /// With a native diff the upper dir holds every changed path in full (no metacopy, no
+    /// redirects), so it is the source; after a fallback the merged view must be read.
+    fn changes_with_source(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
         let diff = self.diff_dir(id)?;
         let lowers = self.lowers(id)?;
         match changes::native(&diff, &lowers)
             .map_err(|e| DriverError::io("read layer changes", &diff, e))?
         {
-            Some(c) => Ok(c),
+            Some(c) => Ok((
+                c,
+                Some(ChangesSource {
+                    dir: diff,
+                    private_xattrs: "trusted.overlay.",
+                }),
+            )),
             None => {
                 // Remembered on disk so `info` in any later process says so too.
                 let _ = write_atomic(&self.home.join("fallback"), id.as_bytes());
                 self.fell_back.store(true, Ordering::Relaxed);
-                crate::changes::compare_views(self, id)
+                Ok((crate::changes::compare_views(self, id)?, None))
             }
         }
     }

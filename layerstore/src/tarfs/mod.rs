@@ -8,7 +8,7 @@ pub mod pax;
 pub mod write;
 
 pub use apply::{apply_layer, ApplyError, ApplyResult};
-pub use write::{write_layer, LayerTarWriter};
+pub use write::{write_layer, write_layer_sized, LayerTarWriter};
 
 /// Prefix of an OCI whiteout entry name.
 pub const WHITEOUT_PREFIX: &str = ".wh.";

@@ -8,16 +8,31 @@ use drivers::fsutil::xattr;
 use drivers::{Change, ChangeKind};
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 
 /// Writes a layer tar to `out` for `changes` of the tree at `root`; returns `out`.
 pub fn write_layer<W: Write>(root: &Path, changes: &[Change], out: W) -> io::Result<W> {
+    write_layer_sized(root, changes, out, None).map(|(w, _)| w)
+}
+
+/// [`write_layer`], also returning the bytes of file content written (the layer's size as
+/// `images` shows it), so a commit need not read the layer back to know it. Xattrs starting
+/// with `private_xattrs` are left out (a driver's bookkeeping when `root` is its own dir).
+pub fn write_layer_sized<W: Write>(
+    root: &Path,
+    changes: &[Change],
+    out: W,
+    private_xattrs: Option<&'static str>,
+) -> io::Result<(W, u64)> {
     let mut w = LayerTarWriter::new(out);
+    if let Some(p) = private_xattrs {
+        w.hide_xattrs(p);
+    }
     let rootfd = drivers::fsutil::open_root(root)?;
     for c in changes {
         match c.kind {
@@ -29,13 +44,17 @@ pub fn write_layer<W: Write>(root: &Path, changes: &[Change], out: W) -> io::Res
             }
         }
     }
-    w.finish()
+    let size = w.data_size;
+    Ok((w.finish()?, size))
 }
 
 /// A streaming tar writer for layer entries.
 pub struct LayerTarWriter<W: Write> {
     out: W,
     links: HashMap<(u64, u64), PathBuf>,
+    data_size: u64,
+    parent: Option<(PathBuf, std::os::fd::OwnedFd)>,
+    private_xattrs: Option<&'static str>,
 }
 
 const ZEROS: [u8; 1024] = [0; 1024];
@@ -46,7 +65,16 @@ impl<W: Write> LayerTarWriter<W> {
         LayerTarWriter {
             out,
             links: HashMap::new(),
+            data_size: 0,
+            parent: None,
+            private_xattrs: None,
         }
+    }
+
+    /// Leaves xattrs starting with `prefix` out of entries: reading a driver's own layer
+    /// directory (overlay's upper dir keeps `trusted.overlay.*` there) rather than a mount.
+    pub fn hide_xattrs(&mut self, prefix: &'static str) {
+        self.private_xattrs = Some(prefix);
     }
 
     /// Writes the end-of-archive marker and returns the sink.
@@ -81,33 +109,46 @@ impl<W: Write> LayerTarWriter<W> {
         self.header(h, p.as_os_str().as_bytes(), None, &[])
     }
 
-    /// The entry at `rel` under `root` (whose open descriptor is `rootfd`).
+    /// The entry at `rel` under `root` (whose open descriptor is `rootfd`). Everything is
+    /// read relative to the entry's parent directory, opened inside the root (so a symlink
+    /// never leads out) and kept open for its siblings, which come next in path order.
     pub fn entry(
         &mut self,
         rootfd: &std::os::fd::OwnedFd,
         root: &Path,
         rel: &Path,
     ) -> io::Result<()> {
-        let full = root.join(rel);
-        let md = fs::symlink_metadata(&full)?;
-        let ft = md.file_type();
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        let fname = rel.file_name().unwrap_or_default();
+        let parent = match self.parent.take() {
+            Some((p, fd)) if p == parent_rel => fd,
+            _ => drivers::fsutil::open_in_root(rootfd, parent_rel, drivers::fsutil::OpenMode::Dir)?,
+        };
+        let r = self.entry_in(&parent, root, rel, fname);
+        self.parent = Some((parent_rel.to_path_buf(), parent));
+        r
+    }
+
+    fn entry_in(
+        &mut self,
+        parent: &std::os::fd::OwnedFd,
+        root: &Path,
+        rel: &Path,
+        fname: &OsStr,
+    ) -> io::Result<()> {
+        use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+        let st = rustix::fs::statat(parent, fname, AtFlags::SYMLINK_NOFOLLOW)?;
+        let ft = FileType::from_raw_mode(st.st_mode);
         let mut h = Header::new_ustar();
-        h.set_uid(md.uid() as u64);
-        h.set_gid(md.gid() as u64);
-        h.set_mode(md.mode() & 0o7777);
-        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_uid(st.st_uid as u64);
+        h.set_gid(st.st_gid as u64);
+        h.set_mode(st.st_mode & 0o7777);
+        h.set_mtime(st.st_mtime.max(0) as u64);
         h.set_size(0);
         let mut name = rel.as_os_str().as_bytes().to_vec();
-        let parent = drivers::fsutil::open_in_root(
-            rootfd,
-            rel.parent().unwrap_or(Path::new("")),
-            drivers::fsutil::OpenMode::Dir,
-        )?;
-        let fname = rel.file_name().unwrap_or_default();
-        let xattrs = xattr::lget_all(std::os::fd::AsFd::as_fd(&parent), fname)?;
         let mut link: Option<Vec<u8>> = None;
-        if !ft.is_dir() && md.nlink() > 1 {
-            let key = (md.dev(), md.ino());
+        if ft != FileType::Directory && st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&key) {
                 h.set_entry_type(EntryType::Link);
                 let target = first.as_os_str().as_bytes().to_vec();
@@ -115,44 +156,63 @@ impl<W: Write> LayerTarWriter<W> {
             }
             self.links.insert(key, rel.to_path_buf());
         }
-        if ft.is_dir() {
-            h.set_entry_type(EntryType::Directory);
-            name.push(b'/');
-        } else if ft.is_file() {
-            h.set_entry_type(EntryType::Regular);
-        } else if ft.is_symlink() {
-            h.set_entry_type(EntryType::Symlink);
-            link = Some(fs::read_link(&full)?.as_os_str().as_bytes().to_vec());
-        } else if ft.is_char_device() || ft.is_block_device() {
-            h.set_entry_type(if ft.is_char_device() {
-                EntryType::Char
-            } else {
-                EntryType::Block
-            });
-            let dev = md.rdev();
-            h.set_device_major(rustix::fs::major(dev))?;
-            h.set_device_minor(rustix::fs::minor(dev))?;
-        } else if ft.is_fifo() {
-            h.set_entry_type(EntryType::Fifo);
-        } else {
-            return Ok(()); // sockets are not part of images
-        }
-        if ft.is_file() {
-            let f = File::open(&full)?;
-            let size = f.metadata()?.len();
-            h.set_size(size);
-            self.header(h, &name, None, &xattrs)?;
-            let copied = io::copy(&mut io::Read::take(&f, size), &mut self.out)?;
-            if copied != size {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{} shrank while being read", full.display()),
-                ));
+        match ft {
+            FileType::Directory => {
+                h.set_entry_type(EntryType::Directory);
+                name.push(b'/');
             }
-            self.pad(size)
-        } else {
-            self.header(h, &name, link.as_deref(), &xattrs)
+            FileType::RegularFile => h.set_entry_type(EntryType::Regular),
+            FileType::Symlink => {
+                h.set_entry_type(EntryType::Symlink);
+                link = Some(rustix::fs::readlinkat(parent, fname, Vec::new())?.into_bytes());
+            }
+            FileType::CharacterDevice | FileType::BlockDevice => {
+                h.set_entry_type(if ft == FileType::CharacterDevice {
+                    EntryType::Char
+                } else {
+                    EntryType::Block
+                });
+                h.set_device_major(rustix::fs::major(st.st_rdev))?;
+                h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
+            }
+            FileType::Fifo => h.set_entry_type(EntryType::Fifo),
+            _ => return Ok(()), // sockets are not part of images
         }
+        if ft != FileType::RegularFile {
+            let xattrs = self.visible(xattr::lget_all(parent.as_fd(), fname)?);
+            return self.header(h, &name, link.as_deref(), &xattrs);
+        }
+        let fd = rustix::fs::openat(
+            parent,
+            fname,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let xattrs = self.visible(xattr::fget_all(&fd)?);
+        let f = File::from(fd);
+        let size = st.st_size as u64;
+        h.set_size(size);
+        self.header(h, &name, None, &xattrs)?;
+        let copied = io::copy(&mut io::Read::take(&f, size), &mut self.out)?;
+        if copied != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} shrank while being read", root.join(rel).display()),
+            ));
+        }
+        self.data_size += size;
+        self.pad(size)
+    }
+
+    /// Leaves out the xattrs the layer's driver keeps for itself.
+    fn visible(
+        &self,
+        mut xattrs: Vec<(std::ffi::OsString, Vec<u8>)>,
+    ) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+        if let Some(prefix) = self.private_xattrs {
+            xattrs.retain(|(n, _)| !n.as_bytes().starts_with(prefix.as_bytes()));
+        }
+        xattrs
     }
 
     /// A regular file entry of an archive (not a layer): `size` bytes from `r`.
