@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Every driver's option keys (without the `driver.` prefix).
 pub const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
     ("overlay2", &[]),
-    ("btrfs", &[]),
+    ("btrfs", &["min_space"]),
     ("aufs", &[]),
     ("vfs", &["reflink"]),
 ];
@@ -86,6 +86,31 @@ impl DriverOptions {
             }
         }
         Ok(out)
+    }
+
+    /// Parses a size the way Docker does: bytes, or a number with a `k`, `m`, `g` or `t`
+    /// suffix (powers of 1024, an optional trailing `b`, any case).
+    pub fn parse_size(key: &str, v: &str) -> Result<u64, DriverError> {
+        let bad = || {
+            DriverError::BadOption(
+                format!("{key}={v}"),
+                "expected a size such as 512M, 10G or 1073741824".into(),
+            )
+        };
+        let t = v.trim().to_ascii_lowercase();
+        let t = t.strip_suffix('b').unwrap_or(&t);
+        let (num, mult) = match t.chars().last() {
+            Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+            Some('m') => (&t[..t.len() - 1], 1 << 20),
+            Some('g') => (&t[..t.len() - 1], 1 << 30),
+            Some('t') => (&t[..t.len() - 1], 1 << 40),
+            _ => (t, 1),
+        };
+        let n: f64 = num.trim().parse().map_err(|_| bad())?;
+        if !(n.is_finite() && n > 0.0) {
+            return Err(bad());
+        }
+        Ok((n * mult as f64) as u64)
     }
 
     /// Parses a boolean option value the way Docker does (`true`/`false`/`1`/`0`).
@@ -175,6 +200,19 @@ pub trait Driver: Send + Sync {
         id: &str,
     ) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
         Ok((self.changes(id)?, None))
+    }
+
+    /// Limits how much space container layer `id` may use (`--storage-opt size=`). Only
+    /// drivers with a quota mechanism can; the rest refuse with the reason.
+    fn set_size_limit(&self, id: &str, bytes: u64) -> Result<(), DriverError> {
+        let _ = (id, bytes);
+        Err(DriverError::BadOption(
+            "size".into(),
+            format!(
+                "the {} driver cannot limit a container's size (btrfs with quotas enabled can)",
+                self.name()
+            ),
+        ))
     }
 
     /// Bytes used by layer `id`'s own data.

@@ -5,11 +5,13 @@
 //! [`Driver`], plus the small [`WhiteoutFormat`] hook that says how deletions are stored on
 //! this driver's disk.
 
+pub mod btrfs;
 pub mod changes;
 pub mod driver;
 pub mod error;
 pub mod fsutil;
 pub mod lock;
+pub mod loopfs;
 pub mod overlay;
 pub mod refcount;
 pub mod staging;
@@ -31,6 +33,7 @@ pub const DRIVER_NAMES: &[&str] = &["overlay2", "btrfs", "aufs", "vfs"];
 pub fn has_layers(name: &str, home: &Path) -> bool {
     let dir = match name {
         "vfs" => home.join("dir"),
+        "btrfs" => home.join("subvolumes"),
         _ => home.to_path_buf(),
     };
     let reserved = [
@@ -42,6 +45,7 @@ pub fn has_layers(name: &str, home: &Path) -> bool {
         "fallback",
         "dir",
         "meta",
+        "subvolumes",
     ];
     std::fs::read_dir(dir)
         .map(|d| {
@@ -59,7 +63,8 @@ pub fn open(name: &str, home: &Path, opts: &DriverOptions) -> Result<Box<dyn Dri
     match name {
         "vfs" => Ok(Box::new(vfs::Vfs::open(home, opts)?)),
         "overlay2" => Ok(Box::new(overlay::Overlay::open(home, opts)?)),
-        "btrfs" | "aufs" => Err(DriverError::Unsupported {
+        "btrfs" => Ok(Box::new(btrfs::Btrfs::open(home, opts)?)),
+        "aufs" => Err(DriverError::Unsupported {
             driver: name.to_string(),
             reason: "not implemented in this build yet".into(),
         }),

@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 
 /// A data root of its own for one test.
 pub struct Strata {
+    /// The filesystem made for drivers that need their own (btrfs), mounted on the data
+    /// root; declared first so it is unmounted before the temp dir goes.
+    pub fs: Option<drivers::loopfs::LoopFs>,
     pub dir: tempfile::TempDir,
     /// `--storage-driver` for every command; `None` auto-detects.
     pub driver: Option<String>,
@@ -18,10 +21,14 @@ impl Drop for Strata {
             return;
         };
         let base = self.dir.path().to_string_lossy().to_string();
+        let own = self
+            .fs
+            .as_ref()
+            .map(|f| f.path().to_string_lossy().to_string());
         let mut points: Vec<&str> = info
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&base))
+            .filter(|m| m.starts_with(&base) && Some(*m) != own.as_deref())
             .collect();
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in points {
@@ -44,13 +51,23 @@ impl Strata {
     pub fn new() -> Strata {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("daemon.json"), b"{}").unwrap();
-        Strata { dir, driver: None }
+        Strata {
+            fs: None,
+            dir,
+            driver: None,
+        }
     }
 
-    /// A fresh data root using storage driver `name`.
+    /// A fresh data root using storage driver `name`; for btrfs the data root is a new
+    /// btrfs filesystem on a loop device (call [`driver_available`] first).
     pub fn with_driver(name: &str) -> Strata {
         let mut s = Strata::new();
         s.driver = Some(name.to_string());
+        if name == "btrfs" {
+            let img = s.dir.path().join("btrfs.img");
+            s.fs =
+                Some(drivers::loopfs::LoopFs::create("btrfs", &img, &s.root(), 1 << 30).unwrap());
+        }
         s
     }
 
@@ -147,4 +164,29 @@ pub fn sh(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Whether driver `name` can run on this machine; prints why not (the test then skips).
+pub fn driver_available(name: &str) -> bool {
+    let missing = match name {
+        "btrfs" if !drivers::loopfs::kernel_has("btrfs") => Some("the kernel has no btrfs"),
+        "btrfs" if which("mkfs.btrfs").is_none() => {
+            Some("mkfs.btrfs is not installed (btrfs-progs)")
+        }
+        _ => None,
+    };
+    if let Some(why) = missing {
+        eprintln!("SKIPPED: {name} driver tests: {why}");
+        return false;
+    }
+    true
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|d| d.join(tool))
+            .find(|f| f.exists())
+    })
 }

@@ -93,3 +93,39 @@ impl TarBuilder {
 pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
     drivers::fsutil::tree_manifest(root).unwrap()
 }
+
+/// A driver home for one test: a temp dir, on a fresh loop-mounted btrfs for the btrfs
+/// driver (unmounted when dropped).
+pub struct Home {
+    fs: Option<drivers::loopfs::LoopFs>,
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn path(&self) -> &Path {
+        match &self.fs {
+            Some(f) => f.path(),
+            None => self.dir.path(),
+        }
+    }
+}
+
+/// A home for driver `name`, or `None` (printing why) where the kernel lacks what it needs.
+pub fn home(name: &str) -> Option<Home> {
+    let dir = tempfile::tempdir().unwrap();
+    if name != "btrfs" {
+        return Some(Home { fs: None, dir });
+    }
+    if !drivers::loopfs::kernel_has("btrfs") {
+        eprintln!("SKIPPED: btrfs case: the kernel has no btrfs");
+        return None;
+    }
+    let fs = drivers::loopfs::LoopFs::create(
+        "btrfs",
+        &dir.path().join("fs.img"),
+        &dir.path().join("mnt"),
+        512 << 20,
+    )
+    .unwrap();
+    Some(Home { fs: Some(fs), dir })
+}

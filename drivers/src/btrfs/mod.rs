@@ -1,0 +1,390 @@
+//! The btrfs driver: one subvolume per layer, a child is a snapshot of its parent.
+//!
+//! Layout under the driver home: `subvolumes/<id>` (the layer's full tree), `meta/<id>.json`
+//! (parent, kind, size limit), `mounts/` (reference counts; a subvolume needs no mount) and
+//! `tmp/` (where layers are snapshotted and destroyed out of sight). Subvolumes are made and
+//! destroyed with the btrfs ioctls directly. The diff of a layer comes from btrfs's own
+//! metadata: the inodes changed since the snapshot was taken (see [`changes`]).
+
+pub mod changes;
+pub mod ioctl;
+
+use crate::changes::Change;
+use crate::driver::{Driver, DriverOptions, LayerKind};
+use crate::error::{check_id, DriverError};
+use crate::fsutil::{self, write_atomic};
+use crate::refcount::MountRefs;
+use crate::staging::{check_removable, Staging};
+use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the driver remembers about a layer besides its subvolume.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    parent: Option<String>,
+    rw: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size_limit: Option<u64>,
+}
+
+/// The btrfs driver.
+#[derive(Debug)]
+pub struct Btrfs {
+    home: PathBuf,
+    refs: MountRefs,
+    staging: Staging,
+    /// `btrfs.min_space`: the smallest per-container size limit accepted.
+    min_space: Option<u64>,
+    /// Set when a native diff was not possible and the tree walk was used instead.
+    fell_back: AtomicBool,
+}
+
+impl Btrfs {
+    /// Opens (creating) a btrfs driver home. Refused unless `home` is on btrfs and a test
+    /// subvolume can be made there.
+    pub fn open(home: &Path, opts: &DriverOptions) -> Result<Btrfs, DriverError> {
+        let mut min_space = None;
+        for (k, v) in opts.for_driver("btrfs", &["min_space"])? {
+            if k == "min_space" {
+                min_space = Some(DriverOptions::parse_size("btrfs.min_space", &v)?);
+            }
+        }
+        let unsupported = |reason: String| DriverError::Unsupported {
+            driver: "btrfs".into(),
+            reason,
+        };
+        let probe = home
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or(Path::new("/"));
+        let fs_name = fsutil::backing_fs(probe).unwrap_or("unknown");
+        if fs_name != "btrfs" {
+            return Err(unsupported(format!(
+                "{} is on {fs_name}, not btrfs: put the data root on a btrfs filesystem (--data-root)",
+                probe.display()
+            )));
+        }
+        for sub in ["subvolumes", "meta"] {
+            let p = home.join(sub);
+            fs::create_dir_all(&p).map_err(|e| DriverError::io("create", p, e))?;
+        }
+        let d = Btrfs {
+            home: home.to_path_buf(),
+            refs: MountRefs::new(&home.join("mounts"))?,
+            staging: Staging::open(home)?,
+            min_space,
+            fell_back: AtomicBool::new(false),
+        };
+        let marker = home.join("supported");
+        if !marker.exists() {
+            d.probe().map_err(|e| {
+                unsupported(format!(
+                    "cannot create a subvolume in {}: {e}",
+                    home.display()
+                ))
+            })?;
+            write_atomic(&marker, b"subvolume create/snapshot/destroy work\n")
+                .map_err(|e| DriverError::io("write", &marker, e))?;
+        }
+        Ok(d)
+    }
+
+    /// Makes and destroys a subvolume and a snapshot of it in the temp area.
+    fn probe(&self) -> std::io::Result<()> {
+        let tmp = self.staging.path("probe");
+        let dir = fsutil::open_root(tmp.parent().unwrap_or(&self.home))?;
+        let name = tmp.file_name().unwrap_or_default().to_os_string();
+        ioctl::subvol_create(&dir, &name)?;
+        let mut snap_name = name.clone();
+        snap_name.push("-snap");
+        let src = fsutil::open_root(&tmp)?;
+        let r = ioctl::snapshot(&src, &dir, &snap_name);
+        drop(src);
+        if r.is_ok() {
+            ioctl::subvol_destroy(&dir, &snap_name)?;
+        }
+        ioctl::subvol_destroy(&dir, &name)?;
+        r
+    }
+
+    fn subvol(&self, id: &str) -> PathBuf {
+        self.home.join("subvolumes").join(id)
+    }
+
+    fn meta_path(&self, id: &str) -> PathBuf {
+        self.home.join("meta").join(format!("{id}.json"))
+    }
+
+    fn read_meta(&self, id: &str) -> Result<Meta, DriverError> {
+        let p = self.meta_path(id);
+        let data = fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                DriverError::NotFound(id.to_string())
+            } else {
+                DriverError::io("read", &p, e)
+            }
+        })?;
+        serde_json::from_slice(&data)
+            .map_err(|e| DriverError::io("parse", p, std::io::Error::other(e)))
+    }
+
+    fn write_meta(&self, id: &str, m: &Meta) -> Result<(), DriverError> {
+        let json = serde_json::to_vec(m)
+            .map_err(|e| DriverError::io("encode", self.meta_path(id), std::io::Error::other(e)))?;
+        write_atomic(&self.meta_path(id), &json)
+            .map_err(|e| DriverError::io("write", self.meta_path(id), e))
+    }
+
+    /// Destroys the subvolume at `path` (renamed into the temp area first, so a crash never
+    /// leaves a half-destroyed layer under its name).
+    fn destroy(&self, id: &str, path: &Path) -> Result<(), DriverError> {
+        let tmp = self.staging.path(id);
+        fs::rename(path, &tmp).map_err(|e| DriverError::io("rename", path, e))?;
+        let dir = tmp.parent().unwrap_or(&self.home);
+        let fd = fsutil::open_root(dir).map_err(|e| DriverError::io("open", dir, e))?;
+        ioctl::subvol_destroy(&fd, tmp.file_name().unwrap_or_default())
+            .map_err(|e| DriverError::io("destroy subvolume", &tmp, e))
+    }
+
+    /// Subvolumes under `subvolumes/` that have no metadata (a crash between snapshot and
+    /// record), for `fsck` and cleanup.
+    pub fn orphans(&self) -> Result<Vec<String>, DriverError> {
+        let d = self.home.join("subvolumes");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&d).map_err(|e| DriverError::io("read", &d, e))? {
+            let e = e.map_err(|e| DriverError::io("read", &d, e))?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if !self.meta_path(&name).exists() {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The filesystem's subvolume info for layer `id`.
+    fn info(&self, id: &str) -> std::io::Result<ioctl::SubvolInfo> {
+        let fd = fsutil::open_root(&self.subvol(id))?;
+        ioctl::subvol_info(&fd)
+    }
+}
+
+impl Driver for Btrfs {
+    fn name(&self) -> &'static str {
+        "btrfs"
+    }
+
+    fn home(&self) -> &Path {
+        &self.home
+    }
+
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<(), DriverError> {
+        check_id(id)?;
+        if self.exists(id) || self.subvol(id).exists() {
+            return Err(DriverError::Exists(id.to_string()));
+        }
+        if let Some(p) = parent {
+            check_id(p)?;
+            if !self.exists(p) {
+                return Err(DriverError::NotFound(p.to_string()));
+            }
+        }
+        let tmp = self.staging.path(id);
+        let tmp_dir = tmp.parent().unwrap_or(&self.home).to_path_buf();
+        let name = tmp.file_name().unwrap_or_default().to_os_string();
+        let build = || -> Result<(), DriverError> {
+            let dir =
+                fsutil::open_root(&tmp_dir).map_err(|e| DriverError::io("open", &tmp_dir, e))?;
+            match parent {
+                Some(p) => {
+                    let src = fsutil::open_root(&self.subvol(p))
+                        .map_err(|e| DriverError::io("open", self.subvol(p), e))?;
+                    ioctl::snapshot(&src, &dir, &name)
+                        .map_err(|e| DriverError::io("snapshot subvolume", &tmp, e))?;
+                }
+                None => {
+                    ioctl::subvol_create(&dir, &name)
+                        .map_err(|e| DriverError::io("create subvolume", &tmp, e))?;
+                    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                        .map_err(|e| DriverError::io("chmod", &tmp, e))?;
+                }
+            }
+            self.write_meta(
+                id,
+                &Meta {
+                    parent: parent.map(str::to_string),
+                    rw: kind == LayerKind::ReadWrite,
+                    size_limit: None,
+                },
+            )?;
+            fs::rename(&tmp, self.subvol(id)).map_err(|e| DriverError::io("rename", &tmp, e))?;
+            let subs = self.home.join("subvolumes");
+            fsutil::fsync_dir(&subs).map_err(|e| DriverError::io("fsync", subs, e))
+        };
+        let r = build();
+        if r.is_err() {
+            if let Ok(fd) = fsutil::open_root(&tmp_dir) {
+                let _ = ioctl::subvol_destroy(fd.as_fd(), &name);
+            }
+            let _ = fs::remove_file(self.meta_path(id));
+        }
+        r
+    }
+
+    fn remove(&self, id: &str) -> Result<(), DriverError> {
+        check_id(id)?;
+        check_removable(self, id)?;
+        self.destroy(id, &self.subvol(id))?;
+        let _ = fs::remove_file(self.meta_path(id));
+        Ok(())
+    }
+
+    fn exists(&self, id: &str) -> bool {
+        check_id(id).is_ok() && self.subvol(id).is_dir() && self.meta_path(id).is_file()
+    }
+
+    fn parent(&self, id: &str) -> Result<Option<String>, DriverError> {
+        Ok(self.read_meta(id)?.parent)
+    }
+
+    fn list(&self) -> Result<Vec<String>, DriverError> {
+        let d = self.home.join("subvolumes");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&d).map_err(|e| DriverError::io("read", &d, e))? {
+            let e = e.map_err(|e| DriverError::io("read", &d, e))?;
+            if let Some(name) = e.file_name().to_str() {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn get(&self, id: &str) -> Result<PathBuf, DriverError> {
+        if !self.exists(id) {
+            return Err(DriverError::NotFound(id.to_string()));
+        }
+        self.refs.acquire(id, |_| Ok(()))?;
+        Ok(self.subvol(id))
+    }
+
+    fn put(&self, id: &str) -> Result<(), DriverError> {
+        check_id(id)?;
+        self.refs.release(id, || Ok(()))?;
+        Ok(())
+    }
+
+    fn mount_count(&self, id: &str) -> Result<u32, DriverError> {
+        check_id(id)?;
+        self.refs.count(id)
+    }
+
+    fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError> {
+        if !self.exists(id) {
+            return Err(DriverError::NotFound(id.to_string()));
+        }
+        Ok(self.subvol(id))
+    }
+
+    fn whiteout_format(&self) -> &dyn WhiteoutFormat {
+        &RemoveWhiteouts
+    }
+
+    /// From btrfs's metadata where the layer is a snapshot of its recorded parent; the
+    /// shared tree walk otherwise (and `info` says so).
+    fn changes(&self, id: &str) -> Result<Vec<Change>, DriverError> {
+        let parent = self.parent(id)?;
+        let dir = self.diff_dir(id)?;
+        if let Some(p) = &parent {
+            let pdir = self.diff_dir(p)?;
+            let snapshot_of_parent = match (self.info(id), self.info(p)) {
+                (Ok(me), Ok(par)) => (me.parent_uuid == par.uuid).then_some(me.otransid),
+                _ => None,
+            };
+            if let Some(since) = snapshot_of_parent {
+                match changes::native(&dir, &pdir, since) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => {
+                        eprintln!("strata: btrfs native diff of {id} failed ({e}); walking the trees instead");
+                    }
+                }
+            }
+            self.fell_back.store(true, Ordering::Relaxed);
+        }
+        crate::changes::compare_views(self, id)
+    }
+
+    fn diff_size(&self, id: &str) -> Result<u64, DriverError> {
+        let root = self.diff_dir(id)?;
+        crate::vfs::tree_size(&root).map_err(|e| DriverError::io("measure", root, e))
+    }
+
+    fn set_size_limit(&self, id: &str, bytes: u64) -> Result<(), DriverError> {
+        if let Some(min) = self.min_space {
+            if bytes < min {
+                return Err(DriverError::BadOption(
+                    format!("size={bytes}"),
+                    format!("smaller than btrfs.min_space ({min} bytes)"),
+                ));
+            }
+        }
+        let mut meta = self.read_meta(id)?;
+        let info = self
+            .info(id)
+            .map_err(|e| DriverError::io("subvolume info", self.subvol(id), e))?;
+        let fd = fsutil::open_root(&self.subvol(id))
+            .map_err(|e| DriverError::io("open", self.subvol(id), e))?;
+        ioctl::qgroup_limit(&fd, info.treeid, bytes).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOTCONN) {
+                DriverError::BadOption(
+                    "size".into(),
+                    format!(
+                        "btrfs quotas are off on the filesystem of {}: run `btrfs quota enable <mountpoint>` first",
+                        self.home.display()
+                    ),
+                )
+            } else {
+                DriverError::io("set qgroup limit", self.subvol(id), e)
+            }
+        })?;
+        meta.size_limit = Some(bytes);
+        self.write_meta(id, &meta)
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        let native = if self.fell_back.load(Ordering::Relaxed) {
+            "false (a layer was not a snapshot of its parent; tree walk used)"
+        } else {
+            "true"
+        };
+        let mut v = vec![
+            ("Backing Filesystem".into(), "btrfs".into()),
+            ("Native Diff".into(), native.into()),
+            (
+                "Layers".into(),
+                self.list().map(|l| l.len()).unwrap_or(0).to_string(),
+            ),
+            (
+                "Layer Limit".into(),
+                "none (each layer is a full snapshot)".into(),
+            ),
+        ];
+        if let Some(m) = self.min_space {
+            v.push(("Min Space".into(), m.to_string()));
+        }
+        if let Ok(o) = self.orphans() {
+            if !o.is_empty() {
+                v.push(("Orphan Subvolumes".into(), o.join(", ")));
+            }
+        }
+        v
+    }
+
+    fn cleanup(&self) -> Result<(), DriverError> {
+        self.refs.reset()
+    }
+}
