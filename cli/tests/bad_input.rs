@@ -248,7 +248,7 @@ fn rewrite_json(
 
 #[test]
 fn wrong_diff_id_in_the_middle_of_a_chain_leaves_nothing() {
-    for driver in ["overlay2", "vfs"] {
+    for driver in common::drivers_here() {
         let s = Strata::with_driver(driver);
         let layout = layout_copy(&s);
         let index: serde_json::Value =

@@ -43,11 +43,9 @@ fn assert_busybox_wh_tree(r: &Path) {
 }
 
 /// Every driver the CLI tests run the main paths on.
-const DRIVERS: &[&str] = &["overlay2", "vfs"];
-
 #[test]
 fn busybox_wh_in_every_archive_form_gives_the_expected_tree() {
-    for driver in DRIVERS {
+    for driver in common::drivers_here() {
         busybox_wh_on(driver);
     }
 }

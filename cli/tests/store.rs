@@ -187,7 +187,7 @@ fn concurrent_commands_share_one_store() {
 
 #[test]
 fn commit_makes_a_new_image_on_every_driver() {
-    for driver in ["overlay2", "vfs"] {
+    for driver in common::drivers_here() {
         let s = Strata::with_driver(driver);
         s.load("images/busybox-wh.docker.tar");
         let root = s.mounted("busybox-wh:1", "c");
@@ -288,7 +288,7 @@ fn progress_is_drawn_on_a_terminal_and_not_when_piped() {
 
 #[test]
 fn export_then_import_gives_the_same_tree() {
-    for driver in ["overlay2", "vfs"] {
+    for driver in common::drivers_here() {
         let s = Strata::with_driver(driver);
         s.load("images/busybox-wh.docker.tar");
         let root = s.mounted("busybox-wh:1", "c");

@@ -91,7 +91,12 @@ pub fn check_removable<D: Driver + ?Sized>(d: &D, id: &str) -> Result<(), Driver
         });
     }
     for other in d.list()? {
-        if other != id && d.parent(&other)?.as_deref() == Some(id) {
+        // A layer without metadata (crash debris) names no parent.
+        let parent = match d.parent(&other) {
+            Err(DriverError::NotFound(_)) => None,
+            r => r?,
+        };
+        if other != id && parent.as_deref() == Some(id) {
             return Err(DriverError::InUse {
                 id: id.to_string(),
                 what: format!("parent of layer {other}"),

@@ -675,6 +675,17 @@ impl Store {
 
     /// Creates a container's read-write layer on an image.
     pub fn create_container(&self, image: &str, name: Option<&str>) -> Result<ContainerRecord> {
+        self.create_container_sized(image, name, None)
+    }
+
+    /// [`Store::create_container`] with a limit on the space its layer may use
+    /// (`--storage-opt size=`), for drivers that can enforce one.
+    pub fn create_container_sized(
+        &self,
+        image: &str,
+        name: Option<&str>,
+        size_limit: Option<u64>,
+    ) -> Result<ContainerRecord> {
         let img = self.resolve_image(image)?;
         let id = crate::random_id();
         let name = match name {
@@ -703,6 +714,12 @@ impl Store {
         };
         self.driver
             .create(&id, parent.as_deref(), LayerKind::ReadWrite)?;
+        if let Some(bytes) = size_limit {
+            if let Err(e) = self.driver.set_size_limit(&id, bytes) {
+                let _ = self.driver.remove(&id);
+                return Err(e.into());
+            }
+        }
         let rec = ContainerRecord {
             id: id.clone(),
             name,

@@ -20,7 +20,7 @@ pub struct CreateArgs {
 pub fn create(ctx: &Context, a: CreateArgs) -> Result<i32> {
     let store = ctx.store()?;
     let c = store
-        .create_container(&a.image, a.name.as_deref())
+        .create_container_sized(&a.image, a.name.as_deref(), ctx.container_size)
         .with_context(|| format!("create {}", a.image))?;
     println!("{}", c.id);
     Ok(0)

@@ -63,6 +63,9 @@ pub struct Context {
     pub data_root: PathBuf,
     pub driver: Option<String>,
     pub driver_opts: DriverOptions,
+    /// `--storage-opt size=`: a per-container limit (Docker's `create --storage-opt`),
+    /// not a driver option.
+    pub container_size: Option<u64>,
 }
 
 impl Context {
@@ -77,10 +80,19 @@ impl Context {
         let driver = cli.storage_driver.clone().or(file.storage_driver);
         let mut opts = file.storage_opts;
         opts.extend(cli.storage_opt.iter().cloned());
+        let mut container_size = None;
+        opts.retain(|o| match o.split_once('=') {
+            Some((k, v)) if k.trim() == "size" => {
+                container_size = Some(DriverOptions::parse_size("size", v));
+                false
+            }
+            _ => true,
+        });
         Ok(Context {
             data_root,
             driver,
             driver_opts: DriverOptions::parse(&opts)?,
+            container_size: container_size.transpose()?,
         })
     }
 

@@ -190,3 +190,13 @@ fn which(tool: &str) -> Option<PathBuf> {
             .find(|f| f.exists())
     })
 }
+
+/// Every driver the suite can run here: overlay2 and vfs always, btrfs where the kernel
+/// has it (on a loop device of its own); the ones left out are printed with the reason.
+pub fn drivers_here() -> Vec<&'static str> {
+    let mut v = vec!["overlay2", "vfs"];
+    if driver_available("btrfs") {
+        v.push("btrfs");
+    }
+    v
+}

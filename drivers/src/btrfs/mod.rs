@@ -237,6 +237,16 @@ impl Driver for Btrfs {
 
     fn remove(&self, id: &str) -> Result<(), DriverError> {
         check_id(id)?;
+        if !self.meta_path(id).exists() && self.subvol(id).is_dir() {
+            // An orphan (no metadata): nothing can depend on it.
+            if self.mount_count(id)? > 0 {
+                return Err(DriverError::InUse {
+                    id: id.to_string(),
+                    what: "mounted".into(),
+                });
+            }
+            return self.destroy(id, &self.subvol(id));
+        }
         check_removable(self, id)?;
         self.destroy(id, &self.subvol(id))?;
         let _ = fs::remove_file(self.meta_path(id));
