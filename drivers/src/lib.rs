@@ -15,6 +15,7 @@ pub mod loopfs;
 pub mod overlay;
 pub mod refcount;
 pub mod staging;
+pub mod upper_walk;
 pub mod vfs;
 pub mod whiteout;
 

@@ -13,7 +13,7 @@ pub mod xattr;
 
 pub use atomic::{fsync_dir, write_atomic, write_replace, write_synced};
 pub use backing::backing_fs;
-pub use copy::{copy_tree, CopyOptions};
+pub use copy::{copy_data, copy_tree, CopyOptions};
 pub use manifest::tree_manifest;
 pub use resolve::{open_in_root, open_root, OpenMode};
 pub use tree::{clear_dir_at, remove_all_at};

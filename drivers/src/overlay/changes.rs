@@ -1,10 +1,13 @@
 //! overlay2's native changes: a layer's changes are exactly its upper (diff) directory, so
-//! only that is walked (O(changes), not O(image)). 0/0 character devices are deletions and
-//! `trusted.overlay.opaque` directories are opaque. Where redirect or metacopy xattrs
-//! appear the upper dir is not a plain diff, and the caller falls back to the tree walk.
+//! only that is walked (the shared [`crate::upper_walk`]). 0/0 character devices are
+//! deletions and `trusted.overlay.opaque` directories are opaque. Where redirect or
+//! metacopy xattrs appear the upper dir is not a plain diff, and the caller falls back to
+//! the tree walk.
 
 use super::whiteout::OPAQUE_XATTR;
-use crate::changes::{Change, ChangeKind};
+use crate::changes::Change;
+use crate::upper_walk::{layer_dir_changes, EntryMeaning, LayerDirFormat};
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -37,68 +40,27 @@ fn has_overlay_xattrs(p: &Path) -> io::Result<bool> {
         .any(|n| n.starts_with(b"trusted.overlay.")))
 }
 
-fn exists_below(lowers: &[PathBuf], rel: &Path) -> bool {
-    lowers
-        .iter()
-        .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+/// How overlayfs stores a layer in its upper dir.
+struct OverlayUpper;
+
+impl LayerDirFormat for OverlayUpper {
+    fn classify(&self, p: &Path, name: &OsStr, md: &fs::Metadata) -> io::Result<EntryMeaning> {
+        let marked = has_overlay_xattrs(p)?;
+        if marked
+            && (xattr_of(p, "trusted.overlay.redirect").is_some()
+                || xattr_of(p, "trusted.overlay.metacopy").is_some())
+        {
+            return Ok(EntryMeaning::Unsafe);
+        }
+        if md.file_type().is_char_device() && md.rdev() == 0 {
+            return Ok(EntryMeaning::Deletes(name.to_os_string()));
+        }
+        let opaque = marked && md.is_dir() && xattr_of(p, OPAQUE_XATTR).as_deref() == Some(b"y");
+        Ok(EntryMeaning::Entry { opaque })
+    }
 }
 
 /// The changes recorded in `diff`, or `None` when the native diff is not safe.
 pub fn native(diff: &Path, lowers: &[PathBuf]) -> io::Result<Option<Vec<Change>>> {
-    let mut out = Vec::new();
-    if walk(diff, &mut PathBuf::new(), lowers, &mut out)? {
-        Ok(Some(out))
-    } else {
-        Ok(None)
-    }
-}
-
-fn walk(
-    dir: &Path,
-    rel: &mut PathBuf,
-    lowers: &[PathBuf],
-    out: &mut Vec<Change>,
-) -> io::Result<bool> {
-    let mut names: Vec<_> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()?;
-    names.sort();
-    for name in names {
-        let p = dir.join(&name);
-        rel.push(&name);
-        let md = fs::symlink_metadata(&p)?;
-        let marked = has_overlay_xattrs(&p)?;
-        if marked
-            && (xattr_of(&p, "trusted.overlay.redirect").is_some()
-                || xattr_of(&p, "trusted.overlay.metacopy").is_some())
-        {
-            return Ok(false);
-        }
-        let kind = if md.file_type().is_char_device() && md.rdev() == 0 {
-            ChangeKind::Deleted
-        } else if marked && md.is_dir() && xattr_of(&p, OPAQUE_XATTR).as_deref() == Some(b"y") {
-            ChangeKind::Opaque
-        } else if exists_below(lowers, rel) {
-            ChangeKind::Modified
-        } else {
-            ChangeKind::Added
-        };
-        out.push(Change {
-            path: rel.clone(),
-            kind,
-        });
-        if md.is_dir() {
-            // Inside an opaque or new directory nothing below is visible: all is added.
-            let below: &[PathBuf] = if matches!(kind, ChangeKind::Opaque | ChangeKind::Added) {
-                &[]
-            } else {
-                lowers
-            };
-            if !walk(&p, rel, below, out)? {
-                return Ok(false);
-            }
-        }
-        rel.pop();
-    }
-    Ok(true)
+    layer_dir_changes(diff, lowers, &OverlayUpper)
 }

@@ -1,0 +1,42 @@
+//! Mounting and running one union: what the `strata unionfs-serve` helper process does.
+
+use crate::branches::Union;
+use crate::fuse::UnionFs;
+use fuser::{Config, MountOption, SessionACL};
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// One union mount.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The writable branch.
+    pub upper: PathBuf,
+    /// The read-only branches, nearest first.
+    pub lowers: Vec<PathBuf>,
+    pub mountpoint: PathBuf,
+    /// Worker threads answering requests.
+    pub threads: usize,
+}
+
+/// Mounts the union and serves it until it is unmounted. Once mounted it writes `ready`
+/// and a newline to `ready` (the parent waits for it), so the caller never sees a
+/// half-made mount.
+pub fn serve(opts: &ServeOptions, ready: &mut dyn Write) -> io::Result<()> {
+    let union = Union::new(opts.upper.clone(), opts.lowers.clone());
+    let mut cfg = Config::default();
+    cfg.mount_options = vec![
+        MountOption::FSName("strata-union".into()),
+        MountOption::Subtype("strata".into()),
+        MountOption::DefaultPermissions,
+        MountOption::Dev,
+        MountOption::Suid,
+        MountOption::Exec,
+        MountOption::RW,
+    ];
+    cfg.acl = SessionACL::All;
+    cfg.n_threads = Some(opts.threads.max(1));
+    let session = fuser::Session::new(UnionFs::new(union), &opts.mountpoint, &cfg)?;
+    writeln!(ready, "ready")?;
+    ready.flush()?;
+    session.run()
+}
