@@ -58,6 +58,10 @@ fn run(cli: Cli) -> Result<i32> {
             cli.log_level
         );
     }
+    if let commands::Command::UnionfsServe(a) = cli.command {
+        // A mount's server process: no store, no config.
+        return commands::storage_unionfs_serve(a);
+    }
     let ctx = commands::Context::new(&cli)?;
     commands::dispatch(&ctx, cli.command)
 }

@@ -133,7 +133,7 @@ pub struct ChangesSource {
     /// The directory (a driver's per-layer data, e.g. overlay's upper dir).
     pub dir: PathBuf,
     /// Xattrs with this prefix are the driver's bookkeeping, not the layer's content.
-    pub private_xattrs: &'static str,
+    pub private_xattrs: Option<&'static str>,
 }
 
 /// Whether a layer is an image layer (read-only once committed) or a container's writable layer.

@@ -5,6 +5,7 @@
 //! [`Driver`], plus the small [`WhiteoutFormat`] hook that says how deletions are stored on
 //! this driver's disk.
 
+pub mod aufs;
 pub mod btrfs;
 pub mod changes;
 pub mod driver;
@@ -35,6 +36,7 @@ pub fn has_layers(name: &str, home: &Path) -> bool {
     let dir = match name {
         "vfs" => home.join("dir"),
         "btrfs" => home.join("subvolumes"),
+        "aufs" => home.join("diff"),
         _ => home.to_path_buf(),
     };
     let reserved = [
@@ -65,10 +67,7 @@ pub fn open(name: &str, home: &Path, opts: &DriverOptions) -> Result<Box<dyn Dri
         "vfs" => Ok(Box::new(vfs::Vfs::open(home, opts)?)),
         "overlay2" => Ok(Box::new(overlay::Overlay::open(home, opts)?)),
         "btrfs" => Ok(Box::new(btrfs::Btrfs::open(home, opts)?)),
-        "aufs" => Err(DriverError::Unsupported {
-            driver: name.to_string(),
-            reason: "not implemented in this build yet".into(),
-        }),
+        "aufs" => Ok(Box::new(aufs::Aufs::open(home, opts)?)),
         other => Err(DriverError::UnknownDriver(other.to_string())),
     }
 }

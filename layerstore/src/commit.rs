@@ -42,7 +42,7 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
     // Read from the driver's own copy of the changes where it has one, else from a mount.
     let (changes, source) = store.driver.changes_with_source(&c.layer)?;
     let (root, hidden, mounted) = match source {
-        Some(s) => (s.dir, Some(s.private_xattrs), false),
+        Some(s) => (s.dir, s.private_xattrs, false),
         None => (store.driver.get(&c.layer)?, None, true),
     };
     let work = store.temp_dir()?;

@@ -362,4 +362,5 @@ conformance! {
     vfs => "vfs",
     overlay2 => "overlay2",
     btrfs => "btrfs",
+    aufs => "aufs",
 }

@@ -190,6 +190,31 @@ impl UnionFs {
         id
     }
 
+    /// After a copy-up node `ino` is a different real file: key it by that one, so the
+    /// other names of a hardlinked file (resolving to the same pseudo-link) find this node.
+    fn rekey(&self, ino: u64, f: &Found) {
+        let key = (f.st.st_dev, f.st.st_ino);
+        if let Ok(mut nodes) = self.nodes.lock() {
+            let Some(n) = nodes.by_id.get_mut(&ino) else {
+                return;
+            };
+            let old = std::mem::replace(&mut n.key, key);
+            if nodes.by_key.get(&old) == Some(&ino) {
+                nodes.by_key.remove(&old);
+            }
+            nodes.by_key.insert(key, ino);
+        }
+    }
+
+    /// Copies the file of node `ino` up and re-keys the node.
+    fn copy_up(&self, ino: INodeNo, rel: &Path) -> Result<Found, Errno> {
+        let f = self.union.copy_up(rel).map_err(errno)?;
+        if ino != INodeNo::ROOT {
+            self.rekey(ino.0, &f);
+        }
+        Ok(f)
+    }
+
     /// Updates the paths of nodes under `from` after a rename to `to`.
     fn moved(&self, from: &Path, to: &Path) {
         if let Ok(mut nodes) = self.nodes.lock() {
@@ -386,7 +411,7 @@ impl Filesystem for UnionFs {
     ) {
         let r = (|| -> Result<Found, Errno> {
             let rel = self.rel_of(ino)?;
-            let f = self.union.copy_up(&rel).map_err(errno)?;
+            let f = self.copy_up(ino, &rel)?;
             let p = self.union.upper_path(&rel);
             if let Some(size) = size {
                 match fh {
@@ -579,7 +604,7 @@ impl Filesystem for UnionFs {
             if self.union.resolve(&to).map_err(errno)?.is_some() {
                 return Err(Errno::EEXIST);
             }
-            self.union.copy_up(&rel).map_err(errno)?;
+            self.copy_up(ino, &rel)?;
             self.union.prepare_create(&prel, newname).map_err(errno)?;
             rustix::fs::link(self.union.upper_path(&rel), self.union.upper_path(&to))
                 .map_err(|e| errno(e.into()))?;
@@ -599,7 +624,7 @@ impl Filesystem for UnionFs {
             let acc = flags.0 & libc::O_ACCMODE;
             let writing = acc != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
             let real = if writing {
-                self.union.copy_up(&rel).map_err(errno)?.real
+                self.copy_up(ino, &rel)?.real
             } else {
                 self.resolve(&rel)?.real
             };
@@ -824,7 +849,7 @@ impl Filesystem for UnionFs {
     ) {
         let r = (|| -> Result<(), Errno> {
             let rel = self.rel_of(ino)?;
-            self.union.copy_up(&rel).map_err(errno)?;
+            self.copy_up(ino, &rel)?;
             rustix::fs::lsetxattr(
                 self.union.upper_path(&rel),
                 name,
@@ -875,7 +900,7 @@ impl Filesystem for UnionFs {
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = (|| -> Result<(), Errno> {
             let rel = self.rel_of(ino)?;
-            self.union.copy_up(&rel).map_err(errno)?;
+            self.copy_up(ino, &rel)?;
             rustix::fs::lremovexattr(self.union.upper_path(&rel), name).map_err(|e| errno(e.into()))
         })();
         match r {

@@ -51,6 +51,9 @@ pub enum Command {
     Info(storage::InfoArgs),
     /// Verify every blob, layer, image and container.
     Fsck(storage::FsckArgs),
+    /// Serve one FUSE union mount (started by the aufs driver's mount; not for people).
+    #[command(name = "unionfs-serve", hide = true)]
+    UnionfsServe(storage::UnionfsServeArgs),
     /// Disk usage and cleanup.
     System {
         #[command(subcommand)]
@@ -158,7 +161,13 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Info(a) => storage::info(ctx, a),
         Command::Fsck(a) => storage::fsck(ctx, a),
         Command::System { cmd } => storage::system(ctx, cmd),
+        Command::UnionfsServe(a) => storage::unionfs_serve(a),
     }
+}
+
+/// Runs the hidden FUSE union server verb (no store involved).
+pub fn storage_unionfs_serve(a: storage::UnionfsServeArgs) -> Result<i32> {
+    storage::unionfs_serve(a)
 }
 
 /// `--format json` or a table.

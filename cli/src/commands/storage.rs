@@ -2,9 +2,10 @@
 
 use super::{print_json, Context, OutFormat};
 use crate::output::{human_size, print_table, table};
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -170,4 +171,34 @@ pub fn system(ctx: &Context, cmd: SystemCmd) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+#[derive(Args, Debug)]
+pub struct UnionfsServeArgs {
+    /// The writable branch.
+    #[arg(long)]
+    upper: PathBuf,
+    /// A read-only branch (repeatable, nearest first).
+    #[arg(long = "lower")]
+    lowers: Vec<PathBuf>,
+    /// Where to mount the union.
+    mountpoint: PathBuf,
+}
+
+/// Mounts one union and serves it until it is unmounted; prints `ready` once mounted.
+pub fn unionfs_serve(a: UnionfsServeArgs) -> Result<i32> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    let opts = unionfs::ServeOptions {
+        upper: a.upper,
+        lowers: a.lowers,
+        mountpoint: a.mountpoint,
+        threads,
+    };
+    let mut out = std::io::stdout();
+    unionfs::serve(&opts, &mut out)
+        .with_context(|| format!("serving the union on {}", opts.mountpoint.display()))?;
+    Ok(0)
 }

@@ -198,5 +198,8 @@ pub fn drivers_here() -> Vec<&'static str> {
     if driver_available("btrfs") {
         v.push("btrfs");
     }
+    if driver_available("aufs") {
+        v.push("aufs");
+    }
     v
 }

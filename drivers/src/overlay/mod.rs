@@ -372,7 +372,7 @@ impl Driver for Overlay {
                 c,
                 Some(ChangesSource {
                     dir: diff,
-                    private_xattrs: "trusted.overlay.",
+                    private_xattrs: Some("trusted.overlay."),
                 }),
             )),
             None => {

@@ -1,0 +1,158 @@
+//! Mounting an AUFS-style layer: kernel aufs where the kernel has it, else strata's FUSE
+//! union (`strata unionfs-serve`, one process per mount, started here and ended by
+//! unmounting).
+
+use crate::fsutil::is_mounted;
+use std::fs;
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How unions are mounted on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mounter {
+    /// The kernel's aufs.
+    Kernel,
+    /// strata's FUSE union, served by this helper executable.
+    Fuse(PathBuf),
+}
+
+/// The executable that serves FUSE unions: `$STRATA_UNIONFS_HELPER`, else the running
+/// `strata` itself, else a `strata` beside (or one level above) the running executable
+/// (test binaries live in `target/*/deps`), else `strata` on `PATH`.
+pub fn find_helper() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("STRATA_UNIONFS_HELPER") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let exe = std::env::current_exe().ok()?;
+    if exe.file_name().is_some_and(|n| n == "strata") {
+        return Some(exe);
+    }
+    let dir = exe.parent()?;
+    for cand in [dir.join("strata"), dir.join("..").join("strata")] {
+        if cand.is_file() {
+            return Some(cand);
+        }
+    }
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("strata"))
+            .find(|f| f.is_file())
+    })
+}
+
+/// Mounts the union of `upper` over `lowers` (nearest first) on `target` with kernel aufs.
+pub fn mount_kernel(upper: &Path, lowers: &[PathBuf], target: &Path) -> io::Result<()> {
+    let mut br = format!("br:{}=rw", upper.display());
+    for l in lowers {
+        br.push_str(&format!(":{}=ro+wh", l.display()));
+    }
+    br.push_str(",dio,xino=/dev/shm/aufs.xino");
+    let data = std::ffi::CString::new(br).map_err(io::Error::other)?;
+    rustix::mount::mount(
+        "none",
+        target,
+        "aufs",
+        rustix::mount::MountFlags::empty(),
+        Some(data.as_c_str()),
+    )?;
+    Ok(())
+}
+
+/// Starts a FUSE union server for `upper` over `lowers` on `target` and waits until it is
+/// mounted. The server runs in its own session (it outlives the command that mounted) and
+/// logs to `log`. Returns its pid.
+pub fn mount_fuse(
+    helper: &Path,
+    upper: &Path,
+    lowers: &[PathBuf],
+    target: &Path,
+    log: &Path,
+) -> io::Result<u32> {
+    let mut cmd = Command::new(helper);
+    cmd.arg("unionfs-serve").arg("--upper").arg(upper);
+    for l in lowers {
+        cmd.arg("--lower").arg(l);
+    }
+    cmd.arg(target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(log)?);
+    // SAFETY: setsid is async-signal-safe; it detaches the server from our session so it
+    // survives this process and terminal signals.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid()?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    if line.trim() != "ready" {
+        let _ = child.kill();
+        let _ = child.wait();
+        let why = fs::read_to_string(log).unwrap_or_default();
+        return Err(io::Error::other(format!(
+            "the FUSE union server did not mount {}: {}",
+            target.display(),
+            why.trim()
+        )));
+    }
+    // The server keeps running after we return; it is reaped by init once we exit.
+    std::mem::forget(child);
+    Ok(pid)
+}
+
+/// Whether a union mount is alive: mounted and answering (a crashed FUSE server leaves a
+/// mount whose every access fails with ENOTCONN).
+pub fn is_alive(target: &Path) -> bool {
+    is_mounted(target)
+        && !matches!(
+            rustix::fs::stat(target),
+            Err(rustix::io::Errno::NOTCONN) | Err(rustix::io::Errno::IO)
+        )
+}
+
+/// Unmounts a union (lazily when its server is dead) and waits for its server to exit.
+pub fn unmount(target: &Path, pid: Option<u32>) -> io::Result<()> {
+    use rustix::mount::{unmount, UnmountFlags};
+    if is_mounted(target) {
+        let dead = !is_alive(target);
+        let flags = if dead {
+            UnmountFlags::DETACH
+        } else {
+            UnmountFlags::empty()
+        };
+        match unmount(target, flags) {
+            Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(pid) = pid {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        while proc_dir.exists() && Instant::now() < deadline {
+            // A zombie left by a parent that has not reaped it yet counts as gone.
+            if fs::read_to_string(proc_dir.join("stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if proc_dir.exists() && Instant::now() >= deadline {
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    Ok(())
+}
