@@ -59,6 +59,7 @@ pub struct UnionFs {
     backing: Mutex<HashMap<u64, Backing>>,
     next_fh: AtomicU64,
     passthrough: AtomicBool,
+    want_passthrough: bool,
 }
 
 type OsStringEntry = (std::ffi::OsString, FType);
@@ -128,8 +129,8 @@ fn timespec(t: Option<TimeOrNow>) -> Timespec {
 }
 
 impl UnionFs {
-    /// Serves `union`.
-    pub fn new(union: Union) -> UnionFs {
+    /// Serves `union`, with FUSE passthrough where the kernel has it and `passthrough`.
+    pub fn new(union: Union, passthrough: bool) -> UnionFs {
         UnionFs {
             union,
             nodes: Mutex::new(Nodes {
@@ -141,6 +142,7 @@ impl UnionFs {
             backing: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
+            want_passthrough: passthrough,
         }
     }
 
@@ -349,7 +351,8 @@ impl UnionFs {
 
 impl Filesystem for UnionFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
-        if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+        if self.want_passthrough
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(2).is_ok()
         {
             self.passthrough.store(true, Ordering::Relaxed);
@@ -619,14 +622,15 @@ impl Filesystem for UnionFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let r = (|| -> Result<(File, PathBuf), Errno> {
+        let r = (|| -> Result<(File, PathBuf, bool), Errno> {
             let rel = self.rel_of(ino)?;
             let acc = flags.0 & libc::O_ACCMODE;
             let writing = acc != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
-            let real = if writing {
-                self.copy_up(ino, &rel)?.real
+            let (real, lower) = if writing {
+                (self.copy_up(ino, &rel)?.real, false)
             } else {
-                self.resolve(&rel)?.real
+                let f = self.resolve(&rel)?;
+                (f.real, f.branch > 0)
             };
             let keep =
                 libc::O_ACCMODE | libc::O_APPEND | libc::O_TRUNC | libc::O_SYNC | libc::O_DSYNC;
@@ -634,16 +638,18 @@ impl Filesystem for UnionFs {
                 | OFlags::CLOEXEC
                 | OFlags::NOFOLLOW;
             let fd = rustix::fs::open(&real, oflags, Mode::empty()).map_err(|e| errno(e.into()))?;
-            Ok((File::from(fd), real))
+            Ok((File::from(fd), real, lower))
         })();
         match r {
-            Ok((file, real)) => {
+            Ok((file, real, lower)) => {
                 let backing = self.backing_for(ino.0, &real, || reply.open_backing(&file));
                 let direct = backing.is_none() && self.other_backing_live(ino.0, &real);
                 let fh = self.add_handle(file, backing.clone());
                 match backing {
                     Some(id) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id),
                     None if direct => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+                    // Read-only branches never change: their pages stay cached.
+                    None if lower => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
                     None => reply.opened(FileHandle(fh), FopenFlags::empty()),
                 }
             }

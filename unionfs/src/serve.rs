@@ -16,6 +16,9 @@ pub struct ServeOptions {
     pub mountpoint: PathBuf,
     /// Worker threads answering requests.
     pub threads: usize,
+    /// Hand opened files to the kernel (FUSE passthrough) where it supports that; off
+    /// only to measure what it buys.
+    pub passthrough: bool,
 }
 
 /// Mounts the union and serves it until it is unmounted. Once mounted it writes `ready`
@@ -35,7 +38,11 @@ pub fn serve(opts: &ServeOptions, ready: &mut dyn Write) -> io::Result<()> {
     ];
     cfg.acl = SessionACL::All;
     cfg.n_threads = Some(opts.threads.max(1));
-    let session = fuser::Session::new(UnionFs::new(union), &opts.mountpoint, &cfg)?;
+    let session = fuser::Session::new(
+        UnionFs::new(union, opts.passthrough),
+        &opts.mountpoint,
+        &cfg,
+    )?;
     writeln!(ready, "ready")?;
     ready.flush()?;
     session.run()

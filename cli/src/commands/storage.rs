@@ -181,6 +181,9 @@ pub struct UnionfsServeArgs {
     /// A read-only branch (repeatable, nearest first).
     #[arg(long = "lower")]
     lowers: Vec<PathBuf>,
+    /// Serve reads and writes in this process instead of handing files to the kernel.
+    #[arg(long)]
+    no_passthrough: bool,
     /// Where to mount the union.
     mountpoint: PathBuf,
 }
@@ -196,6 +199,7 @@ pub fn unionfs_serve(a: UnionfsServeArgs) -> Result<i32> {
         lowers: a.lowers,
         mountpoint: a.mountpoint,
         threads,
+        passthrough: !a.no_passthrough,
     };
     let mut out = std::io::stdout();
     unionfs::serve(&opts, &mut out)
