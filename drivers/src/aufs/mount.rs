@@ -111,11 +111,12 @@ pub fn mount_fuse(
 }
 
 /// Whether a union mount is alive: mounted and answering (a crashed FUSE server leaves a
-/// mount whose every access fails with ENOTCONN).
+/// mount whose every request fails with ENOTCONN). `statfs` is asked because FUSE never
+/// answers it from a cache, unlike `stat`.
 pub fn is_alive(target: &Path) -> bool {
     is_mounted(target)
         && !matches!(
-            rustix::fs::stat(target),
+            rustix::fs::statfs(target),
             Err(rustix::io::Errno::NOTCONN) | Err(rustix::io::Errno::IO)
         )
 }
