@@ -4,7 +4,7 @@ use layerstore::{Store, StoreOptions};
 
 #[test]
 fn gc_removes_an_orphan_chain_parents_after_children() {
-    for driver in ["vfs", "overlay2"] {
+    for driver in ["vfs", "overlay2", "aufs"] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreOptions {
             data_root: dir.path().join("root"),
