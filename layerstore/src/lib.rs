@@ -21,6 +21,7 @@ pub mod refs;
 pub mod spec;
 pub mod store;
 pub mod tarfs;
+pub mod volumes;
 
 pub use digest::{chain_id, Digest};
 pub use error::{Result, StoreError};

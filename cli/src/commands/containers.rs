@@ -10,18 +10,13 @@ use serde_json::json;
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
-    /// Name of the container.
-    #[arg(long)]
-    name: Option<String>,
-    /// The image to create it from.
-    image: String,
+    #[command(flatten)]
+    opts: super::run::ContainerOpts,
 }
 
 pub fn create(ctx: &Context, a: CreateArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let c = store
-        .create_container_sized(&a.image, a.name.as_deref(), ctx.container_size)
-        .with_context(|| format!("create {}", a.image))?;
+    let c = super::run::create_container(ctx, &store, &a.opts)?;
     println!("{}", c.id);
     Ok(0)
 }
@@ -60,11 +55,33 @@ pub struct RmArgs {
 }
 
 pub fn rm(ctx: &Context, a: RmArgs) -> Result<i32> {
+    // Running containers are stopped (with -f) before the store is locked: their runner
+    // needs the store to unmount them.
+    for c in &a.containers {
+        if let Ok((rec, _dir, st)) = super::run::state_of(ctx, c) {
+            if st.is_running() {
+                if !a.force {
+                    eprintln!(
+                        "strata: rm {c}: container {} is running: stop it first, or rm -f",
+                        rec.name
+                    );
+                    return Ok(125);
+                }
+                super::run::stop_one(ctx, c, 0)?;
+            }
+        }
+    }
     let store = ctx.store()?;
     let mut failed = false;
     for c in &a.containers {
+        let id = store.resolve_container(c).map(|r| r.id);
         match store.remove_container(c, a.force) {
-            Ok(_) => println!("{c}"),
+            Ok(_) => {
+                if let Ok(id) = id {
+                    let _ = std::fs::remove_dir_all(super::run::bundle(&store, &id));
+                }
+                println!("{c}")
+            }
             Err(e) => {
                 eprintln!("strata: rm {c}: {e}");
                 failed = true;
@@ -76,7 +93,7 @@ pub fn rm(ctx: &Context, a: RmArgs) -> Result<i32> {
 
 #[derive(Args, Debug)]
 pub struct PsArgs {
-    /// All containers (every container is listed; none runs without the run path).
+    /// All containers, not only running ones.
     #[arg(short, long)]
     all: bool,
     #[arg(short, long)]
@@ -92,13 +109,25 @@ pub fn container_json(store: &Store, c: &ContainerRecord) -> Result<serde_json::
     } else {
         0
     };
+    let st = runtime::state::State::load(&super::run::bundle(store, &c.id)).unwrap_or_default();
+    let status = st.effective_status().to_string();
+    let time = |t: Option<f64>| t.map(|t| layerstore::export::rfc3339(t as u64));
     Ok(json!({
         "Id": c.id,
         "Name": c.name,
         "Image": c.image.to_string(),
         "Config": {"Image": c.image_ref},
         "Created": layerstore::export::rfc3339(c.created),
-        "State": {"Status": "created"},
+        "State": {
+            "Status": if status.is_empty() { "created".to_string() } else { status.clone() },
+            "Running": status == "running",
+            "Pid": if status == "running" { st.pid } else { 0 },
+            "ExitCode": st.exit_code.unwrap_or(0),
+            "OOMKilled": st.oom_killed,
+            "Error": st.error.clone().unwrap_or_default(),
+            "StartedAt": time(st.started_at),
+            "FinishedAt": time(st.finished_at),
+        },
         "GraphDriver": {"Name": c.driver, "Data": {"Layer": c.layer, "Mounts": mounted}},
     }))
 }
@@ -112,9 +141,16 @@ pub fn ps(ctx: &Context, a: PsArgs) -> Result<i32> {
         .map(|(_, c)| c)
         .collect();
     all.sort_by_key(|c| std::cmp::Reverse(c.created));
+    let states: std::collections::HashMap<String, runtime::state::State> = all
+        .iter()
+        .map(|c| {
+            let st =
+                runtime::state::State::load(&super::run::bundle(&store, &c.id)).unwrap_or_default();
+            (c.id.clone(), st)
+        })
+        .collect();
     if !a.all {
-        // Without the run path no container is running; `ps -a` lists created ones.
-        all.clear();
+        all.retain(|c| states.get(&c.id).is_some_and(|s| s.is_running()));
     }
     if a.format == OutFormat::Json {
         let v: Vec<_> = all
@@ -133,7 +169,10 @@ pub fn ps(ctx: &Context, a: PsArgs) -> Result<i32> {
             c.id[..12].to_string(),
             c.image_ref.clone(),
             ago(c.created),
-            "Created".into(),
+            states
+                .get(&c.id)
+                .map(super::run::status_text)
+                .unwrap_or_else(|| "Created".into()),
             c.name.clone(),
         ]);
     }

@@ -2,7 +2,9 @@
 
 mod containers;
 mod images;
+mod run;
 mod storage;
+mod volumes;
 
 use crate::config;
 use crate::Cli;
@@ -31,8 +33,29 @@ pub enum Command {
     History(images::HistoryArgs),
     /// Show images or containers as JSON.
     Inspect(images::InspectArgs),
-    /// Create a container (its read-write layer) from an image.
+    /// Create a container (its read-write layer and runtime spec) from an image.
     Create(containers::CreateArgs),
+    /// Create and start a container.
+    Run(run::RunArgs),
+    /// Start created or stopped containers.
+    Start(run::StartArgs),
+    /// Run a command in a running container.
+    Exec(run::ExecArgs),
+    /// Stop containers (SIGTERM, then SIGKILL after -t seconds).
+    Stop(run::StopArgs),
+    /// Send a signal to containers.
+    Kill(run::KillArgs),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(run::WaitArgs),
+    /// Show a container's output.
+    Logs(run::LogsArgs),
+    /// Copy files between a container and the host (either side CONTAINER:PATH).
+    Cp(volumes::CpArgs),
+    /// Manage named volumes.
+    Volume {
+        #[command(subcommand)]
+        cmd: volumes::VolumeCmd,
+    },
     /// Mount a container's rootfs and print its path.
     Mount(containers::NameArg),
     /// Release a mount taken by `mount`.
@@ -151,6 +174,15 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::History(a) => images::history(ctx, a),
         Command::Inspect(a) => images::inspect(ctx, a),
         Command::Create(a) => containers::create(ctx, a),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Start(a) => run::start(ctx, a),
+        Command::Exec(a) => run::exec(ctx, a),
+        Command::Stop(a) => run::stop(ctx, a),
+        Command::Kill(a) => run::kill(ctx, a),
+        Command::Wait(a) => run::wait(ctx, a),
+        Command::Logs(a) => run::logs(ctx, a),
+        Command::Cp(a) => volumes::cp(ctx, a),
+        Command::Volume { cmd } => volumes::volume(ctx, cmd),
         Command::Mount(a) => containers::mount(ctx, a),
         Command::Umount(a) => containers::umount(ctx, a),
         Command::Rm(a) => containers::rm(ctx, a),

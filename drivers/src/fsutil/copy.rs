@@ -229,11 +229,32 @@ pub fn copy_data(
     let mut left = len;
     while left > 0 {
         let chunk = left.min(1 << 30) as usize;
-        let n = rustix::fs::copy_file_range(src, None, dst, None, chunk)?;
+        let n = match rustix::fs::copy_file_range(src, None, dst, None, chunk) {
+            Ok(n) => n,
+            // Across filesystems of different types (overlay to ext4): plain read/write.
+            Err(rustix::io::Errno::XDEV) | Err(rustix::io::Errno::NOSYS) if left == len => {
+                return copy_by_read(src, dst);
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             break; // the file shrank while copying
         }
         left -= n as u64;
     }
     Ok(())
+}
+
+fn copy_by_read(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = rustix::io::read(src, &mut buf[..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut done = 0;
+        while done < n {
+            done += rustix::io::write(dst, &buf[done..n])?;
+        }
+    }
 }

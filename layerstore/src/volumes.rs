@@ -1,0 +1,126 @@
+//! Named volumes: directories under `<data-root>/volumes/<name>/_data` that outlive the
+//! containers using them. A volume is in use while a container's runtime spec binds it;
+//! removing one in use is refused.
+
+use crate::error::{Result, StoreError};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The volumes of a data root.
+#[derive(Debug, Clone)]
+pub struct Volumes {
+    dir: PathBuf,
+}
+
+/// One volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    /// What containers see (`_data`).
+    pub mountpoint: PathBuf,
+    pub created: u64,
+}
+
+/// Whether `name` can name a volume (Docker's rule).
+pub fn valid_name(name: &str) -> bool {
+    name.len() >= 2
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+impl Volumes {
+    /// The volumes under `root/volumes`.
+    pub fn new(root: &Path) -> Volumes {
+        Volumes {
+            dir: root.join("volumes"),
+        }
+    }
+
+    fn check(name: &str) -> Result<()> {
+        if valid_name(name) {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!(
+                "invalid volume name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+"
+            )))
+        }
+    }
+
+    /// The volume `name`, if it exists.
+    pub fn get(&self, name: &str) -> Result<Option<Volume>> {
+        Self::check(name)?;
+        let data = self.dir.join(name).join("_data");
+        match fs::metadata(&data) {
+            Ok(md) => Ok(Some(Volume {
+                name: name.to_string(),
+                mountpoint: data,
+                created: md
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", data, e)),
+        }
+    }
+
+    /// Creates `name` (an existing one is returned as is, as Docker does).
+    pub fn create(&self, name: &str) -> Result<Volume> {
+        if let Some(v) = self.get(name)? {
+            return Ok(v);
+        }
+        let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
+        let build = || -> std::io::Result<()> {
+            fs::create_dir_all(tmp.join("_data"))?;
+            fs::rename(&tmp, self.dir.join(name))?;
+            drivers::fsutil::fsync_dir(&self.dir)
+        };
+        build().map_err(|e| {
+            let _ = fs::remove_dir_all(&tmp);
+            StoreError::io("create volume", self.dir.join(name), e)
+        })?;
+        self.get(name)?
+            .ok_or_else(|| StoreError::Format(format!("volume {name} vanished")))
+    }
+
+    /// Every volume, by name.
+    pub fn list(&self) -> Result<Vec<Volume>> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::io("read", &self.dir, e)),
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if valid_name(&name) {
+                if let Some(v) = self.get(&name)? {
+                    out.push(v);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Removes `name`; `users` are the containers using it (refused unless empty).
+    pub fn remove(&self, name: &str, users: &[String]) -> Result<()> {
+        if self.get(name)?.is_none() {
+            return Err(StoreError::Conflict(format!("no such volume: {name}")));
+        }
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "volume {name} is in use by container(s) {}: remove them first",
+                users.join(", ")
+            )));
+        }
+        let tmp = self.dir.join(format!(".rm-{name}-{}", std::process::id()));
+        fs::rename(self.dir.join(name), &tmp)
+            .map_err(|e| StoreError::io("remove volume", self.dir.join(name), e))?;
+        fs::remove_dir_all(&tmp).map_err(|e| StoreError::io("remove", tmp, e))
+    }
+}

@@ -1,0 +1,484 @@
+//! Starting a container's process: `clone3` into new namespaces, the parent puts it in its
+//! cgroup, then the child builds its filesystem view, sets hostname, loopback, capabilities,
+//! `no_new_privs` and user, and `execve`s. A close-on-exec pipe tells the parent whether the
+//! exec happened, so "not found" (127) and "cannot run" (126) are told apart from a started
+//! container, with no polling. `exec` joins a running container's namespaces the same way.
+
+use crate::cgroups::Cgroup;
+use crate::error::{Result, RuntimeError};
+use crate::rootfs;
+use crate::spec::Plan;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RuntimeError::io("pipe", "", std::io::Error::from(e)))?;
+    Ok((r, w))
+}
+
+/// Forks with `flags` (CLONE_NEW*) like fork(2): returns 0 in the child, its pid in the
+/// parent.
+fn clone3(flags: u64) -> std::io::Result<u32> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM behaves as fork; the argument struct is valid for
+    // the call and its size is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r as u32)
+    }
+}
+
+/// Where the container's standard streams go (`None`: inherited from this process).
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// A started container.
+#[derive(Debug)]
+pub struct Started {
+    pub pid: u32,
+    pub cgroup: Cgroup,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code, or 128 + the signal that killed it (as shells and Docker report).
+    pub code: i32,
+    pub signal: Option<i32>,
+}
+
+/// Waits for child `pid`.
+pub fn wait(pid: u32) -> Result<Exit> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: plain waitpid on our own child with a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if r >= 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(RuntimeError::io("wait for", format!("pid {pid}"), e));
+        }
+    }
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        Ok(Exit {
+            code: 128 + sig,
+            signal: Some(sig),
+        })
+    } else {
+        Ok(Exit {
+            code: libc::WEXITSTATUS(status),
+            signal: None,
+        })
+    }
+}
+
+/// Brings the loopback interface up in the current network namespace.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: a datagram socket and two ioctls on a zeroed, NUL-terminated ifreq.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let _guard = OwnedFd::from_raw_fd(s);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(s, libc::SIOCSIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// What the child reports through the exec pipe before dying.
+const NOT_FOUND: u8 = b'N';
+const CANNOT_RUN: u8 = b'X';
+const SETUP: u8 = b'S';
+
+fn report_and_exit(fd: RawFd, kind: u8, msg: &str, code: i32) -> ! {
+    let mut buf = vec![kind];
+    buf.extend_from_slice(msg.as_bytes());
+    // SAFETY: writing our own buffer to a pipe fd we own, then exiting without unwinding.
+    unsafe {
+        libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len());
+        libc::_exit(code)
+    }
+}
+
+/// The identity and privileges a process takes before exec.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub caps: u64,
+    pub no_new_privs: bool,
+}
+
+impl Identity {
+    fn of(plan: &Plan) -> Identity {
+        Identity {
+            uid: plan.uid,
+            gid: plan.gid,
+            additional_gids: plan.additional_gids.clone(),
+            caps: plan.caps,
+            no_new_privs: plan.no_new_privs,
+        }
+    }
+
+    /// Drops capabilities not kept, then switches user; root keeps the kept set effective.
+    fn apply(&self) -> std::io::Result<()> {
+        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(40);
+        for cap in 0..=last {
+            if self.caps & (1u64 << cap) == 0 {
+                // SAFETY: prctl with integer arguments only.
+                let r =
+                    unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+                if r < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EINVAL) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let gids: Vec<libc::gid_t> = self.additional_gids.clone();
+        // SAFETY: setgroups/setgid/setuid with a valid array and integer ids.
+        unsafe {
+            if libc::setgroups(gids.len(), gids.as_ptr()) < 0
+                || libc::setresgid(self.gid, self.gid, self.gid) < 0
+                || libc::setresuid(self.uid, self.uid, self.uid) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let set = rustix::thread::CapabilitySet::from_bits_retain(if self.uid == 0 {
+            self.caps
+        } else {
+            0
+        });
+        rustix::thread::set_capabilities(
+            None,
+            rustix::thread::CapabilitySets {
+                effective: set,
+                permitted: set,
+                inheritable: set,
+            },
+        )?;
+        if self.no_new_privs {
+            rustix::thread::set_no_new_privs(true)?;
+        }
+        Ok(())
+    }
+}
+
+/// The command to exec, prepared before forking.
+struct Command {
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    name: String,
+    path_dirs: Vec<String>,
+}
+
+impl Command {
+    fn new(args: &[String], env: &[String]) -> Result<Command> {
+        let argv: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| RuntimeError::Spec("an argument contains a NUL byte".into()))?;
+        let envp: Vec<CString> = env
+            .iter()
+            .filter_map(|e| CString::new(e.as_bytes()).ok())
+            .collect();
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        Ok(Command {
+            name: args.first().cloned().unwrap_or_default(),
+            argv,
+            envp,
+            path_dirs: path.split(':').map(str::to_string).collect(),
+        })
+    }
+
+    /// Execs (searching PATH like execvp); returns only on failure: (kind, why).
+    fn exec(&self) -> (u8, String) {
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let candidates: Vec<String> = if self.name.contains('/') {
+            vec![self.name.clone()]
+        } else {
+            self.path_dirs
+                .iter()
+                .filter(|d| !d.is_empty())
+                .map(|d| format!("{}/{}", d.trim_end_matches('/'), self.name))
+                .collect()
+        };
+        let mut denied: Option<String> = None;
+        for c in candidates {
+            let Ok(p) = CString::new(c.clone()) else {
+                continue;
+            };
+            // SAFETY: NUL-terminated path and NULL-terminated argv/envp arrays of live strings.
+            unsafe { libc::execve(p.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) => {}
+                Some(libc::EACCES) | Some(libc::EPERM) => denied = Some(format!("{c}: {e}")),
+                _ => return (CANNOT_RUN, format!("{c}: {e}")),
+            }
+        }
+        match denied {
+            Some(why) => (CANNOT_RUN, why),
+            None => (NOT_FOUND, self.name.clone()),
+        }
+    }
+}
+
+fn install_stdio(stdio: &Stdio) -> std::io::Result<()> {
+    for (fd, target) in [(&stdio.stdin, 0), (&stdio.stdout, 1), (&stdio.stderr, 2)] {
+        if let Some(fd) = fd {
+            // SAFETY: dup2 onto a standard descriptor of this (child) process.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_report(r: OwnedFd) -> Vec<u8> {
+    let mut f = std::fs::File::from(r);
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    buf
+}
+
+fn error_of(report: &[u8], cmd: &str) -> RuntimeError {
+    let msg = String::from_utf8_lossy(&report[1..]).to_string();
+    match report[0] {
+        NOT_FOUND => RuntimeError::NotFound(cmd.to_string()),
+        CANNOT_RUN => RuntimeError::CannotInvoke {
+            cmd: cmd.to_string(),
+            why: msg,
+        },
+        _ => RuntimeError::Setup(msg),
+    }
+}
+
+/// Starts the container described by `plan`: returns once its command is running (or
+/// failed to start, with 125/126/127 semantics in the error).
+pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
+    let cmd = Command::new(&plan.args, &plan.env)?;
+    let id = Identity::of(plan);
+    let cgroup = Cgroup::at(&plan.cgroup);
+    cgroup.create(&plan.resources)?;
+    let (go_r, go_w) = pipe()?;
+    let (rep_r, rep_w) = pipe()?;
+    let pid = match clone3(plan.namespaces) {
+        Ok(p) => p,
+        Err(e) => {
+            cgroup.remove();
+            return Err(RuntimeError::io("clone3 into new namespaces", "", e));
+        }
+    };
+    if pid == 0 {
+        drop(go_w);
+        drop(rep_r);
+        let rep = rep_w.as_raw_fd();
+        let mut b = [0u8; 1];
+        let _ = std::fs::File::from(go_r).read(&mut b);
+        if b[0] != b'g' {
+            // SAFETY: exiting the child without unwinding into the parent's stack.
+            unsafe { libc::_exit(125) }
+        }
+        if let Err(e) = install_stdio(&stdio) {
+            report_and_exit(rep, SETUP, &format!("stdio: {e}"), 125);
+        }
+        if let Err(e) = rootfs::setup(plan) {
+            report_and_exit(rep, SETUP, &e, 125);
+        }
+        if let Some(h) = &plan.hostname {
+            if !h.is_empty() {
+                if let Err(e) = rustix::system::sethostname(h.as_bytes()) {
+                    report_and_exit(rep, SETUP, &format!("sethostname: {e}"), 125);
+                }
+            }
+        }
+        if plan.new_net() {
+            if let Err(e) = loopback_up() {
+                report_and_exit(rep, SETUP, &format!("bring up lo: {e}"), 125);
+            }
+        }
+        if let Err(e) = id.apply() {
+            report_and_exit(rep, SETUP, &format!("drop privileges: {e}"), 125);
+        }
+        if let Err(e) = rustix::process::chdir(plan.cwd.as_str()) {
+            report_and_exit(rep, SETUP, &format!("chdir {}: {e}", plan.cwd), 125);
+        }
+        let (kind, why) = cmd.exec();
+        report_and_exit(rep, kind, &why, if kind == NOT_FOUND { 127 } else { 126 });
+    }
+    drop(go_r);
+    drop(rep_w);
+    drop(stdio);
+    let joined = cgroup.add(pid);
+    let go: &[u8] = if joined.is_ok() { b"g" } else { b"x" };
+    let _ = std::fs::File::from(go_w).write_all(go);
+    let report = read_report(rep_r);
+    if let Err(e) = joined {
+        let _ = wait(pid);
+        cgroup.remove();
+        return Err(e);
+    }
+    if !report.is_empty() {
+        let _ = wait(pid);
+        cgroup.remove();
+        return Err(error_of(&report, &cmd.name));
+    }
+    Ok(Started { pid, cgroup })
+}
+
+/// What `exec` runs in a running container.
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub identity: Identity,
+}
+
+impl ExecSpec {
+    /// The container's own process settings with another command.
+    pub fn from_plan(plan: &Plan, args: Vec<String>) -> ExecSpec {
+        ExecSpec {
+            args,
+            env: plan.env.clone(),
+            cwd: plan.cwd.clone(),
+            identity: Identity::of(plan),
+        }
+    }
+}
+
+/// Runs a command inside running container `pid` (its namespaces and cgroup) and returns
+/// its exit. The helper forked here joins the namespaces and forks again, so the command
+/// is inside the container's pid namespace; it is waited for like a container.
+pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Result<Exit> {
+    let cmd = Command::new(&spec.args, &spec.env)?;
+    let mut ns = Vec::new();
+    for name in ["ipc", "uts", "net", "pid", "mnt"] {
+        let p = format!("/proc/{pid}/ns/{name}");
+        let fd = rustix::fs::open(
+            p.as_str(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::io("open namespace", &p, std::io::Error::from(e)))?;
+        ns.push(fd);
+    }
+    let (go_r, go_w) = pipe()?;
+    let (rep_r, rep_w) = pipe()?;
+    let helper = clone3(0).map_err(|e| RuntimeError::io("fork", "", e))?;
+    if helper == 0 {
+        drop(go_w);
+        drop(rep_r);
+        let rep = rep_w.as_raw_fd();
+        let mut b = [0u8; 1];
+        let _ = std::fs::File::from(go_r).read(&mut b);
+        if let Err(e) = install_stdio(&stdio) {
+            report_and_exit(rep, SETUP, &format!("stdio: {e}"), 125);
+        }
+        for fd in &ns {
+            if let Err(e) =
+                rustix::thread::move_into_link_name_space(std::os::fd::AsFd::as_fd(fd), None)
+            {
+                report_and_exit(
+                    rep,
+                    SETUP,
+                    &format!("join the container's namespaces: {e}"),
+                    125,
+                );
+            }
+        }
+        let child = match clone3(0) {
+            Ok(c) => c,
+            Err(e) => report_and_exit(rep, SETUP, &format!("fork: {e}"), 125),
+        };
+        if child == 0 {
+            if let Err(e) = spec.identity.apply() {
+                report_and_exit(rep, SETUP, &format!("drop privileges: {e}"), 125);
+            }
+            if let Err(e) = rustix::process::chdir(spec.cwd.as_str()) {
+                report_and_exit(rep, SETUP, &format!("chdir {}: {e}", spec.cwd), 125);
+            }
+            let (kind, why) = cmd.exec();
+            report_and_exit(rep, kind, &why, if kind == NOT_FOUND { 127 } else { 126 });
+        }
+        drop(rep_w);
+        let code = wait(child).map(|e| e.code).unwrap_or(125);
+        // SAFETY: exiting the helper with the command's status, without unwinding.
+        unsafe { libc::_exit(code) }
+    }
+    drop(go_r);
+    drop(rep_w);
+    drop(stdio);
+    let joined = cgroup.add(helper);
+    let _ = std::fs::File::from(go_w).write_all(b"g");
+    let report = read_report(rep_r);
+    let exit = wait(helper)?;
+    joined?;
+    if !report.is_empty() {
+        return Err(error_of(&report, &cmd.name));
+    }
+    Ok(exit)
+}

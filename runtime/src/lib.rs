@@ -1,0 +1,16 @@
+//! strata's run path: containers on any storage driver, in new namespaces and cgroups,
+//! with no external runtime.
+//!
+//! Its own crate because it is a different concern from storage: it knows nothing of
+//! layers or drivers (it is handed a mounted rootfs), only of the OCI runtime spec
+//! ([`spec`]), cgroups ([`cgroups`]), the container's filesystem view ([`rootfs`]),
+//! starting and joining processes ([`launch`]) and their recorded [`state`].
+
+pub mod cgroups;
+pub mod error;
+pub mod launch;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+
+pub use error::{Result, RuntimeError};

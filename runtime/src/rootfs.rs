@@ -1,0 +1,270 @@
+//! The container's filesystem view, set up by the container's first process in its new
+//! mount namespace: the rootfs bind-mounted on itself, `/proc`, a minimal `/dev`, `/sys`
+//! read-only, the bind mounts and volumes, then `pivot_root` into it, then Docker's masked
+//! and read-only paths. Every mount target is opened inside the rootfs (openat2
+//! `RESOLVE_IN_ROOT`) and mounted through its `/proc/self/fd` path, so a symlink in the
+//! image can never redirect a mount onto the host (CVE-2019-16884 / -19921 style).
+
+use crate::spec::{Plan, PlanMount};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path};
+
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = src.map(cstr).transpose()?;
+    let target = cstr(target)?;
+    let fstype = fstype.map(cstr).transpose()?;
+    let data = data.filter(|d| !d.is_empty()).map(cstr).transpose()?;
+    // SAFETY: every pointer is a valid NUL-terminated string or null, alive for the call.
+    let r = unsafe {
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            target.as_ptr(),
+            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags as libc::c_ulong,
+            data.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn open_at_root(root: &OwnedFd, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    Ok(rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// Creates `dest` (and its parents) inside the tree open as `root`, as a directory or an
+/// empty file, and returns an `O_PATH` handle to it; symlinks resolve inside the root.
+pub fn make_target(root: &OwnedFd, dest: &Path, dir: bool) -> io::Result<OwnedFd> {
+    let comps: Vec<_> = dest
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    let mut cur = std::path::PathBuf::new();
+    for (i, c) in comps.iter().enumerate() {
+        let parent = open_at_root(root, &cur, OFlags::PATH | OFlags::DIRECTORY)?;
+        cur.push(c);
+        let last = i + 1 == comps.len();
+        match open_at_root(root, &cur, OFlags::PATH) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                if last && !dir {
+                    let f = rustix::fs::openat(
+                        &parent,
+                        c.as_os_str(),
+                        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o644),
+                    )?;
+                    drop(f);
+                } else {
+                    match rustix::fs::mkdirat(&parent, c.as_os_str(), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    open_at_root(root, &cur, OFlags::PATH)
+}
+
+fn make_devices(dev: &OwnedFd) -> io::Result<()> {
+    use rustix::fs::{makedev, mknodat, symlinkat, FileType};
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        mknodat(
+            dev,
+            name,
+            FileType::CharacterDevice,
+            Mode::from_raw_mode(0o666),
+            makedev(major, minor),
+        )?;
+        rustix::fs::chmodat(
+            dev,
+            name,
+            Mode::from_raw_mode(0o666),
+            rustix::fs::AtFlags::empty(),
+        )?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        symlinkat(target, dev, name)?;
+    }
+    Ok(())
+}
+
+fn do_mount(root: &OwnedFd, m: &PlanMount) -> io::Result<()> {
+    let dest = Path::new(m.destination.trim_start_matches('/'));
+    if dest.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let is_dir = !m.bind || m.source.is_dir();
+    let target = make_target(root, dest, is_dir)?;
+    let tpath = fd_path(&target);
+    if m.bind {
+        let src = m.source.to_string_lossy();
+        mount(
+            Some(&src),
+            &tpath,
+            None,
+            libc::MS_BIND | (m.flags & libc::MS_REC),
+            None,
+        )?;
+        if m.readonly {
+            // The handle opened before the mount names the directory under it: reopen to
+            // reach the new mount, then make it read-only.
+            let mounted = make_target(root, dest, is_dir)?;
+            mount(
+                None,
+                &fd_path(&mounted),
+                None,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | (m.flags & !libc::MS_REC),
+                None,
+            )?;
+        }
+    } else {
+        let src = m.source.to_string_lossy();
+        let ro = if m.readonly { libc::MS_RDONLY } else { 0 };
+        mount(
+            Some(&src),
+            &tpath,
+            Some(&m.typ),
+            m.flags | ro,
+            Some(&m.data),
+        )?;
+    }
+    if m.destination == "/dev" && m.typ == "tmpfs" {
+        let dev = open_at_root(root, Path::new("dev"), OFlags::RDONLY | OFlags::DIRECTORY)?;
+        make_devices(&dev)?;
+    }
+    Ok(())
+}
+
+fn mask(path: &str) -> io::Result<()> {
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) => md,
+        Err(_) => return Ok(()),
+    };
+    if md.is_dir() {
+        mount(Some("tmpfs"), path, Some("tmpfs"), libc::MS_RDONLY, None)
+    } else {
+        mount(Some("/dev/null"), path, None, libc::MS_BIND, None)
+    }
+}
+
+fn read_only(path: &str) -> io::Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None)?;
+    mount(
+        None,
+        path,
+        None,
+        libc::MS_BIND
+            | libc::MS_REMOUNT
+            | libc::MS_RDONLY
+            | libc::MS_NOSUID
+            | libc::MS_NODEV
+            | libc::MS_NOEXEC,
+        None,
+    )
+}
+
+/// Builds the container's view and pivots into it. Runs in the container's first process,
+/// in its own mount namespace; on error says which step failed.
+pub fn setup(plan: &Plan) -> Result<(), String> {
+    let step = |what: &str, e: io::Error| format!("{what}: {e}");
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)
+        .map_err(|e| step("make / private", e))?;
+    let rootfs = plan.rootfs.to_string_lossy().to_string();
+    mount(
+        Some(&rootfs),
+        &rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .map_err(|e| step("bind the rootfs", e))?;
+    let root = rustix::fs::open(
+        &plan.rootfs,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| step("open the rootfs", e.into()))?;
+    for m in &plan.mounts {
+        do_mount(&root, m)
+            .map_err(|e| step(&format!("mount {} on {}", m.typ, m.destination), e))?;
+    }
+    let cwd = Path::new(plan.cwd.trim_start_matches('/'));
+    if !cwd.as_os_str().is_empty() {
+        make_target(&root, cwd, true)
+            .map_err(|e| step(&format!("create the working directory {}", plan.cwd), e))?;
+    }
+    if plan.readonly_root {
+        mount(
+            None,
+            &rootfs,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            None,
+        )
+        .map_err(|e| step("make the rootfs read-only", e))?;
+    }
+    drop(root);
+    rustix::process::chdir(&plan.rootfs).map_err(|e| step("chdir to the rootfs", e.into()))?;
+    rustix::process::pivot_root(".", ".").map_err(|e| step("pivot_root", e.into()))?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+        .map_err(|e| step("detach the old root", e.into()))?;
+    rustix::process::chdir("/").map_err(|e| step("chdir /", e.into()))?;
+    for p in &plan.masked {
+        mask(p).map_err(|e| step(&format!("mask {p}"), e))?;
+    }
+    for p in &plan.readonly_paths {
+        read_only(p).map_err(|e| step(&format!("make {p} read-only"), e))?;
+    }
+    Ok(())
+}

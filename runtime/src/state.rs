@@ -1,0 +1,94 @@
+//! A container's runtime state (`state.json` in its folder): written by whoever started
+//! it (the CLI in the foreground, the monitor for `-d`) and read by every other command.
+//! Whether "running" is still true is checked against the kernel (the pid exists and has
+//! the start time recorded), so a crash or a reboot never leaves a ghost running.
+
+use crate::error::{Result, RuntimeError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Runtime state of one container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    /// `created`, `running` or `exited`.
+    pub status: String,
+    #[serde(default)]
+    pub pid: u32,
+    /// The process's start time (clock ticks since boot), to tell it from a reused pid.
+    #[serde(default)]
+    pub pid_start: u64,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Seconds since the epoch.
+    #[serde(default)]
+    pub started_at: Option<f64>,
+    #[serde(default)]
+    pub finished_at: Option<f64>,
+    /// The monitor process of a detached container.
+    #[serde(default)]
+    pub monitor_pid: u32,
+    /// The error that kept it from starting, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The start time of `pid` (field 22 of /proc/PID/stat), if it exists and is not a zombie.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl State {
+    /// The state in folder `dir` (`created` when none was written yet).
+    pub fn load(dir: &Path) -> Result<State> {
+        let p = dir.join("state.json");
+        match std::fs::read(&p) {
+            Ok(d) => serde_json::from_slice(&d)
+                .map_err(|e| RuntimeError::Other(format!("{}: {e}", p.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
+                status: "created".into(),
+                ..Default::default()
+            }),
+            Err(e) => Err(RuntimeError::io("read", p, e)),
+        }
+    }
+
+    /// Writes the state atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| RuntimeError::io("create", dir, e))?;
+        let p = dir.join("state.json");
+        let data =
+            serde_json::to_vec_pretty(self).map_err(|e| RuntimeError::Other(e.to_string()))?;
+        drivers::fsutil::write_atomic(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
+    }
+
+    /// Whether the container's process is alive now.
+    pub fn is_running(&self) -> bool {
+        self.status == "running" && self.pid != 0 && start_time(self.pid) == Some(self.pid_start)
+    }
+
+    /// The status as it really is: a `running` whose process is gone is reported as
+    /// `exited` (its monitor died with it, e.g. a reboot).
+    pub fn effective_status(&self) -> &str {
+        if self.status == "running" && !self.is_running() {
+            "exited"
+        } else {
+            &self.status
+        }
+    }
+}
