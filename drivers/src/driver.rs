@@ -141,6 +141,16 @@ pub struct ChangesSource {
 pub enum LayerKind {
     ReadOnly,
     ReadWrite,
+    /// A writable layer that need not survive a crash (`run --rm`): drivers may skip
+    /// flushing its bookkeeping. A crash leaves at most debris that `system prune` frees.
+    Scratch,
+}
+
+impl LayerKind {
+    /// Whether the layer is a container's writable one.
+    pub fn writable(self) -> bool {
+        matches!(self, LayerKind::ReadWrite | LayerKind::Scratch)
+    }
 }
 
 /// A storage driver: directories, snapshots and mounts for a chain of layers.

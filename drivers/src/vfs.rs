@@ -112,7 +112,7 @@ impl Driver for Vfs {
             }
             let meta = Meta {
                 parent: parent.map(str::to_string),
-                rw: kind == LayerKind::ReadWrite,
+                rw: kind.writable(),
             };
             let json = serde_json::to_vec(&meta).map_err(|e| {
                 DriverError::io("encode", self.meta_path(id), std::io::Error::other(e))

@@ -50,6 +50,14 @@ impl<T: Serialize + DeserializeOwned> JsonDir<T> {
         write_atomic(&p, &data).map_err(|e| StoreError::io("write", p, e))
     }
 
+    /// Writes record `key` atomically but without a flush, for records that need not
+    /// survive a crash (a `run --rm` container's).
+    pub fn put_volatile(&self, key: &str, value: &T) -> Result<()> {
+        let p = self.path(key);
+        let data = serde_json::to_vec_pretty(value).map_err(|e| StoreError::json(key, e))?;
+        drivers::fsutil::write_replace(&p, &data).map_err(|e| StoreError::io("write", p, e))
+    }
+
     /// Deletes record `key`; a missing one is fine.
     pub fn remove(&self, key: &str) -> Result<()> {
         let p = self.path(key);

@@ -686,6 +686,19 @@ impl Store {
         name: Option<&str>,
         size_limit: Option<u64>,
     ) -> Result<ContainerRecord> {
+        self.create_container_with(image, name, size_limit, false)
+    }
+
+    /// [`Store::create_container_sized`]; a `scratch` container (`run --rm`) is not
+    /// flushed to disk, as a crash would remove it anyway (`system prune` frees what is
+    /// left).
+    pub fn create_container_with(
+        &self,
+        image: &str,
+        name: Option<&str>,
+        size_limit: Option<u64>,
+        scratch: bool,
+    ) -> Result<ContainerRecord> {
         let img = self.resolve_image(image)?;
         let id = crate::random_id();
         let name = match name {
@@ -712,8 +725,12 @@ impl Store {
             Some(top) => Some(self.ensure_layer(top)?),
             None => None,
         };
-        self.driver
-            .create(&id, parent.as_deref(), LayerKind::ReadWrite)?;
+        let kind = if scratch {
+            LayerKind::Scratch
+        } else {
+            LayerKind::ReadWrite
+        };
+        self.driver.create(&id, parent.as_deref(), kind)?;
         if let Some(bytes) = size_limit {
             if let Err(e) = self.driver.set_size_limit(&id, bytes) {
                 let _ = self.driver.remove(&id);
@@ -729,7 +746,12 @@ impl Store {
             driver: self.driver.name().to_string(),
             created: crate::now(),
         };
-        if let Err(e) = self.containers.put(&id, &rec) {
+        let put = if scratch {
+            self.containers.put_volatile(&id, &rec)
+        } else {
+            self.containers.put(&id, &rec)
+        };
+        if let Err(e) = put {
             let _ = self.driver.remove(&id);
             return Err(e);
         }

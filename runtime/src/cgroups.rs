@@ -52,7 +52,29 @@ fn write(p: &Path, v: &str) -> Result<()> {
 }
 
 impl Cgroup {
-    /// The cgroup at `rel` (e.g. `strata/<id>`), not created yet.
+    /// The cgroup at `rel` (e.g. `strata/<id>`) in the hierarchies that `r` needs: only
+    /// controllers with a limit are joined. Joining a v1 hierarchy waits for an RCU grace
+    /// period (~16 ms here), so a container without limits skips them; the pid namespace
+    /// already ends every process of the container with its first one.
+    pub fn for_limits(rel: &str, r: &Resources) -> Cgroup {
+        let mut cg = Cgroup::at(rel);
+        let wanted = |c: &str| match c {
+            "memory" => r.memory.is_some(),
+            "pids" => r.pids.is_some(),
+            "cpu" => r.cpu_quota.is_some(),
+            _ => true,
+        };
+        if cg.v2 {
+            if r.memory.is_none() && r.pids.is_none() && r.cpu_quota.is_none() {
+                cg.dirs.clear();
+            }
+        } else {
+            cg.dirs.retain(|(c, _)| wanted(c));
+        }
+        cg
+    }
+
+    /// The cgroup at `rel` (e.g. `strata/<id>`) in every hierarchy, not created yet.
     pub fn at(rel: &str) -> Cgroup {
         match layout() {
             Layout::V2(root) => Cgroup {

@@ -321,7 +321,7 @@ fn error_of(report: &[u8], cmd: &str) -> RuntimeError {
 pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     let cmd = Command::new(&plan.args, &plan.env)?;
     let id = Identity::of(plan);
-    let cgroup = Cgroup::at(&plan.cgroup);
+    let cgroup = Cgroup::for_limits(&plan.cgroup, &plan.resources);
     cgroup.create(&plan.resources)?;
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;

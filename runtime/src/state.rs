@@ -68,13 +68,14 @@ impl State {
         }
     }
 
-    /// Writes the state atomically.
+    /// Replaces the state atomically. Not flushed: runtime state does not outlive a reboot
+    /// (a `running` whose process is gone reads as exited), so a power cut loses nothing
+    /// that is still true.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| RuntimeError::io("create", dir, e))?;
         let p = dir.join("state.json");
         let data =
             serde_json::to_vec_pretty(self).map_err(|e| RuntimeError::Other(e.to_string()))?;
-        drivers::fsutil::write_atomic(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
+        drivers::fsutil::write_replace(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
     }
 
     /// Whether the container's process is alive now.

@@ -16,7 +16,7 @@ pub struct CreateArgs {
 
 pub fn create(ctx: &Context, a: CreateArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let c = super::run::create_container(ctx, &store, &a.opts)?;
+    let c = super::run::create_container(ctx, &store, &a.opts, false)?;
     println!("{}", c.id);
     Ok(0)
 }

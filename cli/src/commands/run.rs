@@ -205,6 +205,7 @@ pub fn create_container(
     ctx: &Context,
     store: &Store,
     o: &ContainerOpts,
+    scratch: bool,
 ) -> Result<ContainerRecord> {
     let memory = o
         .memory
@@ -219,7 +220,7 @@ pub fn create_container(
     let cfg = image_config(store, &o.image)?;
     let binds = binds(store, &o.volumes)?;
     let c = store
-        .create_container_sized(&o.image, o.name.as_deref(), ctx.container_size)
+        .create_container_with(&o.image, o.name.as_deref(), ctx.container_size, scratch)
         .with_context(|| format!("create {}", o.image))?;
     let made = (|| -> Result<()> {
         let entrypoint = match &o.entrypoint {
@@ -286,13 +287,21 @@ pub fn create_container(
         let spec = runtime::spec::build(&spec)?;
         let dir = bundle(store, &c.id);
         std::fs::create_dir_all(&dir)?;
-        runtime::spec::save(&spec, &dir)?;
+        if scratch {
+            runtime::spec::save_resolved(&spec, &dir)?;
+        } else {
+            runtime::spec::save(&spec, &dir)?;
+        }
         let user = o
             .user
             .clone()
             .or_else(|| cfg["User"].as_str().map(str::to_string))
             .unwrap_or_default();
-        std::fs::write(dir.join("user"), user)?;
+        if scratch {
+            std::fs::write(dir.join("user"), user)?;
+        } else {
+            drivers::fsutil::write_atomic(&dir.join("user"), user.as_bytes())?;
+        }
         State {
             status: "created".into(),
             ..Default::default()
@@ -321,7 +330,7 @@ fn prepare(store: &Store, c: &ContainerRecord) -> Result<runtime::spec::Plan> {
         v["process"]["user"] =
             serde_json::json!({"uid": uid, "gid": gid, "additionalGids": groups});
         spec = serde_json::from_value(v)?;
-        runtime::spec::save(&spec, &dir)?;
+        runtime::spec::save_resolved(&spec, &dir)?;
         Ok(runtime::spec::plan(&spec)?)
     })();
     if r.is_err() {
@@ -510,7 +519,7 @@ fn run_detached(
 
 pub fn run(ctx: &Context, a: RunArgs) -> Result<i32> {
     let store = ctx.store()?;
-    let c = create_container(ctx, &store, &a.opts)?;
+    let c = create_container(ctx, &store, &a.opts, a.rm)?;
     start_container(ctx, store, &c, a.detach, a.rm, a.opts.interactive)
 }
 
@@ -797,7 +806,7 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> Result<i32> {
         },
         ..Default::default()
     };
-    let cgroup = runtime::cgroups::Cgroup::at(&plan.cgroup);
+    let cgroup = runtime::cgroups::Cgroup::for_limits(&plan.cgroup, &plan.resources);
     match launch::exec_in(st.pid, &cgroup, &es, stdio) {
         Ok(exit) => Ok(exit.code),
         Err(e) => {

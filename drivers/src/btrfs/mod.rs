@@ -217,7 +217,7 @@ impl Driver for Btrfs {
                 id,
                 &Meta {
                     parent: parent.map(str::to_string),
-                    rw: kind == LayerKind::ReadWrite,
+                    rw: kind.writable(),
                     size_limit: None,
                 },
             )?;

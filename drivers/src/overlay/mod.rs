@@ -197,7 +197,7 @@ impl Driver for Overlay {
         &self.home
     }
 
-    fn create(&self, id: &str, parent: Option<&str>, _kind: LayerKind) -> Result<(), DriverError> {
+    fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<(), DriverError> {
         check_id(id)?;
         if RESERVED.contains(&id) {
             return Err(DriverError::BadId(id.to_string()));
@@ -235,17 +235,31 @@ impl Driver for Overlay {
                 std::os::unix::fs::PermissionsExt::from_mode(0o755),
             )?;
             // Files of the staging dir are flushed, then the dir once, then it is renamed.
-            write_synced(&tmp.join("link"), short.as_bytes())?;
+            // A scratch layer (`run --rm`) is not flushed: a crash makes it debris anyway.
+            let durable = kind != LayerKind::Scratch;
+            let write = |p: &Path, d: &[u8]| {
+                if durable {
+                    write_synced(p, d)
+                } else {
+                    fs::write(p, d)
+                }
+            };
+            write(&tmp.join("link"), short.as_bytes())?;
             if let Some(l) = &lower {
-                write_synced(&tmp.join("lower"), l.as_bytes())?;
-                write_synced(&tmp.join("parent"), parent.unwrap_or_default().as_bytes())?;
+                write(&tmp.join("lower"), l.as_bytes())?;
+                write(&tmp.join("parent"), parent.unwrap_or_default().as_bytes())?;
             }
-            fsutil::fsync_dir(&tmp)?;
+            if durable {
+                fsutil::fsync_dir(&tmp)?;
+            }
             let links = self.home.join("l");
             let link = links.join(&short);
             let _ = fs::remove_file(&link);
             std::os::unix::fs::symlink(format!("../{id}/diff"), &link)?;
             fs::rename(&tmp, self.dir(id))?;
+            if !durable {
+                return Ok(());
+            }
             fsutil::fsync_dir(&links)?;
             fsutil::fsync_dir(&self.home)
         };
