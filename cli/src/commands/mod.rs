@@ -2,6 +2,7 @@
 
 mod containers;
 mod images;
+mod registry;
 mod run;
 mod storage;
 mod volumes;
@@ -33,6 +34,12 @@ pub enum Command {
     History(images::HistoryArgs),
     /// Show images or containers as JSON.
     Inspect(images::InspectArgs),
+    /// Pull an image from a registry.
+    Pull(registry::PullArgs),
+    /// Push an image to a registry.
+    Push(registry::PushArgs),
+    /// Store credentials for a registry.
+    Login(registry::LoginArgs),
     /// Create a container (its read-write layer and runtime spec) from an image.
     Create(containers::CreateArgs),
     /// Create and start a container.
@@ -173,6 +180,9 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Rmi(a) => images::rmi(ctx, a),
         Command::History(a) => images::history(ctx, a),
         Command::Inspect(a) => images::inspect(ctx, a),
+        Command::Pull(a) => registry::pull(ctx, a),
+        Command::Push(a) => registry::push(ctx, a),
+        Command::Login(a) => registry::login(ctx, a),
         Command::Create(a) => containers::create(ctx, a),
         Command::Run(a) => run::run(ctx, a),
         Command::Start(a) => run::start(ctx, a),

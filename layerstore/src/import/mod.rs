@@ -10,6 +10,8 @@ mod docker;
 mod oci;
 pub mod source;
 
+pub use oci::select as select_platform;
+
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
 use crate::images::ImageRecord;
@@ -38,8 +40,9 @@ pub struct Loaded {
     pub names: Vec<String>,
 }
 
-/// An image whose blobs are stored and verified, waiting for its layers to be applied.
-pub(crate) struct Pending {
+/// An image whose blobs are stored and verified, waiting for its layers to be applied
+/// (by [`commit`]): what an import or a registry pull produces first.
+pub struct Pending {
     pub names: Vec<String>,
     pub manifest: Vec<u8>,
     pub manifest_media_type: String,
@@ -81,7 +84,7 @@ pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded
 }
 
 /// Applies a pending image's layers and registers it.
-pub(crate) fn commit(store: &Store, p: Pending) -> Result<Loaded> {
+pub fn commit(store: &Store, p: Pending) -> Result<Loaded> {
     let cfg_bytes = store.blobs.read(&p.config_digest)?;
     let cfg: ImageConfig = serde_json::from_slice(&cfg_bytes)
         .map_err(|e| StoreError::json(format!("image config {}", p.config_digest), e))?;

@@ -44,7 +44,7 @@ fn is_attestation(d: &Descriptor) -> bool {
 }
 
 /// Picks descriptors for `wanted`: all when none says its platform, else the matching ones.
-fn select(descs: &[Descriptor], wanted: &Platform, label: &str) -> Result<Vec<Descriptor>> {
+pub fn select(descs: &[Descriptor], wanted: &Platform, label: &str) -> Result<Vec<Descriptor>> {
     let descs: Vec<&Descriptor> = descs.iter().filter(|d| !is_attestation(d)).collect();
     if descs.iter().all(|d| d.platform.is_none()) {
         return Ok(descs.into_iter().cloned().collect());

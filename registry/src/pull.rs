@@ -1,0 +1,328 @@
+//! `pull`: manifest (or index, then the platform's manifest), config, and layers in
+//! parallel, each verified against its digest before it is stored; a dropped connection
+//! resumes with a Range request; layers already in the store are not fetched. The image is
+//! then registered exactly as an imported one (layers applied, DiffIDs checked).
+
+use crate::client::{status_error, Client, Payload};
+use crate::error::{RegistryError, Result};
+use crate::reference::Reference;
+use layerstore::blobs::Staged;
+use layerstore::import::{self, Loaded, Pending};
+use layerstore::spec::{self, Descriptor, Index, Manifest, Platform, Versioned};
+use layerstore::{Digest, Store};
+use sha2::{Digest as _, Sha256};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Media types a pull accepts, most preferred first.
+pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// How many times a blob download is resumed before giving up.
+const RETRIES: usize = 5;
+
+/// Receives (layer digest, bytes done, bytes total) as layers download.
+pub type Progress = Box<dyn Fn(&str, u64, u64) + Send + Sync>;
+
+/// Options of a pull.
+#[derive(Default)]
+pub struct PullOptions {
+    pub platform: Option<Platform>,
+    pub progress: Option<Progress>,
+}
+
+/// Fetches manifest `target` of `repo`: its bytes, media type and digest (checked when
+/// `target` is a digest). Refused above [`import::MAX_MANIFEST`].
+pub fn fetch_manifest(
+    client: &Client,
+    repo: &str,
+    target: &str,
+) -> Result<(Vec<u8>, String, Digest)> {
+    let path = format!("/v2/{repo}/manifests/{target}");
+    let mut r = client.request(
+        "GET",
+        &path,
+        &[("Accept", ACCEPT.to_string())],
+        Payload::Empty,
+    )?;
+    if !r.status().is_success() {
+        return Err(match status_error(&client.url(&path), &mut r) {
+            RegistryError::NotFound(_) => RegistryError::NotFound(format!("{repo}:{target}")),
+            e => e,
+        });
+    }
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let mut body = Vec::new();
+    r.body_mut()
+        .as_reader()
+        .take(import::MAX_MANIFEST + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| RegistryError::io("read manifest", &path, e))?;
+    if body.len() as u64 > import::MAX_MANIFEST {
+        return Err(RegistryError::Protocol(format!(
+            "{repo}:{target}: the manifest is over the {} MiB limit: refused",
+            import::MAX_MANIFEST >> 20
+        )));
+    }
+    let digest = Digest::of(&body);
+    if target.starts_with("sha256:") && digest.to_string() != target {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("manifest {repo}@{target}"),
+            expected: target.to_string(),
+            actual: digest.to_string(),
+        });
+    }
+    let v: Versioned = serde_json::from_slice(&body).map_err(|e| {
+        RegistryError::Protocol(format!("{repo}:{target}: the manifest is not JSON: {e}"))
+    })?;
+    let media_type = v
+        .media_type
+        .filter(|m| !m.is_empty())
+        .unwrap_or(if ctype.is_empty() {
+            if v.manifests.is_some() {
+                spec::OCI_INDEX.to_string()
+            } else {
+                spec::OCI_MANIFEST.to_string()
+            }
+        } else {
+            ctype
+        });
+    Ok((body, media_type, digest))
+}
+
+/// Fetches a small blob (a config) whole, checking its digest.
+fn fetch_small(client: &Client, repo: &str, d: &Descriptor) -> Result<Vec<u8>> {
+    let path = format!("/v2/{repo}/blobs/{}", d.digest);
+    let mut r = client.request("GET", &path, &[], Payload::Empty)?;
+    if !r.status().is_success() {
+        return Err(status_error(&client.url(&path), &mut r));
+    }
+    let mut body = Vec::new();
+    r.body_mut()
+        .as_reader()
+        .take(import::MAX_CONFIG + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| RegistryError::io("read", &path, e))?;
+    let got = Digest::of(&body);
+    if got != d.digest {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("config {}", d.digest),
+            expected: d.digest.to_string(),
+            actual: got.to_string(),
+        });
+    }
+    Ok(body)
+}
+
+/// Downloads blob `d` into the store: streamed to a temp file while hashed, resumed with
+/// `Range` after a cut, verified, flushed, and only then given its name.
+pub fn fetch_blob(
+    store: &Store,
+    client: &Client,
+    repo: &str,
+    d: &Descriptor,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
+    let dir = store.temp_dir()?;
+    let path = dir.join("blob");
+    let result = (|| -> Result<Staged> {
+        let mut file = std::fs::File::create(&path)
+            .map_err(|e| RegistryError::io("create", path.display(), e))?;
+        let mut hasher = Sha256::new();
+        let mut have: u64 = 0;
+        let url = format!("/v2/{repo}/blobs/{}", d.digest);
+        let mut last_err: Option<RegistryError> = None;
+        for _attempt in 0..=RETRIES {
+            let headers: Vec<(&str, String)> = if have > 0 {
+                vec![("Range", format!("bytes={have}-"))]
+            } else {
+                Vec::new()
+            };
+            let mut r = match client.request("GET", &url, &headers, Payload::Empty) {
+                Ok(r) => r,
+                Err(e @ RegistryError::Http { .. }) => {
+                    last_err = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let status = r.status().as_u16();
+            if status == 200 && have > 0 {
+                // The registry ignored the range: start over.
+                have = 0;
+                hasher = Sha256::new();
+                file.set_len(0)
+                    .map_err(|e| RegistryError::io("truncate", path.display(), e))?;
+                std::io::Seek::rewind(&mut file)
+                    .map_err(|e| RegistryError::io("seek", path.display(), e))?;
+            } else if !(status == 200 || status == 206) {
+                return Err(status_error(&client.url(&url), &mut r));
+            }
+            let mut reader = r.body_mut().as_reader();
+            let mut buf = vec![0u8; 256 * 1024];
+            let cut = loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break None,
+                    Ok(n) => {
+                        if have + n as u64 > d.size as u64 {
+                            return Err(RegistryError::DigestMismatch {
+                                what: format!("layer {}", d.digest),
+                                expected: format!("{} bytes", d.size),
+                                actual: "more bytes".into(),
+                            });
+                        }
+                        hasher.update(&buf[..n]);
+                        file.write_all(&buf[..n])
+                            .map_err(|e| RegistryError::io("write", path.display(), e))?;
+                        have += n as u64;
+                        progress(have);
+                    }
+                    Err(e) => break Some(e),
+                }
+            };
+            if have == d.size as u64 {
+                break;
+            }
+            last_err = Some(RegistryError::io(
+                "download (connection cut)",
+                format!("{} at {have}/{} bytes", d.digest, d.size),
+                cut.unwrap_or_else(|| std::io::Error::other("the body ended early")),
+            ));
+        }
+        if have != d.size as u64 {
+            return Err(last_err
+                .unwrap_or_else(|| RegistryError::Protocol(format!("{}: incomplete", d.digest))));
+        }
+        let actual: Digest = format!("sha256:{}", hex::encode(hasher.finalize()))
+            .parse()
+            .map_err(|e: layerstore::digest::BadDigest| RegistryError::Protocol(e.to_string()))?;
+        file.sync_all()
+            .map_err(|e| RegistryError::io("fsync", path.display(), e))?;
+        Ok(Staged {
+            path: path.clone(),
+            digest: actual,
+            size: have,
+        })
+    })();
+    let r = match result {
+        Ok(staged) => {
+            let actual = staged.digest.clone();
+            store
+                .blobs
+                .commit(staged, &format!("layer {}", d.digest), Some(&d.digest))
+                .map(|_| ())
+                .map_err(|e| match e {
+                    layerstore::StoreError::DigestMismatch { .. } => {
+                        RegistryError::DigestMismatch {
+                            what: format!("layer {}", d.digest),
+                            expected: d.digest.to_string(),
+                            actual: actual.to_string(),
+                        }
+                    }
+                    e => e.into(),
+                })
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+/// Pulls `r` into `store` and registers it under its name.
+pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -> Result<Loaded> {
+    let repo = &r.repository;
+    let (mut body, mut media_type, mut digest) = fetch_manifest(client, repo, r.target())?;
+    if spec::is_index_type(&media_type) {
+        let index: Index = serde_json::from_slice(&body)
+            .map_err(|e| RegistryError::Protocol(format!("{repo}: bad index: {e}")))?;
+        let wanted = opts
+            .platform
+            .clone()
+            .unwrap_or_else(Platform::default_linux);
+        let picked = import::select_platform(
+            &index.manifests.unwrap_or_default(),
+            &wanted,
+            &format!("{}/{repo}", r.registry),
+        )?;
+        let first = picked.first().ok_or_else(|| {
+            RegistryError::Protocol(format!("{repo}: the index lists no manifest"))
+        })?;
+        (body, media_type, digest) = fetch_manifest(client, repo, &first.digest.to_string())?;
+    }
+    if !spec::is_manifest_type(&media_type) {
+        return Err(RegistryError::Protocol(format!(
+            "{repo}:{}: unsupported manifest type {media_type} (schema 1 and others are refused)",
+            r.target()
+        )));
+    }
+    let manifest: Manifest = serde_json::from_slice(&body)
+        .map_err(|e| RegistryError::Protocol(format!("{repo}: bad manifest: {e}")))?;
+    for l in &manifest.layers {
+        if !spec::is_layer_type(&l.media_type) {
+            return Err(RegistryError::Protocol(format!(
+                "{repo}: layer {} has unsupported media type {}",
+                l.digest, l.media_type
+            )));
+        }
+    }
+    if !store.blobs.exists(&manifest.config.digest) {
+        let cfg = fetch_small(client, repo, &manifest.config)?;
+        store
+            .blobs
+            .put(&cfg, "config", Some(&manifest.config.digest))?;
+    }
+    let missing: Vec<&Descriptor> = manifest
+        .layers
+        .iter()
+        .filter(|l| !store.blobs.exists(&l.digest))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let errors = std::sync::Mutex::new(Vec::new());
+    let workers = missing.len().min(4);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(d) = missing.get(i) else { break };
+                let tell = |done: u64| {
+                    if let Some(p) = &opts.progress {
+                        p(&d.digest.to_string(), done, d.size as u64);
+                    }
+                };
+                if let Err(e) = fetch_blob(store, client, repo, d, &tell) {
+                    if let Ok(mut v) = errors.lock() {
+                        v.push(e);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = errors
+        .into_inner()
+        .ok()
+        .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)))
+    {
+        return Err(e);
+    }
+    let _ = digest;
+    let pending = Pending {
+        names: r.local_name().into_iter().collect(),
+        manifest: body,
+        manifest_media_type: media_type,
+        config_digest: manifest.config.digest.clone(),
+        layers: manifest
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.media_type.clone()))
+            .collect(),
+    };
+    Ok(import::commit(store, pending)?)
+}
