@@ -34,6 +34,11 @@ pub struct Cli {
 }
 
 fn main() {
+    // Die quietly on a closed pipe (`strata images | head`), as Unix tools do.
+    // SAFETY: restoring the default disposition of one signal at startup.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -20,6 +20,9 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The file naming the driver in use when several hold layers (written by `migrate`).
+pub const ACTIVE_DRIVER_FILE: &str = "driver";
+
 /// How to open a store.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -116,6 +119,13 @@ impl Store {
     /// Keeps using the driver whose folder already holds layers; else opens the first that
     /// works (and only that one: later drivers are not tried, and it is not opened twice).
     fn detect_driver(root: &Path, opts: &DriverOptions) -> Result<Box<dyn Driver>> {
+        // A migration pins the driver in use (`<data-root>/driver`) while both hold layers.
+        if let Ok(name) = fs::read_to_string(root.join(ACTIVE_DRIVER_FILE)) {
+            let name = name.trim();
+            if drivers::DRIVER_NAMES.contains(&name) {
+                return Ok(drivers::open(name, &root.join(name), opts)?);
+            }
+        }
         let used: Vec<&str> = drivers::DRIVER_NAMES
             .iter()
             .copied()
@@ -161,6 +171,11 @@ impl Store {
         if let Some(f) = &self.progress {
             f(what, done, total);
         }
+    }
+
+    /// Reports progress of long work done outside the store (a migration).
+    pub fn report_progress(&self, what: &str, done: usize, total: usize) {
+        self.report(what, done, total);
     }
 
     /// A fresh directory under the store's temp area (same filesystem as the store).

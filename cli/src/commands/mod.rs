@@ -79,6 +79,8 @@ pub enum Command {
     Export(containers::ExportArgs),
     /// Show the storage driver, backing filesystem and every driver's support here.
     Info(storage::InfoArgs),
+    /// Move every image and container to another storage driver.
+    Migrate(storage::MigrateArgs),
     /// Verify every blob, layer, image and container.
     Fsck(storage::FsckArgs),
     /// Serve one FUSE union mount (started by the aufs driver's mount; not for people).
@@ -202,6 +204,7 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Export(a) => containers::export(ctx, a),
         Command::Info(a) => storage::info(ctx, a),
         Command::Fsck(a) => storage::fsck(ctx, a),
+        Command::Migrate(a) => storage::migrate(ctx, a),
         Command::System { cmd } => storage::system(ctx, cmd),
         Command::UnionfsServe(a) => storage::unionfs_serve(a),
     }

@@ -206,3 +206,74 @@ pub fn unionfs_serve(a: UnionfsServeArgs) -> Result<i32> {
         .with_context(|| format!("serving the union on {}", opts.mountpoint.display()))?;
     Ok(0)
 }
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// The driver to move everything to.
+    #[arg(long)]
+    to: String,
+    /// The driver to move from (default: the one in use).
+    #[arg(long)]
+    from: Option<String>,
+    /// Print what would move and the space needed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Remove the source driver's data once everything moved.
+    #[arg(long)]
+    prune: bool,
+}
+
+/// `migrate`: every image layer and stopped container to another driver.
+pub fn migrate(ctx: &Context, a: MigrateArgs) -> Result<i32> {
+    let mut ctx2 = Context {
+        data_root: ctx.data_root.clone(),
+        driver: a.from.clone().or_else(|| ctx.driver.clone()),
+        driver_opts: ctx.driver_opts.clone(),
+        container_size: None,
+    };
+    if ctx2.driver.as_deref() == Some(a.to.as_str()) && a.from.is_none() {
+        ctx2.driver = None;
+    }
+    let mut store = ctx2.store()?;
+    let plan = layerstore::migrate::plan(&store, &a.to)?;
+    println!(
+        "{} -> {}: {} image layer(s), {} container(s), {} needed",
+        plan.from,
+        plan.to,
+        plan.layers.len(),
+        plan.containers.len(),
+        human_size(plan.bytes)
+    );
+    if a.dry_run {
+        for c in &plan.containers {
+            println!("container {c}");
+        }
+        return Ok(0);
+    }
+    let running: Vec<String> = store
+        .containers
+        .all()?
+        .into_iter()
+        .filter(|(_, c)| {
+            runtime::state::State::load(&super::run::bundle(&store, &c.id))
+                .map(|s| s.is_running())
+                .unwrap_or(false)
+        })
+        .map(|(_, c)| c.name)
+        .collect();
+    let done = layerstore::migrate::migrate(&mut store, &a.to, &ctx.driver_opts, &running, a.prune)
+        .with_context(|| format!("migrate to {}", a.to))?;
+    println!(
+        "migrated {} layer(s) and {} container(s) from {} to {}{}",
+        done.layers.len(),
+        done.containers.len(),
+        done.from,
+        done.to,
+        if a.prune {
+            "; the source driver's data was removed"
+        } else {
+            ""
+        }
+    );
+    Ok(0)
+}

@@ -81,6 +81,10 @@ fn lookup(root: &OwnedFd, rel: &Path) -> io::Result<Option<rustix::fs::Stat>> {
 pub fn native(layer: &Path, parent: &Path, since: u64) -> io::Result<Vec<Change>> {
     let lfd = open_root(layer)?;
     let pfd = open_root(parent)?;
+    // Written data updates an inode's item only when it reaches the disk (delalloc), and
+    // inode updates wait in the delayed-inode cache until a commit: flush and commit (one
+    // syncfs) so the tree holds every change.
+    rustix::fs::syncfs(&lfd)?;
     ioctl::commit_transaction(&lfd)?;
     let changed = ioctl::search_inodes_since(&lfd, since)?;
     let mut out: BTreeMap<PathBuf, ChangeKind> = BTreeMap::new();

@@ -13,8 +13,18 @@ use std::path::Path;
 /// hardlink group" for every entry under `root` (the root itself excluded).
 pub fn tree_manifest(root: &Path) -> io::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    let mut inodes = HashMap::new();
+    let mut inodes: HashMap<(u64, u64), Vec<String>> = HashMap::new();
     walk(root, root, &mut out, &mut inodes)?;
+    // A hardlink group is the names of one inode within this tree (a link count that
+    // counts names elsewhere, e.g. in an overlay's lower layer, is not a group).
+    for names in inodes.values().filter(|n| n.len() > 1) {
+        let first = names.iter().min().cloned().unwrap_or_default();
+        for n in names {
+            if let Some(d) = out.get_mut(n) {
+                d.push_str(&format!(" hardlink-group={first}"));
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -37,7 +47,7 @@ fn walk(
     root: &Path,
     dir: &Path,
     out: &mut BTreeMap<String, String>,
-    inodes: &mut HashMap<(u64, u64), String>,
+    inodes: &mut HashMap<(u64, u64), Vec<String>>,
 ) -> io::Result<()> {
     let mut names: Vec<_> = fs::read_dir(dir)?
         .map(|e| e.map(|e| e.path()))
@@ -79,10 +89,11 @@ fn walk(
         if ft.is_file() {
             d += &format!(" size={} sha256={}", md.len(), content_digest(&p)?);
             if md.nlink() > 1 {
-                let first = inodes
+                // Marked below, once it is known that another name in this tree shares it.
+                inodes
                     .entry((md.dev(), md.ino()))
-                    .or_insert_with(|| rel.clone());
-                d += &format!(" hardlink-group={first}");
+                    .or_default()
+                    .push(rel.clone());
             }
         } else if ft.is_symlink() {
             d += &format!(" target={}", fs::read_link(&p)?.display());
