@@ -67,7 +67,7 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(layers, benches);
-criterion_main!(layers, stores);
+criterion_main!(layers, stores, union);
 
 /// `create` + `mount` + `umount` + `rm` of a container rootfs on overlay2 through the
 /// library (no process start), and `commit` of a container that wrote 1,000 small files.
@@ -117,3 +117,29 @@ fn containers(c: &mut Criterion) {
 }
 
 criterion_group!(stores, containers);
+
+/// The FUSE union's copy-up (what the first write to a lower file costs): a 1 MiB file and a
+/// hardlinked one (through a pseudo-link), from a lower branch into the writable one.
+fn copy_up(c: &mut Criterion) {
+    let mut g = c.benchmark_group("union");
+    g.bench_function("copy_up_1mib", |b| {
+        b.iter_with_setup(
+            || {
+                let t = tempfile::tempdir().unwrap();
+                std::fs::create_dir_all(t.path().join("lower/d")).unwrap();
+                std::fs::create_dir(t.path().join("upper")).unwrap();
+                std::fs::write(t.path().join("lower/d/f"), vec![7u8; 1 << 20]).unwrap();
+                std::fs::hard_link(t.path().join("lower/d/f"), t.path().join("lower/d/g")).unwrap();
+                t
+            },
+            |t| {
+                let u = unionfs::Union::new(t.path().join("upper"), vec![t.path().join("lower")]);
+                u.copy_up(Path::new("d/f")).unwrap();
+                t
+            },
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(union, copy_up);

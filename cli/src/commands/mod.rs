@@ -1,5 +1,6 @@
 //! The verbs of `../shared/design/cli.md`, each a thin layer over the library crates.
 
+mod bench;
 mod containers;
 mod images;
 mod registry;
@@ -79,6 +80,8 @@ pub enum Command {
     Export(containers::ExportArgs),
     /// Show the storage driver, backing filesystem and every driver's support here.
     Info(storage::InfoArgs),
+    /// Compare the storage drivers on the same work: a table, JSON and an HTML chart.
+    Bench(bench::BenchArgs),
     /// Move every image and container to another storage driver.
     Migrate(storage::MigrateArgs),
     /// Verify every blob, layer, image and container.
@@ -205,6 +208,7 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Info(a) => storage::info(ctx, a),
         Command::Fsck(a) => storage::fsck(ctx, a),
         Command::Migrate(a) => storage::migrate(ctx, a),
+        Command::Bench(a) => bench::bench(ctx, a),
         Command::System { cmd } => storage::system(ctx, cmd),
         Command::UnionfsServe(a) => storage::unionfs_serve(a),
     }

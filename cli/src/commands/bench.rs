@@ -1,0 +1,407 @@
+//! `bench`: the same work on each storage driver, on the same backing filesystem (a fresh
+//! loop-mounted one: btrfs when btrfs is compared, so every driver shares it, else ext4),
+//! timed end to end through the `strata` binary itself as a user would run it. Prints a
+//! table of median (min–max) per step and driver, and writes JSON and a self-contained
+//! HTML page with a bar chart.
+
+use super::Context;
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Args;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The steps, in order, with what each does.
+const STEPS: &[(&str, &str)] = &[
+    ("load", "load the image"),
+    ("create+mount", "create a container and mount its rootfs"),
+    ("start", "run --rm IMAGE true"),
+    (
+        "write",
+        "write 1,000 small files and one large file in the container",
+    ),
+    ("read", "read them back"),
+    ("commit", "commit the container"),
+    ("diff", "diff the container"),
+    ("remove", "umount, rm and rmi"),
+    ("migrate", "migrate a loaded store to another driver"),
+];
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Drivers to compare (default: every driver that works here).
+    #[arg(long, value_delimiter = ',')]
+    drivers: Vec<String>,
+    /// An image archive (docker-archive or OCI), or the name of an image in the store.
+    #[arg(long)]
+    image: String,
+    /// Runs per driver.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a self-contained HTML page with a chart here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Size of the large file, in MiB.
+    #[arg(long, default_value_t = 100)]
+    big_file_mb: u64,
+    /// Where to make the scratch filesystem.
+    #[arg(long, default_value = "/var/tmp")]
+    dir: PathBuf,
+}
+
+struct Runner {
+    exe: PathBuf,
+    config: PathBuf,
+}
+
+impl Runner {
+    fn run(&self, root: &Path, driver: &str, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.exe)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-root")
+            .arg(root)
+            .arg("--storage-driver")
+            .arg(driver)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {}", self.exe.display()))?;
+        if !out.status.success() {
+            bail!(
+                "strata {} ({driver}) failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Bytes in use on the filesystem holding `path`, after flushing it (so delayed
+/// allocation is counted, and btrfs's shared extents count once).
+fn used_bytes(path: &Path) -> u64 {
+    if let Ok(fd) = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    ) {
+        let _ = rustix::fs::syncfs(&fd);
+    }
+    rustix::fs::statvfs(path)
+        .map(|s| (s.f_blocks - s.f_bfree) * s.f_frsize)
+        .unwrap_or(0)
+}
+
+/// One run of every step on `driver`; returns step -> milliseconds, and the bytes the data
+/// root took on the filesystem after the load and the writes.
+fn one_run(
+    r: &Runner,
+    base: &Path,
+    driver: &str,
+    image: &Path,
+    big: u64,
+    run: usize,
+) -> Result<(BTreeMap<String, f64>, u64)> {
+    let root = base.join(format!("{driver}-{run}"));
+    let mut t: BTreeMap<String, f64> = BTreeMap::new();
+    let used_before = used_bytes(base);
+    let t0 = Instant::now();
+    let loaded = r.run(&root, driver, &["load", "-i", &image.to_string_lossy()])?;
+    t.insert("load".into(), ms(t0));
+    let name = loaded
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Loaded image: ")
+                .or(l.strip_prefix("Loaded image ID: "))
+        })
+        .ok_or_else(|| anyhow!("the image archive named no image"))?
+        .trim()
+        .to_string();
+    let t0 = Instant::now();
+    r.run(&root, driver, &["create", "--name", "b", &name, "true"])?;
+    let rootfs = PathBuf::from(r.run(&root, driver, &["mount", "b"])?.trim());
+    t.insert("create+mount".into(), ms(t0));
+    let t0 = Instant::now();
+    r.run(&root, driver, &["run", "--rm", &name, "true"])?;
+    t.insert("start".into(), ms(t0));
+    let t0 = Instant::now();
+    let dir = rootfs.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    for i in 0..1000 {
+        std::fs::write(dir.join(format!("f{i:04}")), format!("small file {i}\n"))?;
+    }
+    let chunk = vec![0x5au8; 1 << 20];
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(dir.join("big"))?;
+        for _ in 0..big {
+            f.write_all(&chunk)?;
+        }
+    }
+    t.insert("write".into(), ms(t0));
+    let t0 = Instant::now();
+    let mut n = 0usize;
+    for e in std::fs::read_dir(&dir)? {
+        n += std::fs::read(e?.path())?.len();
+    }
+    t.insert("read".into(), ms(t0));
+    if n < (big << 20) as usize {
+        bail!("read back {n} bytes, less than written");
+    }
+    let disk = used_bytes(base).saturating_sub(used_before);
+    r.run(&root, driver, &["umount", "b"])?;
+    let t0 = Instant::now();
+    r.run(&root, driver, &["commit", "b", "bench:commit"])?;
+    t.insert("commit".into(), ms(t0));
+    let t0 = Instant::now();
+    r.run(&root, driver, &["diff", "b"])?;
+    t.insert("diff".into(), ms(t0));
+    let t0 = Instant::now();
+    r.run(&root, driver, &["rm", "b"])?;
+    r.run(&root, driver, &["rmi", "bench:commit", &name])?;
+    t.insert("remove".into(), ms(t0));
+    // Migrate: a freshly loaded store to another driver.
+    r.run(&root, driver, &["load", "-i", &image.to_string_lossy()])?;
+    let other = if driver == "vfs" { "overlay2" } else { "vfs" };
+    let t0 = Instant::now();
+    r.run(&root, driver, &["migrate", "--to", other, "--prune"])?;
+    t.insert("migrate".into(), ms(t0));
+    let _ = std::fs::remove_dir_all(&root);
+    Ok((t, disk))
+}
+
+fn stats(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let med = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    (med, v[0], v[v.len() - 1])
+}
+
+/// A self-contained HTML page: a grouped bar chart (SVG) and the table.
+fn html(doc: &serde_json::Value, drivers: &[String]) -> String {
+    let colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2"];
+    let steps: Vec<&str> = STEPS.iter().map(|(s, _)| *s).collect();
+    let max = drivers
+        .iter()
+        .flat_map(|d| steps.iter().map(move |s| (d, s)))
+        .filter_map(|(d, s)| doc["drivers"][d]["steps"][s]["median_ms"].as_f64())
+        .fold(1.0f64, f64::max);
+    let (w, row_h, bar_h, left) = (900.0, 18.0 * drivers.len() as f64 + 14.0, 16.0, 130.0);
+    let height = row_h * steps.len() as f64 + 40.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    for (i, s) in steps.iter().enumerate() {
+        let y0 = 10.0 + i as f64 * row_h;
+        svg += &format!(r#"<text x="0" y="{}">{s}</text>"#, y0 + 14.0);
+        for (j, d) in drivers.iter().enumerate() {
+            let v = doc["drivers"][d]["steps"][s]["median_ms"]
+                .as_f64()
+                .unwrap_or(0.0);
+            // Log-ish scale keeps 1 ms and 1 s readable on one chart.
+            let len = ((1.0 + v).ln() / (1.0 + max).ln()) * (w - left - 90.0);
+            let y = y0 + j as f64 * 18.0;
+            svg += &format!(
+                r#"<rect x="{left}" y="{y}" width="{len:.1}" height="{bar_h}" fill="{}"><title>{d} {s}: {v:.1} ms</title></rect><text x="{:.1}" y="{:.1}">{v:.1} ms</text>"#,
+                colors[j % colors.len()],
+                left + len + 4.0,
+                y + 12.0
+            );
+        }
+    }
+    let legend_y = height - 12.0;
+    for (j, d) in drivers.iter().enumerate() {
+        let x = left + j as f64 * 110.0;
+        svg += &format!(
+            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{legend_y}">{d}</text>"#,
+            legend_y - 10.0,
+            colors[j % colors.len()],
+            x + 16.0
+        );
+    }
+    svg += "</svg>";
+    let mut rows = String::new();
+    for (s, what) in STEPS {
+        rows += &format!("<tr><td>{s}</td><td>{what}</td>");
+        for d in drivers {
+            let c = &doc["drivers"][d]["steps"][s];
+            rows += &format!(
+                "<td>{:.1} ({:.1}–{:.1})</td>",
+                c["median_ms"].as_f64().unwrap_or(0.0),
+                c["min_ms"].as_f64().unwrap_or(0.0),
+                c["max_ms"].as_f64().unwrap_or(0.0)
+            );
+        }
+        rows += "</tr>";
+    }
+    let mut disk = String::from(
+        "<tr><td>disk</td><td>space used after load and writes (filesystem delta)</td>",
+    );
+    for d in drivers {
+        disk += &format!(
+            "<td>{:.1} MB</td>",
+            doc["drivers"][d]["disk_bytes"].as_f64().unwrap_or(0.0) / 1e6
+        );
+    }
+    disk += "</tr>";
+    let head: String = drivers.iter().map(|d| format!("<th>{d}</th>")).collect();
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>strata storage benchmark</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+2){{text-align:left}}</style></head>
+<body><h1>strata storage drivers, side by side</h1>
+<p>Image <code>{}</code>, {} run(s) per driver, backing filesystem {} (the same for every driver). Median milliseconds per step (log scale); hover a bar for its value.</p>
+{svg}
+<h2>Median (min–max) ms</h2><table><tr><th>step</th><th>what</th>{head}</tr>{rows}{disk}</table></body></html>"#,
+        doc["image"].as_str().unwrap_or(""),
+        doc["runs"],
+        doc["backing_fs"].as_str().unwrap_or("")
+    )
+}
+
+pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
+    if a.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let exe = std::env::current_exe()?;
+    let work = tempfile_dir(&a.dir)?;
+    let config = work.join("daemon.json");
+    std::fs::write(&config, b"{}")?;
+    // The image as an archive file.
+    let image = if Path::new(&a.image).is_file() {
+        std::fs::canonicalize(&a.image)?
+    } else {
+        let store = ctx.store_ro()?;
+        let out = work.join("image.tar");
+        let img = store.resolve_image(&a.image)?;
+        layerstore::export::save(
+            &store,
+            &[img.id.to_string()],
+            &out,
+            layerstore::export::Format::Docker,
+        )
+        .with_context(|| format!("saving {} for the benchmark", a.image))?;
+        out
+    };
+    let mut drivers: Vec<String> = a.drivers.clone();
+    if drivers.is_empty() {
+        drivers = vec!["overlay2".into(), "vfs".into()];
+        if drivers::loopfs::kernel_has("btrfs") {
+            drivers.push("btrfs".into());
+        }
+        if drivers::loopfs::kernel_has("fuse") || drivers::loopfs::kernel_has("aufs") {
+            drivers.push("aufs".into());
+        }
+    }
+    for d in &drivers {
+        if !drivers::DRIVER_NAMES.contains(&d.as_str()) {
+            bail!("unknown driver {d:?}: use overlay2, btrfs, aufs, vfs");
+        }
+    }
+    let fstype = if drivers.iter().any(|d| d == "btrfs") {
+        "btrfs"
+    } else {
+        "ext4"
+    };
+    let size = (4u64 << 30).max((a.big_file_mb << 20) * 6);
+    let mut fs =
+        drivers::loopfs::LoopFs::create(fstype, &work.join("fs.img"), &work.join("fs"), size)
+            .with_context(|| {
+                format!("making a {fstype} filesystem for the benchmark (needs root)")
+            })?;
+    let runner = Runner { exe, config };
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut doc = json!({
+        "image": a.image,
+        "runs": a.runs,
+        "backing_fs": fstype,
+        "big_file_mb": a.big_file_mb,
+        "steps": STEPS.iter().map(|(s, w)| json!({"name": s, "what": w})).collect::<Vec<_>>(),
+        "drivers": {},
+    });
+    let result = (|| -> Result<()> {
+        for d in &drivers {
+            let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            let mut disk = 0;
+            for run in 0..a.runs {
+                if tty {
+                    eprintln!("bench {d}: run {}/{}", run + 1, a.runs);
+                }
+                let (t, du) = one_run(&runner, fs.path(), d, &image, a.big_file_mb, run)
+                    .with_context(|| format!("bench {d}"))?;
+                disk = disk.max(du);
+                for (k, v) in t {
+                    samples.entry(k).or_default().push(v);
+                }
+            }
+            let mut steps = serde_json::Map::new();
+            for (k, mut v) in samples {
+                let (med, min, max) = stats(&mut v);
+                steps.insert(
+                    k,
+                    json!({"median_ms": med, "min_ms": min, "max_ms": max, "samples": v}),
+                );
+            }
+            doc["drivers"][d] = json!({"steps": steps, "disk_bytes": disk});
+        }
+        Ok(())
+    })();
+    let _ = fs.destroy();
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    // The table.
+    let mut head = vec!["step".to_string()];
+    head.extend(drivers.iter().cloned());
+    let mut t = crate::output::table(&head.iter().map(String::as_str).collect::<Vec<_>>());
+    for (s, _) in STEPS {
+        let mut row = vec![s.to_string()];
+        for d in &drivers {
+            let c = &doc["drivers"][d]["steps"][s];
+            row.push(format!(
+                "{:.1} ms ({:.1}–{:.1})",
+                c["median_ms"].as_f64().unwrap_or(0.0),
+                c["min_ms"].as_f64().unwrap_or(0.0),
+                c["max_ms"].as_f64().unwrap_or(0.0)
+            ));
+        }
+        t.add_row(row);
+    }
+    let mut row = vec!["disk".to_string()];
+    for d in &drivers {
+        row.push(crate::output::human_size(
+            doc["drivers"][d]["disk_bytes"].as_u64().unwrap_or(0),
+        ));
+    }
+    t.add_row(row);
+    println!(
+        "{} run(s) per driver on a fresh {fstype}; median (min–max):",
+        a.runs
+    );
+    crate::output::print_table(&t);
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&doc)?)?;
+    }
+    if let Some(p) = &a.html {
+        std::fs::write(p, html(&doc, &drivers))?;
+    }
+    Ok(0)
+}
+
+fn tempfile_dir(base: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(base)?;
+    let d = base.join(format!("strata-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir(&d)?;
+    Ok(d)
+}
