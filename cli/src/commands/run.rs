@@ -237,9 +237,8 @@ pub fn create_container(
         };
         let mut args = entrypoint;
         args.extend(cmd);
-        if args.is_empty() {
-            bail!("no command specified: give one after the image (the image has no Cmd or Entrypoint)");
-        }
+        // A container made only for its filesystem (create, mount, commit) needs no
+        // command; starting one without a command is refused then, as Docker does.
         let mut env = strings(&cfg["Env"]);
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(
