@@ -393,3 +393,45 @@ fn cp_copies_both_ways_without_following_symlinks_out() {
     );
     s.ok(&["rm", "c"]);
 }
+
+#[test]
+fn t_gives_the_container_a_terminal_and_i_its_stdin() {
+    let s = setup("overlay2");
+    let script = common::require_tool("script");
+    let cmd = format!(
+        "{} --config {} --data-root {} run --rm -t busybox-wh:1 {BB} sh -c '[ -t 0 ] && [ -t 1 ] && echo is-a-tty; exit 5'",
+        env!("CARGO_BIN_EXE_strata"),
+        s.dir.path().join("daemon.json").display(),
+        s.root().display()
+    );
+    let o = std::process::Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("is-a-tty"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(o.status.code(), Some(5));
+    // Without -t the streams are pipes; -i passes stdin through.
+    let mut child = s
+        .cmd(&[
+            "run",
+            "--rm",
+            "-i",
+            "busybox-wh:1",
+            BB,
+            "sh",
+            "-c",
+            "[ -t 1 ] || echo not-a-tty; read l; echo got $l",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "not-a-tty\ngot hello\n");
+}

@@ -345,6 +345,11 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         if let Err(e) = install_stdio(&stdio) {
             report_and_exit(rep, SETUP, &format!("stdio: {e}"), 125);
         }
+        if plan.terminal {
+            if let Err(e) = crate::tty::make_controlling() {
+                report_and_exit(rep, SETUP, &format!("controlling terminal: {e}"), 125);
+            }
+        }
         if let Err(e) = rootfs::setup(plan) {
             report_and_exit(rep, SETUP, &e, 125);
         }

@@ -12,5 +12,6 @@ pub mod launch;
 pub mod rootfs;
 pub mod spec;
 pub mod state;
+pub mod tty;
 
 pub use error::{Result, RuntimeError};
