@@ -484,3 +484,36 @@ fn a_connection_cut_mid_blob_is_resumed_with_a_range_request() {
     s.ok(&["umount", "c"]);
     s.assert_fsck_ok();
 }
+
+#[test]
+fn a_layer_over_the_chunk_size_is_pushed_in_chunks_and_pulled_back() {
+    let reg = Registry::start(None);
+    let s = Strata::new();
+    // A rootfs tar with 20 MiB of incompressible data: one layer above the 16 MiB chunk.
+    let tar_path = s.dir.path().join("big.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    let mut data = vec![0u8; 20 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "big.bin", &data[..]).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    s.ok(&["import", tar_path.to_str().unwrap(), "big:1"]);
+    let dest = format!("{}/big/img:1", reg.addr);
+    s.ok(&strs(&plain(&["push", "big:1", &dest])));
+    let t = Strata::new();
+    t.ok(&strs(&plain(&["pull", &dest])));
+    assert_eq!(t.images_json()[0]["Id"], s.images_json()[0]["Id"]);
+    let root = t.mounted(&dest, "c");
+    assert_eq!(std::fs::read(root.join("big.bin")).unwrap(), data);
+    t.ok(&["umount", "c"]);
+}
