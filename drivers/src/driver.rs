@@ -226,7 +226,10 @@ pub trait Driver: Send + Sync {
     }
 
     /// Bytes used by layer `id`'s own data.
-    fn diff_size(&self, id: &str) -> Result<u64, DriverError>;
+    fn diff_size(&self, id: &str) -> Result<u64, DriverError> {
+        let d = self.diff_dir(id)?;
+        crate::vfs::tree_size(&d).map_err(|e| DriverError::io("measure", d, e))
+    }
 
     /// Key/value lines for `info`: backing filesystem, options, limits.
     fn status(&self) -> Vec<(String, String)>;

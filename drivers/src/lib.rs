@@ -11,6 +11,7 @@ pub mod changes;
 pub mod driver;
 pub mod error;
 pub mod fsutil;
+pub mod layer_meta;
 pub mod lock;
 pub mod loopfs;
 pub mod overlay;

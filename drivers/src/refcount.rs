@@ -88,6 +88,24 @@ impl MountRefs {
         Ok(n - 1)
     }
 
+    /// `get` for a driver whose layers need no mount (vfs, btrfs): one more reference.
+    pub fn take(&self, id: &str) -> Result<u32, DriverError> {
+        crate::error::check_id(id)?;
+        self.acquire(id, |_| Ok(()))
+    }
+
+    /// `put` for a driver whose layers need no mount: one reference less.
+    pub fn give_back(&self, id: &str) -> Result<(), DriverError> {
+        crate::error::check_id(id)?;
+        self.release(id, || Ok(())).map(|_| ())
+    }
+
+    /// `mount_count` with the id checked.
+    pub fn count_of(&self, id: &str) -> Result<u32, DriverError> {
+        crate::error::check_id(id)?;
+        self.count(id)
+    }
+
     /// Every id with a count above zero.
     pub fn held(&self) -> Result<Vec<(String, u32)>, DriverError> {
         let _l = self.lock()?;

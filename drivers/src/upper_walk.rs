@@ -5,6 +5,8 @@
 //! added-or-modified decision and the ordering are shared.
 
 use crate::changes::{Change, ChangeKind};
+use crate::driver::ChangesSource;
+use crate::error::DriverError;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
@@ -114,4 +116,26 @@ fn walk(
         rel.pop();
     }
     Ok(true)
+}
+
+/// The native changes of a layer kept in `dir`, with `dir` as the place to read them from
+/// (its `private_xattrs` being the driver's own); `None` when an entry is unsafe and the
+/// caller must walk the trees instead.
+pub fn native_with_source(
+    dir: PathBuf,
+    lowers: &[PathBuf],
+    format: &dyn LayerDirFormat,
+    private_xattrs: Option<&'static str>,
+) -> Result<Option<(Vec<Change>, ChangesSource)>, DriverError> {
+    let changes = layer_dir_changes(&dir, lowers, format)
+        .map_err(|e| DriverError::io("read layer changes", &dir, e))?;
+    Ok(changes.map(|c| {
+        (
+            c,
+            ChangesSource {
+                dir,
+                private_xattrs,
+            },
+        )
+    }))
 }

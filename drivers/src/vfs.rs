@@ -6,29 +6,23 @@
 
 use crate::driver::{Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
-use crate::fsutil::{self, copy_tree, write_atomic, CopyOptions};
+use crate::fsutil::{self, copy_tree, CopyOptions};
+use crate::layer_meta::{list_layer_dirs, LayerMeta, MetaDir};
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
 use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-/// What vfs remembers about a layer besides its tree.
-#[derive(Debug, Serialize, Deserialize)]
-struct Meta {
-    parent: Option<String>,
-    rw: bool,
-}
-
 /// The vfs driver.
 #[derive(Debug)]
 pub struct Vfs {
     home: PathBuf,
     refs: MountRefs,
+    meta: MetaDir,
     staging: Staging,
     copy: CopyOptions,
     reflink_asked: bool,
@@ -43,13 +37,12 @@ impl Vfs {
                 reflink = DriverOptions::parse_bool("vfs.reflink", &v)?;
             }
         }
-        for sub in ["dir", "meta"] {
-            let p = home.join(sub);
-            fs::create_dir_all(&p).map_err(|e| DriverError::io("create", p, e))?;
-        }
+        let dir = home.join("dir");
+        fs::create_dir_all(&dir).map_err(|e| DriverError::io("create", dir, e))?;
         let vfs = Vfs {
             home: home.to_path_buf(),
             refs: MountRefs::new(&home.join("mounts"))?,
+            meta: MetaDir::open(home)?,
             staging: Staging::open(home)?,
             copy: CopyOptions::new(reflink),
             reflink_asked: reflink,
@@ -59,23 +52,6 @@ impl Vfs {
 
     fn dir(&self, id: &str) -> PathBuf {
         self.home.join("dir").join(id)
-    }
-
-    fn meta_path(&self, id: &str) -> PathBuf {
-        self.home.join("meta").join(format!("{id}.json"))
-    }
-
-    fn read_meta(&self, id: &str) -> Result<Meta, DriverError> {
-        let p = self.meta_path(id);
-        let data = fs::read(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                DriverError::NotFound(id.to_string())
-            } else {
-                DriverError::io("read", &p, e)
-            }
-        })?;
-        serde_json::from_slice(&data)
-            .map_err(|e| DriverError::io("parse", p, std::io::Error::other(e)))
     }
 }
 
@@ -110,15 +86,14 @@ impl Driver for Vfs {
                         .map_err(|e| DriverError::io("chmod", &tmp, e))?
                 }
             }
-            let meta = Meta {
-                parent: parent.map(str::to_string),
-                rw: kind.writable(),
-            };
-            let json = serde_json::to_vec(&meta).map_err(|e| {
-                DriverError::io("encode", self.meta_path(id), std::io::Error::other(e))
-            })?;
-            write_atomic(&self.meta_path(id), &json)
-                .map_err(|e| DriverError::io("write", self.meta_path(id), e))?;
+            self.meta.write(
+                id,
+                &LayerMeta {
+                    parent: parent.map(str::to_string),
+                    rw: kind.writable(),
+                    size_limit: None,
+                },
+            )?;
             fs::rename(&tmp, self.dir(id)).map_err(|e| DriverError::io("rename", &tmp, e))?;
             fsutil::fsync_dir(&self.home.join("dir"))
                 .map_err(|e| DriverError::io("fsync", self.home.join("dir"), e))
@@ -133,48 +108,36 @@ impl Driver for Vfs {
         check_id(id)?;
         check_removable(self, id)?;
         self.staging.delete(id, &self.dir(id))?;
-        let _ = fs::remove_file(self.meta_path(id));
+        self.meta.remove(id);
         Ok(())
     }
 
     fn exists(&self, id: &str) -> bool {
-        check_id(id).is_ok() && self.dir(id).is_dir() && self.meta_path(id).is_file()
+        check_id(id).is_ok() && self.dir(id).is_dir() && self.meta.exists(id)
     }
 
     fn parent(&self, id: &str) -> Result<Option<String>, DriverError> {
-        Ok(self.read_meta(id)?.parent)
+        Ok(self.meta.read(id)?.parent)
     }
 
     fn list(&self) -> Result<Vec<String>, DriverError> {
-        let d = self.home.join("dir");
-        let mut out = Vec::new();
-        for e in fs::read_dir(&d).map_err(|e| DriverError::io("read", &d, e))? {
-            let e = e.map_err(|e| DriverError::io("read", &d, e))?;
-            if let Some(name) = e.file_name().to_str() {
-                out.push(name.to_string());
-            }
-        }
-        out.sort();
-        Ok(out)
+        list_layer_dirs(&self.home.join("dir"))
     }
 
     fn get(&self, id: &str) -> Result<PathBuf, DriverError> {
         if !self.exists(id) {
             return Err(DriverError::NotFound(id.to_string()));
         }
-        self.refs.acquire(id, |_| Ok(()))?;
+        self.refs.take(id)?;
         Ok(self.dir(id))
     }
 
     fn put(&self, id: &str) -> Result<(), DriverError> {
-        check_id(id)?;
-        self.refs.release(id, || Ok(()))?;
-        Ok(())
+        self.refs.give_back(id)
     }
 
     fn mount_count(&self, id: &str) -> Result<u32, DriverError> {
-        check_id(id)?;
-        self.refs.count(id)
+        self.refs.count_of(id)
     }
 
     fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError> {
@@ -186,11 +149,6 @@ impl Driver for Vfs {
 
     fn whiteout_format(&self) -> &dyn WhiteoutFormat {
         &RemoveWhiteouts
-    }
-
-    fn diff_size(&self, id: &str) -> Result<u64, DriverError> {
-        let root = self.diff_dir(id)?;
-        tree_size(&root).map_err(|e| DriverError::io("measure", root, e))
     }
 
     fn status(&self) -> Vec<(String, String)> {

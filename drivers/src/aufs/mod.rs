@@ -16,7 +16,7 @@ use crate::fsutil::{self, write_atomic, write_replace};
 use crate::loopfs::kernel_has;
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
-use crate::upper_walk::layer_dir_changes;
+use crate::upper_walk::native_with_source;
 use crate::whiteout::WhiteoutFormat;
 use mount::Mounter;
 use std::fs;
@@ -245,16 +245,7 @@ impl Driver for Aufs {
     }
 
     fn list(&self) -> Result<Vec<String>, DriverError> {
-        let d = self.home.join("diff");
-        let mut out = Vec::new();
-        for e in fs::read_dir(&d).map_err(|e| DriverError::io("read", &d, e))? {
-            let e = e.map_err(|e| DriverError::io("read", &d, e))?;
-            if let Some(name) = e.file_name().to_str() {
-                out.push(name.to_string());
-            }
-        }
-        out.sort();
-        Ok(out)
+        crate::layer_meta::list_layer_dirs(&self.home.join("diff"))
     }
 
     fn get(&self, id: &str) -> Result<PathBuf, DriverError> {
@@ -277,8 +268,7 @@ impl Driver for Aufs {
     }
 
     fn mount_count(&self, id: &str) -> Result<u32, DriverError> {
-        check_id(id)?;
-        self.refs.count(id)
+        self.refs.count_of(id)
     }
 
     fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError> {
@@ -302,25 +292,11 @@ impl Driver for Aufs {
         &self,
         id: &str,
     ) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
-        let dir = self.diff_dir(id)?;
         let lowers = self.lower_dirs(id)?;
-        match layer_dir_changes(&dir, &lowers, &AufsLayerDir)
-            .map_err(|e| DriverError::io("read layer changes", &dir, e))?
-        {
-            Some(c) => Ok((
-                c,
-                Some(ChangesSource {
-                    dir,
-                    private_xattrs: None,
-                }),
-            )),
+        match native_with_source(self.diff_dir(id)?, &lowers, &AufsLayerDir, None)? {
+            Some((c, src)) => Ok((c, Some(src))),
             None => Ok((crate::changes::compare_views(self, id)?, None)),
         }
-    }
-
-    fn diff_size(&self, id: &str) -> Result<u64, DriverError> {
-        let d = self.diff_dir(id)?;
-        crate::vfs::tree_size(&d).map_err(|e| DriverError::io("measure", d, e))
     }
 
     fn status(&self) -> Vec<(String, String)> {

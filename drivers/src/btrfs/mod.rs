@@ -13,29 +13,21 @@ use crate::changes::Change;
 use crate::driver::{Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
 use crate::fsutil::{self, write_atomic};
+use crate::layer_meta::{list_layer_dirs, LayerMeta, MetaDir};
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
 use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
-use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// What the driver remembers about a layer besides its subvolume.
-#[derive(Debug, Serialize, Deserialize)]
-struct Meta {
-    parent: Option<String>,
-    rw: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    size_limit: Option<u64>,
-}
 
 /// The btrfs driver.
 #[derive(Debug)]
 pub struct Btrfs {
     home: PathBuf,
     refs: MountRefs,
+    meta: MetaDir,
     staging: Staging,
     /// `btrfs.min_space`: the smallest per-container size limit accepted.
     min_space: Option<u64>,
@@ -68,13 +60,12 @@ impl Btrfs {
                 probe.display()
             )));
         }
-        for sub in ["subvolumes", "meta"] {
-            let p = home.join(sub);
-            fs::create_dir_all(&p).map_err(|e| DriverError::io("create", p, e))?;
-        }
+        let subs = home.join("subvolumes");
+        fs::create_dir_all(&subs).map_err(|e| DriverError::io("create", subs, e))?;
         let d = Btrfs {
             home: home.to_path_buf(),
             refs: MountRefs::new(&home.join("mounts"))?,
+            meta: MetaDir::open(home)?,
             staging: Staging::open(home)?,
             min_space,
             fell_back: AtomicBool::new(false),
@@ -115,30 +106,6 @@ impl Btrfs {
         self.home.join("subvolumes").join(id)
     }
 
-    fn meta_path(&self, id: &str) -> PathBuf {
-        self.home.join("meta").join(format!("{id}.json"))
-    }
-
-    fn read_meta(&self, id: &str) -> Result<Meta, DriverError> {
-        let p = self.meta_path(id);
-        let data = fs::read(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                DriverError::NotFound(id.to_string())
-            } else {
-                DriverError::io("read", &p, e)
-            }
-        })?;
-        serde_json::from_slice(&data)
-            .map_err(|e| DriverError::io("parse", p, std::io::Error::other(e)))
-    }
-
-    fn write_meta(&self, id: &str, m: &Meta) -> Result<(), DriverError> {
-        let json = serde_json::to_vec(m)
-            .map_err(|e| DriverError::io("encode", self.meta_path(id), std::io::Error::other(e)))?;
-        write_atomic(&self.meta_path(id), &json)
-            .map_err(|e| DriverError::io("write", self.meta_path(id), e))
-    }
-
     /// Destroys the subvolume at `path` (renamed into the temp area first, so a crash never
     /// leaves a half-destroyed layer under its name).
     fn destroy(&self, id: &str, path: &Path) -> Result<(), DriverError> {
@@ -158,7 +125,7 @@ impl Btrfs {
         for e in fs::read_dir(&d).map_err(|e| DriverError::io("read", &d, e))? {
             let e = e.map_err(|e| DriverError::io("read", &d, e))?;
             let name = e.file_name().to_string_lossy().to_string();
-            if !self.meta_path(&name).exists() {
+            if !self.meta.exists(&name) {
                 out.push(name);
             }
         }
@@ -213,9 +180,9 @@ impl Driver for Btrfs {
                         .map_err(|e| DriverError::io("chmod", &tmp, e))?;
                 }
             }
-            self.write_meta(
+            self.meta.write(
                 id,
-                &Meta {
+                &LayerMeta {
                     parent: parent.map(str::to_string),
                     rw: kind.writable(),
                     size_limit: None,
@@ -230,14 +197,14 @@ impl Driver for Btrfs {
             if let Ok(fd) = fsutil::open_root(&tmp_dir) {
                 let _ = ioctl::subvol_destroy(fd.as_fd(), &name);
             }
-            let _ = fs::remove_file(self.meta_path(id));
+            self.meta.remove(id);
         }
         r
     }
 
     fn remove(&self, id: &str) -> Result<(), DriverError> {
         check_id(id)?;
-        if !self.meta_path(id).exists() && self.subvol(id).is_dir() {
+        if !self.meta.exists(id) && self.subvol(id).is_dir() {
             // An orphan (no metadata): nothing can depend on it.
             if self.mount_count(id)? > 0 {
                 return Err(DriverError::InUse {
@@ -249,48 +216,36 @@ impl Driver for Btrfs {
         }
         check_removable(self, id)?;
         self.destroy(id, &self.subvol(id))?;
-        let _ = fs::remove_file(self.meta_path(id));
+        self.meta.remove(id);
         Ok(())
     }
 
     fn exists(&self, id: &str) -> bool {
-        check_id(id).is_ok() && self.subvol(id).is_dir() && self.meta_path(id).is_file()
+        check_id(id).is_ok() && self.subvol(id).is_dir() && self.meta.exists(id)
     }
 
     fn parent(&self, id: &str) -> Result<Option<String>, DriverError> {
-        Ok(self.read_meta(id)?.parent)
+        Ok(self.meta.read(id)?.parent)
     }
 
     fn list(&self) -> Result<Vec<String>, DriverError> {
-        let d = self.home.join("subvolumes");
-        let mut out = Vec::new();
-        for e in fs::read_dir(&d).map_err(|e| DriverError::io("read", &d, e))? {
-            let e = e.map_err(|e| DriverError::io("read", &d, e))?;
-            if let Some(name) = e.file_name().to_str() {
-                out.push(name.to_string());
-            }
-        }
-        out.sort();
-        Ok(out)
+        list_layer_dirs(&self.home.join("subvolumes"))
     }
 
     fn get(&self, id: &str) -> Result<PathBuf, DriverError> {
         if !self.exists(id) {
             return Err(DriverError::NotFound(id.to_string()));
         }
-        self.refs.acquire(id, |_| Ok(()))?;
+        self.refs.take(id)?;
         Ok(self.subvol(id))
     }
 
     fn put(&self, id: &str) -> Result<(), DriverError> {
-        check_id(id)?;
-        self.refs.release(id, || Ok(()))?;
-        Ok(())
+        self.refs.give_back(id)
     }
 
     fn mount_count(&self, id: &str) -> Result<u32, DriverError> {
-        check_id(id)?;
-        self.refs.count(id)
+        self.refs.count_of(id)
     }
 
     fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError> {
@@ -328,11 +283,6 @@ impl Driver for Btrfs {
         crate::changes::compare_views(self, id)
     }
 
-    fn diff_size(&self, id: &str) -> Result<u64, DriverError> {
-        let root = self.diff_dir(id)?;
-        crate::vfs::tree_size(&root).map_err(|e| DriverError::io("measure", root, e))
-    }
-
     fn set_size_limit(&self, id: &str, bytes: u64) -> Result<(), DriverError> {
         if let Some(min) = self.min_space {
             if bytes < min {
@@ -342,7 +292,7 @@ impl Driver for Btrfs {
                 ));
             }
         }
-        let mut meta = self.read_meta(id)?;
+        let mut meta = self.meta.read(id)?;
         let info = self
             .info(id)
             .map_err(|e| DriverError::io("subvolume info", self.subvol(id), e))?;
@@ -362,7 +312,7 @@ impl Driver for Btrfs {
             }
         })?;
         meta.size_limit = Some(bytes);
-        self.write_meta(id, &meta)
+        self.meta.write(id, &meta)
     }
 
     fn status(&self) -> Vec<(String, String)> {

@@ -6,7 +6,9 @@
 
 use super::whiteout::OPAQUE_XATTR;
 use crate::changes::Change;
-use crate::upper_walk::{layer_dir_changes, EntryMeaning, LayerDirFormat};
+use crate::driver::ChangesSource;
+use crate::error::DriverError;
+use crate::upper_walk::{EntryMeaning, LayerDirFormat};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -60,7 +62,12 @@ impl LayerDirFormat for OverlayUpper {
     }
 }
 
-/// The changes recorded in `diff`, or `None` when the native diff is not safe.
-pub fn native(diff: &Path, lowers: &[PathBuf]) -> io::Result<Option<Vec<Change>>> {
-    layer_dir_changes(diff, lowers, &OverlayUpper)
+/// The changes recorded in the upper dir `diff` (or `None` when the native diff is not
+/// safe), with `diff` as the place to read them from (overlay's own `trusted.overlay.*`
+/// xattrs there are not the layer's).
+pub fn native_with_source(
+    diff: PathBuf,
+    lowers: &[PathBuf],
+) -> Result<Option<(Vec<Change>, ChangesSource)>, DriverError> {
+    crate::upper_walk::native_with_source(diff, lowers, &OverlayUpper, Some("trusted.overlay."))
 }

@@ -352,8 +352,7 @@ impl Driver for Overlay {
     }
 
     fn mount_count(&self, id: &str) -> Result<u32, DriverError> {
-        check_id(id)?;
-        self.refs.count(id)
+        self.refs.count_of(id)
     }
 
     fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError> {
@@ -377,18 +376,9 @@ impl Driver for Overlay {
         &self,
         id: &str,
     ) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
-        let diff = self.diff_dir(id)?;
         let lowers = self.lowers(id)?;
-        match changes::native(&diff, &lowers)
-            .map_err(|e| DriverError::io("read layer changes", &diff, e))?
-        {
-            Some(c) => Ok((
-                c,
-                Some(ChangesSource {
-                    dir: diff,
-                    private_xattrs: Some("trusted.overlay."),
-                }),
-            )),
+        match changes::native_with_source(self.diff_dir(id)?, &lowers)? {
+            Some((c, src)) => Ok((c, Some(src))),
             None => {
                 // Remembered on disk so `info` in any later process says so too.
                 let _ = write_atomic(&self.home.join("fallback"), id.as_bytes());
@@ -396,11 +386,6 @@ impl Driver for Overlay {
                 Ok((crate::changes::compare_views(self, id)?, None))
             }
         }
-    }
-
-    fn diff_size(&self, id: &str) -> Result<u64, DriverError> {
-        let d = self.diff_dir(id)?;
-        crate::vfs::tree_size(&d).map_err(|e| DriverError::io("measure", d, e))
     }
 
     fn status(&self) -> Vec<(String, String)> {
