@@ -247,7 +247,7 @@ fn a_crashed_server_is_detected_and_its_mount_cleaned_up() {
     }
     let pids = servers(&s.root());
     assert_eq!(pids.len(), 1);
-    sh(Command::new("kill").arg("-9").arg(pids[0].to_string()));
+    kill9(pids[0]);
     std::thread::sleep(std::time::Duration::from_millis(100));
     let e = fs::read_dir(&root).map(|_| ()).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc_enotconn()), "{e}");
@@ -264,7 +264,7 @@ fn a_crashed_server_is_detected_and_its_mount_cleaned_up() {
     // A crash with nothing mounting again: the next command's driver open cleans up.
     s.ok(&["mount", "c"]);
     let pids = servers(&s.root());
-    sh(Command::new("kill").arg("-9").arg(pids[0].to_string()));
+    kill9(pids[0]);
     std::thread::sleep(std::time::Duration::from_millis(100));
     s.ok(&["ps", "-a"]);
     assert!(fstype(&root).is_none(), "the dead mount was removed");
@@ -273,4 +273,9 @@ fn a_crashed_server_is_detected_and_its_mount_cleaned_up() {
 
 fn libc_enotconn() -> i32 {
     rustix::io::Errno::NOTCONN.raw_os_error()
+}
+
+fn kill9(pid: u32) {
+    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(p, rustix::process::Signal::KILL).unwrap();
 }
