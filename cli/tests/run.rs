@@ -399,7 +399,7 @@ fn t_gives_the_container_a_terminal_and_i_its_stdin() {
     let s = setup("overlay2");
     let script = common::require_tool("script");
     let cmd = format!(
-        "{} --config {} --data-root {} run --rm -t busybox-wh:1 {BB} sh -c '[ -t 0 ] && [ -t 1 ] && echo is-a-tty; exit 5'",
+        "{} --config {} --data-root {} run --rm -t busybox-wh:1 {BB} sh -c '[ -t 0 ] && [ -t 1 ] && echo is-a-tty; tty; exit 5'",
         env!("CARGO_BIN_EXE_strata"),
         s.dir.path().join("daemon.json").display(),
         s.root().display()
@@ -408,11 +408,10 @@ fn t_gives_the_container_a_terminal_and_i_its_stdin() {
         .args(["-qec", &cmd, "/dev/null"])
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("is-a-tty"),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(text.contains("is-a-tty"), "{text}");
+    // The terminal comes from the container's own devpts, so it has a name there.
+    assert!(text.contains("/dev/pts/0"), "{text}");
     assert_eq!(o.status.code(), Some(5));
     // Without -t the streams are pipes; -i passes stdin through.
     let mut child = s

@@ -71,6 +71,8 @@ pub struct Stdio {
 pub struct Started {
     pub pid: u32,
     pub cgroup: Cgroup,
+    /// With `-t`: the primary side of the container's terminal, to relay.
+    pub terminal: Option<OwnedFd>,
 }
 
 /// How a process ended.
@@ -325,6 +327,18 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     cgroup.create(&plan.resources)?;
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
+    let (tty_parent, tty_child) = if plan.terminal {
+        let (a, b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| RuntimeError::io("socketpair", "", std::io::Error::from(e)))?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
     let pid = match clone3(plan.namespaces) {
         Ok(p) => p,
         Err(e) => {
@@ -345,13 +359,15 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         if let Err(e) = install_stdio(&stdio) {
             report_and_exit(rep, SETUP, &format!("stdio: {e}"), 125);
         }
-        if plan.terminal {
-            if let Err(e) = crate::tty::make_controlling() {
-                report_and_exit(rep, SETUP, &format!("controlling terminal: {e}"), 125);
-            }
-        }
         if let Err(e) = rootfs::setup(plan) {
             report_and_exit(rep, SETUP, &e, 125);
+        }
+        if let Some(sock) = &tty_child {
+            let sent = crate::tty::open_in_container()
+                .and_then(|primary| crate::tty::send_fd(sock, std::os::fd::AsFd::as_fd(&primary)));
+            if let Err(e) = sent {
+                report_and_exit(rep, SETUP, &format!("terminal: {e}"), 125);
+            }
         }
         if let Some(h) = &plan.hostname {
             if !h.is_empty() {
@@ -377,9 +393,15 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     drop(go_r);
     drop(rep_w);
     drop(stdio);
+    drop(tty_child);
     let joined = cgroup.add(pid);
     let go: &[u8] = if joined.is_ok() { b"g" } else { b"x" };
     let _ = std::fs::File::from(go_w).write_all(go);
+    // The terminal comes (or the socket closes) before the exec report can end.
+    let terminal = match &tty_parent {
+        Some(sock) => crate::tty::recv_fd(sock).ok().flatten(),
+        None => None,
+    };
     let report = read_report(rep_r);
     if let Err(e) = joined {
         let _ = wait(pid);
@@ -391,7 +413,11 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         cgroup.remove();
         return Err(error_of(&report, &cmd.name));
     }
-    Ok(Started { pid, cgroup })
+    Ok(Started {
+        pid,
+        cgroup,
+        terminal,
+    })
 }
 
 /// What `exec` runs in a running container.

@@ -1,41 +1,85 @@
-//! `-t`: a pseudo-terminal for the container. The container's standard streams are the
-//! terminal's secondary side, which becomes its controlling terminal in a session of its
-//! own; this process relays between its own terminal (put in raw mode meanwhile, its size
-//! copied) and the primary side until the container closes it.
+//! `-t`: a pseudo-terminal for the container, opened inside it (from its own devpts, as
+//! runc does with a console socket) and passed back over a unix socket. The container's
+//! standard streams are the terminal's secondary side, its controlling terminal in a
+//! session of its own; this process relays between its own terminal (put in raw mode
+//! meanwhile, its size copied) and the primary side until the container closes it.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
-/// An allocated pseudo-terminal: the primary side kept here, the secondary for the child.
-pub struct Pty {
-    pub primary: OwnedFd,
-    pub secondary: OwnedFd,
-}
-
-/// Allocates a pseudo-terminal sized like this process's terminal (if it has one).
-pub fn open() -> std::io::Result<Pty> {
-    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-    let primary = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
-    grantpt(&primary)?;
-    unlockpt(&primary)?;
-    let name = ptsname(&primary, Vec::new())?;
+/// In the container, after `pivot_root` (its own devpts instance is mounted): opens a
+/// terminal from the container's `/dev/ptmx`, makes its secondary side stdin, stdout,
+/// stderr and the controlling terminal of a new session, and returns the primary side
+/// (for [`send_fd`] to the parent). So `tty` in the container names `/dev/pts/0` there.
+pub fn open_in_container() -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let primary = rustix::fs::open(
+        "/dev/ptmx",
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::pty::unlockpt(&primary)?;
+    let name = rustix::pty::ptsname(&primary, Vec::new())?;
     let secondary = rustix::fs::open(
         name.as_c_str(),
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
+        OFlags::RDWR | OFlags::NOCTTY,
+        Mode::empty(),
     )?;
-    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdin()) {
-        let _ = rustix::termios::tcsetwinsize(&secondary, ws);
+    rustix::process::setsid()?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto this (child) process's standard descriptors.
+        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&secondary), target) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
-    Ok(Pty { primary, secondary })
+    drop(secondary);
+    rustix::process::ioctl_tiocsctty(std::io::stdin())?;
+    Ok(primary)
 }
 
-/// In the child, before exec: a new session whose controlling terminal is stdin (the
-/// secondary side).
-pub fn make_controlling() -> std::io::Result<()> {
-    rustix::process::setsid()?;
-    rustix::process::ioctl_tiocsctty(std::io::stdin())?;
+/// Sends `fd` over the unix socket `sock` (SCM_RIGHTS).
+pub fn send_fd(sock: &OwnedFd, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    sendmsg(
+        sock,
+        &[std::io::IoSlice::new(b"t")],
+        &mut control,
+        SendFlags::empty(),
+    )?;
     Ok(())
+}
+
+/// Receives a descriptor sent with [`send_fd`]; `None` when the sender closed the socket
+/// without sending one (it failed before).
+pub fn recv_fd(sock: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let r = recvmsg(
+        sock,
+        &mut [std::io::IoSliceMut::new(&mut byte)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    if r.bytes == 0 {
+        return Ok(None);
+    }
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+                    let _ = rustix::termios::tcsetwinsize(&fd, ws);
+                }
+                return Ok(Some(fd));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Relays this process's stdin to `primary` and `primary` to stdout until the container

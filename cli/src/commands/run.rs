@@ -387,23 +387,15 @@ fn run_foreground(
     rm: bool,
     interactive: bool,
 ) -> Result<i32> {
-    let pty = if plan.terminal {
-        Some(runtime::tty::open().context("allocate a terminal for -t")?)
-    } else {
-        None
-    };
-    let stdio = match &pty {
-        Some(p) => Stdio {
-            stdin: Some(p.secondary.try_clone()?),
-            stdout: Some(p.secondary.try_clone()?),
-            stderr: Some(p.secondary.try_clone()?),
+    let stdio = Stdio {
+        stdin: if interactive || plan.terminal {
+            None
+        } else {
+            Some(dev_null()?)
         },
-        None => Stdio {
-            stdin: if interactive { None } else { Some(dev_null()?) },
-            ..Default::default()
-        },
+        ..Default::default()
     };
-    let started = match launch::start(plan, stdio) {
+    let mut started = match launch::start(plan, stdio) {
         Ok(s) => s,
         Err(e) => {
             let code = e.exit_code();
@@ -421,9 +413,8 @@ fn run_foreground(
     record_start(dir, started.pid, std::process::id())?;
     // Ctrl-C and friends go to the container (pid 1 there decides what they mean).
     ignore_terminal_signals();
-    if let Some(p) = pty {
-        drop(p.secondary);
-        runtime::tty::relay(p.primary);
+    if let Some(primary) = started.terminal.take() {
+        runtime::tty::relay(primary);
     }
     let exit = launch::wait(started.pid)?;
     let oom = started.cgroup.oom_killed();
