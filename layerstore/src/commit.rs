@@ -10,7 +10,6 @@ use crate::images::ImageRecord;
 use crate::spec::{self, Descriptor, Manifest};
 use crate::store::NewLayer;
 use crate::store::Store;
-use crate::tarfs::write_layer_sized;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
@@ -39,32 +38,19 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
         .transpose()?;
 
     // 1. The layer tar, hashed while written to a staged blob.
-    // Read from the driver's own copy of the changes where it has one, else from a mount.
-    let (changes, source) = store.driver.changes_with_source(&c.layer)?;
-    let (root, hidden, mounted) = match source {
-        Some(s) => (s.dir, s.private_xattrs, false),
-        None => (store.driver.get(&c.layer)?, None, true),
-    };
     let work = store.temp_dir()?;
     let staged_path = work.join("layer.tar");
-    let written = (|| -> std::io::Result<(Digest, u64, u64)> {
-        let f = File::create(&staged_path)?;
-        let (w, data_size) = write_layer_sized(
-            &root,
-            &changes,
-            HashWriter::new(BufWriter::with_capacity(1 << 20, f)),
-            hidden,
-        )?;
-        let (digest, size, mut bw) = w.finish();
-        bw.flush()?;
-        bw.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok((digest, size, data_size))
-    })();
-    if mounted {
-        store.driver.put(&c.layer)?;
-    }
-    let (diff_id, size, data_size) =
-        written.map_err(|e| StoreError::io("write layer", &staged_path, e))?;
+    let f = File::create(&staged_path).map_err(|e| StoreError::io("create", &staged_path, e))?;
+    let (w, data_size) = store.write_layer_changes(
+        &c.layer,
+        HashWriter::new(BufWriter::with_capacity(1 << 20, f)),
+        &staged_path,
+    )?;
+    let (diff_id, size, mut bw) = w.finish();
+    bw.flush()
+        .and_then(|()| bw.into_inner().map_err(|e| e.into_error()))
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::io("write layer", &staged_path, e))?;
     let blob = store.blobs.commit(
         crate::blobs::Staged {
             path: staged_path,

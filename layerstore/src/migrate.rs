@@ -12,7 +12,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::store::{Store, ACTIVE_DRIVER_FILE};
-use crate::tarfs::{apply_layer, write_layer_sized};
+use crate::tarfs::apply_layer;
 use drivers::fsutil::{tree_manifest, write_atomic};
 use drivers::{DriverOptions, LayerKind};
 use std::collections::BTreeSet;
@@ -92,20 +92,13 @@ pub fn migrate(
         if c.driver != from || !store.driver.exists(&c.layer) {
             continue;
         }
-        let (changes, source) = store.driver.changes_with_source(&c.layer)?;
-        let (root, hidden, mounted) = match source {
-            Some(s) => (s.dir, s.private_xattrs, false),
-            None => (store.driver.get(&c.layer)?, None, true),
-        };
         let tar = work.join(format!("{}.tar", c.id));
-        let written = std::fs::File::create(&tar).and_then(|f| {
-            let (w, _) = write_layer_sized(&root, &changes, BufWriter::new(f), hidden)?;
-            w.into_inner().map_err(|e| e.into_error())?.flush()
-        });
-        if mounted {
-            store.driver.put(&c.layer)?;
-        }
-        written.map_err(|e| StoreError::io("write container changes", &tar, e))?;
+        let f = std::fs::File::create(&tar).map_err(|e| StoreError::io("create", &tar, e))?;
+        let (w, _) = store.write_layer_changes(&c.layer, BufWriter::new(f), &tar)?;
+        w.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|mut f| f.flush())
+            .map_err(|e| StoreError::io("write container changes", &tar, e))?;
         let view = store.driver.get(&c.layer)?;
         let before = tree_manifest(&view);
         store.driver.put(&c.layer)?;

@@ -652,6 +652,27 @@ impl Store {
         Ok(chains)
     }
 
+    /// Writes the changes of driver layer `layer` as a layer tar to `out`, read from the
+    /// driver's own copy of them where it has one, else from a mount (released after).
+    /// Returns `out` and the bytes of file content written; `path` names `out` in errors.
+    pub fn write_layer_changes<W: std::io::Write>(
+        &self,
+        layer: &str,
+        out: W,
+        path: &Path,
+    ) -> Result<(W, u64)> {
+        let (changes, source) = self.driver.changes_with_source(layer)?;
+        let (root, hidden, mounted) = match source {
+            Some(s) => (s.dir, s.private_xattrs, false),
+            None => (self.driver.get(layer)?, None, true),
+        };
+        let written = crate::tarfs::write_layer_sized(&root, &changes, out, hidden);
+        if mounted {
+            self.driver.put(layer)?;
+        }
+        written.map_err(|e| StoreError::io("write layer changes", path, e))
+    }
+
     /// Writes the image record and points `names` at it: the last step of any import, so a
     /// crash before it leaves no half-loaded image visible.
     pub fn register_image(&self, img: &ImageRecord, names: &[String]) -> Result<()> {

@@ -55,15 +55,9 @@ impl KnownBlobs {
 
     fn save(&self) {
         if let Ok(data) = serde_json::to_vec(&self.map) {
-            let _ = drivers_write(&self.path, &data);
+            let _ = drivers::fsutil::write_replace(&self.path, &data);
         }
     }
-}
-
-fn drivers_write(p: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, p)
 }
 
 fn location(r: &ureq::http::Response<ureq::Body>, url: &str) -> Result<String> {

@@ -104,12 +104,21 @@ pub struct PsArgs {
 
 /// The JSON `inspect` prints for a container.
 pub fn container_json(store: &Store, c: &ContainerRecord) -> Result<serde_json::Value> {
+    let st = runtime::state::State::load(&super::run::bundle(store, &c.id)).unwrap_or_default();
+    container_json_with(store, c, &st)
+}
+
+/// [`container_json`] with the runtime state already read.
+fn container_json_with(
+    store: &Store,
+    c: &ContainerRecord,
+    st: &runtime::state::State,
+) -> Result<serde_json::Value> {
     let mounted = if c.driver == store.driver.name() && store.driver.exists(&c.layer) {
         store.driver.mount_count(&c.layer)?
     } else {
         0
     };
-    let st = runtime::state::State::load(&super::run::bundle(store, &c.id)).unwrap_or_default();
     let status = st.effective_status().to_string();
     let time = |t: Option<f64>| t.map(|t| layerstore::export::rfc3339(t as u64));
     Ok(json!({
@@ -155,7 +164,10 @@ pub fn ps(ctx: &Context, a: PsArgs) -> Result<i32> {
     if a.format == OutFormat::Json {
         let v: Vec<_> = all
             .iter()
-            .map(|c| container_json(&store, c))
+            .map(|c| match states.get(&c.id) {
+                Some(st) => container_json_with(&store, c, st),
+                None => container_json(&store, c),
+            })
             .collect::<Result<_>>()?;
         return print_json(&json!(v)).map(|_| 0);
     }

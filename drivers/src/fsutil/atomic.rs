@@ -2,10 +2,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Writes `data` to `path` so that a crash leaves either the old file or the new one.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+/// The directory of `path` and a temp name beside it owned by this process
+/// (`.tmp-NAME-PID`), renamed over `path` once written.
+fn temp_beside(path: &Path) -> io::Result<(&Path, PathBuf)> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -13,7 +14,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut tmp_name = std::ffi::OsString::from(".tmp-");
     tmp_name.push(name);
     tmp_name.push(format!("-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    Ok((dir, dir.join(tmp_name)))
+}
+
+/// Writes `data` to `path` so that a crash leaves either the old file or the new one.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let (dir, tmp) = temp_beside(path)?;
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -35,14 +41,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 /// not outlive a reboot (mount counts), where a process crash must leave the old or the new
 /// content but a power cut loses the mounts along with it.
 pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".tmp-");
-    tmp_name.push(name);
-    tmp_name.push(format!("-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    let (_, tmp) = temp_beside(path)?;
     let result = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
