@@ -1,16 +1,26 @@
-//! A small cgroupfs layer: one cgroup per container, limits for memory, pids and CPU, and
-//! the facts read back after it ran (was it OOM-killed). Uses cgroup v2 where the unified
-//! hierarchy has the controllers, else the v1 hierarchies (this machine's hosts are
-//! hybrid: v1 memory, cpu and pids).
+//! A small cgroupfs layer: one cgroup per container, limits for memory, pids and CPU, the
+//! device allowlist, and the facts read back after it ran (was it OOM-killed). Limits use
+//! cgroup v2 where the unified hierarchy has the controllers, else the v1 hierarchies
+//! (this machine's hosts are hybrid: v1 memory, cpu and pids, an empty v2 beside them).
+//!
+//! Devices are enforced by an eBPF program on the container's v2 directory wherever a v2
+//! hierarchy is mounted (pure or hybrid), else by the v1 `devices` controller.
+//! `STRATA_DEVICE_CGROUP=v1|bpf` picks one by hand. The v2 directory is entered at clone
+//! time (`CLONE_INTO_CGROUP`), which takes only the read side of the kernel's
+//! threadgroup lock; joining a v1 hierarchy by writing `cgroup.procs` takes the write side
+//! and waits for an RCU grace period (about 16 ms here), so v1 hierarchies are joined only
+//! when a limit or the v1 device controller needs them.
 
+use crate::devices::{self, Rule};
 use crate::error::{Result, RuntimeError};
 use crate::spec::Resources;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
-/// Which cgroup layout the host has.
+/// Which cgroup layout the host has for limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
     /// The unified hierarchy at this path, with the controllers we need.
@@ -40,11 +50,66 @@ pub fn layout() -> Layout {
     Layout::V1
 }
 
+/// The mounted cgroup v2 hierarchy, with or without controllers.
+pub fn v2_root() -> Option<PathBuf> {
+    [PathBuf::from(ROOT), Path::new(ROOT).join("unified")]
+        .into_iter()
+        .find(|p| p.join("cgroup.controllers").exists())
+}
+
+/// How the device allowlist is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceMode {
+    /// Nothing to enforce (the rules allow every device: `--privileged`).
+    Unrestricted,
+    /// An eBPF program on the container's cgroup v2 directory.
+    Bpf,
+    /// The cgroup v1 `devices` controller.
+    V1,
+}
+
+impl DeviceMode {
+    /// The mode for `rules` on this host; refuses where neither mechanism exists rather
+    /// than run a container that could open any device.
+    pub fn for_rules(rules: &[Rule]) -> Result<DeviceMode> {
+        if devices::allows_all(rules) {
+            return Ok(DeviceMode::Unrestricted);
+        }
+        let v1 = Path::new(ROOT).join("devices/devices.allow").exists();
+        let v2 = v2_root().is_some();
+        match std::env::var("STRATA_DEVICE_CGROUP").as_deref() {
+            Ok("v1") if v1 => return Ok(DeviceMode::V1),
+            Ok("bpf") if v2 => return Ok(DeviceMode::Bpf),
+            Ok(other @ ("v1" | "bpf")) => {
+                return Err(RuntimeError::Cgroup(format!(
+                    "STRATA_DEVICE_CGROUP={other}, but this host does not mount it"
+                )))
+            }
+            _ => {}
+        }
+        if v2 {
+            Ok(DeviceMode::Bpf)
+        } else if v1 {
+            Ok(DeviceMode::V1)
+        } else {
+            Err(RuntimeError::Cgroup(
+                "no device controller: mount cgroup2 (or the v1 devices hierarchy) on /sys/fs/cgroup, or run with --privileged".into(),
+            ))
+        }
+    }
+}
+
 /// A container's cgroup (in every hierarchy it uses).
 #[derive(Debug, Clone)]
 pub struct Cgroup {
-    dirs: Vec<(String, PathBuf)>,
-    v2: bool,
+    /// v1 hierarchies `(controller, dir)`, joined by writing `cgroup.procs`.
+    v1: Vec<(String, PathBuf)>,
+    /// The v2 directory, entered at clone time.
+    v2: Option<PathBuf>,
+    /// Whether the limits live in the v2 directory.
+    v2_limits: bool,
+    devices: DeviceMode,
+    rules: Vec<Rule>,
 }
 
 fn write(p: &Path, v: &str) -> Result<()> {
@@ -52,79 +117,159 @@ fn write(p: &Path, v: &str) -> Result<()> {
 }
 
 impl Cgroup {
-    /// The cgroup at `rel` (e.g. `strata/<id>`) in the hierarchies that `r` needs: only
-    /// controllers with a limit are joined. Joining a v1 hierarchy waits for an RCU grace
-    /// period (~16 ms here), so a container without limits skips them; the pid namespace
-    /// already ends every process of the container with its first one.
-    pub fn for_limits(rel: &str, r: &Resources) -> Cgroup {
-        let mut cg = Cgroup::at(rel);
-        let wanted = |c: &str| match c {
-            "memory" => r.memory.is_some(),
-            "pids" => r.pids.is_some(),
-            "cpu" => r.cpu_quota.is_some(),
-            _ => true,
+    /// The cgroup at `rel` (e.g. `strata/<id>`) for a container with limits `r` and
+    /// device rules `rules`, not created yet: only the hierarchies they need.
+    pub fn for_container(rel: &str, r: &Resources, rules: &[Rule]) -> Result<Cgroup> {
+        let devices = DeviceMode::for_rules(rules)?;
+        let limited = r.memory.is_some() || r.pids.is_some() || r.cpu_quota.is_some();
+        let mut cg = Cgroup {
+            v1: Vec::new(),
+            v2: None,
+            v2_limits: false,
+            devices,
+            rules: rules.to_vec(),
         };
-        if cg.v2 {
-            if r.memory.is_none() && r.pids.is_none() && r.cpu_quota.is_none() {
-                cg.dirs.clear();
+        match layout() {
+            Layout::V2(root) => {
+                if limited || devices == DeviceMode::Bpf {
+                    cg.v2 = Some(root.join(rel));
+                    cg.v2_limits = limited;
+                }
             }
-        } else {
-            cg.dirs.retain(|(c, _)| wanted(c));
+            Layout::V1 => {
+                let wanted = [
+                    ("memory", r.memory.is_some()),
+                    ("pids", r.pids.is_some()),
+                    ("cpu", r.cpu_quota.is_some()),
+                    ("devices", devices == DeviceMode::V1),
+                ];
+                for (c, want) in wanted {
+                    let d = Path::new(ROOT).join(c);
+                    if want && d.is_dir() {
+                        cg.v1.push((c.to_string(), d.join(rel)));
+                    }
+                }
+                if devices == DeviceMode::Bpf {
+                    cg.v2 = v2_root().map(|root| root.join(rel));
+                }
+            }
         }
-        cg
+        Ok(cg)
     }
 
-    /// The cgroup at `rel` (e.g. `strata/<id>`) in every hierarchy, not created yet.
-    pub fn at(rel: &str) -> Cgroup {
-        match layout() {
-            Layout::V2(root) => Cgroup {
-                dirs: vec![("unified".into(), root.join(rel))],
-                v2: true,
-            },
-            Layout::V1 => Cgroup {
-                dirs: ["memory", "pids", "cpu"]
-                    .iter()
-                    .filter(|c| Path::new(ROOT).join(c).is_dir())
-                    .map(|c| (c.to_string(), Path::new(ROOT).join(c).join(rel)))
-                    .collect(),
-                v2: false,
-            },
+    /// The cgroup of a running container at `rel`, as it was made (for `exec`): every
+    /// hierarchy where its directory exists.
+    pub fn existing(rel: &str) -> Cgroup {
+        let v1 = ["memory", "pids", "cpu", "devices"]
+            .iter()
+            .map(|c| (c.to_string(), Path::new(ROOT).join(c).join(rel)))
+            .filter(|(_, d)| d.is_dir())
+            .collect();
+        let v2 = v2_root().map(|r| r.join(rel)).filter(|d| d.is_dir());
+        let v2_limits = matches!(layout(), Layout::V2(_)) && v2.is_some();
+        Cgroup {
+            v1,
+            v2,
+            v2_limits,
+            devices: DeviceMode::Unrestricted,
+            rules: Vec::new(),
         }
     }
 
     fn dir(&self, controller: &str) -> Option<&Path> {
-        if self.v2 {
-            return self.dirs.first().map(|(_, d)| d.as_path());
+        if self.v2_limits {
+            return self.v2.as_deref();
         }
-        self.dirs
+        self.v1
             .iter()
             .find(|(c, _)| c == controller)
             .map(|(_, d)| d.as_path())
     }
 
-    /// Creates the cgroup and sets the limits.
+    /// The v2 directory, open for `CLONE_INTO_CGROUP`.
+    pub fn v2_fd(&self) -> Result<Option<OwnedFd>> {
+        let Some(d) = &self.v2 else {
+            return Ok(None);
+        };
+        let fd = rustix::fs::open(
+            d,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::io("open cgroup", d, std::io::Error::from(e)))?;
+        Ok(Some(fd))
+    }
+
+    /// Creates the cgroup, sets the limits and installs the device allowlist.
     pub fn create(&self, r: &Resources) -> Result<()> {
-        for (_, d) in &self.dirs {
+        for d in self.v1.iter().map(|(_, d)| d).chain(self.v2.iter()) {
             fs::create_dir_all(d).map_err(|e| RuntimeError::io("create cgroup", d, e))?;
         }
-        if self.v2 {
-            if let Some(parent) = self.dirs[0].1.parent() {
-                // Delegate the controllers down to our cgroup (ignored where already on).
-                let mut p = parent.to_path_buf();
-                let mut chain = Vec::new();
-                while p.starts_with(ROOT) && p != Path::new(ROOT) {
-                    chain.push(p.clone());
-                    match p.parent() {
-                        Some(q) => p = q.to_path_buf(),
-                        None => break,
-                    }
-                }
-                chain.push(p);
-                for d in chain.iter().rev() {
-                    let _ = fs::write(d.join("cgroup.subtree_control"), "+memory +pids +cpu");
-                }
+        if let (true, Some(d), Layout::V2(root)) = (self.v2_limits, &self.v2, layout()) {
+            // Delegate the controllers down to our cgroup, from the hierarchy's root
+            // (ignored where already on).
+            let mut chain: Vec<&Path> = d
+                .ancestors()
+                .skip(1)
+                .take_while(|p| p.starts_with(&root))
+                .collect();
+            chain.reverse();
+            for p in chain {
+                let _ = fs::write(p.join("cgroup.subtree_control"), "+memory +pids +cpu");
             }
         }
+        self.set_limits(r)?;
+        match self.devices {
+            DeviceMode::Unrestricted => {}
+            DeviceMode::V1 => {
+                let d = self.dir_v1("devices").ok_or_else(|| {
+                    RuntimeError::Cgroup("the v1 devices hierarchy is not mounted".into())
+                })?;
+                for rule in &self.rules {
+                    let file = if rule.allow {
+                        "devices.allow"
+                    } else {
+                        "devices.deny"
+                    };
+                    write(&d.join(file), &rule.v1_line())?;
+                }
+            }
+            DeviceMode::Bpf => {
+                let d = self.v2.as_ref().ok_or_else(|| {
+                    RuntimeError::Cgroup("no cgroup v2 hierarchy for the device program".into())
+                })?;
+                let dirfd = rustix::fs::open(
+                    d,
+                    rustix::fs::OFlags::RDONLY
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| RuntimeError::io("open cgroup", d, std::io::Error::from(e)))?;
+                let prog = devices::bpf::load(&self.rules).map_err(|e| {
+                    RuntimeError::Cgroup(format!(
+                        "load the device program: {e} (set STRATA_DEVICE_CGROUP=v1 to use the v1 devices controller)"
+                    ))
+                })?;
+                devices::bpf::attach(&prog, &dirfd).map_err(|e| {
+                    RuntimeError::Cgroup(format!(
+                        "attach the device program to {}: {e}",
+                        d.display()
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn dir_v1(&self, controller: &str) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, d)| d.as_path())
+    }
+
+    fn set_limits(&self, r: &Resources) -> Result<()> {
         let need = |c: &str, what: &str| -> Result<&Path> {
             self.dir(c).ok_or_else(|| {
                 RuntimeError::Cgroup(format!(
@@ -132,9 +277,10 @@ impl Cgroup {
                 ))
             })
         };
+        let v2 = self.v2_limits;
         if let Some(m) = r.memory {
             let d = need("memory", "--memory")?;
-            if self.v2 {
+            if v2 {
                 write(&d.join("memory.max"), &m.to_string())?;
                 let _ = fs::write(d.join("memory.swap.max"), "0");
             } else {
@@ -159,7 +305,7 @@ impl Cgroup {
         if let Some(q) = r.cpu_quota {
             let d = need("cpu", "--cpus")?;
             let period = r.cpu_period.unwrap_or(100_000);
-            if self.v2 {
+            if v2 {
                 write(&d.join("cpu.max"), &format!("{q} {period}"))?;
             } else {
                 write(&d.join("cpu.cfs_period_us"), &period.to_string())?;
@@ -169,9 +315,9 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Moves process `pid` into the cgroup.
+    /// Moves process `pid` into the v1 hierarchies (the v2 one is entered at clone).
     pub fn add(&self, pid: u32) -> Result<()> {
-        for (_, d) in &self.dirs {
+        for (_, d) in &self.v1 {
             write(&d.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
@@ -182,7 +328,7 @@ impl Cgroup {
         let Some(d) = self.dir("memory") else {
             return false;
         };
-        let file = if self.v2 {
+        let file = if self.v2_limits {
             "memory.events"
         } else {
             "memory.oom_control"
@@ -198,9 +344,9 @@ impl Cgroup {
             .unwrap_or(false)
     }
 
-    /// Removes the cgroup (after its processes are gone).
+    /// Removes the cgroup (after its processes are gone); the device program goes with it.
     pub fn remove(&self) {
-        for (_, d) in &self.dirs {
+        for d in self.v1.iter().map(|(_, d)| d).chain(self.v2.iter()) {
             for _ in 0..50 {
                 match fs::remove_dir(d) {
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -214,9 +360,11 @@ impl Cgroup {
 
     /// The pids in the cgroup.
     pub fn pids(&self) -> Vec<u32> {
-        self.dirs
-            .first()
-            .and_then(|(_, d)| fs::read_to_string(d.join("cgroup.procs")).ok())
+        self.v2
+            .iter()
+            .chain(self.v1.iter().map(|(_, d)| d))
+            .next()
+            .and_then(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
             .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
     }

@@ -34,14 +34,20 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok((r, w))
 }
 
-/// Forks with `flags` (CLONE_NEW*) like fork(2): returns 0 in the child, its pid in the
-/// parent.
-fn clone3(flags: u64) -> std::io::Result<u32> {
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Forks with `flags` (CLONE_NEW*) like fork(2), straight into the cgroup v2 directory
+/// `cgroup` when given: returns 0 in the child, its pid in the parent.
+fn clone3(flags: u64, cgroup: Option<&OwnedFd>) -> std::io::Result<u32> {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
     // SAFETY: clone3 without CLONE_VM behaves as fork; the argument struct is valid for
     // the call and its size is passed.
     let r = unsafe {
@@ -150,6 +156,58 @@ fn report_and_exit(fd: RawFd, kind: u8, msg: &str, code: i32) -> ! {
     }
 }
 
+/// Marks every descriptor but stdio close-on-exec, so nothing the caller had open (a
+/// directory of the host, a socket) reaches the container's command (runc's
+/// CVE-2024-21626 class). `close_range` where the kernel has it, else one by one.
+fn cloexec_from_3() -> std::io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with integer arguments only changes descriptor flags.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r == 0 {
+        return Ok(());
+    }
+    for e in std::fs::read_dir("/proc/self/fd")? {
+        let Some(fd) = e?.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if fd > 2 {
+            // SAFETY: setting FD_CLOEXEC on a descriptor number (a closed one fails harmlessly).
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    Ok(())
+}
+
+/// Makes this process non-dumpable: a container process can then neither ptrace it nor
+/// open its `/proc/PID/exe`, `mem`, `fd` or `root` (runc's CVE-2019-5736) while it works
+/// inside the container's namespaces. `execve` of the container's command resets it.
+fn non_dumpable() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Applies the rlimits.
+fn set_rlimits(limits: &[(libc::__rlimit_resource_t, u64, u64)]) -> std::io::Result<()> {
+    for &(res, soft, hard) in limits {
+        let l = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit with a valid struct.
+        if unsafe { libc::setrlimit(res, &l) } < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("resource {res} to {soft}:{hard}: {e}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The identity and privileges a process takes before exec.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -158,17 +216,45 @@ pub struct Identity {
     pub additional_gids: Vec<u32>,
     pub caps: u64,
     pub no_new_privs: bool,
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    /// The compiled seccomp filters (none: unconfined).
+    pub seccomp: Option<crate::seccomp::compile::Program>,
 }
 
 impl Identity {
-    fn of(plan: &Plan) -> Identity {
-        Identity {
+    fn of(plan: &Plan) -> Result<Identity> {
+        Ok(Identity {
             uid: plan.uid,
             gid: plan.gid,
             additional_gids: plan.additional_gids.clone(),
             caps: plan.caps,
             no_new_privs: plan.no_new_privs,
+            rlimits: plan.rlimits.clone(),
+            seccomp: plan.seccomp_program()?,
+        })
+    }
+
+    /// Everything a process takes on last, in order: rlimits, then the seccomp filter
+    /// and the identity. With `no_new_privs` the filter goes in last, so the setup itself
+    /// is not filtered; without it, installing one needs CAP_SYS_ADMIN, so it goes in
+    /// before the privileges are dropped (Docker's profile allows what follows).
+    fn enter(&self) -> std::result::Result<(), String> {
+        set_rlimits(&self.rlimits).map_err(|e| format!("setrlimit {e}"))?;
+        let filter = || -> std::result::Result<(), String> {
+            if let Some(p) = &self.seccomp {
+                crate::seccomp::install(p)
+                    .map_err(|e| format!("install the seccomp filter: {e}"))?;
+            }
+            Ok(())
+        };
+        if !self.no_new_privs {
+            filter()?;
         }
+        self.apply().map_err(|e| format!("drop privileges: {e}"))?;
+        if self.no_new_privs {
+            filter()?;
+        }
+        Ok(())
     }
 
     /// Drops capabilities not kept, then switches user; root keeps the kept set effective.
@@ -320,11 +406,29 @@ fn error_of(report: &[u8], cmd: &str) -> RuntimeError {
 
 /// Starts the container described by `plan`: returns once its command is running (or
 /// failed to start, with 125/126/127 semantics in the error).
+///
+/// The child is cloned straight into the container's cgroup v2 directory (device program
+/// and v2 limits), waits until the parent has put it in the v1 hierarchies, then, before
+/// anything of the container's can see it: becomes non-dumpable, takes a session of its
+/// own (so it can never push input into the caller's terminal with TIOCSTI), a cgroup
+/// namespace rooted at its own cgroups, and marks every inherited descriptor
+/// close-on-exec. Then it builds the filesystem view, and last takes rlimits, seccomp
+/// filter and identity, changes to the working directory and execs.
 pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     let cmd = Command::new(&plan.args, &plan.env)?;
-    let id = Identity::of(plan);
-    let cgroup = Cgroup::for_limits(&plan.cgroup, &plan.resources);
-    cgroup.create(&plan.resources)?;
+    let id = Identity::of(plan)?;
+    let cgroup = plan.cgroup()?;
+    if let Err(e) = cgroup.create(&plan.resources) {
+        cgroup.remove();
+        return Err(e);
+    }
+    let cg_fd = match cgroup.v2_fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            cgroup.remove();
+            return Err(e);
+        }
+    };
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
     let (tty_parent, tty_child) = if plan.terminal {
@@ -339,7 +443,10 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     } else {
         (None, None)
     };
-    let pid = match clone3(plan.namespaces) {
+    // The cgroup namespace is made after the v1 joins, so it is rooted at them too.
+    let new_cgroupns = plan.namespaces & libc::CLONE_NEWCGROUP as u64 != 0;
+    let flags = plan.namespaces & !(libc::CLONE_NEWCGROUP as u64);
+    let pid = match clone3(flags, cg_fd.as_ref()) {
         Ok(p) => p,
         Err(e) => {
             cgroup.remove();
@@ -356,8 +463,38 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
             // SAFETY: exiting the child without unwinding into the parent's stack.
             unsafe { libc::_exit(125) }
         }
+        if let Err(e) = non_dumpable() {
+            report_and_exit(
+                rep,
+                SETUP,
+                &format!("make the process non-dumpable: {e}"),
+                125,
+            );
+        }
+        if !plan.terminal {
+            // With -t the terminal's own session is made when it is opened.
+            if let Err(e) = rustix::process::setsid() {
+                report_and_exit(rep, SETUP, &format!("setsid: {e}"), 125);
+            }
+        }
+        if new_cgroupns {
+            // SAFETY: only the cgroup namespace is unshared, no descriptor table.
+            let r =
+                unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) };
+            if let Err(e) = r {
+                report_and_exit(rep, SETUP, &format!("new cgroup namespace: {e}"), 125);
+            }
+        }
         if let Err(e) = install_stdio(&stdio) {
             report_and_exit(rep, SETUP, &format!("stdio: {e}"), 125);
+        }
+        if let Err(e) = cloexec_from_3() {
+            report_and_exit(
+                rep,
+                SETUP,
+                &format!("close inherited descriptors: {e}"),
+                125,
+            );
         }
         if let Err(e) = rootfs::setup(plan) {
             report_and_exit(rep, SETUP, &e, 125);
@@ -381,8 +518,8 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
                 report_and_exit(rep, SETUP, &format!("bring up lo: {e}"), 125);
             }
         }
-        if let Err(e) = id.apply() {
-            report_and_exit(rep, SETUP, &format!("drop privileges: {e}"), 125);
+        if let Err(e) = id.enter() {
+            report_and_exit(rep, SETUP, &e, 125);
         }
         if let Err(e) = rustix::process::chdir(plan.cwd.as_str()) {
             report_and_exit(rep, SETUP, &format!("chdir {}: {e}", plan.cwd), 125);
@@ -394,6 +531,7 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     drop(rep_w);
     drop(stdio);
     drop(tty_child);
+    drop(cg_fd);
     let joined = cgroup.add(pid);
     let go: &[u8] = if joined.is_ok() { b"g" } else { b"x" };
     let _ = std::fs::File::from(go_w).write_all(go);
@@ -427,47 +565,85 @@ pub struct ExecSpec {
     pub env: Vec<String>,
     pub cwd: String,
     pub identity: Identity,
+    /// Test hook (`STRATA_TEST_EXEC_PAUSE_MS`): how long the process waits inside the
+    /// container, fully set up, before it execs; lets a test attack it meanwhile.
+    pub pause_before_exec: Option<std::time::Duration>,
 }
 
 impl ExecSpec {
-    /// The container's own process settings with another command.
-    pub fn from_plan(plan: &Plan, args: Vec<String>) -> ExecSpec {
-        ExecSpec {
+    /// The container's own process settings (identity, rlimits, seccomp) with another
+    /// command.
+    pub fn from_plan(plan: &Plan, args: Vec<String>) -> Result<ExecSpec> {
+        Ok(ExecSpec {
             args,
             env: plan.env.clone(),
             cwd: plan.cwd.clone(),
-            identity: Identity::of(plan),
-        }
+            identity: Identity::of(plan)?,
+            pause_before_exec: None,
+        })
     }
 }
 
 /// Runs a command inside running container `pid` (its namespaces and cgroup) and returns
-/// its exit. The helper forked here joins the namespaces and forks again, so the command
-/// is inside the container's pid namespace; it is waited for like a container.
+/// its exit. The helper cloned here (straight into the container's cgroup v2 directory)
+/// makes itself non-dumpable and marks inherited descriptors close-on-exec before it
+/// joins the namespaces, then forks the command, which takes a session of its own and the
+/// container's rlimits, seccomp filter and identity; it is waited for like a container.
 pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Result<Exit> {
     let cmd = Command::new(&spec.args, &spec.env)?;
     let mut ns = Vec::new();
-    for name in ["ipc", "uts", "net", "pid", "mnt"] {
+    for name in ["ipc", "uts", "net", "cgroup", "pid", "mnt"] {
         let p = format!("/proc/{pid}/ns/{name}");
-        let fd = rustix::fs::open(
+        let fd = match rustix::fs::open(
             p.as_str(),
             rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| RuntimeError::io("open namespace", &p, std::io::Error::from(e)))?;
+        ) {
+            Ok(fd) => fd,
+            // A kernel without cgroup namespaces.
+            Err(rustix::io::Errno::NOENT) if name == "cgroup" => continue,
+            Err(e) => {
+                return Err(RuntimeError::io(
+                    "open namespace",
+                    &p,
+                    std::io::Error::from(e),
+                ))
+            }
+        };
         ns.push(fd);
     }
+    let cg_fd = cgroup.v2_fd()?;
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
-    let helper = clone3(0).map_err(|e| RuntimeError::io("fork", "", e))?;
+    let helper = clone3(0, cg_fd.as_ref()).map_err(|e| RuntimeError::io("fork", "", e))?;
     if helper == 0 {
         drop(go_w);
         drop(rep_r);
         let rep = rep_w.as_raw_fd();
         let mut b = [0u8; 1];
         let _ = std::fs::File::from(go_r).read(&mut b);
+        if b[0] != b'g' {
+            // SAFETY: exiting the helper without unwinding into the parent's stack.
+            unsafe { libc::_exit(125) }
+        }
+        if let Err(e) = non_dumpable() {
+            report_and_exit(
+                rep,
+                SETUP,
+                &format!("make the process non-dumpable: {e}"),
+                125,
+            );
+        }
         if let Err(e) = install_stdio(&stdio) {
             report_and_exit(rep, SETUP, &format!("stdio: {e}"), 125);
+        }
+        if let Err(e) = cloexec_from_3() {
+            report_and_exit(
+                rep,
+                SETUP,
+                &format!("close inherited descriptors: {e}"),
+                125,
+            );
         }
         for fd in &ns {
             if let Err(e) =
@@ -481,16 +657,22 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
                 );
             }
         }
-        let child = match clone3(0) {
+        let child = match clone3(0, None) {
             Ok(c) => c,
             Err(e) => report_and_exit(rep, SETUP, &format!("fork: {e}"), 125),
         };
         if child == 0 {
-            if let Err(e) = spec.identity.apply() {
-                report_and_exit(rep, SETUP, &format!("drop privileges: {e}"), 125);
+            if let Err(e) = rustix::process::setsid() {
+                report_and_exit(rep, SETUP, &format!("setsid: {e}"), 125);
+            }
+            if let Err(e) = spec.identity.enter() {
+                report_and_exit(rep, SETUP, &e, 125);
             }
             if let Err(e) = rustix::process::chdir(spec.cwd.as_str()) {
                 report_and_exit(rep, SETUP, &format!("chdir {}: {e}", spec.cwd), 125);
+            }
+            if let Some(d) = spec.pause_before_exec {
+                std::thread::sleep(d);
             }
             let (kind, why) = cmd.exec();
             report_and_exit(rep, kind, &why, if kind == NOT_FOUND { 127 } else { 126 });
@@ -503,8 +685,10 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
     drop(go_r);
     drop(rep_w);
     drop(stdio);
+    drop(cg_fd);
     let joined = cgroup.add(helper);
-    let _ = std::fs::File::from(go_w).write_all(b"g");
+    let go: &[u8] = if joined.is_ok() { b"g" } else { b"x" };
+    let _ = std::fs::File::from(go_w).write_all(go);
     let report = read_report(rep_r);
     let exit = wait(helper)?;
     joined?;

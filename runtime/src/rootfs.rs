@@ -5,6 +5,7 @@
 //! `RESOLVE_IN_ROOT`) and mounted through its `/proc/self/fd` path, so a symlink in the
 //! image can never redirect a mount onto the host (CVE-2019-16884 / -19921 style).
 
+use crate::devices::Node;
 use crate::spec::{Plan, PlanMount};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::ffi::CString;
@@ -136,6 +137,89 @@ fn make_devices(dev: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes the mount open as `fd` and all its submounts read-only (`mount_setattr` with
+/// `AT_RECURSIVE`): a `:ro` bind of a tree with mounts inside is read-only all through,
+/// where a remount would change only its top.
+fn read_only_recursive(fd: &OwnedFd) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: an empty path relative to a descriptor we own, a valid mount_attr and its
+    // size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            return Err(io::Error::new(
+                e.kind(),
+                "read-only binds need mount_setattr (Linux 5.12 or later)",
+            ));
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Makes the device nodes the spec lists (`--device`, `--privileged`) in the container's
+/// `/dev`, with their owner and mode, replacing whatever was at the path.
+fn make_nodes(root: &OwnedFd, nodes: &[Node]) -> io::Result<()> {
+    use rustix::fs::{makedev, mknodat, FileType};
+    for n in nodes {
+        let rel = Path::new(n.path.trim_start_matches('/'));
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let dir = make_target(root, parent, true)?;
+        let _ = rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty());
+        let kind = match n.kind {
+            'b' => FileType::BlockDevice,
+            'p' => FileType::Fifo,
+            _ => FileType::CharacterDevice,
+        };
+        mknodat(
+            &dir,
+            name,
+            kind,
+            Mode::from_raw_mode(n.mode & 0o777),
+            makedev(n.major as u32, n.minor as u32),
+        )?;
+        rustix::fs::chownat(
+            &dir,
+            name,
+            Some(rustix::process::Uid::from_raw(n.uid)),
+            Some(rustix::process::Gid::from_raw(n.gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        rustix::fs::chmodat(
+            &dir,
+            name,
+            Mode::from_raw_mode(n.mode & 0o7777),
+            rustix::fs::AtFlags::empty(),
+        )?;
+    }
+    Ok(())
+}
+
 fn do_mount(root: &OwnedFd, m: &PlanMount) -> io::Result<()> {
     let dest = Path::new(m.destination.trim_start_matches('/'));
     if dest.as_os_str().is_empty() {
@@ -155,15 +239,9 @@ fn do_mount(root: &OwnedFd, m: &PlanMount) -> io::Result<()> {
         )?;
         if m.readonly {
             // The handle opened before the mount names the directory under it: reopen to
-            // reach the new mount, then make it read-only.
+            // reach the new mount, then make it and every mount under it read-only.
             let mounted = make_target(root, dest, is_dir)?;
-            mount(
-                None,
-                &fd_path(&mounted),
-                None,
-                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | (m.flags & !libc::MS_REC),
-                None,
-            )?;
+            read_only_recursive(&mounted)?;
         }
     } else {
         let src = m.source.to_string_lossy();
@@ -239,6 +317,7 @@ pub fn setup(plan: &Plan) -> Result<(), String> {
         do_mount(&root, m)
             .map_err(|e| step(&format!("mount {} on {}", m.typ, m.destination), e))?;
     }
+    make_nodes(&root, &plan.device_nodes).map_err(|e| step("create the device nodes", e))?;
     let cwd = Path::new(plan.cwd.trim_start_matches('/'));
     if !cwd.as_os_str().is_empty() {
         make_target(&root, cwd, true)

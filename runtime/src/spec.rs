@@ -5,74 +5,15 @@
 //! the launcher needs. Defaults follow Docker: its capability set, masked and read-only
 //! paths, `/dev` contents, and `no_new_privs`.
 
+use crate::devices;
 use crate::error::{Result, RuntimeError};
 use oci_spec::runtime::Spec;
 use serde_json::json;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-/// The capabilities Docker grants a container by default.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Capability names by number (linux/capability.h).
-const CAP_NAMES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+pub use crate::security::DEFAULT_CAPS;
+use crate::security::{cap_number, Seccomp, SecurityOpts};
 
 /// Docker's masked paths: hidden from the container (a file gets /dev/null, a dir an
 /// empty read-only tmpfs).
@@ -131,16 +72,20 @@ pub struct RunSpec {
     pub terminal: bool,
     /// The cgroup path under each hierarchy (`strata/<id>`).
     pub cgroup: String,
+    /// Privileges, seccomp, devices and rlimits.
+    pub security: SecurityOpts,
 }
 
 /// Builds the OCI runtime spec for `r`.
 pub fn build(r: &RunSpec) -> Result<Spec> {
-    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    let sec = &r.security;
+    let caps = sec.capabilities()?;
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "mount"}),
         json!({"type": "uts"}),
         json!({"type": "ipc"}),
+        json!({"type": "cgroup"}),
     ];
     if !r.network_host {
         namespaces.push(json!({"type": "network"}));
@@ -151,7 +96,8 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", if sec.privileged { "rw" } else { "ro" }]}),
     ];
     for b in &r.binds {
         let mut opts = vec!["rbind", "rprivate"];
@@ -170,6 +116,55 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
     if let Some(c) = r.cpus {
         resources["cpu"] = json!({"quota": (c * 100_000.0) as i64, "period": 100_000});
     }
+    // Devices: Docker's allowlist plus what was asked for; everything with --privileged.
+    let mut nodes = Vec::new();
+    let mut rules = devices::default_rules();
+    if sec.privileged {
+        nodes = devices::host_nodes();
+        rules = vec![devices::Rule {
+            allow: true,
+            kind: 'a',
+            major: None,
+            minor: None,
+            access: "rwm".into(),
+        }];
+    } else {
+        for d in &sec.devices {
+            let (node, rule) = devices::parse_device(d)?;
+            nodes.push(node);
+            rules.push(rule);
+        }
+        for c in &sec.device_cgroup_rules {
+            rules.push(devices::parse_cgroup_rule(c)?);
+        }
+    }
+    resources["devices"] = rules.iter().map(devices::Rule::to_json).collect();
+    let rlimits: Vec<serde_json::Value> = sec
+        .rlimits()?
+        .iter()
+        .map(|l| json!({"type": l.kind, "soft": l.soft, "hard": l.hard}))
+        .collect();
+    let seccomp = if sec.privileged {
+        None
+    } else {
+        let text = match &sec.seccomp {
+            Seccomp::Unconfined => None,
+            Seccomp::Builtin => Some(crate::seccomp::DOCKER_DEFAULT),
+            Seccomp::File { text, .. } => Some(text.as_str()),
+        };
+        let target = crate::seccomp::profile::Target {
+            caps: &caps,
+            arch: crate::seccomp::profile::go_arch(),
+            kernel: crate::seccomp::profile::kernel_version(),
+        };
+        text.map(|t| crate::seccomp::profile::resolve(t, &target))
+            .transpose()?
+    };
+    let (masked, readonly): (&[&str], &[&str]) = if sec.privileged {
+        (&[], &[])
+    } else {
+        (MASKED_PATHS, READONLY_PATHS)
+    };
     let v = json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -179,7 +174,8 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
             "env": r.env,
             "cwd": if r.cwd.is_empty() { "/" } else { r.cwd.as_str() },
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": true,
+            "noNewPrivileges": sec.no_new_privs,
+            "rlimits": rlimits,
         },
         "root": {"path": r.rootfs, "readonly": r.read_only},
         "hostname": r.hostname,
@@ -188,10 +184,15 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
             "namespaces": namespaces,
             "resources": resources,
             "cgroupsPath": r.cgroup,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
+            "devices": nodes.iter().map(devices::Node::to_json).collect::<Vec<_>>(),
         },
     });
+    let mut v = v;
+    if let Some(sc) = seccomp {
+        v["linux"]["seccomp"] = sc;
+    }
     serde_json::from_value(v).map_err(|e| RuntimeError::Spec(e.to_string()))
 }
 
@@ -261,9 +262,32 @@ pub struct Plan {
     pub resources: Resources,
     pub cgroup: String,
     pub terminal: bool,
+    /// `(resource, soft, hard)`.
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    /// The OCI `linux.seccomp` value, if any.
+    pub seccomp: Option<serde_json::Value>,
+    /// Where compiled seccomp programs are cached (set by the caller; `None`: compile).
+    pub seccomp_cache: Option<PathBuf>,
+    /// Device nodes to make in the container's `/dev`.
+    pub device_nodes: Vec<devices::Node>,
+    /// The device allowlist.
+    pub device_rules: Vec<devices::Rule>,
 }
 
 impl Plan {
+    /// The container's cgroup: the hierarchies its limits and device rules need.
+    pub fn cgroup(&self) -> Result<crate::cgroups::Cgroup> {
+        crate::cgroups::Cgroup::for_container(&self.cgroup, &self.resources, &self.device_rules)
+    }
+
+    /// The compiled seccomp filters (cached under [`Plan::seccomp_cache`]), if any.
+    pub fn seccomp_program(&self) -> Result<Option<crate::seccomp::compile::Program>> {
+        self.seccomp
+            .as_ref()
+            .map(|v| crate::seccomp::program(v, self.seccomp_cache.as_deref()))
+            .transpose()
+    }
+
     /// Whether the container gets its own network namespace.
     pub fn new_net(&self) -> bool {
         self.namespaces & libc::CLONE_NEWNET as u64 != 0
@@ -276,10 +300,6 @@ impl Plan {
             .filter_map(|e| CString::new(e.as_bytes()).ok())
             .collect()
     }
-}
-
-fn cap_number(name: &str) -> Option<u32> {
-    CAP_NAMES.iter().position(|n| *n == name).map(|i| i as u32)
 }
 
 fn mount_flags(options: &[String]) -> (u64, String, bool, bool) {
@@ -368,6 +388,33 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         });
     }
     let r = &v["linux"]["resources"];
+    let mut rlimits = Vec::new();
+    for l in p["rlimits"].as_array().cloned().unwrap_or_default() {
+        let kind = l["type"].as_str().unwrap_or("");
+        let res = crate::security::rlimit_resource(kind)
+            .ok_or_else(|| RuntimeError::Spec(format!("unknown rlimit {kind:?}")))?;
+        rlimits.push((
+            res,
+            l["soft"].as_u64().unwrap_or(0),
+            l["hard"].as_u64().unwrap_or(0),
+        ));
+    }
+    // A spec written before device rules existed gets Docker's defaults, never none.
+    let device_rules = match r["devices"].as_array() {
+        Some(list) => list
+            .iter()
+            .map(devices::Rule::from_json)
+            .collect::<Result<Vec<_>>>()?,
+        None => devices::default_rules(),
+    };
+    let device_nodes = v["linux"]["devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(devices::Node::from_json)
+        .collect::<Result<Vec<_>>>()?;
+    let seccomp = Some(v["linux"]["seccomp"].clone()).filter(|s| !s.is_null());
     Ok(Plan {
         args,
         env: strings(&p["env"]),
@@ -400,5 +447,10 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         },
         cgroup: v["linux"]["cgroupsPath"].as_str().unwrap_or("").to_string(),
         terminal: p["terminal"].as_bool().unwrap_or(false),
+        rlimits,
+        seccomp,
+        seccomp_cache: None,
+        device_nodes,
+        device_rules,
     })
 }

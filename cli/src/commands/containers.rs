@@ -121,6 +121,11 @@ fn container_json_with(
     };
     let status = st.effective_status().to_string();
     let time = |t: Option<f64>| t.map(|t| layerstore::export::rfc3339(t as u64));
+    let host_config: serde_json::Value =
+        std::fs::read(super::run::bundle(store, &c.id).join("hostconfig.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| json!({}));
     Ok(json!({
         "Id": c.id,
         "Name": c.name,
@@ -138,6 +143,7 @@ fn container_json_with(
             "FinishedAt": time(st.finished_at),
         },
         "GraphDriver": {"Name": c.driver, "Data": {"Layer": c.layer, "Mounts": mounted}},
+        "HostConfig": host_config,
     }))
 }
 

@@ -65,6 +65,28 @@ pub struct ContainerOpts {
     /// Allocate a terminal (the container shares this one).
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Every capability the host grants, every host device, no seccomp filter, no masked
+    /// paths (as Docker's --privileged).
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a capability (NET_ADMIN, ALL...; repeatable).
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (MKNOD, ALL...; repeatable).
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges[=false] (repeatable).
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// A host device: HOST[:CONTAINER][:rwm] (repeatable).
+    #[arg(long = "device")]
+    pub devices: Vec<String>,
+    /// Allow devices by number: 'c 1:3 rwm', 'b 8:* r' (repeatable).
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rules: Vec<String>,
+    /// A resource limit: NAME=SOFT[:HARD], like nofile=1024:2048 (repeatable).
+    #[arg(long = "ulimit")]
+    pub ulimits: Vec<String>,
     /// The image.
     pub image: String,
     /// The command and its arguments.
@@ -200,6 +222,38 @@ fn binds(store: &Store, specs: &[String]) -> Result<Vec<Bind>> {
     Ok(out)
 }
 
+/// The security options of `-o`, checked before anything is made.
+fn security_opts(o: &ContainerOpts) -> Result<runtime::security::SecurityOpts> {
+    let mut s = runtime::security::SecurityOpts {
+        privileged: o.privileged,
+        cap_add: o.cap_add.clone(),
+        cap_drop: o.cap_drop.clone(),
+        devices: o.devices.clone(),
+        device_cgroup_rules: o.device_cgroup_rules.clone(),
+        ulimits: o.ulimits.clone(),
+        ..Default::default()
+    };
+    for opt in &o.security_opt {
+        s.security_opt(opt)?;
+    }
+    Ok(s)
+}
+
+/// The options `inspect` shows under `HostConfig`, in Docker's names.
+fn host_config(o: &ContainerOpts) -> serde_json::Value {
+    serde_json::json!({
+        "Privileged": o.privileged,
+        "CapAdd": o.cap_add,
+        "CapDrop": o.cap_drop,
+        "SecurityOpt": o.security_opt,
+        "Devices": o.devices,
+        "DeviceCgroupRules": o.device_cgroup_rules,
+        "Ulimits": o.ulimits,
+        "ReadonlyRootfs": o.read_only,
+        "NetworkMode": o.network,
+    })
+}
+
 /// Creates a container: its read-write layer and its runtime spec.
 pub fn create_container(
     ctx: &Context,
@@ -217,6 +271,7 @@ pub fn create_container(
         "host" => true,
         other => bail!("invalid --network {other:?}: use none or host"),
     };
+    let security = security_opts(o)?;
     let cfg = image_config(store, &o.image)?;
     let binds = binds(store, &o.volumes)?;
     let c = store
@@ -282,10 +337,17 @@ pub fn create_container(
             cpus: o.cpus,
             terminal: o.tty,
             cgroup: format!("strata/{}", c.id),
+            security,
         };
         let spec = runtime::spec::build(&spec)?;
         let dir = bundle(store, &c.id);
         std::fs::create_dir_all(&dir)?;
+        let host_config = serde_json::to_vec(&host_config(o))?;
+        if scratch {
+            std::fs::write(dir.join("hostconfig.json"), host_config)?;
+        } else {
+            drivers::fsutil::write_atomic(&dir.join("hostconfig.json"), &host_config)?;
+        }
         if scratch {
             runtime::spec::save_resolved(&spec, &dir)?;
         } else {
@@ -330,12 +392,19 @@ fn prepare(store: &Store, c: &ContainerRecord) -> Result<runtime::spec::Plan> {
             serde_json::json!({"uid": uid, "gid": gid, "additionalGids": groups});
         spec = serde_json::from_value(v)?;
         runtime::spec::save_resolved(&spec, &dir)?;
-        Ok(runtime::spec::plan(&spec)?)
+        let mut plan = runtime::spec::plan(&spec)?;
+        plan.seccomp_cache = Some(seccomp_cache(store));
+        Ok(plan)
     })();
     if r.is_err() {
         let _ = store.umount_container(&c.id);
     }
     r
+}
+
+/// Where compiled seccomp programs are kept, one file per distinct profile.
+fn seccomp_cache(store: &Store) -> PathBuf {
+    store.root.join("cache").join("seccomp")
 }
 
 /// After the container's process ended: unmount, and remove it with `--rm`.
@@ -411,8 +480,9 @@ fn run_foreground(
         }
     };
     record_start(dir, started.pid, std::process::id())?;
-    // Ctrl-C and friends go to the container (pid 1 there decides what they mean).
-    ignore_terminal_signals();
+    // The container has a session of its own, so the terminal's Ctrl-C and the signals
+    // sent to this process are passed on to it (pid 1 there decides what they mean).
+    forward_signals(started.pid);
     if let Some(primary) = started.terminal.take() {
         runtime::tty::relay(primary);
     }
@@ -424,11 +494,36 @@ fn run_foreground(
     Ok(exit.code)
 }
 
-fn ignore_terminal_signals() {
-    // SAFETY: setting signal dispositions to SIG_IGN for this process.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Passes SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1 and SIGUSR2 on to `pid` (as
+/// `docker run`'s signal proxy does).
+fn forward_signals(pid: u32) {
+    FORWARD_TO.store(pid as i32, std::sync::atomic::Ordering::Relaxed);
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGQUIT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: installing an async-signal-safe handler with SA_RESTART.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
     }
 }
 
@@ -783,8 +878,13 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> Result<i32> {
         bail!("container {} is not running: start it first", c.name);
     }
     let spec = runtime::spec::load(&dir)?;
-    let plan = runtime::spec::plan(&spec)?;
-    let mut es = launch::ExecSpec::from_plan(&plan, a.command.clone());
+    let mut plan = runtime::spec::plan(&spec)?;
+    plan.seccomp_cache = Some(ctx.data_root.join("cache").join("seccomp"));
+    let mut es = launch::ExecSpec::from_plan(&plan, a.command.clone())?;
+    es.pause_before_exec = std::env::var("STRATA_TEST_EXEC_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis);
     for e in &a.env {
         let key = e.split('=').next().unwrap_or("");
         es.env.retain(|x| x.split('=').next() != Some(key));
@@ -808,7 +908,7 @@ pub fn exec(ctx: &Context, a: ExecArgs) -> Result<i32> {
         },
         ..Default::default()
     };
-    let cgroup = runtime::cgroups::Cgroup::for_limits(&plan.cgroup, &plan.resources);
+    let cgroup = runtime::cgroups::Cgroup::existing(&plan.cgroup);
     match launch::exec_in(st.pid, &cgroup, &es, stdio) {
         Ok(exit) => Ok(exit.code),
         Err(e) => {

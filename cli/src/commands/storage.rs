@@ -31,6 +31,7 @@ pub fn info(ctx: &Context, a: InfoArgs) -> Result<i32> {
             "Images": store.images.keys()?.len(),
             "Containers": store.containers.keys()?.len(),
             "Drivers": drivers,
+            "SecurityOptions": runtime::security::host_security_options(),
         }))?;
         return Ok(0);
     }
@@ -41,6 +42,10 @@ pub fn info(ctx: &Context, a: InfoArgs) -> Result<i32> {
     println!("Data Root: {}", ctx.data_root.display());
     println!("Images: {}", store.images.keys()?.len());
     println!("Containers: {}", store.containers.keys()?.len());
+    println!("Security Options:");
+    for o in runtime::security::host_security_options() {
+        println!(" {o}");
+    }
     println!("Drivers:");
     for (n, r) in probes {
         match r {
