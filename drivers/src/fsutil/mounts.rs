@@ -1,9 +1,25 @@
 //! Mount table queries shared by the mounting drivers.
 
+use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
 use std::path::Path;
 
-/// Whether `path` is a mount point, from /proc/self/mountinfo.
+/// Whether `path` is a mount point: asked of `statx` (`STATX_ATTR_MOUNT_ROOT`, decided
+/// by the VFS; `AT_STATX_DONT_SYNC` keeps a FUSE mount's server out of it), which is
+/// cheap; read from /proc/self/mountinfo (cost grows with the mount table) only on a
+/// kernel without that attribute or when `statx` fails, as on a dead FUSE mount.
 pub fn is_mounted(path: &Path) -> bool {
+    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC;
+    match rustix::fs::statx(CWD, path, flags, StatxFlags::BASIC_STATS) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        }
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => false,
+        _ => in_mountinfo(path),
+    }
+}
+
+/// Whether `path` is listed as a mount point in /proc/self/mountinfo.
+pub fn in_mountinfo(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
@@ -13,4 +29,25 @@ pub fn is_mounted(path: &Path) -> bool {
             .nth(4)
             .is_some_and(|m| m.replace("\\040", " ") == want)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_are_told_from_plain_directories() {
+        assert!(is_mounted(Path::new("/proc")));
+        assert!(is_mounted(Path::new("/")));
+        assert!(
+            !is_mounted(Path::new("/proc/self/fd")) || in_mountinfo(Path::new("/proc/self/fd"))
+        );
+        let d = tempfile::tempdir().unwrap();
+        assert!(!is_mounted(d.path()));
+        assert!(!is_mounted(&d.path().join("missing")));
+        assert_eq!(
+            is_mounted(Path::new("/sys")),
+            in_mountinfo(Path::new("/sys"))
+        );
+    }
 }
