@@ -284,6 +284,9 @@ fn native_arch() -> Result<u32> {
     }
 }
 
+/// A syscall's rules: its unconditional action, and conditional rules with theirs.
+type Entry = (Option<u32>, Vec<(Vec<Cond>, u32)>);
+
 /// Compiles an OCI `linux.seccomp` value.
 pub fn compile(v: &Value) -> Result<Program> {
     let arch = native_arch()?;
@@ -296,7 +299,7 @@ pub fn compile(v: &Value) -> Result<Program> {
         default_errno,
     )?;
     // Per syscall number: unconditional action, conditional rules.
-    let mut per: BTreeMap<u32, (Option<u32>, Vec<(Vec<Cond>, u32)>)> = BTreeMap::new();
+    let mut per: BTreeMap<u32, Entry> = BTreeMap::new();
     for s in v["syscalls"].as_array().cloned().unwrap_or_default() {
         let act = action(
             s["action"]
