@@ -85,6 +85,11 @@ impl Store {
     pub fn open(opts: &StoreOptions) -> Result<Store> {
         let root = opts.data_root.clone();
         fs::create_dir_all(&root).map_err(|e| StoreError::io("create data root", &root, e))?;
+        // Root's only (moby's CVE-2021-41091): image files, setuid binaries among them,
+        // container specs with their environment, and logs live below. Stores made before
+        // are closed when opened.
+        drivers::fsutil::restrict_dir(&root, 0o700)
+            .map_err(|e| StoreError::io("restrict the data root to root", &root, e))?;
         let lock_path = root.join("lock");
         let lock = if opts.read_only {
             FileLock::shared(&lock_path)
@@ -102,6 +107,12 @@ impl Store {
             Some(n) => drivers::open(n, &root.join(n), &opts.driver_opts)?,
             None => Self::detect_driver(&root, &opts.driver_opts)?,
         };
+        // The driver's home too, in case the data root is ever opened up again.
+        let home = root.join(driver.name());
+        if home.is_dir() {
+            drivers::fsutil::restrict_dir(&home, 0o700)
+                .map_err(|e| StoreError::io("restrict the driver's folder to root", &home, e))?;
+        }
         Ok(Store {
             blobs: BlobStore::new(root.join("blobs").join("sha256"), tmp.clone())?,
             layers: JsonDir::new(root.join("layers"))?,

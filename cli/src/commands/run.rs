@@ -137,19 +137,21 @@ fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let read = |name: &str| -> String {
-        drivers::fsutil::open_root(rootfs)
-            .and_then(|r| {
-                drivers::fsutil::open_in_root(
-                    &r,
-                    Path::new(name),
-                    drivers::fsutil::OpenMode::ReadFile,
-                )
-            })
-            .map(|fd| std::io::read_to_string(std::fs::File::from(fd)).unwrap_or_default())
-            .unwrap_or_default()
+    // The image's files, read inside the rootfs: regular files of at most 4 MiB only, so a
+    // FIFO or a device planted as /etc/passwd fails at once instead of hanging or filling
+    // memory.
+    let read = |name: &str| -> Result<String> {
+        let root = drivers::fsutil::open_root(rootfs)
+            .with_context(|| format!("open the rootfs {}", rootfs.display()))?;
+        let data = drivers::fsutil::read_regular_in_root(&root, Path::new(name), 4 << 20)
+            .with_context(|| format!("read the image's /{name} to look up user {user:?}"))?;
+        Ok(String::from_utf8_lossy(&data.unwrap_or_default()).to_string())
     };
-    let passwd = read("etc/passwd");
+    // Numeric user and group need no lookup at all.
+    if let (Ok(uid), Some(Ok(gid))) = (u.parse::<u32>(), g.map(str::parse::<u32>)) {
+        return Ok((uid, gid, Vec::new()));
+    }
+    let passwd = read("etc/passwd")?;
     let (uid, mut gid) = match u.parse::<u32>() {
         Ok(n) => {
             let gid = passwd
@@ -172,7 +174,7 @@ fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => read("etc/group")
+            Err(_) => read("etc/group")?
                 .lines()
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() > 2 && f[0] == g)
@@ -342,6 +344,8 @@ pub fn create_container(
         let spec = runtime::spec::build(&spec)?;
         let dir = bundle(store, &c.id);
         std::fs::create_dir_all(&dir)?;
+        // The spec holds the container's environment (secrets given with -e).
+        drivers::fsutil::restrict_dir(&dir, 0o700)?;
         let host_config = serde_json::to_vec(&host_config(o))?;
         if scratch {
             std::fs::write(dir.join("hostconfig.json"), host_config)?;
@@ -537,13 +541,18 @@ fn run_detached(
     rm: bool,
 ) -> Result<i32> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    use std::os::unix::fs::OpenOptionsExt;
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(dir.join("stdout.log"))?;
     let err = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(dir.join("stderr.log"))?;
     // SAFETY: fork in a single-threaded CLI process; the child only runs this function's
     // code and exits without returning.

@@ -61,3 +61,15 @@ pub fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+/// Makes directory `dir` reachable by its owner only (`mode`, e.g. 0o700 or 0o710) when it
+/// is more open than that: the data root and what holds image files, so no local user can
+/// reach a setuid binary of an image or a container's environment and logs.
+pub fn restrict_dir(dir: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let md = fs::metadata(dir)?;
+    if md.permissions().mode() & 0o7777 != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}

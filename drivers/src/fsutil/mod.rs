@@ -12,10 +12,10 @@ pub mod resolve;
 pub mod tree;
 pub mod xattr;
 
-pub use atomic::{fsync_dir, write_atomic, write_replace, write_synced};
+pub use atomic::{fsync_dir, restrict_dir, write_atomic, write_replace, write_synced};
 pub use backing::backing_fs;
 pub use copy::{copy_data, copy_tree, CopyOptions};
 pub use manifest::tree_manifest;
 pub use mounts::is_mounted;
-pub use resolve::{open_in_root, open_root, OpenMode};
+pub use resolve::{open_in_root, open_root, read_regular_in_root, OpenMode};
 pub use tree::{clear_dir_at, remove_all_at};

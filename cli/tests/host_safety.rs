@@ -1,0 +1,232 @@
+//! What strata does on the host side with things an image or a container controls (issue
+//! 12), on every driver available here: the data root is closed to other local users (a
+//! setuid binary of an image is neither runnable nor readable by uid 65534), and the
+//! container's own `/etc/passwd` as a FIFO or an endless device gives a clear error at once.
+
+mod common;
+
+use common::Strata;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BB: &str = "/bin/busybox";
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn setup(driver: &str) -> Strata {
+    let s = Strata::with_driver(driver);
+    s.load("images/busybox-wh.docker.tar");
+    s
+}
+
+/// Runs `c`, killing it after `limit`: the output, or `None` if it had to be killed.
+fn within(mut c: Command, limit: Duration) -> Option<Output> {
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every path under `dir` named `name` (not following symlinks, not crossing into mounts'
+/// contents twice).
+fn find(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if e.file_name() == name {
+            out.push(p.clone());
+        }
+        if ft.is_dir() {
+            find(&p, name, out);
+        }
+    }
+}
+
+/// As uid/gid 65534 with no groups: runs `args`, returning whether it succeeded and what
+/// it printed. Through a shell: setpriv execs its command while root's capabilities are
+/// still in effect (they go at that exec), so its own exec could reach what uid 65534
+/// cannot.
+fn as_nobody(args: &[&str]) -> (bool, String) {
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["/bin/sh", "-c", "exec \"$0\" \"$@\""])
+        .args(args)
+        .output()
+        .expect("setpriv (util-linux)");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).to_string() + &err(&o),
+    )
+}
+
+#[test]
+fn setuid_files_of_an_image_are_out_of_reach_of_local_users() {
+    for driver in common::drivers_here() {
+        let s = setup(driver);
+        // A layer with a setuid-root copy of id(1), imported as an image.
+        let src = s.dir.path().join("suid-src");
+        std::fs::create_dir_all(src.join("usr/bin")).unwrap();
+        std::fs::copy("/usr/bin/id", src.join("usr/bin/suid-id")).unwrap();
+        let tar = s.dir.path().join("suid.tar");
+        let o = Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .args(["--owner=0", "--group=0", "--mode=u+s", "-cf"])
+            .arg(&tar)
+            .arg("usr")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", err(&o));
+        s.ok(&["import", tar.to_str().unwrap(), "suid:1"]);
+        s.ok(&["create", "--name", "c", "suid:1", "/usr/bin/suid-id"]);
+        let merged = s.ok(&["mount", "c"]);
+        let mut found = Vec::new();
+        find(&s.root(), "suid-id", &mut found);
+        assert!(
+            !found.is_empty(),
+            "{driver}: the file is somewhere under the data root"
+        );
+        // The check is real: the same binary where uid 65534 can reach it runs as root.
+        let open = s.dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::copy("/usr/bin/id", open.join("suid-id")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            open.join("suid-id"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        let (ok, text) = as_nobody(&[open.join("suid-id").to_str().unwrap(), "-u"]);
+        assert!(ok && text.trim() == "0", "{driver}: control: {text}");
+        for p in found
+            .iter()
+            .chain([&PathBuf::from(merged.trim()).join("usr/bin/suid-id")])
+        {
+            let (ok, text) = as_nobody(&[p.to_str().unwrap(), "-u"]);
+            assert!(!ok, "{driver}: uid 65534 ran {}: {text}", p.display());
+            let (ok, text) = as_nobody(&["cat", p.to_str().unwrap()]);
+            assert!(!ok, "{driver}: uid 65534 read {}: {text}", p.display());
+        }
+        // A container's spec (its environment) and logs are root's only.
+        let (ok, _) = as_nobody(&["ls", s.root().join("containers").to_str().unwrap()]);
+        assert!(!ok, "{driver}: the containers folder is listable");
+        s.ok(&["umount", "c"]);
+        s.ok(&["rm", "c"]);
+    }
+}
+
+#[test]
+fn existing_open_data_roots_are_closed_when_opened() {
+    let s = setup("vfs");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.ok(&["images", "-q"]);
+    let mode = std::fs::metadata(s.root()).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+    let mode = std::fs::metadata(s.root().join("vfs"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn a_fifo_or_a_device_as_etc_passwd_fails_at_once() {
+    for driver in common::drivers_here() {
+        let s = setup(driver);
+        // Planted in the container's filesystem before it starts.
+        s.ok(&[
+            "create",
+            "--name",
+            "c",
+            "-u",
+            "nobody",
+            "busybox-wh:1",
+            BB,
+            "id",
+        ]);
+        let root = PathBuf::from(s.ok(&["mount", "c"]).trim());
+        std::fs::remove_file(root.join("etc/passwd")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &root.join("etc/passwd"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        s.ok(&["umount", "c"]);
+        let o = within(s.cmd(&["start", "-a", "c"]), Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{driver}: start hung on a FIFO /etc/passwd"));
+        assert_eq!(o.status.code(), Some(125), "{driver}: {}", err(&o));
+        assert!(
+            err(&o).contains("not a regular file"),
+            "{driver}: {}",
+            err(&o)
+        );
+        // Made by the running container itself, then used by exec -u.
+        s.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "bg",
+            "busybox-wh:1",
+            BB,
+            "sleep",
+            "60",
+        ]);
+        for (plant, what) in [
+            ("rm /etc/passwd; mkfifo /etc/passwd", "FIFO"),
+            ("rm /etc/passwd; mknod /etc/passwd c 1 5", "device"),
+        ] {
+            s.ok(&["exec", "bg", BB, "sh", "-c", plant]);
+            let o = within(
+                s.cmd(&["exec", "-u", "nobody", "bg", BB, "id"]),
+                Duration::from_secs(20),
+            )
+            .unwrap_or_else(|| panic!("{driver}: exec -u hung on a {what} /etc/passwd"));
+            assert_eq!(o.status.code(), Some(125), "{driver}: {what}: {}", err(&o));
+            assert!(
+                err(&o).contains("not a regular file"),
+                "{driver}: {what}: {}",
+                err(&o)
+            );
+        }
+        // Numeric ids need no lookup.
+        let o = s.ok(&[
+            "exec",
+            "-u",
+            "65534:65534",
+            "bg",
+            BB,
+            "grep",
+            "^Uid:",
+            "/proc/self/status",
+        ]);
+        assert!(o.contains("65534"), "{o}");
+        s.ok(&["rm", "-f", "bg", "c"]);
+    }
+}
