@@ -172,7 +172,7 @@ fn a_fifo_or_a_device_as_etc_passwd_fails_at_once() {
         std::fs::remove_file(root.join("etc/passwd")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("etc/passwd"),
+            root.join("etc/passwd"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,
