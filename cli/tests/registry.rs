@@ -242,6 +242,42 @@ enum Fault {
     CutOnce,
     Unauthorized,
     HugeManifest,
+    /// Asks for a Bearer token from a realm on its own host (and port).
+    RealmHere,
+    /// Asks for a Bearer token from a realm on another host over plain HTTP.
+    RealmElsewhere,
+}
+
+/// A token server on 127.0.0.2 (another host than the registry's 127.0.0.1) that records
+/// the Authorization header of every request and hands out the token `t`.
+fn token_server(seen: Arc<Mutex<Vec<String>>>) -> String {
+    let listener = TcpListener::bind("127.0.0.2:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut auth = String::from("none");
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("authorization: ") {
+                    auth = v.trim().to_string();
+                }
+            }
+            seen.lock().unwrap().push(auth);
+            let body = b"{\"token\": \"t\"}";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(body);
+        }
+    });
+    addr
 }
 
 /// A scripted registry serving the busybox-wh OCI layout's blobs.
@@ -249,6 +285,8 @@ struct Fake {
     addr: String,
     manifest_digest: String,
     hits: Arc<Mutex<Vec<String>>>,
+    /// Authorization headers the token realm received (`none` when absent).
+    token_auth: Arc<Mutex<Vec<String>>>,
 }
 
 fn layout_blobs() -> (HashMap<String, Vec<u8>>, String) {
@@ -285,6 +323,12 @@ impl Fake {
         let h2 = hits.clone();
         let md = manifest_digest.clone();
         let cut_done = Arc::new(Mutex::new(false));
+        let token_auth = Arc::new(Mutex::new(Vec::new()));
+        let realm = match fault {
+            Fault::RealmElsewhere => format!("http://{}/token", token_server(token_auth.clone())),
+            _ => format!("http://{addr}/token"),
+        };
+        let ta = token_auth.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
@@ -292,6 +336,8 @@ impl Fake {
                 let hits = h2.clone();
                 let md = md.clone();
                 let cut_done = cut_done.clone();
+                let realm = realm.clone();
+                let token_auth = ta.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(conn.try_clone().unwrap());
                     loop {
@@ -305,11 +351,16 @@ impl Fake {
                         }
                         let (method, path) = (parts[0].to_string(), parts[1].to_string());
                         let mut range: Option<u64> = None;
+                        let mut auth = String::from("none");
                         loop {
                             let mut h = String::new();
                             reader.read_line(&mut h).unwrap();
                             if h == "\r\n" || h.is_empty() {
                                 break;
+                            }
+                            if let Some(v) = h.to_ascii_lowercase().strip_prefix("authorization: ")
+                            {
+                                auth = v.trim().to_string();
                             }
                             if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
                                 range = v.trim().trim_end_matches('-').parse().ok();
@@ -327,6 +378,20 @@ impl Fake {
                                 );
                                 let _ = conn.write_all(body);
                             };
+                        if path.starts_with("/token") {
+                            token_auth.lock().unwrap().push(auth.clone());
+                            reply(&mut conn, "200 OK", "", b"{\"token\": \"t\"}");
+                            continue;
+                        }
+                        if matches!(fault, Fault::RealmHere | Fault::RealmElsewhere)
+                            && auth != "bearer t"
+                        {
+                            let h = format!(
+                                "WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\"\r\n"
+                            );
+                            reply(&mut conn, "401 Unauthorized", &h, b"{}");
+                            continue;
+                        }
                         if fault == Fault::Unauthorized {
                             reply(
                                 &mut conn,
@@ -404,6 +469,7 @@ impl Fake {
             addr,
             manifest_digest,
             hits,
+            token_auth,
         }
     }
 }
@@ -516,4 +582,43 @@ fn a_layer_over_the_chunk_size_is_pushed_in_chunks_and_pulled_back() {
     let root = t.mounted(&dest, "c");
     assert_eq!(std::fs::read(root.join("big.bin")).unwrap(), data);
     t.ok(&["umount", "c"]);
+}
+
+#[test]
+fn credentials_never_go_to_a_realm_on_another_host_in_clear_text() {
+    let s = Strata::new();
+    let authfile = s.dir.path().join("auth.json");
+    let write_creds = |registry: &str| {
+        let v = serde_json::json!({"auths": {registry: {"auth": "YWxpY2U6czNjcjN0"}}});
+        std::fs::write(&authfile, v.to_string()).unwrap();
+    };
+    // Control: a realm on the registry's own host gets the stored credentials.
+    let f = Fake::start(Fault::RealmHere);
+    write_creds(&f.addr);
+    let af = authfile.to_str().unwrap().to_string();
+    s.ok(&strs(&plain(&[
+        "--authfile",
+        &af,
+        "pull",
+        &format!("{}/t/bb:v1", f.addr),
+    ])));
+    let seen = f.token_auth.lock().unwrap().clone();
+    assert!(seen.iter().any(|a| a.starts_with("basic ")), "{seen:?}");
+    // A registry naming a realm on another host over HTTP: the token is asked for without
+    // them, and the pull still works with the anonymous token.
+    let s = Strata::new();
+    let f = Fake::start(Fault::RealmElsewhere);
+    write_creds(&f.addr);
+    s.ok(&strs(&plain(&[
+        "--authfile",
+        &af,
+        "pull",
+        &format!("{}/t/bb:v1", f.addr),
+    ])));
+    let seen = f.token_auth.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the realm was asked");
+    assert!(
+        seen.iter().all(|a| a == "none"),
+        "credentials sent to another host: {seen:?}"
+    );
 }

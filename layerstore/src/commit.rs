@@ -103,11 +103,11 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
     let mut manifest: Manifest = serde_json::from_slice(&store.blobs.read(&base.manifest)?)
         .map_err(|e| StoreError::json("base manifest", e))?;
     manifest.config.digest = config.clone();
-    manifest.config.size = cfg_bytes.len() as i64;
+    manifest.config.size = cfg_bytes.len() as u64;
     manifest.layers.push(Descriptor {
         media_type: layer_type.into(),
         digest: blob,
-        size: size as i64,
+        size,
         annotations: None,
         platform: None,
     });

@@ -109,7 +109,8 @@ pub struct Descriptor {
     #[serde(default)]
     pub media_type: String,
     pub digest: Digest,
-    pub size: i64,
+    /// Unsigned: a negative size in a manifest is refused when it is parsed.
+    pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,4 +203,18 @@ pub struct DockerArchiveEntry {
     pub repo_tags: Option<Vec<String>>,
     #[serde(rename = "Layers", default)]
     pub layers: Vec<String>,
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn negative_descriptor_sizes_are_refused() {
+        let d = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let ok = format!(r#"{{"mediaType": "x", "digest": "{d}", "size": 5}}"#);
+        assert_eq!(serde_json::from_str::<Descriptor>(&ok).unwrap().size, 5);
+        let neg = format!(r#"{{"mediaType": "x", "digest": "{d}", "size": -1}}"#);
+        assert!(serde_json::from_str::<Descriptor>(&neg).is_err());
+    }
 }

@@ -60,6 +60,11 @@ impl Client {
         }
     }
 
+    /// Whether `url` is on this registry's own host (scheme, host and port).
+    fn same_origin(&self, url: &str) -> bool {
+        origin(url).is_some() && origin(url) == origin(&self.base)
+    }
+
     fn send_once(
         &self,
         method: &str,
@@ -121,7 +126,15 @@ impl Client {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(&q.join("&"));
         }
-        let basic = self.creds.as_ref().map(|(u, p)| basic_header(u, p));
+        // Credentials go only to the registry's own host, or to a realm over HTTPS: never
+        // to another host in clear text (a registry could name any realm).
+        let trusted =
+            self.same_origin(realm) || (realm.starts_with("https://") && origin(realm).is_some());
+        let basic = self
+            .creds
+            .as_ref()
+            .filter(|_| trusted)
+            .map(|(u, p)| basic_header(u, p));
         let mut resp = self.send_once("GET", &url, &[], &mut Payload::Empty, basic.as_deref())?;
         if resp.status().as_u16() == 401 || resp.status().as_u16() == 403 {
             return Err(RegistryError::Unauthorized(realm.to_string()));
@@ -161,10 +174,21 @@ impl Client {
         mut payload: Payload<'_>,
     ) -> Result<Response<Body>> {
         let url = self.url(path_or_url);
-        let current = self.authz.lock().ok().and_then(|a| a.clone());
+        // An absolute `Location` on another host (an upload or a blob elsewhere) gets no
+        // Authorization of this registry's.
+        let own = self.same_origin(&url);
+        let current = self
+            .authz
+            .lock()
+            .ok()
+            .and_then(|a| a.clone())
+            .filter(|_| own);
         let resp = self.send_once(method, &url, headers, &mut payload, current.as_deref())?;
         if resp.status().as_u16() != 401 {
             return Ok(resp);
+        }
+        if !own {
+            return Err(RegistryError::Unauthorized(url));
         }
         let challenge = resp
             .headers()
@@ -244,4 +268,65 @@ fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// `scheme://host[:port]` of an absolute URL, lower-cased, the port made explicit.
+pub fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let auth = rest.split(['/', '?', '#']).next()?;
+    // Userinfo is never part of where a request goes.
+    let auth = auth.rsplit('@').next()?.to_ascii_lowercase();
+    if auth.is_empty() {
+        return None;
+    }
+    let has_port = match auth.rfind(':') {
+        Some(i) => !auth[i..].contains(']'),
+        None => false,
+    };
+    let default = match scheme.as_str() {
+        "https" => "443",
+        "http" => "80",
+        _ => return None,
+    };
+    Some(if has_port {
+        format!("{scheme}://{auth}")
+    } else {
+        format!("{scheme}://{auth}:{default}")
+    })
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(
+            origin("http://127.0.0.1:5000/v2/"),
+            Some("http://127.0.0.1:5000".into())
+        );
+        assert_eq!(
+            origin("https://Reg.example/x"),
+            origin("https://reg.example:443/y")
+        );
+        assert_ne!(
+            origin("http://reg.example/x"),
+            origin("https://reg.example/x")
+        );
+        assert_ne!(
+            origin("http://127.0.0.1:5000/"),
+            origin("http://127.0.0.2:5000/")
+        );
+        assert_eq!(
+            origin("http://evil@127.0.0.1:5000/"),
+            origin("http://127.0.0.1:5000/")
+        );
+        assert_eq!(origin("/v2/relative"), None);
+        assert_eq!(origin("ftp://x/"), None);
+        let c = Client::new("127.0.0.1:5000", false, Some(("u".into(), "p".into())));
+        assert!(c.same_origin("http://127.0.0.1:5000/v2/t/blobs/uploads/1"));
+        assert!(!c.same_origin("http://127.0.0.1:5001/upload"));
+        assert!(!c.same_origin("http://127.0.0.1.evil:5000/upload"));
+    }
 }

@@ -172,7 +172,7 @@ pub fn fetch_blob(
                 match reader.read(&mut buf) {
                     Ok(0) => break None,
                     Ok(n) => {
-                        if have + n as u64 > d.size as u64 {
+                        if have + n as u64 > d.size {
                             return Err(RegistryError::DigestMismatch {
                                 what: format!("layer {}", d.digest),
                                 expected: format!("{} bytes", d.size),
@@ -188,7 +188,7 @@ pub fn fetch_blob(
                     Err(e) => break Some(e),
                 }
             };
-            if have == d.size as u64 {
+            if have == d.size {
                 break;
             }
             last_err = Some(RegistryError::io(
@@ -197,7 +197,7 @@ pub fn fetch_blob(
                 cut.unwrap_or_else(|| std::io::Error::other("the body ended early")),
             ));
         }
-        if have != d.size as u64 {
+        if have != d.size {
             return Err(last_err
                 .unwrap_or_else(|| RegistryError::Protocol(format!("{}: incomplete", d.digest))));
         }
@@ -294,7 +294,7 @@ pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -
                 let Some(d) = missing.get(i) else { break };
                 let tell = |done: u64| {
                     if let Some(p) = &opts.progress {
-                        p(&d.digest.to_string(), done, d.size as u64);
+                        p(&d.digest.to_string(), done, d.size);
                     }
                 };
                 if let Err(e) = fetch_blob(store, client, repo, d, &tell) {

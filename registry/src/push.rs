@@ -167,7 +167,7 @@ pub fn push(store: &Store, client: &Client, local: &str, r: &Reference) -> Resul
     let mut blobs: Vec<(Digest, u64)> = manifest
         .layers
         .iter()
-        .map(|l| (l.digest.clone(), l.size as u64))
+        .map(|l| (l.digest.clone(), l.size))
         .collect();
     blobs.push((manifest.config.digest.clone(), manifest.config.size as u64));
     for (d, size) in blobs {

@@ -98,7 +98,7 @@ fn write_blobs(store: &Store, sel: &[Selected], sink: &mut dyn Sink) -> Result<V
         let desc = |annotations| Descriptor {
             media_type: spec::OCI_MANIFEST.into(),
             digest: digest.clone(),
-            size: bytes.len() as i64,
+            size: bytes.len() as u64,
             annotations,
             platform: None,
         };

@@ -79,7 +79,7 @@ pub(crate) fn read(store: &Store, src: &Source) -> Result<Vec<Pending>> {
             descs.push(Descriptor {
                 media_type: mt.into(),
                 digest: digest.clone(),
-                size: size as i64,
+                size,
                 annotations: None,
                 platform: None,
             });
@@ -91,7 +91,7 @@ pub(crate) fn read(store: &Store, src: &Source) -> Result<Vec<Pending>> {
             config: Descriptor {
                 media_type: spec::DOCKER_CONFIG.into(),
                 digest: config_digest.clone(),
-                size: config_size as i64,
+                size: config_size,
                 annotations: None,
                 platform: None,
             },

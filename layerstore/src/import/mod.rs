@@ -171,14 +171,14 @@ pub fn import_rootfs(store: &Store, file: &Path, reference: &str) -> Result<Load
         config: spec::Descriptor {
             media_type: spec::OCI_CONFIG.into(),
             digest: config_digest.clone(),
-            size: cfg_bytes.len() as i64,
+            size: cfg_bytes.len() as u64,
             annotations: None,
             platform: None,
         },
         layers: vec![spec::Descriptor {
             media_type: media_type.into(),
             digest: blob.clone(),
-            size: size as i64,
+            size,
             annotations: None,
             platform: None,
         }],

@@ -20,7 +20,7 @@ fn fetch_json(
     what: &str,
     limit: u64,
 ) -> Result<Vec<u8>> {
-    if desc.size < 0 || desc.size as u64 > limit {
+    if desc.size > limit {
         return Err(StoreError::Format(format!(
             "{what} {} claims {} bytes, over the {limit}-byte limit: refusing it",
             desc.digest, desc.size
@@ -31,7 +31,7 @@ fn fetch_json(
         &blob_name(&desc.digest),
         what,
         Some(&desc.digest),
-        Some(desc.size as u64),
+        Some(desc.size),
     )?;
     store.blobs.read(&desc.digest)
 }
@@ -179,7 +179,7 @@ fn resolve(
             });
         }
         let what = format!("layer {}", i + 1);
-        let size = u64::try_from(l.size).ok();
+        let size = Some(l.size);
         src.ingest(
             &store.blobs,
             &blob_name(&l.digest),
