@@ -19,6 +19,31 @@ pub struct FileConfig {
     pub storage_driver: Option<String>,
     #[serde(rename = "storage-opts", default)]
     pub storage_opts: Vec<String>,
+    /// Bytes of file data one layer may hold once expanded (default 1 TiB).
+    #[serde(rename = "max-layer-size")]
+    pub max_layer_size: Option<u64>,
+    /// Entries one layer tar may hold (default 10,000,000).
+    #[serde(rename = "max-layer-entries")]
+    pub max_layer_entries: Option<u64>,
+    /// Layers one image may have (default 1,000).
+    #[serde(rename = "max-image-layers")]
+    pub max_image_layers: Option<usize>,
+    /// Bytes of one PAX or GNU long-name record (default 1 MiB, as Go's archive/tar).
+    #[serde(rename = "max-tar-header-record")]
+    pub max_tar_header_record: Option<u64>,
+}
+
+impl FileConfig {
+    /// The layer limits, the defaults where the file says nothing.
+    pub fn limits(&self) -> layerstore::tarfs::Limits {
+        let d = layerstore::tarfs::Limits::default();
+        layerstore::tarfs::Limits {
+            max_layer_bytes: self.max_layer_size.unwrap_or(d.max_layer_bytes),
+            max_entries: self.max_layer_entries.unwrap_or(d.max_entries),
+            max_layers: self.max_image_layers.unwrap_or(d.max_layers),
+            max_header_record: self.max_tar_header_record.unwrap_or(d.max_header_record),
+        }
+    }
 }
 
 /// Reads `path`; a missing default file is an empty config, a missing named file an error.

@@ -230,3 +230,144 @@ fn a_fifo_or_a_device_as_etc_passwd_fails_at_once() {
         s.ok(&["rm", "-f", "bg", "c"]);
     }
 }
+
+/// Runs GNU tar with `args` in `dir`.
+fn gnu_tar(dir: &Path, args: &[&str]) {
+    let o = Command::new("tar")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "tar {args:?}: {}", err(&o));
+}
+
+#[test]
+fn sparse_files_become_holes_and_sparse_bombs_are_refused_at_once() {
+    for driver in common::drivers_here() {
+        let s = setup(driver);
+        let d = s.dir.path().join("sparse");
+        std::fs::create_dir(&d).unwrap();
+        // 512 MiB that are all hole but 1 MiB of data in the middle.
+        let f = std::fs::File::create(d.join("big")).unwrap();
+        f.set_len(512 << 20).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&vec![7u8; 1 << 20], 256 << 20).unwrap();
+        drop(f);
+        gnu_tar(
+            &d,
+            &["--format=gnu", "--sparse", "-cf", "../sparse.tar", "big"],
+        );
+        std::fs::remove_file(d.join("big")).unwrap();
+        let tar = s.dir.path().join("sparse.tar");
+        s.ok(&["import", tar.to_str().unwrap(), "sparse:1"]);
+        s.ok(&["create", "--name", "c", "sparse:1", "/x"]);
+        let root = PathBuf::from(s.ok(&["mount", "c"]).trim());
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(root.join("big")).unwrap();
+        assert_eq!(md.len(), 512 << 20, "{driver}");
+        assert!(
+            md.blocks() * 512 < 64 << 20,
+            "{driver}: {} bytes allocated",
+            md.blocks() * 512
+        );
+        let mut b = [0u8; 4];
+        std::fs::File::open(root.join("big"))
+            .unwrap()
+            .read_exact_at(&mut b, 256 << 20)
+            .unwrap();
+        assert_eq!(b, [7; 4], "{driver}: the data survives");
+        s.ok(&["umount", "c"]);
+        s.ok(&["rm", "c"]);
+        s.assert_fsck_ok();
+    }
+    // 2 TiB of holes in a tar of a few KiB: refused before anything is written.
+    let s = Strata::with_driver("overlay2");
+    let d = s.dir.path().join("bomb");
+    std::fs::create_dir(&d).unwrap();
+    let f = std::fs::File::create(d.join("bomb")).unwrap();
+    f.set_len(2 << 40).unwrap();
+    drop(f);
+    gnu_tar(
+        &d,
+        &["--format=gnu", "--sparse", "-cf", "../bomb.tar", "bomb"],
+    );
+    std::fs::remove_file(d.join("bomb")).unwrap();
+    let tar = s.dir.path().join("bomb.tar");
+    assert!(std::fs::metadata(&tar).unwrap().len() < 64 << 10);
+    let o = within(
+        s.cmd(&["import", tar.to_str().unwrap(), "bomb:1"]),
+        Duration::from_secs(30),
+    )
+    .expect("the sparse bomb was worked on for 30 s");
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(err(&o).contains("max-layer-size"), "{}", err(&o));
+    assert!(s.images_json().is_empty());
+    s.assert_fsck_ok();
+}
+
+/// A one-file tar whose entry carries a PAX comment of `n` bytes.
+fn pax_tar(path: &Path, n: usize) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    b.append_pax_extensions([("comment", "c".repeat(n).as_bytes())])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "f", &b"hi"[..]).unwrap();
+    b.finish().unwrap();
+}
+
+#[test]
+fn oversized_records_entry_counts_and_layer_counts_are_refused_with_the_limit_named() {
+    let s = Strata::with_driver("overlay2");
+    let big = s.dir.path().join("pax.tar");
+    pax_tar(&big, 2 << 20);
+    let e = s.fails(&["import", big.to_str().unwrap(), "pax:1"], 125);
+    assert!(
+        e.contains("PAX extended header of") && e.contains("1048576"),
+        "{e}"
+    );
+    assert!(s.images_json().is_empty());
+    // Allowed by daemon.json, it loads.
+    std::fs::write(
+        s.dir.path().join("daemon.json"),
+        r#"{"max-tar-header-record": 4194304, "max-layer-entries": 5, "max-image-layers": 3}"#,
+    )
+    .unwrap();
+    s.ok(&["import", big.to_str().unwrap(), "pax:1"]);
+    // Six entries against a limit of five.
+    let d = s.dir.path().join("many");
+    std::fs::create_dir(&d).unwrap();
+    for i in 0..6 {
+        std::fs::write(d.join(format!("f{i}")), "x").unwrap();
+    }
+    gnu_tar(
+        &d,
+        &["-cf", "../many.tar", "f0", "f1", "f2", "f3", "f4", "f5"],
+    );
+    let many = s.dir.path().join("many.tar");
+    let e = s.fails(&["import", many.to_str().unwrap(), "many:1"], 125);
+    assert!(e.contains("max-layer-entries"), "{e}");
+    // busybox-wh has 7 layers, the limit says 3.
+    let e = s.fails(
+        &[
+            "load",
+            "-i",
+            common::fixture("images/busybox-wh.oci.tar")
+                .to_str()
+                .unwrap(),
+        ],
+        125,
+    );
+    assert!(e.contains("max-image-layers"), "{e}");
+    s.assert_fsck_ok();
+    // A config that is not a number is refused naming the key.
+    std::fs::write(
+        s.dir.path().join("daemon.json"),
+        r#"{"max-layer-size": "big"}"#,
+    )
+    .unwrap();
+    let e = s.fails(&["images"], 125);
+    assert!(e.contains("daemon.json is invalid"), "{e}");
+}

@@ -12,7 +12,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::store::{Store, ACTIVE_DRIVER_FILE};
-use crate::tarfs::apply_layer;
+use crate::tarfs::apply_layer_limited;
 use drivers::fsutil::{tree_manifest, write_atomic};
 use drivers::{DriverOptions, LayerKind};
 use std::collections::BTreeSet;
@@ -133,7 +133,7 @@ pub fn migrate(
                 .create(&c.layer, parent.as_deref(), LayerKind::ReadWrite)?;
             let dir = store.driver.diff_dir(&c.layer)?;
             let f = std::fs::File::open(tar).map_err(|e| StoreError::io("open", tar, e))?;
-            apply_layer(f, &dir, store.driver.whiteout_format())?;
+            apply_layer_limited(f, &dir, store.driver.whiteout_format(), &store.limits)?;
             let view = store.driver.get(&c.layer)?;
             let after = tree_manifest(&view);
             store.driver.put(&c.layer)?;

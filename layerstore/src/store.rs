@@ -13,7 +13,7 @@ use crate::layers::LayerRecord;
 use crate::records::JsonDir;
 use crate::refs::{self, Refs};
 use crate::spec::ImageConfig;
-use crate::tarfs::apply_layer;
+use crate::tarfs::{apply_layer_limited, ApplyError, Limits};
 use drivers::lock::FileLock;
 use drivers::{Driver, DriverOptions, LayerKind};
 use std::collections::HashSet;
@@ -32,6 +32,8 @@ pub struct StoreOptions {
     pub driver_opts: DriverOptions,
     /// Take the lock shared (read-only commands) instead of exclusive.
     pub read_only: bool,
+    /// What one untrusted layer or image may ask for.
+    pub limits: Limits,
 }
 
 /// An open store. Holds the data-root lock until dropped.
@@ -45,6 +47,8 @@ pub struct Store {
     pub refs: Refs,
     tmp: PathBuf,
     progress: Option<ProgressFn>,
+    /// What one untrusted layer or image may ask for.
+    pub limits: Limits,
     _lock: FileLock,
 }
 
@@ -123,6 +127,7 @@ impl Store {
             driver,
             tmp,
             progress: None,
+            limits: opts.limits,
             _lock: lock,
         })
     }
@@ -426,7 +431,7 @@ impl Store {
     ) -> Result<crate::tarfs::ApplyResult> {
         let dir = self.driver.diff_dir(id)?;
         let f = self.blobs.open(blob)?;
-        let res = apply_layer(f, &dir, self.driver.whiteout_format())?;
+        let res = apply_layer_limited(f, &dir, self.driver.whiteout_format(), &self.limits)?;
         if res.diff_id != *diff_id {
             return Err(StoreError::DigestMismatch {
                 what: format!(
@@ -531,6 +536,14 @@ impl Store {
         layers: &[NewLayer<'_>],
         what: &str,
     ) -> Result<Vec<Digest>> {
+        if parent.is_none() && layers.len() > self.limits.max_layers {
+            return Err(ApplyError::Limit(format!(
+                "the image has {} layers, over the limit of {} (daemon.json max-image-layers)",
+                layers.len(),
+                self.limits.max_layers
+            ))
+            .into());
+        }
         let full_tree = self.driver.whiteout_format().full_tree();
         let mut chains = Vec::with_capacity(layers.len());
         let mut created: Vec<(usize, String)> = Vec::new();

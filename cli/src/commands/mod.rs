@@ -104,12 +104,15 @@ pub struct Context {
     /// `--storage-opt size=`: a per-container limit (Docker's `create --storage-opt`),
     /// not a driver option.
     pub container_size: Option<u64>,
+    /// What one untrusted layer or image may ask for (daemon.json).
+    pub limits: layerstore::tarfs::Limits,
 }
 
 impl Context {
     /// Combines flags with the config file (flags win).
     pub fn new(cli: &Cli) -> Result<Context> {
         let file = config::read(cli.config.as_deref())?;
+        let limits = file.limits();
         let data_root = cli
             .data_root
             .clone()
@@ -131,6 +134,7 @@ impl Context {
             driver,
             driver_opts: DriverOptions::parse(&opts)?,
             container_size: container_size.transpose()?,
+            limits,
         })
     }
 
@@ -140,6 +144,7 @@ impl Context {
             driver: self.driver.clone(),
             driver_opts: self.driver_opts.clone(),
             read_only,
+            limits: self.limits,
         })
         .with_context(|| format!("opening the store at {}", self.data_root.display()))
     }

@@ -235,6 +235,7 @@ pub fn migrate(ctx: &Context, a: MigrateArgs) -> Result<i32> {
         driver: a.from.clone().or_else(|| ctx.driver.clone()),
         driver_opts: ctx.driver_opts.clone(),
         container_size: None,
+        limits: ctx.limits,
     };
     if ctx2.driver.as_deref() == Some(a.to.as_str()) && a.from.is_none() {
         ctx2.driver = None;

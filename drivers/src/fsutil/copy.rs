@@ -226,6 +226,13 @@ pub fn copy_data(
             Err(e) => return Err(e.into()),
         }
     }
+    // A sparse file keeps its holes: only its data segments are copied.
+    if let Ok(hole) = rustix::fs::seek(src, rustix::fs::SeekFrom::Hole(0)) {
+        if hole < len {
+            return copy_sparse(src, dst, len);
+        }
+        rustix::fs::seek(src, rustix::fs::SeekFrom::Start(0))?;
+    }
     let mut left = len;
     while left > 0 {
         let chunk = left.min(1 << 30) as usize;
@@ -242,6 +249,48 @@ pub fn copy_data(
         }
         left -= n as u64;
     }
+    Ok(())
+}
+
+/// Copies the data segments of a sparse file (`SEEK_DATA`/`SEEK_HOLE`) to the same
+/// offsets, then sets the length: holes stay holes, so copying an image's sparse file
+/// costs what its data costs.
+fn copy_sparse(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    use rustix::fs::SeekFrom;
+    let mut off = 0u64;
+    let mut buf = Vec::new();
+    while off < len {
+        let data = match rustix::fs::seek(src, SeekFrom::Data(off)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let end = rustix::fs::seek(src, SeekFrom::Hole(data))?.min(len);
+        let (mut i, mut o) = (data, data);
+        while i < end {
+            let chunk = (end - i).min(1 << 30) as usize;
+            match rustix::fs::copy_file_range(src, Some(&mut i), dst, Some(&mut o), chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(rustix::io::Errno::XDEV) | Err(rustix::io::Errno::NOSYS) => {
+                    buf.resize(1 << 20, 0);
+                    let n = rustix::io::pread(src, &mut buf[..chunk.min(1 << 20)], i)?;
+                    if n == 0 {
+                        break;
+                    }
+                    let mut done = 0;
+                    while done < n {
+                        done += rustix::io::pwrite(dst, &buf[done..n], o + done as u64)?;
+                    }
+                    i += n as u64;
+                    o += n as u64;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        off = end;
+    }
+    rustix::fs::ftruncate(dst, len)?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! layer; names with a `..` component are refused outright.
 
 use super::entry_path::clean;
+use super::limits::{HeaderGuard, Limits};
 use super::pax::{parse_time, PaxInfo};
 use super::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::compress::Compression;
@@ -43,6 +44,9 @@ pub enum ApplyError {
     },
     #[error("reading the layer tar: {0} (the archive is truncated or corrupt)")]
     Tar(#[source] io::Error),
+    /// The layer asks for more than a limit allows (daemon.json names each limit).
+    #[error("refusing the layer: {0}")]
+    Limit(String),
 }
 
 /// What applying a layer produced.
@@ -72,20 +76,42 @@ fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> App
     }
 }
 
+/// Whether `b` holds only zero bytes (eight at a time).
+fn all_zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(8);
+    words.all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == 0)
+        && words.remainder().iter().all(|x| *x == 0)
+}
+
 fn errno(e: rustix::io::Errno) -> io::Error {
     e.into()
 }
 
-/// Applies the layer read from `reader` into `root` using `hook` for whiteouts.
-/// Decompression and hashing run on a second thread while entries are written.
+/// Applies the layer read from `reader` into `root` using `hook` for whiteouts, under
+/// the default [`Limits`]. Decompression and hashing run on a second thread while entries
+/// are written.
 pub fn apply_layer<R: Read + Send>(
     reader: R,
     root: &Path,
     hook: &dyn WhiteoutFormat,
 ) -> Result<ApplyResult, ApplyError> {
+    apply_layer_limited(reader, root, hook, &Limits::default())
+}
+
+/// [`apply_layer`] under `limits`: an oversized PAX or long-name record, too many entries
+/// or too many bytes (sparse files at their full size) refuse the layer before the work
+/// is done; runs of zeros in file data become holes, never written blocks.
+pub fn apply_layer_limited<R: Read + Send>(
+    reader: R,
+    root: &Path,
+    hook: &dyn WhiteoutFormat,
+    limits: &Limits,
+) -> Result<ApplyResult, ApplyError> {
     let root_fd = open_root(root).map_err(io_err(Path::new(""), "open layer root"))?;
     let (applied, produced) = with_read_ahead(reader, |stream| -> Result<(u64, u64), ApplyError> {
-        let mut archive = tar::Archive::new(&mut *stream);
+        let (guard, refused) = HeaderGuard::new(&mut *stream, limits.max_header_record);
+        let refusal = || refused.borrow().clone().map(ApplyError::Limit);
+        let mut archive = tar::Archive::new(guard);
         let mut ap = Applier {
             root: root_fd,
             hook,
@@ -96,11 +122,29 @@ pub fn apply_layer<R: Read + Send>(
             data_size: 0,
             entries: 0,
         };
-        for entry in archive.entries().map_err(ApplyError::Tar)? {
-            let mut entry = entry.map_err(ApplyError::Tar)?;
+        let entries = archive
+            .entries()
+            .map_err(|e| refusal().unwrap_or(ApplyError::Tar(e)))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| refusal().unwrap_or(ApplyError::Tar(e)))?;
             ap.entries += 1;
-            ap.apply_entry(&mut entry)?;
+            if ap.entries > limits.max_entries {
+                return Err(ApplyError::Limit(format!(
+                    "more than {} entries (daemon.json max-layer-entries)",
+                    limits.max_entries
+                )));
+            }
+            if ap.data_size.saturating_add(entry.size()) > limits.max_layer_bytes {
+                return Err(ApplyError::Limit(format!(
+                    "more than {} bytes of file data once expanded, at {:?} (daemon.json max-layer-size)",
+                    limits.max_layer_bytes,
+                    entry.path_bytes().escape_ascii().to_string()
+                )));
+            }
+            ap.apply_entry(&mut entry)
+                .map_err(|e| refusal().unwrap_or(e))?;
         }
+        drop(archive);
         ap.finish_dirs()?;
         stream.drain().map_err(ApplyError::Tar)?;
         Ok((ap.data_size, ap.entries))
@@ -232,14 +276,32 @@ impl Applier<'_> {
                 )
                 .map_err(|e| io_err(&path, "create file")(errno(e)))?;
                 let mut file = File::from(fd);
+                // Whole blocks of zeros in a sparse file are skipped, leaving holes: a small
+                // tar cannot make the host write terabytes of zeros.
+                let sparse = kind == EntryType::GNUSparse;
+                let mut len = 0u64;
+                let mut hole = false;
                 loop {
                     let n = entry.read(&mut self.buf).map_err(ApplyError::Tar)?;
                     if n == 0 {
                         break;
                     }
-                    file.write_all(&self.buf[..n])
-                        .map_err(io_err(&path, "write file"))?;
+                    let chunk = &self.buf[..n];
+                    if sparse && all_zero(chunk) {
+                        use std::io::Seek;
+                        file.seek(io::SeekFrom::Current(n as i64))
+                            .map_err(io_err(&path, "seek past a hole"))?;
+                        hole = true;
+                    } else {
+                        file.write_all(chunk).map_err(io_err(&path, "write file"))?;
+                        hole = false;
+                    }
+                    len += n as u64;
                     self.data_size += n as u64;
+                }
+                if hole {
+                    file.set_len(len)
+                        .map_err(io_err(&path, "set the file's length"))?;
                 }
                 set_meta_fd(file.as_fd(), owner, mode, &pax, &times)
                     .map_err(io_err(&path, "set metadata"))?;

@@ -4,10 +4,12 @@
 
 pub mod apply;
 pub mod entry_path;
+pub mod limits;
 pub mod pax;
 pub mod write;
 
-pub use apply::{apply_layer, ApplyError, ApplyResult};
+pub use apply::{apply_layer, apply_layer_limited, ApplyError, ApplyResult};
+pub use limits::Limits;
 pub use write::{write_layer, write_layer_sized, LayerTarWriter};
 
 /// Prefix of an OCI whiteout entry name.
