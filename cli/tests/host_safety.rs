@@ -371,3 +371,45 @@ fn oversized_records_entry_counts_and_layer_counts_are_refused_with_the_limit_na
     let e = s.fails(&["images"], 125);
     assert!(e.contains("daemon.json is invalid"), "{e}");
 }
+
+#[test]
+fn a_layout_blob_that_is_not_a_regular_file_is_refused_at_once() {
+    let s = Strata::with_driver("vfs");
+    let dir = s.dir.path().join("layout");
+    std::fs::create_dir(&dir).unwrap();
+    gnu_tar(
+        &dir,
+        &[
+            "-xf",
+            common::fixture("images/busybox-wh.oci.tar")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    // The largest blob (a layer) replaced by a FIFO nobody writes to.
+    let dir = dir.join("busybox-wh.oci");
+    let blobs = dir.join("blobs/sha256");
+    let biggest = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .path();
+    std::fs::remove_file(&biggest).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &biggest,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let o = within(
+        s.cmd(&["load", "-i", dir.to_str().unwrap()]),
+        Duration::from_secs(20),
+    )
+    .expect("load hung on a FIFO blob");
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(err(&o).contains("not a regular file"), "{}", err(&o));
+    assert!(s.images_json().is_empty());
+}

@@ -5,7 +5,6 @@ use crate::error::{RegistryError, Result};
 use base64::Engine;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The default credentials file: `$HOME/.config/strata/auth.json`.
@@ -57,16 +56,12 @@ impl AuthFile {
         self.doc["auths"][registry] = serde_json::json!({ "auth": auth });
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| RegistryError::io("create", dir.display(), e))?;
-        let tmp = dir.join(format!(".auth-{}.tmp", std::process::id()));
         let data = serde_json::to_vec_pretty(&self.doc)
             .map_err(|e| RegistryError::Protocol(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+        // A new 0600 file under an unpredictable name (O_EXCL: never through a symlink).
+        let (mut f, tmp) = drivers::fsutil::create_temp_beside(&self.path)
+            .map_err(|e| RegistryError::io("create a temp file beside", self.path.display(), e))?;
+        let mut write = || -> std::io::Result<()> {
             f.write_all(&data)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)

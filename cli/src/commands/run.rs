@@ -833,17 +833,23 @@ pub fn logs(ctx: &Context, a: LogsArgs) -> Result<i32> {
         for (i, f) in files.iter_mut().enumerate() {
             let Some(f) = f else { continue };
             f.seek(std::io::SeekFrom::Start(pos[i]))?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            if !buf.is_empty() {
-                got = true;
-                pos[i] += buf.len() as u64;
-                if i == 0 {
-                    std::io::stdout().write_all(&buf)?;
-                    std::io::stdout().flush()?;
-                } else {
-                    std::io::stderr().write_all(&buf)?;
+            // In 64 KiB pieces: a container's log can be larger than memory.
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
                 }
+                got = true;
+                pos[i] += n as u64;
+                if i == 0 {
+                    std::io::stdout().write_all(&buf[..n])?;
+                } else {
+                    std::io::stderr().write_all(&buf[..n])?;
+                }
+            }
+            if i == 0 {
+                std::io::stdout().flush()?;
             }
         }
         if !a.follow {

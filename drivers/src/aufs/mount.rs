@@ -50,7 +50,9 @@ pub fn mount_kernel(upper: &Path, lowers: &[PathBuf], target: &Path) -> io::Resu
     for l in lowers {
         br.push_str(&format!(":{}=ro+wh", l.display()));
     }
-    br.push_str(",dio,xino=/dev/shm/aufs.xino");
+    // The external inode table beside the mount point, inside the root-only data root: a
+    // fixed name in /dev/shm would be shared by every mount and open to other users.
+    br.push_str(&format!(",dio,xino={}.xino", target.display()));
     let data = std::ffi::CString::new(br).map_err(io::Error::other)?;
     rustix::mount::mount(
         "none",

@@ -4,28 +4,50 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// The directory of `path` and a temp name beside it owned by this process
-/// (`.tmp-NAME-PID`), renamed over `path` once written.
-fn temp_beside(path: &Path) -> io::Result<(&Path, PathBuf)> {
+/// A fresh temp name beside `path`: `.tmp-NAME-PID-NONCE`, the nonce random, so no
+/// other user can guess it and plant a symlink there first.
+pub fn temp_name_beside(path: &Path) -> io::Result<PathBuf> {
+    use std::hash::{BuildHasher, Hasher};
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let nonce = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     let mut tmp_name = std::ffi::OsString::from(".tmp-");
     tmp_name.push(name);
-    tmp_name.push(format!("-{}", std::process::id()));
-    Ok((dir, dir.join(tmp_name)))
+    tmp_name.push(format!("-{}-{nonce:016x}", std::process::id()));
+    Ok(dir.join(tmp_name))
+}
+
+/// Creates a new temp file beside `path` (see [`temp_name_beside`]) with `O_EXCL`, so it
+/// is never an existing file or a symlink to one, readable by its owner only.
+pub fn create_temp_beside(path: &Path) -> io::Result<(File, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = temp_name_beside(path)?;
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((f, tmp)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no temp name")))
 }
 
 /// Writes `data` to `path` so that a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let (dir, tmp) = temp_beside(path)?;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let (mut f, tmp) = create_temp_beside(path)?;
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -41,8 +63,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 /// not outlive a reboot (mount counts), where a process crash must leave the old or the new
 /// content but a power cut loses the mounts along with it.
 pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
-    let (_, tmp) = temp_beside(path)?;
-    let result = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, path));
+    let (mut f, tmp) = create_temp_beside(path)?;
+    let result = f.write_all(data).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -72,4 +94,33 @@ pub fn restrict_dir(dir: &Path, mode: u32) -> io::Result<()> {
         fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn temp_files_are_new_private_and_unpredictable() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("out.tar");
+        let (a, b) = (
+            temp_name_beside(&target).unwrap(),
+            temp_name_beside(&target).unwrap(),
+        );
+        assert_ne!(a, b, "a random part in every name");
+        let (_, tmp) = create_temp_beside(&target).unwrap();
+        let mode = fs::metadata(&tmp).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // write_atomic never writes through a symlink already at the final name's temp:
+        // it only ever creates new files, and replaces the target itself.
+        std::os::unix::fs::symlink("/etc/hostname", &target).unwrap();
+        write_atomic(&target, b"new").unwrap();
+        assert!(!fs::symlink_metadata(&target)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+    }
 }

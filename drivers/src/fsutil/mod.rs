@@ -12,7 +12,10 @@ pub mod resolve;
 pub mod tree;
 pub mod xattr;
 
-pub use atomic::{fsync_dir, restrict_dir, write_atomic, write_replace, write_synced};
+pub use atomic::{
+    create_temp_beside, fsync_dir, restrict_dir, temp_name_beside, write_atomic, write_replace,
+    write_synced,
+};
 pub use backing::backing_fs;
 pub use copy::{copy_data, copy_tree, CopyOptions};
 pub use manifest::tree_manifest;

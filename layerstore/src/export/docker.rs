@@ -1,6 +1,6 @@
 //! docker-archive output: `<config hex>.json`, `<diff hex>/layer.tar`, `manifest.json`.
 
-use super::{temp_beside, Selected};
+use super::{temp_file_beside, Selected};
 use crate::compress::decompress;
 use crate::digest::HashReader;
 use crate::error::{Result, StoreError};
@@ -8,14 +8,13 @@ use crate::spec::DockerArchiveEntry;
 use crate::store::Store;
 use crate::tarfs::LayerTarWriter;
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
-    let tmp = temp_beside(path);
+    let (f, tmp) = temp_file_beside(path)?;
     let result = (|| {
-        let f = File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
         let mut w = LayerTarWriter::new(BufWriter::with_capacity(1 << 20, f));
         let io = |e| StoreError::io("write", &tmp, e);
         let mut done = HashSet::new();

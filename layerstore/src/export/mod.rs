@@ -49,9 +49,8 @@ pub fn save(store: &Store, images: &[String], path: &Path, format: Format) -> Re
 pub fn export_rootfs(root: &Path, path: &Path) -> Result<()> {
     let changes =
         drivers::changes::tree_changes(None, root).map_err(|e| StoreError::io("read", root, e))?;
-    let tmp = temp_beside(path);
+    let (f, tmp) = temp_file_beside(path)?;
     let result = (|| -> std::io::Result<()> {
-        let f = std::fs::File::create(&tmp)?;
         let w = crate::tarfs::write_layer(
             root,
             &changes,
@@ -67,13 +66,11 @@ pub fn export_rootfs(root: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A sibling temp name for `path`, renamed into place when complete.
-pub(crate) fn temp_beside(path: &Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+/// A new temp file beside `path` (unpredictable name, `O_EXCL`, 0600: the folder may be
+/// one other users can write to, like /tmp), renamed into place when complete.
+pub(crate) fn temp_file_beside(path: &Path) -> Result<(std::fs::File, std::path::PathBuf)> {
+    drivers::fsutil::create_temp_beside(path)
+        .map_err(|e| StoreError::io("create a temp file beside", path, e))
 }
 
 /// Formats seconds since the epoch as RFC 3339 UTC (`2024-01-02T03:04:05Z`).

@@ -2,7 +2,7 @@
 //! Docker-typed manifests are rewritten with OCI media types (the config and layer
 //! blobs keep their digests), as `skopeo copy` does, so umoci and other OCI tools read them.
 
-use super::{temp_beside, Selected};
+use super::{temp_file_beside, Selected};
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
 use crate::spec::{self, Descriptor, Index, Manifest};
@@ -132,8 +132,9 @@ fn finish(sink: &mut dyn Sink, manifests: Vec<Descriptor>) -> Result<()> {
 }
 
 pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
-    let tmp = temp_beside(path);
     let as_tar = path.extension().is_some_and(|e| e == "tar");
+    let tmp = drivers::fsutil::temp_name_beside(path)
+        .map_err(|e| StoreError::io("name a temp file beside", path, e))?;
     if !as_tar
         && path.exists()
         && fs::read_dir(path)
@@ -147,20 +148,27 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
     }
     let result = (|| {
         if as_tar {
-            let f = File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
-            let mut sink = TarSink(LayerTarWriter::new(BufWriter::with_capacity(1 << 20, f)));
-            let idx = write_blobs(store, sel, &mut sink)?;
-            finish(&mut sink, idx)?;
-            let io = |e| StoreError::io("write", &tmp, e);
-            let mut bw = sink.0.finish().map_err(io)?;
-            bw.flush().map_err(io)?;
-            bw.into_inner()
-                .map_err(|e| io(e.into_error()))?
-                .sync_all()
-                .map_err(io)?;
-            fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))
+            let (f, file_tmp) = temp_file_beside(path)?;
+            let written = (|| {
+                let mut sink = TarSink(LayerTarWriter::new(BufWriter::with_capacity(1 << 20, f)));
+                let idx = write_blobs(store, sel, &mut sink)?;
+                finish(&mut sink, idx)?;
+                let io = |e| StoreError::io("write", &file_tmp, e);
+                let mut bw = sink.0.finish().map_err(io)?;
+                bw.flush().map_err(io)?;
+                bw.into_inner()
+                    .map_err(|e| io(e.into_error()))?
+                    .sync_all()
+                    .map_err(io)?;
+                fs::rename(&file_tmp, path).map_err(|e| StoreError::io("rename", path, e))
+            })();
+            if written.is_err() {
+                let _ = fs::remove_file(&file_tmp);
+            }
+            written
         } else {
-            fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
+            // A new directory (never an existing one, nor through a planted symlink).
+            fs::create_dir(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
             let mut sink = DirSink(tmp.clone());
             let idx = write_blobs(store, sel, &mut sink)?;
             finish(&mut sink, idx)?;

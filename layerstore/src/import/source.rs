@@ -305,6 +305,13 @@ impl Source {
             }
         }
         let mut f = self.open_file(name, &what)?;
+        // The size on disk is checked before anything is copied: a layout's blob file may
+        // be far larger than its descriptor says, or not a file at all.
+        let md = f.metadata().map_err(|e| StoreError::io("stat", &p, e))?;
+        if !md.is_file() {
+            return Err(StoreError::Format(format!("{what} is not a regular file")));
+        }
+        check_size(md.len())?;
         let staged = blobs.stage(&mut f)?;
         let (d, n) = (staged.digest.clone(), staged.size);
         if let Err(e) = check_size(n) {
