@@ -182,3 +182,28 @@ fn size_limits_need_quotas_and_are_enforced() {
     s.ok(&["umount", "q"]);
     s.ok(&["rm", "q"]);
 }
+
+#[test]
+fn subvolumes_a_container_made_inside_its_layer_go_with_it() {
+    if !driver_available("btrfs") {
+        return;
+    }
+    let s = Strata::with_driver("btrfs");
+    s.load("images/busybox-wh.docker.tar");
+    let before = subvolumes(&s).len();
+    let root = s.mounted("busybox-wh:1", "c");
+    // What a container can do with the ioctl (no capability needed): nested subvolumes.
+    let btrfs = require_tool("btrfs");
+    sh(Command::new(&btrfs)
+        .args(["subvolume", "create"])
+        .arg(root.join("tmp/nest")));
+    sh(Command::new(&btrfs)
+        .args(["subvolume", "create"])
+        .arg(root.join("tmp/nest/deeper")));
+    fs::write(root.join("tmp/nest/deeper/f"), b"x").unwrap();
+    assert_eq!(subvolumes(&s).len(), before + 3, "{:?}", subvolumes(&s));
+    s.ok(&["umount", "c"]);
+    s.ok(&["rm", "c"]);
+    assert_eq!(subvolumes(&s).len(), before, "{:?}", subvolumes(&s));
+    s.assert_fsck_ok();
+}

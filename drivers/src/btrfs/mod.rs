@@ -19,6 +19,7 @@ use crate::staging::{check_removable, Staging};
 use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
 use std::fs;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -113,8 +114,19 @@ impl Btrfs {
         fs::rename(path, &tmp).map_err(|e| DriverError::io("rename", path, e))?;
         let dir = tmp.parent().unwrap_or(&self.home);
         let fd = fsutil::open_root(dir).map_err(|e| DriverError::io("open", dir, e))?;
-        ioctl::subvol_destroy(&fd, tmp.file_name().unwrap_or_default())
-            .map_err(|e| DriverError::io("destroy subvolume", &tmp, e))
+        let name = tmp.file_name().unwrap_or_default();
+        match ioctl::subvol_destroy(&fd, name) {
+            // Subvolumes made inside it (a container may make them): those first.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+                let inner =
+                    fsutil::open_root(&tmp).map_err(|e| DriverError::io("open", &tmp, e))?;
+                destroy_nested(&inner)
+                    .map_err(|e| DriverError::io("destroy nested subvolumes", &tmp, e))?;
+                ioctl::subvol_destroy(&fd, name)
+            }
+            r => r,
+        }
+        .map_err(|e| DriverError::io("destroy subvolume", &tmp, e))
     }
 
     /// Subvolumes under `subvolumes/` that have no metadata (a crash between snapshot and
@@ -347,4 +359,41 @@ impl Driver for Btrfs {
     fn cleanup(&self) -> Result<(), DriverError> {
         self.refs.reset()
     }
+}
+
+/// The inode number of every btrfs subvolume's root directory.
+const SUBVOLUME_ROOT_INO: u64 = 256;
+
+/// Destroys every subvolume below the directory open as `dir`, innermost first. Walks
+/// by descriptor without following symlinks, so a tree a container made cannot lead it
+/// elsewhere.
+fn destroy_nested(dir: &std::os::fd::OwnedFd) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let mut names = Vec::new();
+    for e in rustix::fs::Dir::read_from(dir)? {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(e.file_name().to_owned());
+        }
+    }
+    for name in names {
+        let st = rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+            continue;
+        }
+        let child = rustix::fs::openat(
+            dir,
+            name.as_c_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        destroy_nested(&child)?;
+        if st.st_ino == SUBVOLUME_ROOT_INO {
+            drop(child);
+            let os = std::ffi::OsStr::from_bytes(name.to_bytes());
+            ioctl::subvol_destroy(dir, os)?;
+        }
+    }
+    Ok(())
 }
