@@ -413,3 +413,54 @@ fn a_layout_blob_that_is_not_a_regular_file_is_refused_at_once() {
     assert!(err(&o).contains("not a regular file"), "{}", err(&o));
     assert!(s.images_json().is_empty());
 }
+
+#[test]
+fn cp_never_touches_the_host_while_a_container_swaps_symlinks() {
+    for driver in common::drivers_here() {
+        let s = setup(driver);
+        let host = s.dir.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        std::fs::write(host.join("payload"), "from host").unwrap();
+        // Host files the container points its symlinks at.
+        let victim = s.dir.path().join("victim");
+        let secret = s.dir.path().join("secret");
+        std::fs::write(&secret, "HOST SECRET").unwrap();
+        let (v, sec) = (victim.display().to_string(), secret.display().to_string());
+        // The container flips /tmp/t between a regular file and a symlink to the victim,
+        // and /tmp/s between a regular file and a symlink to the secret, as fast as it can.
+        let script = format!(
+            "while :; do ln -sfn {v} /tmp/t; echo f > /tmp/t.new; mv -f /tmp/t.new /tmp/t; \
+             ln -sfn {sec} /tmp/s; echo mine > /tmp/s.new; mv -f /tmp/s.new /tmp/s; done"
+        );
+        s.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "flip",
+            "busybox-wh:1",
+            BB,
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let out_file = s.dir.path().join("out");
+        let payload = host.join("payload");
+        for _ in 0..150 {
+            let _ = s.run(&["cp", payload.to_str().unwrap(), "flip:/tmp/t"]);
+            let _ = std::fs::remove_file(&out_file);
+            let _ = s.run(&["cp", "flip:/tmp/s", out_file.to_str().unwrap()]);
+            assert!(
+                !victim.exists(),
+                "{driver}: cp into the container wrote a host file"
+            );
+            if let Ok(md) = std::fs::symlink_metadata(&out_file) {
+                if md.is_file() {
+                    let got = std::fs::read_to_string(&out_file).unwrap_or_default();
+                    assert_ne!(got, "HOST SECRET", "{driver}: cp out read a host file");
+                }
+            }
+        }
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "HOST SECRET");
+        s.ok(&["rm", "-f", "flip"]);
+    }
+}

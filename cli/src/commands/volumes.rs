@@ -6,11 +6,13 @@ use super::{print_json, run::bundle, Context, OutFormat};
 use crate::output::{print_table, table};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
-use drivers::fsutil::{copy_tree, open_in_root, open_root, CopyOptions, OpenMode};
+use drivers::fsutil::{
+    copy_entry_at, copy_tree_fds, open_in_root, open_root, CopyOptions, OpenMode,
+};
 use layerstore::volumes::Volumes;
 use layerstore::Store;
 use serde_json::json;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
@@ -141,21 +143,28 @@ fn split_container(s: &str) -> Option<(&str, &str)> {
     s.split_once(':')
 }
 
-fn fd_path(fd: &impl AsRawFd) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+/// The directory and name of a host path (trusted: the user named it).
+fn host_parent(p: &Path) -> Result<(std::os::fd::OwnedFd, std::ffi::OsString)> {
+    let name = p
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: give a path that ends in a name", p.display()))?
+        .to_os_string();
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fd = open_root(parent).with_context(|| format!("open {}", parent.display()))?;
+    Ok((fd, name))
 }
 
-/// Copies `src` (a file, symlink or directory) to the new path `dst`, symlinks as links.
-fn copy_any(src: &Path, dst: &Path) -> Result<()> {
-    let md = std::fs::symlink_metadata(src)?;
-    if md.is_dir() {
-        std::fs::create_dir(dst)?;
-        copy_tree(src, dst, &CopyOptions::new(true))?;
-        std::fs::set_permissions(dst, md.permissions())?;
-    } else if md.file_type().is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(src)?, dst)?;
-    } else {
-        std::fs::copy(src, dst)?;
+/// Makes room for a new entry `name` in `dir`: an existing non-directory is removed (the
+/// entry itself, never what a symlink there points to).
+fn clear_for(dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr) -> Result<()> {
+    use rustix::fs::{AtFlags, FileType};
+    if let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
+        }
     }
     Ok(())
 }
@@ -173,56 +182,84 @@ pub fn cp(ctx: &Context, a: CpArgs) -> Result<i32> {
     let rootfs = store
         .mount_container(ctr)
         .with_context(|| format!("cp: mount {ctr}"))?;
+    // Every step in the container works through descriptors (openat2 RESOLVE_IN_ROOT,
+    // then *at calls that never follow a symlink), so a running container swapping names
+    // for symlinks cannot make strata read or write a host file.
     let result = (|| -> Result<()> {
         let root = open_root(&rootfs)?;
         let rel = Path::new(path.trim_start_matches('/'));
+        let opts = CopyOptions::new(true);
         if to_container {
             // Into the directory `rel` if it is one, else as `rel` itself.
-            let (dir_rel, name) = match open_in_root(&root, rel, OpenMode::Dir) {
-                Ok(_) => (
-                    rel.to_path_buf(),
+            let (dir, name) = match open_in_root(&root, rel, OpenMode::Dir) {
+                Ok(d) => (
+                    d,
                     host.file_name()
                         .ok_or_else(|| anyhow!("{} has no file name", host.display()))?
                         .to_os_string(),
                 ),
-                Err(_) => (
-                    rel.parent().unwrap_or(Path::new("")).to_path_buf(),
-                    rel.file_name()
+                Err(_) => {
+                    let dir_rel = rel.parent().unwrap_or(Path::new(""));
+                    let d = open_in_root(&root, dir_rel, OpenMode::Dir).with_context(|| {
+                        format!(
+                            "{ctr}:{}: no such directory in the container",
+                            dir_rel.display()
+                        )
+                    })?;
+                    let n = rel
+                        .file_name()
                         .ok_or_else(|| anyhow!("bad container path {path}"))?
-                        .to_os_string(),
-                ),
+                        .to_os_string();
+                    (d, n)
+                }
             };
-            let dir = open_in_root(&root, &dir_rel, OpenMode::Dir).with_context(|| {
-                format!(
-                    "{ctr}:{}: no such directory in the container",
-                    dir_rel.display()
-                )
-            })?;
-            let target = fd_path(&dir).join(&name);
-            if std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
-                std::fs::remove_file(&target)?;
-            }
-            copy_any(&host, &target)
+            let (src_dir, src_name) = host_parent(&host)?;
+            clear_for(&dir, &name)?;
+            copy_entry_at(src_dir.as_fd(), &src_name, dir.as_fd(), &name, &opts)?;
         } else {
             let parent = open_in_root(&root, rel.parent().unwrap_or(Path::new("")), OpenMode::Dir)
                 .with_context(|| {
                     format!("{ctr}:{path}: no such file or directory in the container")
                 })?;
-            let name = rel.file_name().map(|n| n.to_os_string());
-            let src = match &name {
-                Some(n) => fd_path(&parent).join(n),
-                None => fd_path(&parent),
-            };
-            if std::fs::symlink_metadata(&src).is_err() {
-                bail!("{ctr}:{path}: no such file or directory in the container");
-            }
-            let dst = if host.is_dir() {
-                host.join(name.unwrap_or_else(|| "rootfs".into()))
+            let (dst_dir, dst_name) = if host.is_dir() {
+                let n = rel
+                    .file_name()
+                    .map(|n| n.to_os_string())
+                    .unwrap_or_else(|| "rootfs".into());
+                (open_root(&host)?, n)
             } else {
-                host.clone()
+                host_parent(&host)?
             };
-            copy_any(&src, &dst)
+            clear_for(&dst_dir, &dst_name)?;
+            match rel.file_name() {
+                Some(n) => copy_entry_at(parent.as_fd(), n, dst_dir.as_fd(), &dst_name, &opts)
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => {
+                            anyhow!("{ctr}:{path}: no such file or directory in the container")
+                        }
+                        _ => e.into(),
+                    })?,
+                // The container's root: its contents into a new directory.
+                None => {
+                    rustix::fs::mkdirat(
+                        &dst_dir,
+                        &dst_name,
+                        rustix::fs::Mode::from_raw_mode(0o755),
+                    )?;
+                    let d = rustix::fs::openat(
+                        &dst_dir,
+                        &dst_name,
+                        rustix::fs::OFlags::RDONLY
+                            | rustix::fs::OFlags::DIRECTORY
+                            | rustix::fs::OFlags::NOFOLLOW
+                            | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )?;
+                    copy_tree_fds(parent, d, &opts)?;
+                }
+            }
         }
+        Ok(())
     })();
     store.umount_container(ctr)?;
     result.with_context(|| format!("cp {} {}", a.src, a.dst))?;

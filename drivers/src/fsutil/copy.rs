@@ -31,11 +31,14 @@ impl CopyOptions {
 /// Copies the contents of directory `src` into the existing, empty directory `dst`, and the
 /// metadata of `src` onto `dst`.
 pub fn copy_tree(src: &Path, dst: &Path, opts: &CopyOptions) -> io::Result<()> {
-    let s = super::open_root(src)?;
-    let d = super::open_root(dst)?;
+    copy_tree_fds(super::open_root(src)?, super::open_root(dst)?, opts)
+}
+
+/// [`copy_tree`] between two directories already open.
+pub fn copy_tree_fds(s: OwnedFd, d: OwnedFd, opts: &CopyOptions) -> io::Result<()> {
     let mut state = CopyState {
         links: HashMap::new(),
-        dst_root: super::open_root(dst)?,
+        dst_root: rustix::io::fcntl_dupfd_cloexec(&d, 0)?,
         opts,
     };
     let mut rel = PathBuf::new();
@@ -97,31 +100,54 @@ fn copy_dir_contents(
     }
     for name in names {
         rel.push(&name);
-        copy_entry(src, dst, &name, rel, state)?;
+        copy_entry(src, dst, &name, &name, rel, state)?;
         rel.pop();
     }
     Ok(())
 }
 
+/// Copies the entry `src_name` of directory `src` (a file, directory tree, symlink or
+/// node, never following a symlink) to the new entry `dst_name` of directory `dst`,
+/// working only through descriptors and `*at` calls: neither side's tree can redirect it
+/// while it runs (a running container's, say). Hardlinks inside a copied tree stay links.
+pub fn copy_entry_at(
+    src: BorrowedFd<'_>,
+    src_name: &OsStr,
+    dst: BorrowedFd<'_>,
+    dst_name: &OsStr,
+    opts: &CopyOptions,
+) -> io::Result<()> {
+    let mut state = CopyState {
+        links: HashMap::new(),
+        dst_root: rustix::io::fcntl_dupfd_cloexec(dst, 0)?,
+        opts,
+    };
+    let mut rel = PathBuf::from(dst_name);
+    copy_entry(src, dst, src_name, dst_name, &mut rel, &mut state)
+}
+
 fn copy_entry(
     src: BorrowedFd<'_>,
     dst: BorrowedFd<'_>,
+    src_name: &OsStr,
     name: &OsStr,
     rel: &mut PathBuf,
     state: &mut CopyState<'_>,
 ) -> io::Result<()> {
-    let st = rustix::fs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let st = rustix::fs::statat(src, src_name, AtFlags::SYMLINK_NOFOLLOW)?;
     let ft = FileType::from_raw_mode(st.st_mode);
     if ft != FileType::Directory && st.st_nlink > 1 {
         let key = (st.st_dev, st.st_ino);
         if let Some(first) = state.links.get(&key) {
-            rustix::fs::linkat(
+            // The first copy, found beneath the copy's root without following anything.
+            let first = rustix::fs::openat2(
                 &state.dst_root,
                 first.as_path(),
-                dst,
-                name,
-                AtFlags::empty(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS,
             )?;
+            rustix::fs::linkat(&first, "", dst, name, AtFlags::EMPTY_PATH)?;
             return Ok(());
         }
         state.links.insert(key, rel.clone());
@@ -130,7 +156,7 @@ fn copy_entry(
         FileType::Directory => {
             rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))?;
             let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let s = rustix::fs::openat(src, name, flags, Mode::empty())?;
+            let s = rustix::fs::openat(src, src_name, flags, Mode::empty())?;
             let d = rustix::fs::openat(dst, name, flags, Mode::empty())?;
             copy_dir_contents(s.as_fd(), d.as_fd(), rel, state)?;
             copy_meta_fd(s.as_fd(), d.as_fd(), &st)?;
@@ -138,8 +164,8 @@ fn copy_entry(
         FileType::RegularFile => {
             let s = rustix::fs::openat(
                 src,
-                name,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                src_name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
                 Mode::empty(),
             )?;
             let d = rustix::fs::openat(
@@ -152,9 +178,9 @@ fn copy_entry(
             copy_meta_fd(s.as_fd(), d.as_fd(), &st)?;
         }
         FileType::Symlink => {
-            let target = rustix::fs::readlinkat(src, name, Vec::new())?;
+            let target = rustix::fs::readlinkat(src, src_name, Vec::new())?;
             rustix::fs::symlinkat(target.as_c_str(), dst, name)?;
-            copy_meta_at(src, dst, name, &st, false)?;
+            copy_meta_at(src, src_name, dst, name, &st, false)?;
         }
         FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
             rustix::fs::mknodat(
@@ -164,7 +190,7 @@ fn copy_entry(
                 Mode::from_raw_mode(st.st_mode & 0o7777),
                 st.st_rdev,
             )?;
-            copy_meta_at(src, dst, name, &st, true)?;
+            copy_meta_at(src, src_name, dst, name, &st, true)?;
         }
         FileType::Unknown => {
             return Err(io::Error::new(
@@ -179,6 +205,7 @@ fn copy_entry(
 /// Owner, mode, xattrs and times for entries that cannot be opened (symlinks, devices).
 fn copy_meta_at(
     src: BorrowedFd<'_>,
+    src_name: &OsStr,
     dst: BorrowedFd<'_>,
     name: &OsStr,
     st: &rustix::fs::Stat,
@@ -192,14 +219,17 @@ fn copy_meta_at(
         AtFlags::SYMLINK_NOFOLLOW,
     )?;
     if chmod {
-        rustix::fs::chmodat(
+        // chmodat follows symlinks: change the node through a handle to it instead.
+        let node = rustix::fs::openat(
             dst,
             name,
-            Mode::from_raw_mode(st.st_mode & 0o7777),
-            AtFlags::empty(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
         )?;
+        let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&node));
+        rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(st.st_mode & 0o7777))?;
     }
-    for (xname, value) in xattr::lget_all(src, name)? {
+    for (xname, value) in xattr::lget_all(src, src_name)? {
         xattr::lset(dst, name, &xname, &value)?;
     }
     rustix::fs::utimensat(dst, name, &times_of(st), AtFlags::SYMLINK_NOFOLLOW)?;

@@ -17,7 +17,7 @@ pub use atomic::{
     write_synced,
 };
 pub use backing::backing_fs;
-pub use copy::{copy_data, copy_tree, CopyOptions};
+pub use copy::{copy_data, copy_entry_at, copy_tree, copy_tree_fds, CopyOptions};
 pub use manifest::tree_manifest;
 pub use mounts::is_mounted;
 pub use resolve::{open_in_root, open_root, read_regular_in_root, OpenMode};
