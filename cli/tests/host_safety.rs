@@ -464,3 +464,45 @@ fn cp_never_touches_the_host_while_a_container_swaps_symlinks() {
         s.ok(&["rm", "-f", "flip"]);
     }
 }
+
+#[test]
+fn the_union_server_never_touches_the_host_while_a_container_races_it() {
+    if !common::driver_available("aufs") {
+        return;
+    }
+    let s = setup("aufs");
+    // A host directory the container's symlinks point at.
+    let victim = s.dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("f"), "host").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(victim.join("f"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let v = victim.display().to_string();
+    // One loop flips /w between a real directory and a symlink to the host directory; the
+    // others chmod, truncate and write through /w, so the server checks /w, then acts.
+    let script = format!(
+        "(while :; do rm -rf /w; mkdir /w; echo c > /w/f; rm -rf /w; ln -s {v} /w; done) & \
+         (while :; do chmod 600 /w/f; done) 2>/dev/null & \
+         (while :; do echo pwned > /w/new; : > /w/f; done) 2>/dev/null & \
+         sleep 8; kill 0"
+    );
+    let o = within(
+        s.cmd(&["run", "--rm", "busybox-wh:1", BB, "sh", "-c", &script]),
+        Duration::from_secs(60),
+    )
+    .expect("the race container did not end");
+    assert_ne!(
+        o.status.code(),
+        Some(125),
+        "the race never ran: {}",
+        err(&o)
+    );
+    let mode = std::fs::metadata(victim.join("f"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o644, "the server changed a host file's mode");
+    assert_eq!(std::fs::read_to_string(victim.join("f")).unwrap(), "host");
+    assert!(!victim.join("new").exists(), "the server wrote a host file");
+}

@@ -6,6 +6,7 @@
 //! branch logic ([`branches`]) is useful and testable without FUSE.
 
 pub mod branches;
+pub mod confine;
 pub mod fuse;
 pub mod serve;
 

@@ -25,7 +25,16 @@ pub struct ServeOptions {
 /// and a newline to `ready` (the parent waits for it), so the caller never sees a
 /// half-made mount.
 pub fn serve(opts: &ServeOptions, ready: &mut dyn Write) -> io::Result<()> {
-    let union = Union::new(opts.upper.clone(), opts.lowers.clone());
+    // The server sees the branches at /b0, /b1... once confined (see `confine`).
+    let mut branches = vec![opts.upper.as_path()];
+    branches.extend(opts.lowers.iter().map(PathBuf::as_path));
+    let prepared = crate::confine::prepare(&branches)?;
+    let union = Union::new(
+        crate::confine::inner_path(0),
+        (1..branches.len())
+            .map(crate::confine::inner_path)
+            .collect(),
+    );
     let mut cfg = Config::default();
     cfg.mount_options = vec![
         MountOption::FSName("strata-union".into()),
@@ -43,6 +52,7 @@ pub fn serve(opts: &ServeOptions, ready: &mut dyn Write) -> io::Result<()> {
         &opts.mountpoint,
         &cfg,
     )?;
+    crate::confine::enter(prepared)?;
     writeln!(ready, "ready")?;
     ready.flush()?;
     session.run()

@@ -1,0 +1,147 @@
+//! Confines the union server to its branches. Once the union is mounted, the server moves
+//! into a mount namespace of its own whose root (a `chroot`) is an empty tmpfs holding only
+//! the branches, bound at `/b0` (the upper, writable) and `/b1`... (the lowers, read-only).
+//!
+//! A container can race the server: while one request has checked a path component, another
+//! can swap it for a symlink, and the server's next call by path then follows it. Inside
+//! this root a symlink to `/etc/shadow` or `../../..` can only lead to a branch, and every
+//! branch but the container's own upper layer is read-only, so such a race can never reach
+//! a host file or another container's image layers.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The branches to confine the server to.
+pub struct Prepared {
+    branches: Vec<PathBuf>,
+    at: PathBuf,
+}
+
+/// Where branch `i` is seen from inside the confined server.
+pub fn inner_path(i: usize) -> PathBuf {
+    PathBuf::from(format!("/b{i}"))
+}
+
+/// The branches (upper first). The new root is built on `/tmp` (or `/run`), covered only
+/// inside the server's own mount namespace; never on a branch itself.
+pub fn prepare(branches: &[&Path]) -> io::Result<Prepared> {
+    let at = ["/tmp", "/run", "/mnt"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|d| d.is_dir() && !branches.iter().any(|b| b == d))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no /tmp, /run or /mnt to build the server's root on",
+            )
+        })?;
+    Ok(Prepared {
+        branches: branches.iter().map(|b| b.to_path_buf()).collect(),
+        at,
+    })
+}
+
+/// Opens the branches in the current mount namespace, before the new root covers any.
+fn open_branches(branches: &[PathBuf]) -> io::Result<Vec<OwnedFd>> {
+    branches
+        .iter()
+        .map(|b| {
+            Ok(rustix::fs::open(
+                b,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?)
+        })
+        .collect()
+}
+
+fn mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
+    use std::ffi::CString;
+    let c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    let src = src.map(c).transpose()?;
+    let target = c(&target.to_string_lossy())?;
+    let fstype = fstype.map(c).transpose()?;
+    let data = data.map(c).transpose()?;
+    // SAFETY: valid NUL-terminated strings or nulls, alive for the call.
+    let r = unsafe {
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            target.as_ptr(),
+            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags as libc::c_ulong,
+            data.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Enters the confinement: a private mount namespace, a tmpfs root with the branches
+/// bound in, `chroot` into it. Call while the process still has one thread.
+pub fn enter(p: Prepared) -> io::Result<()> {
+    let step = |what: &'static str| {
+        move |e: io::Error| io::Error::new(e.kind(), format!("confine the server: {what}: {e}"))
+    };
+    // SAFETY: unshare of the mount namespace only, with no other thread running.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+        .map_err(|e| step("new mount namespace")(e.into()))?;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(step("make mounts private"))?;
+    let fds = open_branches(&p.branches).map_err(step("open the branches"))?;
+    let root = &p.at;
+    mount(
+        Some("strata-union-root"),
+        root,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0700,size=64k"),
+    )
+    .map_err(step("mount the new root"))?;
+    for (i, fd) in fds.iter().enumerate() {
+        let target = root.join(format!("b{i}"));
+        std::fs::create_dir(&target).map_err(step("make a branch mount point"))?;
+        let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        mount(
+            Some(&src),
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(step("bind a branch"))?;
+        if i > 0 {
+            mount(
+                None,
+                &target,
+                None,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                None,
+            )
+            .map_err(step("make a lower branch read-only"))?;
+        }
+    }
+    drop(fds);
+    rustix::process::chdir(root.as_path())?;
+    rustix::process::chroot(".")?;
+    rustix::process::chdir("/")?;
+    Ok(())
+}
