@@ -448,7 +448,7 @@ fn the_exec_helper_cannot_be_reached_from_the_container() {
         let attack = "for p in /proc/[0-9]*; do grep -q 'Name:.strata' $p/status 2>/dev/null || continue; echo found; \
              readlink $p/exe && echo EXE; cat $p/exe > /dev/null && echo READEXE; \
              ls $p/fd/*/ >/dev/null 2>&1 && echo FD; ls $p/root/ >/dev/null 2>&1 && echo ROOT; \
-             head -c 1 $p/mem >/dev/null 2>&1 && echo MEM; cat $p/environ >/dev/null 2>&1 && echo ENV; done";
+             head -c 1 $p/mem >/dev/null 2>&1 && echo MEM; cat $p/environ >/dev/null 2>&1 && echo ENV; done; true";
         let mut text = String::new();
         for _ in 0..100 {
             text = s.ok(&["exec", "bg", BB, "sh", "-c", attack]);
