@@ -91,7 +91,15 @@ fn the_union_is_a_fuse_mount_with_one_server_that_umount_ends() {
     assert_eq!(servers(&s.root()).len().min(1), servers(&s.root()).len());
     s.ok(&["umount", "c"]);
     assert!(fstype(&root).is_some(), "still mounted: one reference left");
+    // The server ends on its own when unmounted; the driver kills one still there after
+    // 5 s, so a slow umount means the unmount did not reach it.
+    let t0 = std::time::Instant::now();
     s.ok(&["umount", "c"]);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(3),
+        "the server did not end with its mount ({:?})",
+        t0.elapsed()
+    );
     assert!(fstype(&root).is_none(), "unmounted by the last umount");
     assert!(
         servers(&s.root()).is_empty(),

@@ -1,5 +1,5 @@
 //! Confines the union server to its branches. Once the union is mounted, the server moves
-//! into a mount namespace of its own whose root (a `chroot`) is an empty tmpfs holding only
+//! into a mount namespace of its own whose root (`pivot_root`, the old root detached) is an empty tmpfs holding only
 //! the branches, bound at `/b0` (the upper, writable) and `/b1`... (the lowers, read-only).
 //!
 //! A container can race the server: while one request has checked a path component, another
@@ -90,7 +90,8 @@ fn mount(
 }
 
 /// Enters the confinement: a private mount namespace, a tmpfs root with the branches
-/// bound in, `chroot` into it. Call while the process still has one thread.
+/// bound in, `pivot_root` into it and detach the old root. Call while the process still
+/// has one thread.
 pub fn enter(p: Prepared) -> io::Result<()> {
     let step = |what: &'static str| {
         move |e: io::Error| io::Error::new(e.kind(), format!("confine the server: {what}: {e}"))
@@ -140,8 +141,13 @@ pub fn enter(p: Prepared) -> io::Result<()> {
         }
     }
     drop(fds);
-    rustix::process::chdir(root.as_path())?;
-    rustix::process::chroot(".")?;
+    // pivot_root, then detach the old root: the namespace's copies of every other mount
+    // (this union's own among them) go, so none is kept alive by the server (an unmount on
+    // the host must end this union's connection, and must not leave other mounts pinned).
+    rustix::process::chdir(root.as_path()).map_err(|e| step("enter the new root")(e.into()))?;
+    rustix::process::pivot_root(".", ".").map_err(|e| step("pivot_root")(e.into()))?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+        .map_err(|e| step("detach the old root")(e.into()))?;
     rustix::process::chdir("/")?;
     Ok(())
 }
