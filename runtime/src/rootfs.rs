@@ -7,44 +7,11 @@
 
 use crate::devices::Node;
 use crate::spec::{Plan, PlanMount};
+use drivers::fsutil::mount;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path};
-
-fn cstr(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-fn mount(
-    src: Option<&str>,
-    target: &str,
-    fstype: Option<&str>,
-    flags: u64,
-    data: Option<&str>,
-) -> io::Result<()> {
-    let src = src.map(cstr).transpose()?;
-    let target = cstr(target)?;
-    let fstype = fstype.map(cstr).transpose()?;
-    let data = data.filter(|d| !d.is_empty()).map(cstr).transpose()?;
-    // SAFETY: every pointer is a valid NUL-terminated string or null, alive for the call.
-    let r = unsafe {
-        libc::mount(
-            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            target.as_ptr(),
-            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            flags as libc::c_ulong,
-            data.as_ref()
-                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
 
 fn fd_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())

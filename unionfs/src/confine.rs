@@ -65,28 +65,7 @@ fn mount(
     flags: u64,
     data: Option<&str>,
 ) -> io::Result<()> {
-    use std::ffi::CString;
-    let c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
-    let src = src.map(c).transpose()?;
-    let target = c(&target.to_string_lossy())?;
-    let fstype = fstype.map(c).transpose()?;
-    let data = data.map(c).transpose()?;
-    // SAFETY: valid NUL-terminated strings or nulls, alive for the call.
-    let r = unsafe {
-        libc::mount(
-            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            target.as_ptr(),
-            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            flags as libc::c_ulong,
-            data.as_ref()
-                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    drivers::fsutil::mount(src, &target.to_string_lossy(), fstype, flags, data)
 }
 
 /// Enters the confinement: a private mount namespace, a tmpfs root with the branches

@@ -19,6 +19,6 @@ pub use atomic::{
 pub use backing::backing_fs;
 pub use copy::{copy_data, copy_entry_at, copy_tree, copy_tree_fds, CopyOptions};
 pub use manifest::tree_manifest;
-pub use mounts::is_mounted;
+pub use mounts::{is_mounted, mount};
 pub use resolve::{open_in_root, open_root, read_regular_in_root, OpenMode};
 pub use tree::{clear_dir_at, remove_all_at};

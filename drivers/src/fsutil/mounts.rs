@@ -1,7 +1,45 @@
 //! Mount table queries shared by the mounting drivers.
 
 use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
+use std::ffi::CString;
+use std::io;
 use std::path::Path;
+
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// mount(2) with classic flags (`MS_*`) and string arguments, for the container setup and
+/// the union server's confinement, which need flag combinations (`MS_BIND|MS_REMOUNT|..`)
+/// the typed wrappers split apart. Empty `data` is passed as none.
+pub fn mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = src.map(cstr).transpose()?;
+    let target = cstr(target)?;
+    let fstype = fstype.map(cstr).transpose()?;
+    let data = data.filter(|d| !d.is_empty()).map(cstr).transpose()?;
+    // SAFETY: every pointer is a valid NUL-terminated string or null, alive for the call.
+    let r = unsafe {
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            target.as_ptr(),
+            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags as libc::c_ulong,
+            data.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// Whether `path` is a mount point: asked of `statx` (`STATX_ATTR_MOUNT_ROOT`, decided
 /// by the VFS; `AT_STATX_DONT_SYNC` keeps a FUSE mount's server out of it), which is
