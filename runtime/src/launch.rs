@@ -189,6 +189,26 @@ fn non_dumpable() -> std::io::Result<()> {
     Ok(())
 }
 
+/// In a freshly cloned child: waits for the parent's go (it has put the child in its
+/// cgroups), exits 125 when told otherwise, then makes itself non-dumpable before it
+/// touches anything of the container's.
+fn await_go(go: OwnedFd, rep: RawFd) {
+    let mut b = [0u8; 1];
+    let _ = std::fs::File::from(go).read(&mut b);
+    if b[0] != b'g' {
+        // SAFETY: exiting the child without unwinding into the parent's stack.
+        unsafe { libc::_exit(125) }
+    }
+    if let Err(e) = non_dumpable() {
+        report_and_exit(
+            rep,
+            SETUP,
+            &format!("make the process non-dumpable: {e}"),
+            125,
+        );
+    }
+}
+
 /// Applies the rlimits.
 fn set_rlimits(limits: &[(libc::__rlimit_resource_t, u64, u64)]) -> std::io::Result<()> {
     for &(res, soft, hard) in limits {
@@ -457,20 +477,7 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         drop(go_w);
         drop(rep_r);
         let rep = rep_w.as_raw_fd();
-        let mut b = [0u8; 1];
-        let _ = std::fs::File::from(go_r).read(&mut b);
-        if b[0] != b'g' {
-            // SAFETY: exiting the child without unwinding into the parent's stack.
-            unsafe { libc::_exit(125) }
-        }
-        if let Err(e) = non_dumpable() {
-            report_and_exit(
-                rep,
-                SETUP,
-                &format!("make the process non-dumpable: {e}"),
-                125,
-            );
-        }
+        await_go(go_r, rep);
         if !plan.terminal {
             // With -t the terminal's own session is made when it is opened.
             if let Err(e) = rustix::process::setsid() {
@@ -620,20 +627,7 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
         drop(go_w);
         drop(rep_r);
         let rep = rep_w.as_raw_fd();
-        let mut b = [0u8; 1];
-        let _ = std::fs::File::from(go_r).read(&mut b);
-        if b[0] != b'g' {
-            // SAFETY: exiting the helper without unwinding into the parent's stack.
-            unsafe { libc::_exit(125) }
-        }
-        if let Err(e) = non_dumpable() {
-            report_and_exit(
-                rep,
-                SETUP,
-                &format!("make the process non-dumpable: {e}"),
-                125,
-            );
-        }
+        await_go(go_r, rep);
         if let Err(e) = install_stdio(&stdio) {
             report_and_exit(rep, SETUP, &format!("stdio: {e}"), 125);
         }
