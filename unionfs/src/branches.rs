@@ -4,16 +4,17 @@
 //! `.wh.NAME` whiteouts, `.wh..wh..opq` opaque directories and `.wh..wh.plnk` pseudo-links
 //! that keep hardlinked files linked when one of their names is copied up.
 
+use crate::branch::{copy_meta, Branch, Loc};
 use drivers::fsutil::{copy_data, CopyOptions};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timestamps};
+use rustix::fs::{AtFlags, FileType, OFlags, Stat};
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::fs;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Prefix of a whiteout: `.wh.NAME` hides `NAME` of the branches below.
 pub const WH_PREFIX: &str = ".wh.";
@@ -34,15 +35,6 @@ fn whiteout_name(name: &OsStr) -> OsString {
     w
 }
 
-/// `lstat`, with "not there" (including a non-directory on the way) as `None`.
-pub fn lstat(p: &Path) -> io::Result<Option<Stat>> {
-    match rustix::fs::lstat(p) {
-        Ok(st) => Ok(Some(st)),
-        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The type bits of a mode.
 pub fn file_type(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
@@ -57,8 +49,8 @@ fn is_dir(st: &Stat) -> bool {
 pub struct Found {
     /// The branch of the topmost entry (0 is the writable one).
     pub branch: usize,
-    /// The real file: `branch/rel`, or a pseudo-link in the writable branch.
-    pub real: PathBuf,
+    /// The real file: `rel` in `branch`, or a pseudo-link in the writable branch.
+    pub real: Loc,
     pub st: Stat,
     /// For a directory, every branch that contributes entries, top-down (cut at an opaque
     /// directory or a whiteout); empty for anything else.
@@ -80,51 +72,75 @@ pub struct DirEntry {
 }
 
 /// A union of branch directories: `branches[0]` writable, the rest read-only, top-down.
+///
+/// The branches are opened on first use, so a server can be set up before it confines
+/// itself (see `confine`) and open them as it sees them afterwards.
 #[derive(Debug)]
 pub struct Union {
-    branches: Vec<PathBuf>,
+    paths: Vec<PathBuf>,
+    opened: OnceLock<Vec<Branch>>,
     copy: CopyOptions,
     tmp_seq: AtomicU64,
+}
+
+fn enoent() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOENT)
 }
 
 impl Union {
     /// The union of `upper` (writable) over `lowers` (nearest first).
     pub fn new(upper: PathBuf, lowers: Vec<PathBuf>) -> Union {
-        let mut branches = vec![upper];
-        branches.extend(lowers);
+        let mut paths = vec![upper];
+        paths.extend(lowers);
         Union {
-            branches,
+            paths,
+            opened: OnceLock::new(),
             copy: CopyOptions::new(true),
             tmp_seq: AtomicU64::new(0),
         }
     }
 
-    /// The writable branch.
-    pub fn upper(&self) -> &Path {
-        &self.branches[0]
+    fn branches(&self) -> io::Result<&[Branch]> {
+        if let Some(b) = self.opened.get() {
+            return Ok(b);
+        }
+        let opened = self
+            .paths
+            .iter()
+            .map(|p| Branch::open(p))
+            .collect::<io::Result<Vec<_>>>()?;
+        // Another thread may have won the race; either set is the same branches.
+        let _ = self.opened.set(opened);
+        self.opened.get().map(Vec::as_slice).ok_or_else(enoent)
     }
 
-    fn real(&self, b: usize, rel: &Path) -> PathBuf {
-        if rel.as_os_str().is_empty() {
-            self.branches[b].clone()
-        } else {
-            self.branches[b].join(rel)
-        }
+    /// Branch `b` (0 is the writable one).
+    pub fn branch(&self, b: usize) -> io::Result<&Branch> {
+        self.branches()?.get(b).ok_or_else(enoent)
+    }
+
+    /// The writable branch.
+    pub fn upper(&self) -> io::Result<&Branch> {
+        self.branch(0)
+    }
+
+    fn lstat(&self, b: usize, rel: &Path) -> io::Result<Option<Stat>> {
+        self.branch(b)?.lstat(rel)
     }
 
     fn has_opaque(&self, b: usize, rel: &Path) -> io::Result<bool> {
-        Ok(lstat(&self.real(b, rel).join(OPAQUE))?.is_some())
+        Ok(self.lstat(b, &rel.join(OPAQUE))?.is_some())
     }
 
     fn whited_out(&self, b: usize, parent: &Path, name: &OsStr) -> io::Result<bool> {
-        Ok(lstat(&self.real(b, parent).join(whiteout_name(name)))?.is_some())
+        Ok(self.lstat(b, &parent.join(whiteout_name(name)))?.is_some())
     }
 
     /// The union's root directory.
     pub fn root(&self) -> io::Result<Found> {
-        let st = rustix::fs::lstat(&self.branches[0])?;
+        let st = self.lstat(0, Path::new(""))?.ok_or_else(enoent)?;
         let mut dirs = Vec::new();
-        for b in 0..self.branches.len() {
+        for b in 0..self.paths.len() {
             dirs.push(b);
             if self.has_opaque(b, Path::new(""))? {
                 break;
@@ -132,7 +148,10 @@ impl Union {
         }
         Ok(Found {
             branch: 0,
-            real: self.branches[0].clone(),
+            real: Loc {
+                branch: 0,
+                rel: PathBuf::new(),
+            },
             st,
             dirs,
         })
@@ -153,12 +172,15 @@ impl Union {
         for &b in &parent.dirs {
             match &mut found {
                 None => {
-                    if let Some(st) = lstat(&self.real(b, &rel))? {
+                    if let Some(st) = self.lstat(b, &rel)? {
                         if is_dir(&st) {
                             let opaque = self.has_opaque(b, &rel)?;
                             found = Some(Found {
                                 branch: b,
-                                real: self.real(b, &rel),
+                                real: Loc {
+                                    branch: b,
+                                    rel: rel.clone(),
+                                },
                                 st,
                                 dirs: vec![b],
                             });
@@ -176,7 +198,7 @@ impl Union {
                     if self.whited_out(b, parent_rel, name)? {
                         break;
                     }
-                    match lstat(&self.real(b, &rel))? {
+                    match self.lstat(b, &rel)? {
                         Some(st) if is_dir(&st) => {
                             f.dirs.push(b);
                             if self.has_opaque(b, &rel)? {
@@ -196,11 +218,14 @@ impl Union {
     /// this name shows the copy too.
     fn pseudo_linked(&self, b: usize, rel: &Path, st: Stat) -> io::Result<Found> {
         if b > 0 && file_type(&st) == FileType::RegularFile && st.st_nlink > 1 {
-            let plink = self.plink_path(&st);
-            if let Some(pst) = lstat(&plink)? {
+            let plink = plink_rel(&st);
+            if let Some(pst) = self.lstat(0, &plink)? {
                 return Ok(Found {
                     branch: 0,
-                    real: plink,
+                    real: Loc {
+                        branch: 0,
+                        rel: plink,
+                    },
                     st: pst,
                     dirs: Vec::new(),
                 });
@@ -208,16 +233,13 @@ impl Union {
         }
         Ok(Found {
             branch: b,
-            real: self.real(b, rel),
+            real: Loc {
+                branch: b,
+                rel: rel.to_path_buf(),
+            },
             st,
             dirs: Vec::new(),
         })
-    }
-
-    fn plink_path(&self, lower: &Stat) -> PathBuf {
-        self.branches[0]
-            .join(PLINK_DIR)
-            .join(format!("{}.{}", lower.st_dev, lower.st_ino))
     }
 
     /// Resolves a whole union path.
@@ -244,12 +266,7 @@ impl Union {
         let mut out = Vec::new();
         let mut seen: HashSet<OsString> = HashSet::new();
         for &b in &dir.dirs {
-            let path = self.real(b, rel);
-            let fd = rustix::fs::open(
-                &path,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
+            let fd = self.branch(b)?.dir(rel)?;
             let mut d = rustix::fs::Dir::read_from(fd.as_fd())?;
             let mut whiteouts = Vec::new();
             while let Some(e) = d.read() {
@@ -266,9 +283,12 @@ impl Union {
                 }
                 if seen.insert(name.to_os_string()) {
                     let kind = match e.file_type() {
-                        FileType::Unknown => lstat(&path.join(name))?
-                            .map(|s| file_type(&s))
-                            .unwrap_or(FileType::RegularFile),
+                        FileType::Unknown => {
+                            match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                                Ok(st) => file_type(&st),
+                                Err(_) => FileType::RegularFile,
+                            }
+                        }
                         k => k,
                     };
                     out.push(DirEntry {
@@ -287,23 +307,21 @@ impl Union {
     /// Makes sure directory `rel` exists in the writable branch, copying up each missing
     /// directory on the way with its owner, mode, times and xattrs.
     pub fn ensure_upper_dir(&self, rel: &Path) -> io::Result<()> {
+        let upper = self.upper()?;
         let mut at = PathBuf::new();
         for c in rel.components() {
             at.push(c);
-            let up = self.real(0, &at);
-            match lstat(&up)? {
+            match upper.lstat(&at)? {
                 Some(st) if is_dir(&st) => continue,
                 Some(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
                 None => {}
             }
-            let f = self
-                .resolve(&at)?
-                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+            let f = self.resolve(&at)?.ok_or_else(enoent)?;
             if !f.is_dir() {
                 return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
             }
-            rustix::fs::mkdir(&up, Mode::from_raw_mode(0o700))?;
-            copy_meta(&f.real, &up, &f.st)?;
+            upper.mkdir(&at, 0o700)?;
+            copy_meta(self.branch(f.real.branch)?, &f.real.rel, &f.st, upper, &at)?;
         }
         Ok(())
     }
@@ -317,72 +335,64 @@ impl Union {
     /// returns its resolution there. Hardlinked files go through a pseudo-link, so every
     /// name of the inode keeps showing the same copy.
     pub fn copy_up(&self, rel: &Path) -> io::Result<Found> {
-        let f = self
-            .resolve(rel)?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        let up = self.real(0, rel);
-        if f.branch == 0 && f.real == up {
+        let f = self.resolve(rel)?.ok_or_else(enoent)?;
+        if f.branch == 0 && f.real.rel == rel {
             return Ok(f);
         }
         if let Some(parent) = rel.parent() {
             self.ensure_upper_dir(parent)?;
         }
+        let upper = self.upper()?;
         if f.is_dir() {
             self.ensure_upper_dir(rel)?;
         } else if f.branch == 0 {
             // The pseudo-link of a hardlinked file copied up under another name.
-            rustix::fs::link(&f.real, &up)?;
+            upper.link(&f.real.rel, rel)?;
         } else {
             let ft = file_type(&f.st);
             let hardlinked = ft == FileType::RegularFile && f.st.st_nlink > 1;
             let dst = if hardlinked {
-                let dir = self.branches[0].join(PLINK_DIR);
-                fs::create_dir_all(&dir)?;
-                self.plink_path(&f.st)
+                match upper.mkdir(Path::new(PLINK_DIR), 0o700) {
+                    Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e),
+                    _ => {}
+                }
+                plink_rel(&f.st)
             } else {
-                up.clone()
+                rel.to_path_buf()
             };
-            let tmp = self.temp_in(dst.parent().unwrap_or(self.upper()));
+            let tmp = self.temp_in(dst.parent().unwrap_or(Path::new("")));
             let r = self
                 .copy_entry(&f, &tmp)
-                .and_then(|()| fs::rename(&tmp, &dst));
+                .and_then(|()| upper.rename(&tmp, &dst));
             if let Err(e) = r {
-                let _ = fs::remove_file(&tmp);
+                let _ = upper.unlink(&tmp);
                 return Err(e);
             }
             if hardlinked {
-                rustix::fs::link(&dst, &up)?;
+                upper.link(&dst, rel)?;
             }
         }
-        self.resolve(rel)?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+        self.resolve(rel)?.ok_or_else(enoent)
     }
 
+    /// Copies the entry `f` (not a directory) to `dst` in the writable branch.
     fn copy_entry(&self, f: &Found, dst: &Path) -> io::Result<()> {
+        let src = self.branch(f.real.branch)?;
+        let upper = self.upper()?;
         match file_type(&f.st) {
             FileType::RegularFile => {
-                let src = fs::File::open(&f.real)?;
-                let out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(dst)?;
-                copy_data(src.as_fd(), out.as_fd(), f.st.st_size as u64, &self.copy)?;
+                let s = src.open_file(&f.real.rel, OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
+                let out =
+                    upper.open_file(dst, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
+                copy_data(s.as_fd(), out.as_fd(), f.st.st_size as u64, &self.copy)?;
             }
             FileType::Symlink => {
-                let target = rustix::fs::readlink(&f.real, Vec::new())?;
-                rustix::fs::symlink(target.as_c_str(), dst)?;
+                let target = src.readlink(&f.real.rel)?;
+                upper.symlink(OsStr::from_bytes(target.as_bytes()), dst)?;
             }
-            ft => {
-                rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    dst,
-                    ft,
-                    Mode::from_raw_mode(f.st.st_mode & 0o7777),
-                    f.st.st_rdev,
-                )?;
-            }
+            ft => upper.mknod(dst, ft, f.st.st_mode & 0o7777, f.st.st_rdev)?,
         }
-        copy_meta(&f.real, dst, &f.st)
+        copy_meta(src, &f.real.rel, &f.st, upper, dst)
     }
 
     /// Before creating `name` in `parent_rel` in the writable branch: the directory exists
@@ -393,17 +403,12 @@ impl Union {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
         self.ensure_upper_dir(parent_rel)?;
-        let wh = self.real(0, parent_rel).join(whiteout_name(name));
-        match fs::remove_file(&wh) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.upper()?.unlink(&parent_rel.join(whiteout_name(name)))
     }
 
     /// After a directory was made at `rel` in place of a whiteout: mark it opaque.
     pub fn make_opaque(&self, rel: &Path) -> io::Result<()> {
-        fs::File::create(self.real(0, rel).join(OPAQUE)).map(|_| ())
+        self.upper()?.touch(&rel.join(OPAQUE))
     }
 
     /// Whether the union directory at `rel` has no entries.
@@ -416,18 +421,13 @@ impl Union {
     /// shows the name, writes a whiteout.
     pub fn remove(&self, parent_rel: &Path, name: &OsStr) -> io::Result<()> {
         let rel = parent_rel.join(name);
-        let up = self.real(0, &rel);
-        if let Some(st) = lstat(&up)? {
-            if is_dir(&st) {
-                fs::remove_dir_all(&up)?;
-            } else {
-                fs::remove_file(&up)?;
-            }
+        let upper = self.upper()?;
+        if upper.lstat(&rel)?.is_some() {
+            upper.remove_all(&rel)?;
         }
         if self.resolve(&rel)?.is_some() {
             self.ensure_upper_dir(parent_rel)?;
-            let wh = self.real(0, parent_rel).join(whiteout_name(name));
-            fs::File::create(wh)?;
+            upper.touch(&parent_rel.join(whiteout_name(name)))?;
         }
         Ok(())
     }
@@ -435,9 +435,7 @@ impl Union {
     /// Renames union path `from` to `to`. A directory that exists in a read-only branch
     /// cannot move (EXDEV, as aufs and overlayfs without redirects answer; `mv` then copies).
     pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let src = self
-            .resolve(from)?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let src = self.resolve(from)?.ok_or_else(enoent)?;
         if src.is_dir() && (src.branch != 0 || src.dirs.len() > 1) {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
@@ -459,34 +457,33 @@ impl Union {
         let replaced_lower_dir = dst
             .as_ref()
             .is_some_and(|d| d.is_dir() && d.dirs.iter().any(|&b| b > 0));
-        let up_to = self.real(0, to);
-        if let Some(st) = lstat(&up_to)? {
+        let upper = self.upper()?;
+        if let Some(st) = upper.lstat(to)? {
             if is_dir(&st) {
-                fs::remove_dir_all(&up_to)?;
+                upper.remove_all(to)?;
             }
         }
         let had_whiteout = self.prepare_create(to_parent, to_name)?;
-        fs::rename(self.real(0, from), &up_to)?;
+        upper.rename(from, to)?;
         if src.is_dir() && (had_whiteout || replaced_lower_dir) {
             self.make_opaque(to)?;
         }
         let (from_parent, from_name) = split(from)?;
         if self.resolve(from)?.is_some() {
-            let wh = self.real(0, from_parent).join(whiteout_name(from_name));
-            fs::File::create(wh)?;
+            upper.touch(&from_parent.join(whiteout_name(from_name)))?;
         }
         Ok(())
     }
 
     /// Statistics of the writable branch's filesystem.
     pub fn statfs(&self) -> io::Result<rustix::fs::StatVfs> {
-        Ok(rustix::fs::statvfs(self.upper())?)
+        self.upper()?.statvfs()
     }
+}
 
-    /// The writable-branch path of union path `rel`.
-    pub fn upper_path(&self, rel: &Path) -> PathBuf {
-        self.real(0, rel)
-    }
+/// Where the copy of a hardlinked lower file lives, named by its lower inode.
+fn plink_rel(lower: &Stat) -> PathBuf {
+    Path::new(PLINK_DIR).join(format!("{}.{}", lower.st_dev, lower.st_ino))
 }
 
 fn split(rel: &Path) -> io::Result<(&Path, &OsStr)> {
@@ -494,56 +491,4 @@ fn split(rel: &Path) -> io::Result<(&Path, &OsStr)> {
         (Some(p), Some(n)) => Ok((p, n)),
         _ => Err(io::Error::from_raw_os_error(libc::EBUSY)),
     }
-}
-
-/// Copies owner, mode, xattrs and times of `src` (status `st`) onto `dst`.
-fn copy_meta(src: &Path, dst: &Path, st: &Stat) -> io::Result<()> {
-    use rustix::fs::{Gid, Uid};
-    rustix::fs::chownat(
-        rustix::fs::CWD,
-        dst,
-        Some(Uid::from_raw(st.st_uid)),
-        Some(Gid::from_raw(st.st_gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )?;
-    if file_type(st) != FileType::Symlink {
-        rustix::fs::chmod(dst, Mode::from_raw_mode(st.st_mode & 0o7777))?;
-    }
-    copy_xattrs(src, dst)?;
-    let times = Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: st.st_atime,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: st.st_mtime,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
-    };
-    rustix::fs::utimensat(rustix::fs::CWD, dst, &times, AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
-}
-
-fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
-    let mut names = vec![0u8; 4096];
-    let n = match rustix::fs::llistxattr(src, &mut names[..]) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(()),
-        Err(rustix::io::Errno::RANGE) => {
-            names.resize(rustix::fs::llistxattr_query(src)? * 2, 0);
-            rustix::fs::llistxattr(src, &mut names[..])?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    for name in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
-        let name = OsStr::from_bytes(name);
-        let mut v = vec![0u8; 65536];
-        let len = match rustix::fs::lgetxattr(src, name, &mut v[..]) {
-            Ok(len) => len,
-            Err(rustix::io::Errno::NODATA) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        rustix::fs::lsetxattr(dst, name, &v[..len], rustix::fs::XattrFlags::empty())?;
-    }
-    Ok(())
 }

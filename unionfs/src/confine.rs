@@ -1,12 +1,14 @@
 //! Confines the union server to its branches. Once the union is mounted, the server moves
-//! into a mount namespace of its own whose root (`pivot_root`, the old root detached) is an empty tmpfs holding only
-//! the branches, bound at `/b0` (the upper, writable) and `/b1`... (the lowers, read-only).
+//! into a mount namespace of its own whose root (`pivot_root`, the old root detached) is an
+//! empty tmpfs holding only the branches, bound at `/b0` (the upper, writable) and `/b1`...
+//! (the lowers, read-only), and a `/proc` for its own descriptors.
 //!
-//! A container can race the server: while one request has checked a path component, another
-//! can swap it for a symlink, and the server's next call by path then follows it. Inside
-//! this root a symlink to `/etc/shadow` or `../../..` can only lead to a branch, and every
-//! branch but the container's own upper layer is read-only, so such a race can never reach
-//! a host file or another container's image layers.
+//! The first defense against a container racing the server is in `branch`: every operation
+//! resolves beneath a branch's root descriptor and refuses symlinks on the way. This is the
+//! second: should any call still follow a symlink a container swapped in, a target such as
+//! `/etc/shadow` or `../../..` can only lead to a branch, and every branch but the
+//! container's own upper layer is read-only, so it can never reach a host file or another
+//! container's image layers.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -120,6 +122,21 @@ pub fn enter(p: Prepared) -> io::Result<()> {
         }
     }
     drop(fds);
+    // /proc/self/fd: how the server changes an entry's mode and xattrs through a handle
+    // it holds, where the kernel has no `*at` call that leaves a final symlink alone. Only
+    // the process directories (`subset=pid`, where the kernel has it), nothing executable.
+    let proc = root.join("proc");
+    std::fs::create_dir(&proc).map_err(step("make the /proc mount point"))?;
+    let pflags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    mount(
+        Some("proc"),
+        &proc,
+        Some("proc"),
+        pflags,
+        Some("subset=pid"),
+    )
+    .or_else(|_| mount(Some("proc"), &proc, Some("proc"), pflags, None))
+    .map_err(step("mount /proc"))?;
     // pivot_root, then detach the old root: the namespace's copies of every other mount
     // (this union's own among them) go, so none is kept alive by the server (an unmount on
     // the host must end this union's connection, and must not leave other mounts pinned).

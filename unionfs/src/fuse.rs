@@ -6,6 +6,7 @@
 //! kernel has it, so reads and writes go straight to the branch file; otherwise they are
 //! served here with positioned reads and writes.
 
+use crate::branch::{Branch, Loc};
 use crate::branches::{file_type, Found, Union};
 use fuser::{
     AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType as FType, Filesystem, FopenFlags,
@@ -13,7 +14,7 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
     ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid};
+use rustix::fs::{FileType, OFlags, Stat, Timespec, Timestamps};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
@@ -47,7 +48,7 @@ struct Handle {
 /// Backing files registered for passthrough, per node: the kernel wants one per inode.
 struct Backing {
     id: Weak<BackingId>,
-    real: PathBuf,
+    real: Loc,
 }
 
 /// The union filesystem served over FUSE.
@@ -262,7 +263,7 @@ impl UnionFs {
     fn backing_for(
         &self,
         ino: u64,
-        real: &Path,
+        real: &Loc,
         open: impl FnOnce() -> io::Result<BackingId>,
     ) -> Option<Arc<BackingId>> {
         if !self.passthrough.load(Ordering::Relaxed) {
@@ -271,7 +272,7 @@ impl UnionFs {
         let mut map = self.backing.lock().ok()?;
         if let Some(b) = map.get(&ino) {
             if let Some(id) = b.id.upgrade() {
-                return (b.real == real).then_some(id);
+                return (&b.real == real).then_some(id);
             }
         }
         let id = Arc::new(open().ok()?);
@@ -279,7 +280,7 @@ impl UnionFs {
             ino,
             Backing {
                 id: Arc::downgrade(&id),
-                real: real.to_path_buf(),
+                real: real.clone(),
             },
         );
         Some(id)
@@ -287,13 +288,13 @@ impl UnionFs {
 
     /// Whether node `ino` has a live passthrough backing other than `real`: then this open
     /// must bypass the page cache to stay coherent with it.
-    fn other_backing_live(&self, ino: u64, real: &Path) -> bool {
+    fn other_backing_live(&self, ino: u64, real: &Loc) -> bool {
         self.backing
             .lock()
             .ok()
             .and_then(|m| {
                 m.get(&ino)
-                    .map(|b| b.real != real && b.id.upgrade().is_some())
+                    .map(|b| &b.real != real && b.id.upgrade().is_some())
             })
             .unwrap_or(false)
     }
@@ -322,15 +323,12 @@ impl UnionFs {
         f(&h.file).map_err(errno)
     }
 
-    fn set_owner(path: &Path, req: &Request) -> io::Result<()> {
-        rustix::fs::chownat(
-            rustix::fs::CWD,
-            path,
-            Some(Uid::from_raw(req.uid())),
-            Some(Gid::from_raw(req.gid())),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )?;
-        Ok(())
+    fn upper(&self) -> Result<&Branch, Errno> {
+        self.union.upper().map_err(errno)
+    }
+
+    fn branch(&self, b: usize) -> Result<&Branch, Errno> {
+        self.union.branch(b).map_err(errno)
     }
 
     /// Creates an entry with `make` in the writable branch, owned by the caller.
@@ -340,7 +338,7 @@ impl UnionFs {
         parent: INodeNo,
         name: &OsStr,
         is_dir: bool,
-        make: impl FnOnce(&Path) -> io::Result<()>,
+        make: impl FnOnce(&Branch, &Path) -> io::Result<()>,
     ) -> Result<(PathBuf, Found, u64), Errno> {
         let prel = self.rel_of(parent)?;
         let rel = prel.join(name);
@@ -348,9 +346,11 @@ impl UnionFs {
             return Err(Errno::EEXIST);
         }
         let had_whiteout = self.union.prepare_create(&prel, name).map_err(errno)?;
-        let up = self.union.upper_path(&rel);
-        make(&up).map_err(errno)?;
-        Self::set_owner(&up, req).map_err(errno)?;
+        let upper = self.upper()?;
+        make(upper, &rel).map_err(errno)?;
+        upper
+            .chown(&rel, Some(req.uid()), Some(req.gid()))
+            .map_err(errno)?;
         if is_dir && had_whiteout {
             self.union.make_opaque(&rel).map_err(errno)?;
         }
@@ -426,31 +426,22 @@ impl Filesystem for UnionFs {
         let r = (|| -> Result<Found, Errno> {
             let rel = self.rel_of(ino)?;
             let f = self.copy_up(ino, &rel)?;
-            let p = self.union.upper_path(&rel);
+            let upper = self.upper()?;
             if let Some(size) = size {
                 match fh {
                     Some(fh) => self.with_file(fh, |file| file.set_len(size))?,
-                    None => std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&p)
-                        .and_then(|f| f.set_len(size))
+                    None => upper
+                        .open_file(&rel, OFlags::WRONLY | OFlags::NONBLOCK, 0)
+                        .and_then(|fd| File::from(fd).set_len(size))
                         .map_err(errno)?,
                 }
             }
             if uid.is_some() || gid.is_some() {
-                rustix::fs::chownat(
-                    rustix::fs::CWD,
-                    &p,
-                    uid.map(Uid::from_raw),
-                    gid.map(Gid::from_raw),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(|e| errno(e.into()))?;
+                upper.chown(&rel, uid, gid).map_err(errno)?;
             }
             if let Some(m) = mode {
                 if file_type(&f.st) != FileType::Symlink {
-                    rustix::fs::chmod(&p, Mode::from_raw_mode(m & 0o7777))
-                        .map_err(|e| errno(e.into()))?;
+                    upper.chmod(&rel, m & 0o7777).map_err(errno)?;
                 }
             }
             if atime.is_some() || mtime.is_some() {
@@ -458,8 +449,7 @@ impl Filesystem for UnionFs {
                     last_access: timespec(atime),
                     last_modification: timespec(mtime),
                 };
-                rustix::fs::utimensat(rustix::fs::CWD, &p, &t, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| errno(e.into()))?;
+                upper.utimens(&rel, &t).map_err(errno)?;
             }
             self.resolve(&rel)
         })();
@@ -471,9 +461,12 @@ impl Filesystem for UnionFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.rel_of(ino).and_then(|rel| self.resolve(&rel)) {
-            Ok(f) => match rustix::fs::readlink(&f.real, Vec::new()) {
+            Ok(f) => match self
+                .branch(f.real.branch)
+                .and_then(|b| b.readlink(&f.real.rel).map_err(errno))
+            {
                 Ok(t) => reply.data(t.as_bytes()),
-                Err(e) => reply.error(errno(e.into())),
+                Err(e) => reply.error(e),
             },
             Err(e) => reply.error(e),
         }
@@ -489,15 +482,13 @@ impl Filesystem for UnionFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.create_entry(req, parent, name, false, |p| {
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                p,
+        let r = self.create_entry(req, parent, name, false, |upper, rel| {
+            upper.mknod(
+                rel,
                 FileType::from_raw_mode(mode),
-                Mode::from_raw_mode(mode & !umask & 0o7777),
+                mode & !umask & 0o7777,
                 rdev as u64,
             )
-            .map_err(Into::into)
         });
         match r {
             Ok((_, f, id)) => reply.entry(&TTL, &attr(id, &f.st), Generation(0)),
@@ -514,8 +505,8 @@ impl Filesystem for UnionFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.create_entry(req, parent, name, true, |p| {
-            rustix::fs::mkdir(p, Mode::from_raw_mode(mode & !umask & 0o7777)).map_err(Into::into)
+        let r = self.create_entry(req, parent, name, true, |upper, rel| {
+            upper.mkdir(rel, mode & !umask & 0o7777)
         });
         match r {
             Ok((_, f, id)) => reply.entry(&TTL, &attr(id, &f.st), Generation(0)),
@@ -565,8 +556,8 @@ impl Filesystem for UnionFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.create_entry(req, parent, link_name, false, |p| {
-            rustix::fs::symlink(target, p).map_err(Into::into)
+        let r = self.create_entry(req, parent, link_name, false, |upper, rel| {
+            upper.symlink(target.as_os_str(), rel)
         });
         match r {
             Ok((_, f, id)) => reply.entry(&TTL, &attr(id, &f.st), Generation(0)),
@@ -620,8 +611,7 @@ impl Filesystem for UnionFs {
             }
             self.copy_up(ino, &rel)?;
             self.union.prepare_create(&prel, newname).map_err(errno)?;
-            rustix::fs::link(self.union.upper_path(&rel), self.union.upper_path(&to))
-                .map_err(|e| errno(e.into()))?;
+            self.upper()?.link(&rel, &to).map_err(errno)?;
             let f = self.resolve(&to)?;
             let id = self.node_for(&to, &f);
             Ok((f, id))
@@ -633,7 +623,7 @@ impl Filesystem for UnionFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let r = (|| -> Result<(File, PathBuf, bool), Errno> {
+        let r = (|| -> Result<(File, Loc, bool), Errno> {
             let rel = self.rel_of(ino)?;
             let acc = flags.0 & libc::O_ACCMODE;
             let writing = acc != libc::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
@@ -648,7 +638,10 @@ impl Filesystem for UnionFs {
             let oflags = OFlags::from_bits_retain((flags.0 & keep) as u32)
                 | OFlags::CLOEXEC
                 | OFlags::NOFOLLOW;
-            let fd = rustix::fs::open(&real, oflags, Mode::empty()).map_err(|e| errno(e.into()))?;
+            let fd = self
+                .branch(real.branch)?
+                .open_file(&real.rel, oflags, 0)
+                .map_err(errno)?;
             Ok((File::from(fd), real, lower))
         })();
         match r {
@@ -867,13 +860,14 @@ impl Filesystem for UnionFs {
         let r = (|| -> Result<(), Errno> {
             let rel = self.rel_of(ino)?;
             self.copy_up(ino, &rel)?;
-            rustix::fs::lsetxattr(
-                self.union.upper_path(&rel),
-                name,
-                value,
-                rustix::fs::XattrFlags::from_bits_retain(flags as u32),
-            )
-            .map_err(|e| errno(e.into()))
+            self.upper()?
+                .setxattr(
+                    &rel,
+                    name,
+                    value,
+                    rustix::fs::XattrFlags::from_bits_retain(flags as u32),
+                )
+                .map_err(errno)
         })();
         match r {
             Ok(()) => reply.ok(),
@@ -884,11 +878,9 @@ impl Filesystem for UnionFs {
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let r = (|| -> Result<Vec<u8>, Errno> {
             let f = self.resolve(&self.rel_of(ino)?)?;
-            let mut buf = vec![0u8; 65536];
-            let n =
-                rustix::fs::lgetxattr(&f.real, name, &mut buf[..]).map_err(|e| errno(e.into()))?;
-            buf.truncate(n);
-            Ok(buf)
+            self.branch(f.real.branch)?
+                .getxattr(&f.real.rel, name)
+                .map_err(errno)
         })();
         reply_xattr(reply, size, r)
     }
@@ -896,10 +888,9 @@ impl Filesystem for UnionFs {
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let r = (|| -> Result<Vec<u8>, Errno> {
             let f = self.resolve(&self.rel_of(ino)?)?;
-            let mut buf = vec![0u8; 65536];
-            let n = rustix::fs::llistxattr(&f.real, &mut buf[..]).map_err(|e| errno(e.into()))?;
-            buf.truncate(n);
-            Ok(buf)
+            self.branch(f.real.branch)?
+                .listxattr(&f.real.rel)
+                .map_err(errno)
         })();
         reply_xattr(reply, size, r)
     }
@@ -908,7 +899,7 @@ impl Filesystem for UnionFs {
         let r = (|| -> Result<(), Errno> {
             let rel = self.rel_of(ino)?;
             self.copy_up(ino, &rel)?;
-            rustix::fs::lremovexattr(self.union.upper_path(&rel), name).map_err(|e| errno(e.into()))
+            self.upper()?.removexattr(&rel, name).map_err(errno)
         })();
         match r {
             Ok(()) => reply.ok(),
@@ -932,13 +923,11 @@ impl Filesystem for UnionFs {
         reply: ReplyCreate,
     ) {
         let mut opened: Option<File> = None;
-        let r = self.create_entry(req, parent, name, false, |p| {
+        let r = self.create_entry(req, parent, name, false, |upper, rel| {
             let keep = libc::O_ACCMODE | libc::O_APPEND;
-            let oflags = OFlags::from_bits_retain((flags & keep) as u32)
-                | OFlags::CREATE
-                | OFlags::EXCL
-                | OFlags::CLOEXEC;
-            let fd = rustix::fs::open(p, oflags, Mode::from_raw_mode(mode & !umask & 0o7777))?;
+            let oflags =
+                OFlags::from_bits_retain((flags & keep) as u32) | OFlags::CREATE | OFlags::EXCL;
+            let fd = upper.open_file(rel, oflags, mode & !umask & 0o7777)?;
             opened = Some(File::from(fd));
             Ok(())
         });

@@ -5,6 +5,7 @@
 //! process per mount (started by the aufs driver's `mount`, ended by `umount`), and its
 //! branch logic ([`branches`]) is useful and testable without FUSE.
 
+pub mod branch;
 pub mod branches;
 pub mod confine;
 pub mod fuse;

@@ -4,8 +4,15 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use unionfs::branches::Found;
 use unionfs::Union;
+
+/// The real path of what `f` resolved to, for the branches of [`three_branches`].
+fn real_path(t: &tempfile::TempDir, f: &Found) -> PathBuf {
+    let b = ["up", "l1", "l2"][f.real.branch];
+    t.path().join(b).join(&f.real.rel)
+}
 
 fn names(u: &Union, rel: &str) -> Vec<String> {
     let d = u.resolve(Path::new(rel)).unwrap().unwrap();
@@ -49,10 +56,10 @@ fn three_branches() -> (tempfile::TempDir, Union) {
 
 #[test]
 fn resolution_honours_whiteouts_and_opaque_dirs() {
-    let (_t, u) = three_branches();
+    let (t, u) = three_branches();
     let a = u.resolve(Path::new("d/a")).unwrap().unwrap();
     assert_eq!(
-        fs::read_to_string(&a.real).unwrap(),
+        fs::read_to_string(real_path(&t, &a)).unwrap(),
         "a1",
         "the higher branch wins"
     );
@@ -75,7 +82,7 @@ fn copy_up_keeps_hardlinks_linked_through_a_pseudo_link() {
     fs::write(t.path().join("up/h1"), "changed").unwrap();
     // The other name, still only in the lower branch, shows the copy.
     let h2 = u.resolve(Path::new("h2")).unwrap().unwrap();
-    assert_eq!(fs::read_to_string(&h2.real).unwrap(), "changed");
+    assert_eq!(fs::read_to_string(real_path(&t, &h2)).unwrap(), "changed");
     assert_eq!(
         h2.st.st_ino,
         fs::metadata(t.path().join("up/h1")).unwrap().ino()
@@ -120,5 +127,55 @@ fn rename_moves_files_and_refuses_lower_directories() {
         e.raw_os_error(),
         Some(18),
         "EXDEV for a directory of a lower branch"
+    );
+}
+
+/// What a container racing the server can leave behind at any instant: a directory of
+/// its upper branch swapped for a symlink to a host directory. No union operation may
+/// follow it (each resolves beneath the branch root with symlinks refused).
+#[test]
+fn no_operation_follows_a_symlink_swapped_into_a_branch() {
+    let (t, u) = three_branches();
+    let host = t.path().join("host");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("a"), "host file").unwrap();
+    fs::write(host.join("secret"), "s").unwrap();
+    // The union saw `d` as a directory (its nodes hold the path `d/a`); now it is a symlink.
+    assert!(u.resolve(Path::new("d/a")).unwrap().is_some());
+    fs::create_dir_all(t.path().join("up")).unwrap();
+    std::os::unix::fs::symlink(&host, t.path().join("up/d")).unwrap();
+
+    let upper = u.upper().unwrap();
+    assert!(upper.lstat(Path::new("d/a")).unwrap().is_none());
+    for e in [
+        upper.chmod(Path::new("d/a"), 0o777).unwrap_err(),
+        upper
+            .chown(Path::new("d/a"), Some(65534), None)
+            .unwrap_err(),
+        upper
+            .open_file(Path::new("d/a"), rustix::fs::OFlags::WRONLY, 0)
+            .unwrap_err(),
+        upper.remove_all(Path::new("d/secret")).unwrap_err(),
+        upper
+            .rename(Path::new("d/secret"), Path::new("stolen"))
+            .unwrap_err(),
+    ] {
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    }
+    // The union-level operations see `d` as the symlink it now is.
+    assert!(u.remove(Path::new("d"), "a".as_ref()).is_ok());
+    assert!(u.copy_up(Path::new("d/secret")).is_err());
+    assert!(u.prepare_create(Path::new("d"), "new".as_ref()).is_err());
+
+    let meta = fs::metadata(host.join("a")).unwrap();
+    assert_eq!(fs::read_to_string(host.join("a")).unwrap(), "host file");
+    assert_eq!(meta.mode() & 0o777, 0o644);
+    assert_eq!(meta.uid(), 0);
+    assert!(host.join("secret").exists());
+    assert!(!t.path().join("up/stolen").exists());
+    assert_eq!(
+        fs::read_dir(&host).unwrap().count(),
+        2,
+        "nothing made on the host"
     );
 }

@@ -180,7 +180,7 @@ fn copy_entry(
         FileType::Symlink => {
             let target = rustix::fs::readlinkat(src, src_name, Vec::new())?;
             rustix::fs::symlinkat(target.as_c_str(), dst, name)?;
-            copy_meta_at(src, src_name, dst, name, &st, false)?;
+            copy_meta_at(src, src_name, dst, name, &st)?;
         }
         FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
             rustix::fs::mknodat(
@@ -190,7 +190,7 @@ fn copy_entry(
                 Mode::from_raw_mode(st.st_mode & 0o7777),
                 st.st_rdev,
             )?;
-            copy_meta_at(src, src_name, dst, name, &st, true)?;
+            copy_meta_at(src, src_name, dst, name, &st)?;
         }
         FileType::Unknown => {
             return Err(io::Error::new(
@@ -202,14 +202,15 @@ fn copy_entry(
     Ok(())
 }
 
-/// Owner, mode, xattrs and times for entries that cannot be opened (symlinks, devices).
-fn copy_meta_at(
+/// Owner, mode (not of a symlink), xattrs and times of `src_name` in `src` (status `st`)
+/// onto `name` in `dst`, never following a final symlink on either side: for entries that
+/// cannot be opened (symlinks, devices) and for callers that hold only the parent.
+pub fn copy_meta_at(
     src: BorrowedFd<'_>,
     src_name: &OsStr,
     dst: BorrowedFd<'_>,
     name: &OsStr,
     st: &rustix::fs::Stat,
-    chmod: bool,
 ) -> io::Result<()> {
     rustix::fs::chownat(
         dst,
@@ -218,16 +219,8 @@ fn copy_meta_at(
         Some(rustix::fs::Gid::from_raw(st.st_gid)),
         AtFlags::SYMLINK_NOFOLLOW,
     )?;
-    if chmod {
-        // chmodat follows symlinks: change the node through a handle to it instead.
-        let node = rustix::fs::openat(
-            dst,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&node));
-        rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(st.st_mode & 0o7777))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+        super::nofollow::chmod_at(dst, name, st.st_mode & 0o7777)?;
     }
     for (xname, value) in xattr::lget_all(src, src_name)? {
         xattr::lset(dst, name, &xname, &value)?;

@@ -121,3 +121,62 @@ pub fn lset(dir: BorrowedFd<'_>, name: &OsStr, xname: &OsStr, value: &[u8]) -> i
     )?;
     Ok(())
 }
+
+/// One xattr's value of `name` in `dir`, not following a symlink (ENODATA when unset).
+pub fn lget(dir: BorrowedFd<'_>, name: &OsStr, xname: &OsStr) -> io::Result<Vec<u8>> {
+    let path = at_path(dir, name);
+    let mut value = vec![0u8; 256];
+    loop {
+        match rustix::fs::lgetxattr(&path, xname, &mut value[..]) {
+            Ok(n) => {
+                value.truncate(n);
+                return Ok(value);
+            }
+            Err(rustix::io::Errno::RANGE) => {
+                let n = rustix::fs::lgetxattr_query(&path, xname)?;
+                value.resize(n.max(value.len() * 2), 0);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The xattr names of `name` in `dir` as the kernel lists them (NUL-separated), not
+/// following a symlink.
+pub fn llist(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<u8>> {
+    let path = at_path(dir, name);
+    let mut names = vec![0u8; 1024];
+    loop {
+        match rustix::fs::llistxattr(&path, &mut names[..]) {
+            Ok(n) => {
+                names.truncate(n);
+                return Ok(names);
+            }
+            Err(rustix::io::Errno::RANGE) => {
+                let n = rustix::fs::llistxattr_query(&path)?;
+                names.resize(n.max(names.len() * 2), 0);
+            }
+            Err(e) if is_unsupported(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sets one xattr on `name` in `dir` with `setxattr`'s flags (create/replace), not
+/// following a symlink.
+pub fn lset_flags(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    xname: &OsStr,
+    value: &[u8],
+    flags: rustix::fs::XattrFlags,
+) -> io::Result<()> {
+    rustix::fs::lsetxattr(at_path(dir, name), xname, value, flags)?;
+    Ok(())
+}
+
+/// Removes one xattr of `name` in `dir`, not following a symlink.
+pub fn lremove(dir: BorrowedFd<'_>, name: &OsStr, xname: &OsStr) -> io::Result<()> {
+    rustix::fs::lremovexattr(at_path(dir, name), xname)?;
+    Ok(())
+}
