@@ -196,6 +196,14 @@ pub trait Driver: Send + Sync {
     /// How deletions and opaque directories are stored in [`Driver::diff_dir`].
     fn whiteout_format(&self) -> &dyn WhiteoutFormat;
 
+    /// The layer directories below `id`'s own, nearest first, for drivers whose layer
+    /// directories hold only their own changes (a tar applied into `id` must see them);
+    /// empty where a layer's directory is a complete tree.
+    fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>, DriverError> {
+        let _ = id;
+        Ok(Vec::new())
+    }
+
     /// The changes of `id` against its parent. The default is the shared tree walk of the
     /// two mounted views; a driver with cheaper knowledge overrides it.
     fn changes(&self, id: &str) -> Result<Vec<Change>, DriverError> {

@@ -12,7 +12,6 @@
 
 use crate::error::{Result, StoreError};
 use crate::store::{Store, ACTIVE_DRIVER_FILE};
-use crate::tarfs::apply_layer_limited;
 use drivers::fsutil::{tree_manifest, write_atomic};
 use drivers::{DriverOptions, LayerKind};
 use std::collections::BTreeSet;
@@ -131,9 +130,8 @@ pub fn migrate(
             store
                 .driver
                 .create(&c.layer, parent.as_deref(), LayerKind::ReadWrite)?;
-            let dir = store.driver.diff_dir(&c.layer)?;
             let f = std::fs::File::open(tar).map_err(|e| StoreError::io("open", tar, e))?;
-            apply_layer_limited(f, &dir, store.driver.whiteout_format(), &store.limits)?;
+            crate::tarfs::apply_to_layer(f, store.driver.as_ref(), &c.layer, &store.limits)?;
             let view = store.driver.get(&c.layer)?;
             let after = tree_manifest(&view);
             store.driver.put(&c.layer)?;

@@ -13,7 +13,8 @@ use crate::layers::LayerRecord;
 use crate::records::JsonDir;
 use crate::refs::{self, Refs};
 use crate::spec::ImageConfig;
-use crate::tarfs::{apply_layer_limited, ApplyError, Limits};
+use crate::tarfs::view::Gate;
+use crate::tarfs::{apply_layer_onto, ApplyError, Limits, Target};
 use drivers::lock::FileLock;
 use drivers::{Driver, DriverOptions, LayerKind};
 use std::collections::HashSet;
@@ -421,17 +422,26 @@ impl Store {
         Ok(id)
     }
 
-    /// Applies `blob` into the (new, empty) driver layer `id`, checking the DiffID.
+    /// Applies `blob` into the (new, empty) driver layer `id` over the layers below it,
+    /// checking the DiffID. `gate` waits for layers below still being applied.
     fn apply_blob(
         &self,
         id: &str,
         blob: &Digest,
         diff_id: &Digest,
         what: &str,
+        gate: Option<Gate<'_>>,
     ) -> Result<crate::tarfs::ApplyResult> {
         let dir = self.driver.diff_dir(id)?;
+        let lowers = self.driver.lower_dirs(id)?;
         let f = self.blobs.open(blob)?;
-        let res = apply_layer_limited(f, &dir, self.driver.whiteout_format(), &self.limits)?;
+        let target = Target {
+            root: &dir,
+            format: self.driver.whiteout_format(),
+            lowers: &lowers,
+            gate,
+        };
+        let res = apply_layer_onto(f, &target, &self.limits)?;
         if res.diff_id != *diff_id {
             return Err(StoreError::DigestMismatch {
                 what: format!(
@@ -464,7 +474,7 @@ impl Store {
         let id = crate::random_id();
         self.driver.create(&id, parent, LayerKind::ReadOnly)?;
         let result = self
-            .apply_blob(&id, blob, diff_id, what)
+            .apply_blob(&id, blob, diff_id, what, None)
             .and_then(|res| self.sync_layers().map(|()| res));
         match result {
             Ok(res) => Ok((id, res)),
@@ -579,7 +589,7 @@ impl Store {
                     let what = format!("{what} {}/{}", i + 1, layers.len());
                     if full_tree {
                         // The next layer copies this one: apply it now.
-                        let r = self.apply_blob(&id, l.blob, l.diff_id, &what);
+                        let r = self.apply_blob(&id, l.blob, l.diff_id, &what, None);
                         if let Err(e) = r {
                             cleanup(&created);
                             return Err(e);
@@ -596,6 +606,9 @@ impl Store {
             parent_chain = Some(chain);
         }
         if !full_tree && !created.is_empty() {
+            // Each layer is applied over the ones below; it waits for them only when it
+            // first needs to look below (most layers never do until a whiteout).
+            let finished = LayerGates::new(created.len());
             let next = std::sync::atomic::AtomicUsize::new(0);
             let done = std::sync::atomic::AtomicUsize::new(0);
             let slots: Vec<std::sync::Mutex<Option<Result<crate::tarfs::ApplyResult>>>> = created
@@ -612,12 +625,15 @@ impl Store {
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some((i, id)) = created.get(k) else { break };
                         let l = &layers[*i];
+                        let gate = || finished.wait_below(k);
                         let r = self.apply_blob(
                             id,
                             l.blob,
                             l.diff_id,
                             &format!("{what} {}/{}", i + 1, layers.len()),
+                            Some(&gate),
                         );
+                        finished.done(k, r.is_ok());
                         if let Ok(mut slot) = slots[k].lock() {
                             *slot = Some(r);
                         }
@@ -866,5 +882,45 @@ impl Store {
             )));
         }
         Ok(())
+    }
+}
+
+/// Which layers of a parallel apply have finished, so a layer can wait for the ones below.
+struct LayerGates {
+    state: std::sync::Mutex<Vec<Option<bool>>>,
+    changed: std::sync::Condvar,
+}
+
+impl LayerGates {
+    fn new(n: usize) -> LayerGates {
+        LayerGates {
+            state: std::sync::Mutex::new(vec![None; n]),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Layer `k` is done, applied or failed.
+    fn done(&self, k: usize, ok: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s[k] = Some(ok);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Waits until every layer below `k` is applied; an error when one of them failed.
+    fn wait_below(&self, k: usize) -> std::io::Result<()> {
+        let poisoned = || std::io::Error::other("a thread applying layers panicked");
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        loop {
+            if s[..k].contains(&Some(false)) {
+                return Err(std::io::Error::other(
+                    "a layer below this one failed to apply",
+                ));
+            }
+            if s[..k].iter().all(|x| *x == Some(true)) {
+                return Ok(());
+            }
+            s = self.changed.wait(s).map_err(|_| poisoned())?;
+        }
     }
 }

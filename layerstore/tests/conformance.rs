@@ -6,7 +6,7 @@ mod common;
 
 use common::{snapshot, TarBuilder};
 use drivers::{Driver, DriverError, DriverOptions, LayerKind};
-use layerstore::tarfs::{apply_layer, write_layer, ApplyError};
+use layerstore::tarfs::{apply_to_layer, write_layer, ApplyError, Limits};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -21,7 +21,7 @@ fn apply(
     id: &str,
     tar: &[u8],
 ) -> Result<layerstore::tarfs::ApplyResult, ApplyError> {
-    apply_layer(tar, &d.diff_dir(id).unwrap(), d.whiteout_format())
+    apply_to_layer(tar, d, id, &Limits::default())
 }
 
 fn base_tar() -> Vec<u8> {

@@ -104,7 +104,7 @@ impl Aufs {
             .collect())
     }
 
-    fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>, DriverError> {
+    fn ancestor_dirs(&self, id: &str) -> Result<Vec<PathBuf>, DriverError> {
         Ok(self.ancestors(id)?.iter().map(|a| self.diff(a)).collect())
     }
 
@@ -140,7 +140,7 @@ impl Aufs {
 
     fn do_mount(&self, id: &str) -> Result<(), DriverError> {
         let upper = self.diff(id);
-        let lowers = self.lower_dirs(id)?;
+        let lowers = self.ancestor_dirs(id)?;
         let target = self.mnt(id);
         if fsutil::is_mounted(&target) {
             // A dead server's leftover.
@@ -282,6 +282,10 @@ impl Driver for Aufs {
         &AufsWhiteouts
     }
 
+    fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>, DriverError> {
+        self.ancestor_dirs(id)
+    }
+
     fn changes(&self, id: &str) -> Result<Vec<Change>, DriverError> {
         Ok(self.changes_with_source(id)?.0)
     }
@@ -292,7 +296,7 @@ impl Driver for Aufs {
         &self,
         id: &str,
     ) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
-        let lowers = self.lower_dirs(id)?;
+        let lowers = self.ancestor_dirs(id)?;
         match native_with_source(self.diff_dir(id)?, &lowers, &AufsLayerDir, None)? {
             Some((c, src)) => Ok((c, Some(src))),
             None => Ok((crate::changes::compare_views(self, id)?, None)),

@@ -39,9 +39,7 @@ pub struct AufsWhiteouts;
 impl WhiteoutFormat for AufsWhiteouts {
     fn whiteout(&self, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
         remove_all_at(dir, name)?;
-        let mut wh = OsString::from(".wh.");
-        wh.push(name);
-        create_marker(dir, &wh)
+        create_marker(dir, &whiteout_name(name))
     }
 
     fn opaque(&self, dir: BorrowedFd<'_>, _keep: &dyn Fn(&OsStr) -> bool) -> io::Result<()> {
@@ -51,6 +49,45 @@ impl WhiteoutFormat for AufsWhiteouts {
 
     fn full_tree(&self) -> bool {
         false
+    }
+
+    fn is_whiteout(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        _st: Option<&rustix::fs::Stat>,
+    ) -> io::Result<bool> {
+        exists_at(dir, &whiteout_name(name))
+    }
+
+    fn is_opaque(&self, dir: BorrowedFd<'_>) -> io::Result<bool> {
+        exists_at(dir, OsStr::new(OPAQUE))
+    }
+
+    fn clear_whiteout(&self, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<bool> {
+        match rustix::fs::unlinkat(dir, whiteout_name(name), rustix::fs::AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn is_meta(&self, name: &OsStr) -> bool {
+        name.as_bytes().starts_with(WH_PREFIX)
+    }
+}
+
+fn whiteout_name(name: &OsStr) -> OsString {
+    let mut wh = OsString::from(".wh.");
+    wh.push(name);
+    wh
+}
+
+fn exists_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<bool> {
+    match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => Ok(true),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

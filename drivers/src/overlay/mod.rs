@@ -366,6 +366,10 @@ impl Driver for Overlay {
         &OverlayWhiteouts
     }
 
+    fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>, DriverError> {
+        self.lowers(id)
+    }
+
     fn changes(&self, id: &str) -> Result<Vec<Change>, DriverError> {
         Ok(self.changes_with_source(id)?.0)
     }

@@ -8,14 +8,15 @@
 use super::entry_path::clean;
 use super::limits::{HeaderGuard, Limits};
 use super::pax::{parse_time, PaxInfo};
+use super::view::{times_of, Gate, Hit, MDir, Made, Place, View};
 use super::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::readahead::with_read_ahead;
-use drivers::fsutil::{open_in_root, open_root, remove_all_at, xattr, OpenMode};
+use drivers::fsutil::{open_root, remove_all_at, xattr};
 use drivers::WhiteoutFormat;
-use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
-use std::collections::HashSet;
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -27,7 +28,7 @@ use tar::EntryType;
 /// Why a layer could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("layer entry {0:?} escapes the layer root (a `..` component): refusing the layer")]
+    #[error("layer entry {0:?} climbs above the layer root (`..`): refusing the layer")]
     PathEscape(String),
     #[error(
         "layer entry {path:?}: hardlink target {target:?} does not exist in the layer or below it"
@@ -88,8 +89,8 @@ fn errno(e: rustix::io::Errno) -> io::Error {
 }
 
 /// Applies the layer read from `reader` into `root` using `hook` for whiteouts, under
-/// the default [`Limits`]. Decompression and hashing run on a second thread while entries
-/// are written.
+/// the default [`Limits`], with no layers below. Decompression and hashing run on a
+/// second thread while entries are written.
 pub fn apply_layer<R: Read + Send>(
     reader: R,
     root: &Path,
@@ -98,25 +99,79 @@ pub fn apply_layer<R: Read + Send>(
     apply_layer_limited(reader, root, hook, &Limits::default())
 }
 
-/// [`apply_layer`] under `limits`: an oversized PAX or long-name record, too many entries
-/// or too many bytes (sparse files at their full size) refuse the layer before the work
-/// is done; runs of zeros in file data become holes, never written blocks.
+/// [`apply_layer`] under `limits`.
 pub fn apply_layer_limited<R: Read + Send>(
     reader: R,
     root: &Path,
     hook: &dyn WhiteoutFormat,
     limits: &Limits,
 ) -> Result<ApplyResult, ApplyError> {
+    let target = Target {
+        root,
+        format: hook,
+        lowers: &[],
+        gate: None,
+    };
+    apply_layer_onto(reader, &target, limits)
+}
+
+/// Applies a layer into driver layer `id` over the layers below it (as the store does,
+/// without waiting for any).
+pub fn apply_to_layer<R: Read + Send>(
+    reader: R,
+    driver: &dyn drivers::Driver,
+    id: &str,
+    limits: &Limits,
+) -> Result<ApplyResult, ApplyError> {
+    let driver_err = |e: drivers::DriverError| ApplyError::Io {
+        path: "/".into(),
+        op: "find the layer's directories",
+        source: io::Error::other(e.to_string()),
+    };
+    let root = driver.diff_dir(id).map_err(driver_err)?;
+    let lowers = driver.lower_dirs(id).map_err(driver_err)?;
+    let target = Target {
+        root: &root,
+        format: driver.whiteout_format(),
+        lowers: &lowers,
+        gate: None,
+    };
+    apply_layer_onto(reader, &target, limits)
+}
+
+/// Where a layer is applied: the layer's own directory, the driver's whiteout format, and
+/// for drivers whose layer directories hold only their own changes the directories of the
+/// layers below (nearest first), which the tar is applied over.
+pub struct Target<'a> {
+    pub root: &'a Path,
+    pub format: &'a dyn WhiteoutFormat,
+    pub lowers: &'a [PathBuf],
+    /// Called (once) before the lower layers are first read: where layers are applied in
+    /// parallel it waits for the ones below to be complete.
+    pub gate: Option<Gate<'a>>,
+}
+
+/// Applies a layer onto `target` under `limits`: an oversized PAX or long-name record,
+/// too many entries or too many bytes (sparse files at their full size) refuse the layer
+/// before the work is done; runs of zeros in sparse files become holes, never written
+/// blocks. Paths resolve through the merged view of the layer over the ones below.
+pub fn apply_layer_onto<R: Read + Send>(
+    reader: R,
+    target: &Target<'_>,
+    limits: &Limits,
+) -> Result<ApplyResult, ApplyError> {
+    let root = target.root;
     let root_fd = open_root(root).map_err(io_err(Path::new(""), "open layer root"))?;
     let (applied, produced) = with_read_ahead(reader, |stream| -> Result<(u64, u64), ApplyError> {
         let (guard, refused) = HeaderGuard::new(&mut *stream, limits.max_header_record);
         let refusal = || refused.borrow().clone().map(ApplyError::Limit);
         let mut archive = tar::Archive::new(guard);
         let mut ap = Applier {
-            root: root_fd,
-            hook,
+            view: View::new(root_fd, target.lowers, target.gate, target.format),
+            hook: target.format,
             written: HashSet::new(),
-            dirs: Vec::new(),
+            ancestors: HashSet::new(),
+            dir_times: HashMap::new(),
             cache: None,
             buf: vec![0u8; 256 * 1024],
             data_size: 0,
@@ -161,14 +216,21 @@ pub fn apply_layer_limited<R: Read + Send>(
 }
 
 struct Applier<'a> {
-    root: OwnedFd,
+    /// The layer's directory over the layers below.
+    view: View<'a>,
     hook: &'a dyn WhiteoutFormat,
-    /// Paths this layer wrote: whiteouts and opaque markers only hide lower layers.
+    /// Paths this layer wrote (resolved), and the directories it made on their way:
+    /// whiteouts and opaque markers hide only what is below, never these.
     written: HashSet<PathBuf>,
-    /// Directories whose times are set last (writing children changes a dir's mtime).
-    dirs: Vec<(PathBuf, Timestamps)>,
-    /// The last parent directory opened, reused while entries stay in one directory.
-    cache: Option<(PathBuf, OwnedFd)>,
+    /// Every directory above a written path.
+    ancestors: HashSet<PathBuf>,
+    /// Times to give directories once all entries exist (adding entries changes a
+    /// directory's mtime): the tar's for its directory entries, the old ones for
+    /// directories that were there before, as umoci restores them.
+    dir_times: HashMap<PathBuf, Timestamps>,
+    /// The last parent directory resolved (tar path, descriptor, resolved path), reused
+    /// while entries stay in one directory.
+    cache: Option<(PathBuf, OwnedFd, PathBuf)>,
     buf: Vec<u8>,
     data_size: u64,
     entries: u64,
@@ -233,18 +295,35 @@ impl Applier<'_> {
             return self.whiteout(&parent, &name, &path);
         }
         let pax = read_pax(entry)?;
-        let pfd = self
-            .parent_dir(&parent, true)?
-            .ok_or_else(|| ApplyError::Io {
-                path: display(&path),
-                op: "open parent directory",
-                source: io::ErrorKind::NotFound.into(),
-            })?;
+        let hdr = entry.header().clone();
+        let device = match kind {
+            EntryType::Char | EntryType::Block | EntryType::Fifo => Some(device_of(&hdr, &path)?),
+            _ => None,
+        };
+        if let (Some((ft, rdev)), true) = (device, kind != EntryType::Fifo) {
+            if let Some(why) = self.hook.refuses_device(ft, rdev) {
+                return Err(ApplyError::Unsupported {
+                    path: display(&path),
+                    kind: why.to_string(),
+                });
+            }
+        }
+        let (pfd, rparent) = self.parent_dir(&parent, &path)?;
+        let rpath = rparent.join(&name);
         let is_dir = kind == EntryType::Directory;
+        // This layer's own whiteout of the name, before it or after it: a directory made
+        // in its place shows nothing of the layers below.
+        let mut hide_below = self
+            .hook
+            .clear_whiteout(pfd.as_fd(), &name)
+            .map_err(io_err(&path, "replace whiteout"))?;
         // Anything already there is replaced, except a directory by a directory.
         match rustix::fs::statat(&pfd, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                // A directory in place of a non-directory of this layer is a new, empty
+                // one: what the layers below had at this path stays hidden.
+                hide_below |= is_dir && !existing_dir;
                 if !(existing_dir && is_dir) {
                     remove_all_at(pfd.as_fd(), &name)
                         .map_err(io_err(&path, "replace existing entry"))?;
@@ -256,7 +335,6 @@ impl Applier<'_> {
             Err(rustix::io::Errno::NOENT) => {}
             Err(e) => return Err(io_err(&path, "stat")(errno(e))),
         }
-        let hdr = entry.header().clone();
         let uid = pax.uid.unwrap_or_else(|| hdr.uid().unwrap_or(0)) as u32;
         let gid = pax.gid.unwrap_or_else(|| hdr.gid().unwrap_or(0)) as u32;
         let mode = hdr.mode().map_err(ApplyError::Tar)? & 0o7777;
@@ -275,34 +353,8 @@ impl Applier<'_> {
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| io_err(&path, "create file")(errno(e)))?;
-                let mut file = File::from(fd);
-                // Whole blocks of zeros in a sparse file are skipped, leaving holes: a small
-                // tar cannot make the host write terabytes of zeros.
-                let sparse = kind == EntryType::GNUSparse;
-                let mut len = 0u64;
-                let mut hole = false;
-                loop {
-                    let n = entry.read(&mut self.buf).map_err(ApplyError::Tar)?;
-                    if n == 0 {
-                        break;
-                    }
-                    let chunk = &self.buf[..n];
-                    if sparse && all_zero(chunk) {
-                        use std::io::Seek;
-                        file.seek(io::SeekFrom::Current(n as i64))
-                            .map_err(io_err(&path, "seek past a hole"))?;
-                        hole = true;
-                    } else {
-                        file.write_all(chunk).map_err(io_err(&path, "write file"))?;
-                        hole = false;
-                    }
-                    len += n as u64;
-                    self.data_size += n as u64;
-                }
-                if hole {
-                    file.set_len(len)
-                        .map_err(io_err(&path, "set the file's length"))?;
-                }
+                let file = File::from(fd);
+                self.write_data(entry, &file, kind == EntryType::GNUSparse, &path)?;
                 set_meta_fd(file.as_fd(), owner, mode, &pax, &times)
                     .map_err(io_err(&path, "set metadata"))?;
             }
@@ -322,11 +374,28 @@ impl Applier<'_> {
                     .map_err(|e| io_err(&path, "chown")(errno(e)))?;
                 rustix::fs::fchmod(&dfd, Mode::from_raw_mode(mode))
                     .map_err(|e| io_err(&path, "chmod")(errno(e)))?;
+                // The entry is the directory's whole state: xattrs it had before go.
+                for (k, _) in xattr::fget_all(&dfd).map_err(io_err(&path, "list xattrs"))? {
+                    let kb = k.as_bytes();
+                    let private = self
+                        .hook
+                        .private_xattrs()
+                        .is_some_and(|p| kb.starts_with(p.as_bytes()));
+                    if !private && !pax.xattrs.iter().any(|(n, _)| n.as_slice() == kb) {
+                        rustix::fs::fremovexattr(&dfd, k.as_os_str())
+                            .map_err(|e| io_err(&path, "remove xattr")(errno(e)))?;
+                    }
+                }
                 for (k, v) in &pax.xattrs {
                     xattr::fset(&dfd, OsStr::from_bytes(k), v)
                         .map_err(io_err(&path, "set xattr"))?;
                 }
-                self.dirs.push((path.clone(), times));
+                if hide_below {
+                    self.hook
+                        .opaque(dfd.as_fd(), &|_| true)
+                        .map_err(io_err(&path, "make directory opaque"))?;
+                }
+                self.dir_times.insert(rpath.clone(), times);
             }
             EntryType::Symlink => {
                 let target = entry
@@ -343,37 +412,12 @@ impl Applier<'_> {
                     .link_name_bytes()
                     .map(|c| c.into_owned())
                     .unwrap_or_default();
-                let target = clean(&raw_target).ok_or_else(|| {
-                    ApplyError::PathEscape(String::from_utf8_lossy(&raw_target).into())
-                })?;
-                let missing = || ApplyError::HardlinkTarget {
-                    path: display(&path),
-                    target: display(&target),
-                };
-                if target.as_os_str().is_empty() {
-                    return Err(missing());
-                }
-                let tfd = open_in_root(&self.root, &target, OpenMode::PathNoFollow)
-                    .map_err(|_| missing())?;
-                rustix::fs::linkat(&tfd, "", &pfd, &name, AtFlags::EMPTY_PATH)
-                    .map_err(|e| io_err(&path, "create hardlink")(errno(e)))?;
+                self.hardlink(&raw_target, pfd.as_fd(), &name, &path)?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let ft = match kind {
-                    EntryType::Char => FileType::CharacterDevice,
-                    EntryType::Block => FileType::BlockDevice,
-                    _ => FileType::Fifo,
-                };
-                let major = hdr.device_major().ok().flatten().unwrap_or(0);
-                let minor = hdr.device_minor().ok().flatten().unwrap_or(0);
-                rustix::fs::mknodat(
-                    &pfd,
-                    &name,
-                    ft,
-                    Mode::from_raw_mode(mode),
-                    rustix::fs::makedev(major, minor),
-                )
-                .map_err(|e| io_err(&path, "create device node")(errno(e)))?;
+                let (ft, rdev) = device.unwrap_or((FileType::Fifo, 0));
+                rustix::fs::mknodat(&pfd, &name, ft, Mode::from_raw_mode(mode), rdev)
+                    .map_err(|e| io_err(&path, "create device node")(errno(e)))?;
                 set_meta_at(pfd.as_fd(), &name, owner, Some(mode), &pax, &times)
                     .map_err(io_err(&path, "set metadata"))?;
             }
@@ -384,105 +428,453 @@ impl Applier<'_> {
                 })
             }
         }
-        self.written.insert(path);
+        self.mark_written(rpath);
         Ok(())
     }
 
-    /// Handles `.wh.NAME` and `.wh..wh..opq` entries through the driver's hook.
+    /// Streams an entry's data into `file`. Whole blocks of zeros in a sparse file are
+    /// skipped, leaving holes: a small tar cannot make the host write terabytes of zeros.
+    fn write_data<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        mut file: &File,
+        sparse: bool,
+        path: &Path,
+    ) -> Result<(), ApplyError> {
+        let mut len = 0u64;
+        let mut hole = false;
+        loop {
+            let n = entry.read(&mut self.buf).map_err(ApplyError::Tar)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &self.buf[..n];
+            if sparse && all_zero(chunk) {
+                use std::io::Seek;
+                file.seek(io::SeekFrom::Current(n as i64))
+                    .map_err(io_err(path, "seek past a hole"))?;
+                hole = true;
+            } else {
+                file.write_all(chunk).map_err(io_err(path, "write file"))?;
+                hole = false;
+            }
+            len += n as u64;
+            self.data_size += n as u64;
+        }
+        if hole {
+            file.set_len(len)
+                .map_err(io_err(path, "set the file's length"))?;
+        }
+        Ok(())
+    }
+
+    /// Records that this layer wrote `p` (and so made every directory above it).
+    fn mark_written(&mut self, p: PathBuf) {
+        let mut a = p.parent().map(Path::to_path_buf);
+        while let Some(dir) = a {
+            if !self.ancestors.insert(dir.clone()) {
+                break;
+            }
+            a = dir.parent().map(Path::to_path_buf);
+        }
+        self.written.insert(p);
+    }
+
+    /// Whether this layer wrote `p` or something inside it.
+    fn touched(&self, p: &Path) -> bool {
+        self.written.contains(p) || self.ancestors.contains(p)
+    }
+
+    /// Takes note of directories the view made in the layer on the way to a path: new
+    /// ones are this layer's; copies up keep their times and stay copies (an opaque
+    /// marker of this layer still hides them).
+    fn note_made(&mut self, made: Vec<Made>) {
+        for m in made {
+            match m.times {
+                Some(t) => {
+                    self.dir_times.entry(m.path).or_insert(t);
+                }
+                None => self.mark_written(m.path),
+            }
+        }
+    }
+
+    /// Keeps the times a directory had before this layer added or removed entries in it.
+    fn keep_times(&mut self, dir: BorrowedFd<'_>, path: &Path) {
+        if !self.dir_times.contains_key(path) {
+            if let Ok(st) = rustix::fs::fstat(dir) {
+                self.dir_times.insert(path.to_path_buf(), times_of(&st));
+            }
+        }
+    }
+
+    /// Opens the directory an entry at tar path `rel` goes in, making it exist in the
+    /// layer (see [`View::dir`]); returns it and its path with symlinks resolved.
+    fn parent_dir(&mut self, rel: &Path, entry: &Path) -> Result<(OwnedFd, PathBuf), ApplyError> {
+        if let Some((p, fd, resolved)) = &self.cache {
+            if p == rel {
+                let dup = fd.try_clone().map_err(io_err(rel, "dup"))?;
+                return Ok((dup, resolved.clone()));
+            }
+        }
+        // A chain of real directories in the layer itself is the view's directory as it is.
+        let direct = rustix::fs::openat2(
+            self.view.upper(),
+            if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            },
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        );
+        let (fd, resolved) = match direct {
+            Ok(fd) => (fd, rel.to_path_buf()),
+            Err(rustix::io::Errno::NOENT)
+            | Err(rustix::io::Errno::NOTDIR)
+            | Err(rustix::io::Errno::LOOP) => {
+                let mut made = Vec::new();
+                let dir = self
+                    .view
+                    .dir(rel, true, &mut made)
+                    .map_err(io_err(entry, "resolve parent directory"))?;
+                self.note_made(made);
+                let dir =
+                    dir.ok_or_else(|| io_err(entry, "resolve parent directory")(not_dir()))?;
+                let fd = dir
+                    .upper
+                    .ok_or_else(|| io_err(entry, "resolve parent directory")(not_dir()))?;
+                (fd, dir.path)
+            }
+            Err(e) => return Err(io_err(rel, "open directory")(errno(e))),
+        };
+        if !self.touched(&resolved) {
+            self.keep_times(fd.as_fd(), &resolved);
+        }
+        let dup = fd.try_clone().map_err(io_err(rel, "dup"))?;
+        self.cache = Some((rel.to_path_buf(), fd, resolved.clone()));
+        Ok((dup, resolved))
+    }
+
+    /// The directory `rel` of the view, made to exist in the layer.
+    fn layer_dir(&mut self, rel: &Path, entry: &Path) -> Result<OwnedFd, ApplyError> {
+        let mut made = Vec::new();
+        let dir = self
+            .view
+            .dir(rel, true, &mut made)
+            .map_err(io_err(entry, "resolve directory"))?;
+        self.note_made(made);
+        dir.and_then(|d| d.upper)
+            .ok_or_else(|| io_err(entry, "resolve directory")(not_dir()))
+    }
+
+    /// Handles `.wh.NAME` and `.wh..wh..opq` entries: they hide what the layers below
+    /// have, never what this layer wrote, wherever they sit in the tar.
     fn whiteout(&mut self, parent: &Path, name: &OsStr, path: &Path) -> Result<(), ApplyError> {
         let nb = name.as_bytes();
-        let full_tree = self.hook.full_tree();
-        if nb == OPAQUE_MARKER.as_bytes() {
-            let Some(pfd) = self.parent_dir(parent, !full_tree)? else {
-                return Ok(());
-            };
-            let written = &self.written;
-            let keep = |n: &OsStr| written.contains(&parent.join(n));
-            self.hook
-                .opaque(pfd.as_fd(), &keep)
-                .map_err(io_err(path, "make directory opaque"))?;
-            self.cache = None;
-            return Ok(());
-        }
-        if nb.starts_with(AUFS_META_PREFIX.as_bytes()) {
+        let opaque = nb == OPAQUE_MARKER.as_bytes();
+        if !opaque && nb.starts_with(AUFS_META_PREFIX.as_bytes()) {
             return Ok(()); // AUFS bookkeeping (hardlink dirs), never part of the rootfs
         }
         let target = OsStr::from_bytes(&nb[WHITEOUT_PREFIX.len()..]);
-        if target.is_empty() || target == "." || target == ".." {
+        if !opaque && (target.is_empty() || target == "." || target == "..") {
             return Err(ApplyError::PathEscape(display(path)));
         }
-        if self.written.contains(&parent.join(target)) {
-            return Ok(()); // a whiteout hides lower layers only
-        }
-        let Some(pfd) = self.parent_dir(parent, !full_tree)? else {
-            return Ok(());
+        self.cache = None;
+        let mut made = Vec::new();
+        let found = self
+            .view
+            .dir(parent, false, &mut made)
+            .map_err(io_err(path, "resolve whiteout"))?;
+        let Some(dir) = found else {
+            return Ok(()); // nothing there to hide
         };
+        if opaque {
+            return self.hide_below(&dir.path, path);
+        }
+        let victim = dir.path.join(target);
+        if self.touched(&victim) {
+            // Written by this layer: only what the layers below have inside it goes.
+            return match self.view.lookup(&dir, target) {
+                Ok(Hit::Dir(_)) => self.hide_below(&victim, path),
+                _ => Ok(()),
+            };
+        }
+        match self.view.lookup(&dir, target) {
+            Ok(Hit::Absent { .. }) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(io_err(path, "resolve whiteout")(e)),
+        }
+        let pfd = self.layer_dir(&dir.path, path)?;
+        if !self.touched(&dir.path) {
+            self.keep_times(pfd.as_fd(), &dir.path);
+        }
         self.hook
             .whiteout(pfd.as_fd(), target)
-            .map_err(io_err(path, "apply whiteout"))?;
+            .map_err(io_err(path, "apply whiteout"))
+    }
+
+    /// Makes directory `rel` of the view show nothing of the layers below it, keeping
+    /// what this layer wrote.
+    fn hide_below(&mut self, rel: &Path, path: &Path) -> Result<(), ApplyError> {
+        let fd = self.layer_dir(rel, path)?;
         self.cache = None;
+        if !self.touched(rel) {
+            self.keep_times(fd.as_fd(), rel);
+        }
+        // Copies up (and, in a complete tree, the lower layers' files) go; what this
+        // layer wrote stays.
+        let dup = fd.try_clone().map_err(io_err(rel, "dup"))?;
+        self.prune(dup, rel)
+            .map_err(io_err(path, "make directory opaque"))?;
+        if self.hook.full_tree() {
+            return Ok(());
+        }
+        if !rel.as_os_str().is_empty() {
+            return self
+                .hook
+                .opaque(fd.as_fd(), &|_| true)
+                .map_err(io_err(path, "make directory opaque"));
+        }
+        // overlayfs ignores the opaque mark on its root: hide each name below instead.
+        let mut made = Vec::new();
+        let root = self
+            .view
+            .dir(rel, false, &mut made)
+            .map_err(io_err(path, "make the root opaque"))?
+            .ok_or_else(|| io_err(path, "make the root opaque")(not_dir()))?;
+        let names = self
+            .view
+            .lower_names(&root)
+            .map_err(io_err(path, "make the root opaque"))?;
+        let below = MDir {
+            path: PathBuf::new(),
+            upper: None,
+            lowers: root.lowers,
+        };
+        for n in names {
+            if rustix::fs::statat(&fd, &n, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                continue; // this layer's own entry (or already a whiteout)
+            }
+            match self.view.lookup(&below, &n) {
+                Ok(Hit::Absent { .. }) => {}
+                Ok(_) => self
+                    .hook
+                    .whiteout(fd.as_fd(), &n)
+                    .map_err(io_err(path, "make the root opaque"))?,
+                Err(e) => return Err(io_err(path, "make the root opaque")(e)),
+            }
+        }
         Ok(())
     }
 
-    /// Opens (creating when `create`, as Docker does) the directory `rel` inside the root.
-    /// Returns `None` when it is missing and `create` is false.
-    fn parent_dir(&mut self, rel: &Path, create: bool) -> Result<Option<OwnedFd>, ApplyError> {
-        if let Some((p, fd)) = &self.cache {
-            if p == rel {
-                let dup = fd.try_clone().map_err(io_err(rel, "dup"))?;
-                return Ok(Some(dup));
+    /// Removes everything under `dir` (at `rel`) that this layer did not write (in a
+    /// complete tree the lower layers' files, in a layer directory copies up and
+    /// whiteouts), descending into directories that hold something it did.
+    fn prune(&self, dir: OwnedFd, rel: &Path) -> io::Result<()> {
+        for name in drivers::fsutil::tree::list_dir(dir.as_fd())? {
+            let p = rel.join(&name);
+            if self.touched(&p) {
+                let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    let sub = rustix::fs::openat(
+                        &dir,
+                        &name,
+                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?;
+                    self.prune(sub, &p)?;
+                }
+            } else {
+                remove_all_at(dir.as_fd(), &name)?;
             }
         }
-        let fd = match open_in_root(&self.root, rel, OpenMode::Dir) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if !create {
-                    return Ok(None);
-                }
-                self.create_dirs(rel)?
-            }
-            Err(e) => return Err(io_err(rel, "open directory")(e)),
-        };
-        let dup = fd.try_clone().map_err(io_err(rel, "dup"))?;
-        self.cache = Some((rel.to_path_buf(), fd));
-        Ok(Some(dup))
+        Ok(())
     }
 
-    /// Creates the missing directories of `rel` (mode 0755, root-owned, like Docker).
-    fn create_dirs(&mut self, rel: &Path) -> Result<OwnedFd, ApplyError> {
-        let mut cur = self.root.try_clone().map_err(io_err(rel, "dup"))?;
-        let mut sofar = PathBuf::new();
-        for comp in rel.iter() {
-            sofar.push(comp);
-            match rustix::fs::mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
-                Ok(()) => {
-                    rustix::fs::chmodat(&cur, comp, Mode::from_raw_mode(0o755), AtFlags::empty())
-                        .map_err(|e| io_err(&sofar, "chmod")(errno(e)))?;
+    /// A hardlink entry: `name` in `pfd` becomes another name of the file at
+    /// `raw_target`. A target of a lower layer is copied up first (with the other names
+    /// of its inode there), so the link group stays one inode in the merged view.
+    fn hardlink(
+        &mut self,
+        raw_target: &[u8],
+        pfd: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &Path,
+    ) -> Result<(), ApplyError> {
+        let target = clean(raw_target)
+            .ok_or_else(|| ApplyError::PathEscape(String::from_utf8_lossy(raw_target).into()))?;
+        let missing = || ApplyError::HardlinkTarget {
+            path: display(path),
+            target: display(&target),
+        };
+        let (Some(tname), Some(tparent)) = (target.file_name(), target.parent()) else {
+            return Err(missing());
+        };
+        let mut made = Vec::new();
+        let dir = self
+            .view
+            .dir(tparent, false, &mut made)
+            .map_err(|_| missing())?
+            .ok_or_else(missing)?;
+        let hit = self.view.lookup(&dir, tname).map_err(|_| missing())?;
+        let place = match hit {
+            Hit::Other(st, place) => Some((st, place)),
+            Hit::Symlink(_, place) => {
+                let st = match &place {
+                    Place::Upper => None,
+                    Place::Lower(_, l) => {
+                        rustix::fs::statat(l, tname, AtFlags::SYMLINK_NOFOLLOW).ok()
+                    }
+                };
+                match (place, st) {
+                    (Place::Upper, _) => None,
+                    (p, Some(st)) => Some((st, p)),
+                    (_, None) => return Err(missing()),
                 }
-                Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(io_err(&sofar, "create parent directory")(errno(e))),
             }
-            cur = open_in_root(&self.root, &sofar, OpenMode::Dir)
-                .map_err(io_err(&sofar, "open parent directory"))?;
+            Hit::Dir(_) | Hit::Absent { .. } => return Err(missing()),
+        };
+        if let Some((st, Place::Lower(layer, from))) = place {
+            let tdir = self.layer_dir(&dir.path, path)?;
+            self.view
+                .copy_up_file(from.as_fd(), tname, &st, tdir.as_fd())
+                .map_err(io_err(path, "copy up the hardlink target"))?;
+            if st.st_nlink > 1 {
+                self.copy_up_links(layer, &st, &dir.path.join(tname), tdir.as_fd(), tname, path)?;
+            }
         }
-        Ok(cur)
+        let tdir = self.layer_dir(&dir.path, path)?;
+        rustix::fs::linkat(&tdir, tname, pfd, name, AtFlags::empty())
+            .map_err(|e| io_err(path, "create hardlink")(errno(e)))
+    }
+
+    /// After `first` (in `tdir` as `tname`) was copied up from lower layer `layer`: every
+    /// other name of that inode still showing from there becomes a link to the copy.
+    fn copy_up_links(
+        &mut self,
+        layer: usize,
+        st: &rustix::fs::Stat,
+        first: &Path,
+        tdir: BorrowedFd<'_>,
+        tname: &OsStr,
+        path: &Path,
+    ) -> Result<(), ApplyError> {
+        let others = self
+            .view
+            .lower_links(layer, st.st_dev, st.st_ino)
+            .map_err(io_err(path, "find the other names of the hardlink target"))?;
+        for other in others.into_iter().filter(|o| o != first) {
+            let (Some(oparent), Some(oname)) = (other.parent(), other.file_name()) else {
+                continue;
+            };
+            let mut made = Vec::new();
+            let Ok(Some(odir)) = self.view.dir(oparent, false, &mut made) else {
+                continue;
+            };
+            let same = matches!(
+                self.view.lookup(&odir, oname),
+                Ok(Hit::Other(ost, Place::Lower(l, _)))
+                    if l == layer && (ost.st_dev, ost.st_ino) == (st.st_dev, st.st_ino)
+            );
+            if !same || odir.path != oparent {
+                continue;
+            }
+            let ofd = self.layer_dir(oparent, path)?;
+            rustix::fs::linkat(tdir, tname, &ofd, oname, AtFlags::empty())
+                .map_err(|e| io_err(path, "keep a hardlink group together")(errno(e)))?;
+        }
+        Ok(())
     }
 
     /// Sets directory times once all their entries exist.
     fn finish_dirs(&mut self) -> Result<(), ApplyError> {
         self.cache = None;
-        for (path, times) in self.dirs.drain(..).rev() {
-            match open_in_root(&self.root, &path, OpenMode::Dir) {
+        for (path, times) in self.dir_times.drain() {
+            let rel = if path.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                path.as_path()
+            };
+            match rustix::fs::openat2(
+                self.view.upper(),
+                rel,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+            ) {
                 Ok(fd) => rustix::fs::futimens(&fd, &times)
                     .map_err(|e| io_err(&path, "set times")(errno(e)))?,
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        || e.raw_os_error() == Some(libc::ENOTDIR) => {}
-                Err(e) => return Err(io_err(&path, "open directory")(e)),
+                Err(rustix::io::Errno::NOENT)
+                | Err(rustix::io::Errno::NOTDIR)
+                | Err(rustix::io::Errno::LOOP) => {}
+                Err(e) => return Err(io_err(&path, "open directory")(errno(e))),
             }
         }
         Ok(())
     }
+}
+
+fn not_dir() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOTDIR)
+}
+
+/// The type and device number of a device or FIFO entry. A major or minor number that
+/// does not fit 32 bits (base-256, negative or huge) makes the archive corrupt: cutting
+/// it down would make a different device.
+fn device_of(hdr: &tar::Header, path: &Path) -> Result<(FileType, u64), ApplyError> {
+    let ft = match hdr.entry_type() {
+        EntryType::Char => FileType::CharacterDevice,
+        EntryType::Block => FileType::BlockDevice,
+        _ => return Ok((FileType::Fifo, 0)),
+    };
+    let bad = |what: &str| {
+        ApplyError::Tar(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: device {what} number does not fit 32 bits",
+                display(path)
+            ),
+        ))
+    };
+    // devmajor and devminor: 8 bytes each at 329 and 337 in ustar and GNU headers.
+    let raw = hdr.as_bytes();
+    let major = device_number(&raw[329..337]).ok_or_else(|| bad("major"))?;
+    let minor = device_number(&raw[337..345]).ok_or_else(|| bad("minor"))?;
+    Ok((ft, rustix::fs::makedev(major, minor)))
+}
+
+/// A tar numeric field holding a device number: octal text, or GNU base-256 (high bit
+/// set, big-endian two's complement). `None` when it is negative, above 32 bits or not
+/// a number.
+fn device_number(field: &[u8]) -> Option<u32> {
+    let value: u64 = if field.first().is_some_and(|b| b & 0x80 != 0) {
+        if field[0] & 0x40 != 0 {
+            return None; // negative
+        }
+        let mut v: u64 = u64::from(field[0] & 0x3f);
+        for &b in &field[1..] {
+            if v > (u64::MAX >> 8) {
+                return None;
+            }
+            v = (v << 8) | u64::from(b);
+        }
+        v
+    } else {
+        let text: Vec<u8> = field
+            .iter()
+            .copied()
+            .take_while(|&b| b != 0)
+            .filter(|b| *b != b' ')
+            .collect();
+        if text.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(std::str::from_utf8(&text).ok()?, 8).ok()?
+        }
+    };
+    u32::try_from(value).ok()
 }
 
 fn set_meta_fd(

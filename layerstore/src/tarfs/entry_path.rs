@@ -11,7 +11,13 @@ pub fn clean(raw: &[u8]) -> Option<PathBuf> {
     for comp in raw.split(|&b| b == b'/') {
         match comp {
             b"" | b"." => {}
-            b".." => return None,
+            // Lexically, as Docker and umoci clean names (`a/../.wh.x` is `.wh.x`); only a
+            // name that climbs above the root is refused.
+            b".." => {
+                if !out.pop() {
+                    return None;
+                }
+            }
             c => out.push(OsStr::from_bytes(c)),
         }
     }
@@ -30,6 +36,8 @@ mod tests {
         assert_eq!(clean(b"./").unwrap(), Path::new(""));
         assert!(clean(b"../x").is_none());
         assert!(clean(b"a/../../x").is_none());
-        assert!(clean(b"a/..").is_none());
+        assert_eq!(clean(b"a/..").unwrap(), Path::new(""));
+        assert_eq!(clean(b"a/../.wh.x").unwrap(), Path::new(".wh.x"));
+        assert_eq!(clean(b"a/b/../c").unwrap(), Path::new("a/c"));
     }
 }
