@@ -169,6 +169,16 @@ fn check_seed(
             ));
         }
     }
+    if let Some(keep) = std::env::var_os("STRATA_DIFF_KEEP") {
+        // For a closer look: the layout and umoci's bundle stay in $STRATA_DIFF_KEEP.
+        let keep = Path::new(&keep);
+        let _ = std::fs::create_dir_all(keep);
+        let _ = std::fs::rename(&layout, keep.join(format!("layout-{seed}")));
+        let _ = std::fs::rename(
+            tmp.join(format!("bundle-{seed}")),
+            keep.join(format!("bundle-{seed}")),
+        );
+    }
     let _ = std::fs::remove_dir_all(&layout);
     let _ = std::fs::remove_dir_all(tmp.join(format!("bundle-{seed}")));
     failures

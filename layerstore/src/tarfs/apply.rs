@@ -7,7 +7,7 @@
 
 use super::entry_path::clean;
 use super::limits::{HeaderGuard, Limits};
-use super::pax::{parse_time, PaxInfo};
+use super::pax::{parse_time, PaxInfo, SparseRecords};
 use super::view::{times_of, Gate, Hit, MDir, Made, Place, View};
 use super::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::compress::Compression;
@@ -174,6 +174,7 @@ pub fn apply_layer_onto<R: Read + Send>(
             dir_times: HashMap::new(),
             cache: None,
             buf: vec![0u8; 256 * 1024],
+            max_bytes: limits.max_layer_bytes,
             data_size: 0,
             entries: 0,
         };
@@ -232,6 +233,8 @@ struct Applier<'a> {
     /// while entries stay in one directory.
     cache: Option<(PathBuf, OwnedFd, PathBuf)>,
     buf: Vec<u8>,
+    /// The most file data (sparse files at their real size) the layer may hold.
+    max_bytes: u64,
     data_size: u64,
     entries: u64,
 }
@@ -264,6 +267,8 @@ fn read_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<PaxInfo, ApplyErro
         let value = ext.value_bytes();
         if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
             info.xattrs.push((name.to_vec(), value.to_vec()));
+        } else if let Some(k) = key.strip_prefix(b"GNU.sparse.") {
+            info.sparse.take(k, value);
         } else {
             match key {
                 b"mtime" => info.mtime = parse_time(value),
@@ -283,7 +288,11 @@ impl Applier<'_> {
         if matches!(kind, EntryType::XGlobalHeader) {
             return Ok(());
         }
-        let raw = entry.path_bytes().into_owned();
+        let pax = read_pax(entry)?;
+        let mut raw = entry.path_bytes().into_owned();
+        if let Some(real) = &pax.sparse.name {
+            raw = real.clone(); // a PAX sparse file's real name
+        }
         let path = clean(&raw)
             .ok_or_else(|| ApplyError::PathEscape(String::from_utf8_lossy(&raw).into()))?;
         let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
@@ -294,7 +303,6 @@ impl Applier<'_> {
         if nb.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return self.whiteout(&parent, &name, &path);
         }
-        let pax = read_pax(entry)?;
         let hdr = entry.header().clone();
         let device = match kind {
             EntryType::Char | EntryType::Block | EntryType::Fifo => Some(device_of(&hdr, &path)?),
@@ -354,7 +362,11 @@ impl Applier<'_> {
                 )
                 .map_err(|e| io_err(&path, "create file")(errno(e)))?;
                 let file = File::from(fd);
-                self.write_data(entry, &file, kind == EntryType::GNUSparse, &path)?;
+                if pax.sparse.present() {
+                    self.write_pax_sparse(entry, &file, &pax.sparse, &path)?;
+                } else {
+                    self.write_data(entry, &file, kind == EntryType::GNUSparse, &path)?;
+                }
                 set_meta_fd(file.as_fd(), owner, mode, &pax, &times)
                     .map_err(io_err(&path, "set metadata"))?;
             }
@@ -468,6 +480,79 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Writes a sparse file in one of GNU tar's PAX forms (0.0, 0.1: the map in PAX
+    /// records; 1.0: the map at the start of the data): each data segment at its offset,
+    /// holes left as holes, the file at its real size.
+    fn write_pax_sparse<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        mut file: &File,
+        sp: &SparseRecords,
+        path: &Path,
+    ) -> Result<(), ApplyError> {
+        use std::io::Seek;
+        let corrupt = |why: &str| {
+            ApplyError::Tar(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: sparse file: {why}", display(path)),
+            ))
+        };
+        let real_size = sp.real_size.ok_or_else(|| corrupt("no real size"))?;
+        if self.data_size.saturating_add(real_size) > self.max_bytes {
+            return Err(ApplyError::Limit(format!(
+                "more than {} bytes of file data once expanded, at {} (daemon.json max-layer-size)",
+                self.max_bytes,
+                display(path)
+            )));
+        }
+        let stored = entry.size();
+        let map: Vec<(u64, u64)> = match (sp.major, sp.minor) {
+            (Some(1), Some(0)) => {
+                let (map, used) = read_sparse_map(entry, stored).map_err(|e| corrupt(&e))?;
+                // The map is padded to a whole block.
+                let pad = used.div_ceil(512) * 512 - used;
+                io::copy(&mut entry.by_ref().take(pad), &mut io::sink())
+                    .map_err(ApplyError::Tar)?;
+                map
+            }
+            (None, _) | (Some(0), _) => match &sp.map {
+                Some(m) => parse_map_record(m).map_err(|e| corrupt(&e))?,
+                None => sp
+                    .pairs
+                    .iter()
+                    .map(|p| match p {
+                        (Some(o), Some(n)) => Ok((*o, *n)),
+                        _ => Err(corrupt("an offset without its size")),
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            (Some(ma), mi) => {
+                return Err(ApplyError::Unsupported {
+                    path: display(path),
+                    kind: format!("GNU sparse format {ma}.{}", mi.unwrap_or(0)),
+                })
+            }
+        };
+        let mut end = 0u64;
+        for &(off, len) in &map {
+            if off < end || off.checked_add(len).is_none_or(|e| e > real_size) {
+                return Err(corrupt("data segments overlap or lie past the real size"));
+            }
+            end = off + len;
+            file.seek(io::SeekFrom::Start(off))
+                .map_err(io_err(path, "seek past a hole"))?;
+            let copied =
+                io::copy(&mut entry.by_ref().take(len), &mut file).map_err(ApplyError::Tar)?;
+            if copied != len {
+                return Err(corrupt("the data ends before its map does"));
+            }
+            self.data_size += len;
+        }
+        file.set_len(real_size)
+            .map_err(io_err(path, "set the file's length"))?;
+        Ok(())
+    }
+
     /// Records that this layer wrote `p` (and so made every directory above it).
     fn mark_written(&mut self, p: PathBuf) {
         let mut a = p.parent().map(Path::to_path_buf);
@@ -499,7 +584,8 @@ impl Applier<'_> {
         }
     }
 
-    /// Keeps the times a directory had before this layer added or removed entries in it.
+    /// Keeps the times a directory had before this layer added or removed entries in it
+    /// (a directory entry of the layer, before or after, sets its own instead).
     fn keep_times(&mut self, dir: BorrowedFd<'_>, path: &Path) {
         if !self.dir_times.contains_key(path) {
             if let Ok(st) = rustix::fs::fstat(dir) {
@@ -549,9 +635,7 @@ impl Applier<'_> {
             }
             Err(e) => return Err(io_err(rel, "open directory")(errno(e))),
         };
-        if !self.touched(&resolved) {
-            self.keep_times(fd.as_fd(), &resolved);
-        }
+        self.keep_times(fd.as_fd(), &resolved);
         let dup = fd.try_clone().map_err(io_err(rel, "dup"))?;
         self.cache = Some((rel.to_path_buf(), fd, resolved.clone()));
         Ok((dup, resolved))
@@ -607,9 +691,7 @@ impl Applier<'_> {
             Err(e) => return Err(io_err(path, "resolve whiteout")(e)),
         }
         let pfd = self.layer_dir(&dir.path, path)?;
-        if !self.touched(&dir.path) {
-            self.keep_times(pfd.as_fd(), &dir.path);
-        }
+        self.keep_times(pfd.as_fd(), &dir.path);
         self.hook
             .whiteout(pfd.as_fd(), target)
             .map_err(io_err(path, "apply whiteout"))
@@ -620,9 +702,7 @@ impl Applier<'_> {
     fn hide_below(&mut self, rel: &Path, path: &Path) -> Result<(), ApplyError> {
         let fd = self.layer_dir(rel, path)?;
         self.cache = None;
-        if !self.touched(rel) {
-            self.keep_times(fd.as_fd(), rel);
-        }
+        self.keep_times(fd.as_fd(), rel);
         // Copies up (and, in a complete tree, the lower layers' files) go; what this
         // layer wrote stays.
         let dup = fd.try_clone().map_err(io_err(rel, "dup"))?;
@@ -653,8 +733,29 @@ impl Applier<'_> {
             upper: None,
             lowers: root.lowers,
         };
+        for n in drivers::fsutil::tree::list_dir(fd.as_fd())
+            .map_err(io_err(path, "make the root opaque"))?
+        {
+            // This layer's own directories at the root show nothing of what is below.
+            let st = rustix::fs::statat(&fd, &n, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| io_err(path, "make the root opaque")(errno(e)))?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let sub = rustix::fs::openat(
+                    &fd,
+                    &n,
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err(path, "make the root opaque")(errno(e)))?;
+                self.hook
+                    .opaque(sub.as_fd(), &|_| true)
+                    .map_err(io_err(path, "make the root opaque"))?;
+            }
+        }
         for n in names {
-            if rustix::fs::statat(&fd, &n, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            if rustix::fs::statat(&fd, &n, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+                || self.hook.is_whiteout(fd.as_fd(), &n, None).unwrap_or(false)
+            {
                 continue; // this layer's own entry (or already a whiteout)
             }
             match self.view.lookup(&below, &n) {
@@ -674,6 +775,9 @@ impl Applier<'_> {
     /// whiteouts), descending into directories that hold something it did.
     fn prune(&self, dir: OwnedFd, rel: &Path) -> io::Result<()> {
         for name in drivers::fsutil::tree::list_dir(dir.as_fd())? {
+            if self.hook.is_meta(&name) {
+                continue; // the format's own markers (aufs): this layer's whiteouts
+            }
             let p = rel.join(&name);
             if self.touched(&p) {
                 let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
@@ -746,6 +850,12 @@ impl Applier<'_> {
             }
         }
         let tdir = self.layer_dir(&dir.path, path)?;
+        // Copying up the link group may have made something at this very name (a
+        // directory holding another name of the inode): the entry replaces it.
+        if rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            remove_all_at(pfd, name).map_err(io_err(path, "replace existing entry"))?;
+            self.cache = None;
+        }
         rustix::fs::linkat(&tdir, tname, pfd, name, AtFlags::empty())
             .map_err(|e| io_err(path, "create hardlink")(errno(e)))
     }
@@ -814,6 +924,67 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// Sparse map entries one file may have (GNU tar's own limit is far lower in practice).
+const MAX_SPARSE_SEGMENTS: u64 = 1 << 20;
+
+/// Reads the 1.0 sparse map at the start of an entry's data: a count, then offset and
+/// size for each segment, decimal, one per line. Returns the map and the bytes read.
+fn read_sparse_map<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    stored: u64,
+) -> Result<(Vec<(u64, u64)>, u64), String> {
+    let mut used = 0u64;
+    let mut next = || -> Result<u64, String> {
+        let mut digits = Vec::new();
+        loop {
+            let mut b = [0u8; 1];
+            if entry.read(&mut b).map_err(|e| e.to_string())? == 0 {
+                return Err("the map ends early".into());
+            }
+            used += 1;
+            if used > stored {
+                return Err("the map runs past the entry".into());
+            }
+            match b[0] {
+                b'\n' => break,
+                d @ b'0'..=b'9' if digits.len() < 20 => digits.push(d),
+                _ => return Err("a map number is malformed".into()),
+            }
+        }
+        std::str::from_utf8(&digits)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "a map number is malformed".to_string())
+    };
+    let count = next()?;
+    if count > MAX_SPARSE_SEGMENTS {
+        return Err(format!("more than {MAX_SPARSE_SEGMENTS} segments"));
+    }
+    let mut map = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        map.push((next()?, next()?));
+    }
+    Ok((map, used))
+}
+
+/// Parses a 0.1 `GNU.sparse.map` record: "offset,size,offset,size...".
+fn parse_map_record(v: &[u8]) -> Result<Vec<(u64, u64)>, String> {
+    let text = std::str::from_utf8(v).map_err(|_| "the map is not text".to_string())?;
+    let nums: Vec<u64> = text
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| "a map number is malformed".to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    if !nums.len().is_multiple_of(2) || nums.len() as u64 > 2 * MAX_SPARSE_SEGMENTS {
+        return Err("the map has an odd count or too many segments".into());
+    }
+    Ok(nums.chunks(2).map(|c| (c[0], c[1])).collect())
 }
 
 fn not_dir() -> io::Error {

@@ -11,6 +11,52 @@ pub struct PaxInfo {
     pub atime: Option<(i64, u32)>,
     pub uid: Option<u64>,
     pub gid: Option<u64>,
+    /// `GNU.sparse.*` records: the entry is a sparse file in one of GNU tar's PAX forms.
+    pub sparse: SparseRecords,
+}
+
+/// The `GNU.sparse.*` records of an entry (PAX sparse formats 0.0, 0.1 and 1.0).
+#[derive(Debug, Default)]
+pub struct SparseRecords {
+    pub major: Option<u64>,
+    pub minor: Option<u64>,
+    /// The file's real name (the header holds a stand-in).
+    pub name: Option<Vec<u8>>,
+    /// The file's real size (`realsize` in 1.0, `size` in 0.x).
+    pub real_size: Option<u64>,
+    /// 0.1: `GNU.sparse.map`, "offset,size,offset,size...".
+    pub map: Option<Vec<u8>>,
+    /// 0.0: repeated `GNU.sparse.offset` / `GNU.sparse.numbytes` records, in order.
+    pub pairs: Vec<(Option<u64>, Option<u64>)>,
+}
+
+fn number(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+impl SparseRecords {
+    /// Takes one `GNU.sparse.` record (`key` without the prefix).
+    pub fn take(&mut self, key: &[u8], value: &[u8]) {
+        match key {
+            b"major" => self.major = number(value),
+            b"minor" => self.minor = number(value),
+            b"name" => self.name = Some(value.to_vec()),
+            b"realsize" | b"size" => self.real_size = number(value),
+            b"map" => self.map = Some(value.to_vec()),
+            b"offset" => self.pairs.push((number(value), None)),
+            b"numbytes" => {
+                if let Some(last) = self.pairs.last_mut() {
+                    last.1 = number(value);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the entry is a sparse file at all.
+    pub fn present(&self) -> bool {
+        self.real_size.is_some() || self.major.is_some() || self.map.is_some()
+    }
 }
 
 /// Parses a PAX decimal time like `1700000000.123456789`.

@@ -94,6 +94,14 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
     drivers::fsutil::tree_manifest(root).unwrap()
 }
 
+/// A file of the project's `fixtures/` directory.
+pub fn fixture(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
+        .join(rel)
+}
+
 /// A driver home for one test: a temp dir, on a fresh loop-mounted btrfs for the btrfs
 /// driver (unmounted when dropped).
 pub struct Home {
