@@ -171,6 +171,7 @@ pub fn apply_layer_onto<R: Read + Send>(
             hook: target.format,
             written: HashSet::new(),
             ancestors: HashSet::new(),
+            whited: HashSet::new(),
             dir_times: HashMap::new(),
             cache: None,
             buf: vec![0u8; 256 * 1024],
@@ -225,6 +226,9 @@ struct Applier<'a> {
     written: HashSet<PathBuf>,
     /// Every directory above a written path.
     ancestors: HashSet<PathBuf>,
+    /// Whiteouts this layer stored (resolved paths): an entry made at one of them
+    /// replaces it, and a directory so made hides what is below.
+    whited: HashSet<PathBuf>,
     /// Times to give directories once all entries exist (adding entries changes a
     /// directory's mtime): the tar's for its directory entries, the old ones for
     /// directories that were there before, as umoci restores them.
@@ -321,10 +325,11 @@ impl Applier<'_> {
         let is_dir = kind == EntryType::Directory;
         // This layer's own whiteout of the name, before it or after it: a directory made
         // in its place shows nothing of the layers below.
-        let mut hide_below = self
-            .hook
-            .clear_whiteout(pfd.as_fd(), &name)
-            .map_err(io_err(&path, "replace whiteout"))?;
+        let mut hide_below = self.whited.remove(&rpath)
+            && self
+                .hook
+                .clear_whiteout(pfd.as_fd(), &name)
+                .map_err(io_err(&path, "replace whiteout"))?;
         // Anything already there is replaced, except a directory by a directory.
         match rustix::fs::statat(&pfd, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
@@ -371,10 +376,11 @@ impl Applier<'_> {
                     .map_err(io_err(&path, "set metadata"))?;
             }
             EntryType::Directory => {
-                match rustix::fs::mkdirat(&pfd, &name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                let existed = match rustix::fs::mkdirat(&pfd, &name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => false,
+                    Err(rustix::io::Errno::EXIST) => true,
                     Err(e) => return Err(io_err(&path, "create directory")(errno(e))),
-                }
+                };
                 let dfd = rustix::fs::openat(
                     &pfd,
                     &name,
@@ -387,7 +393,12 @@ impl Applier<'_> {
                 rustix::fs::fchmod(&dfd, Mode::from_raw_mode(mode))
                     .map_err(|e| io_err(&path, "chmod")(errno(e)))?;
                 // The entry is the directory's whole state: xattrs it had before go.
-                for (k, _) in xattr::fget_all(&dfd).map_err(io_err(&path, "list xattrs"))? {
+                let before = if existed {
+                    xattr::fget_all(&dfd).map_err(io_err(&path, "list xattrs"))?
+                } else {
+                    Vec::new()
+                };
+                for (k, _) in before {
                     let kb = k.as_bytes();
                     let private = self
                         .hook
@@ -555,12 +566,13 @@ impl Applier<'_> {
 
     /// Records that this layer wrote `p` (and so made every directory above it).
     fn mark_written(&mut self, p: PathBuf) {
-        let mut a = p.parent().map(Path::to_path_buf);
+        let mut a = p.parent();
         while let Some(dir) = a {
-            if !self.ancestors.insert(dir.clone()) {
+            if self.ancestors.contains(dir) {
                 break;
             }
-            a = dir.parent().map(Path::to_path_buf);
+            self.ancestors.insert(dir.to_path_buf());
+            a = dir.parent();
         }
         self.written.insert(p);
     }
@@ -694,7 +706,9 @@ impl Applier<'_> {
         self.keep_times(pfd.as_fd(), &dir.path);
         self.hook
             .whiteout(pfd.as_fd(), target)
-            .map_err(io_err(path, "apply whiteout"))
+            .map_err(io_err(path, "apply whiteout"))?;
+        self.whited.insert(victim);
+        Ok(())
     }
 
     /// Makes directory `rel` of the view show nothing of the layers below it, keeping
@@ -760,10 +774,12 @@ impl Applier<'_> {
             }
             match self.view.lookup(&below, &n) {
                 Ok(Hit::Absent { .. }) => {}
-                Ok(_) => self
-                    .hook
-                    .whiteout(fd.as_fd(), &n)
-                    .map_err(io_err(path, "make the root opaque"))?,
+                Ok(_) => {
+                    self.hook
+                        .whiteout(fd.as_fd(), &n)
+                        .map_err(io_err(path, "make the root opaque"))?;
+                    self.whited.insert(PathBuf::from(&n));
+                }
                 Err(e) => return Err(io_err(path, "make the root opaque")(e)),
             }
         }
