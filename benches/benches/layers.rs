@@ -2,8 +2,8 @@
 //! layer from a tree's changes, and copying a tree (the vfs driver's create).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use drivers::fsutil::{copy_tree, CopyOptions};
 use drivers::RemoveWhiteouts;
+use fsutil::{copy_tree, CopyOptions};
 use layerstore::tarfs::{apply_layer, write_layer};
 use std::io::Read;
 use std::path::{Path, PathBuf};

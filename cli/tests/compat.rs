@@ -26,8 +26,8 @@ fn umoci_unpacks_the_same_rootfs_strata_mounts() {
         .arg(&bundle));
     s.ok(&["load", "-i", work.join("busybox-wh.oci").to_str().unwrap()]);
     let ours = s.mounted("busybox-wh:1", "c");
-    let a = drivers::fsutil::tree_manifest(&bundle.join("rootfs")).unwrap();
-    let b = drivers::fsutil::tree_manifest(&ours).unwrap();
+    let a = fsutil::tree_manifest(&bundle.join("rootfs")).unwrap();
+    let b = fsutil::tree_manifest(&ours).unwrap();
     let only_a: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).collect();
     let only_b: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
     assert!(

@@ -297,8 +297,8 @@ fn export_then_import_gives_the_same_tree() {
         s.ok(&["export", "-o", tar.to_str().unwrap(), "c"]);
         s.ok(&["import", tar.to_str().unwrap(), "flat:1"]);
         let flat = s.mounted("flat:1", "f");
-        let a = drivers::fsutil::tree_manifest(&root).unwrap();
-        let b = drivers::fsutil::tree_manifest(&flat).unwrap();
+        let a = fsutil::tree_manifest(&root).unwrap();
+        let b = fsutil::tree_manifest(&flat).unwrap();
         assert_eq!(a.len(), b.len(), "{driver}");
         for (k, v) in &a {
             assert_eq!(Some(v), b.get(k), "{driver}: {k}");

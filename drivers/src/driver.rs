@@ -6,14 +6,6 @@ use crate::whiteout::WhiteoutFormat;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Every driver's option keys (without the `driver.` prefix).
-pub const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
-    ("overlay2", &[]),
-    ("btrfs", &["min_space"]),
-    ("aufs", &[]),
-    ("vfs", &["reflink"]),
-];
-
 /// Driver options from `--storage-opt` / `storage-opts`, e.g. `vfs.reflink=false`.
 #[derive(Debug, Clone, Default)]
 pub struct DriverOptions {
@@ -34,10 +26,10 @@ impl DriverOptions {
             })?;
             let k = k.trim();
             let known = k.split_once('.').and_then(|(driver, key)| {
-                KNOWN_OPTIONS
+                crate::DRIVERS
                     .iter()
-                    .find(|(d, _)| *d == driver)
-                    .map(|(_, keys)| (driver, key, *keys))
+                    .find(|r| r.name == driver)
+                    .map(|r| (driver, key, r.options))
             });
             match known {
                 Some((_, key, keys)) if keys.contains(&key) => {}
@@ -65,13 +57,14 @@ impl DriverOptions {
         Ok(DriverOptions { opts })
     }
 
-    /// Takes the options that belong to driver `name`, refusing any of its keys that it
-    /// does not know, so a typo never goes unnoticed.
-    pub fn for_driver(
-        &self,
-        name: &str,
-        known: &[&str],
-    ) -> Result<BTreeMap<String, String>, DriverError> {
+    /// Takes the options that belong to driver `name`, refusing any of its keys that its
+    /// registration (`crate::DRIVERS`) does not list, so a typo never goes unnoticed.
+    pub fn for_driver(&self, name: &str) -> Result<BTreeMap<String, String>, DriverError> {
+        let known = crate::DRIVERS
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.options)
+            .unwrap_or(&[]);
         let prefix = format!("{name}.");
         let mut out = BTreeMap::new();
         for (k, v) in &self.opts {
@@ -236,7 +229,7 @@ pub trait Driver: Send + Sync {
     /// Bytes used by layer `id`'s own data.
     fn diff_size(&self, id: &str) -> Result<u64, DriverError> {
         let d = self.diff_dir(id)?;
-        crate::vfs::tree_size(&d).map_err(|e| DriverError::io("measure", d, e))
+        fsutil::tree::tree_size(&d).map_err(|e| DriverError::io("measure", d, e))
     }
 
     /// Key/value lines for `info`: backing filesystem, options, limits.

@@ -4,7 +4,7 @@
 //! so a layer that exists always has its metadata.
 
 use crate::error::DriverError;
-use crate::fsutil::write_atomic;
+use fsutil::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};

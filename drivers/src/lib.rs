@@ -10,7 +10,6 @@ pub mod btrfs;
 pub mod changes;
 pub mod driver;
 pub mod error;
-pub mod fsutil;
 pub mod layer_meta;
 pub mod lock;
 pub mod loopfs;
@@ -28,16 +27,72 @@ pub use whiteout::{RemoveWhiteouts, WhiteoutFormat};
 
 use std::path::Path;
 
+/// How a registered driver is opened.
+pub type OpenFn = fn(&Path, &DriverOptions) -> Result<Box<dyn Driver>, DriverError>;
+
+/// One driver strata knows: the one place a new driver is added.
+pub struct Registration {
+    /// The name used in `--storage-driver` and daemon.json.
+    pub name: &'static str,
+    /// The directory under the driver's home holding its layers (`""` for the home
+    /// itself), to tell whether a data root already uses it without opening it.
+    pub layers_dir: &'static str,
+    /// Its option keys (`--storage-opt NAME.KEY=V`), without the prefix.
+    pub options: &'static [&'static str],
+    /// Opens the driver with its state under a home; fails with
+    /// [`DriverError::Unsupported`] (saying why) where it cannot work, so opening is also
+    /// the probe.
+    pub open: OpenFn,
+}
+
+/// Every driver strata knows, in auto-detection order.
+pub const DRIVERS: &[Registration] = &[
+    Registration {
+        name: "overlay2",
+        layers_dir: "",
+        options: &[],
+        open: |h, o| Ok(Box::new(overlay::Overlay::open(h, o)?)),
+    },
+    Registration {
+        name: "btrfs",
+        layers_dir: "subvolumes",
+        options: &["min_space"],
+        open: |h, o| Ok(Box::new(btrfs::Btrfs::open(h, o)?)),
+    },
+    Registration {
+        name: "aufs",
+        layers_dir: "diff",
+        options: &[],
+        open: |h, o| Ok(Box::new(aufs::Aufs::open(h, o)?)),
+    },
+    Registration {
+        name: "vfs",
+        layers_dir: "dir",
+        options: &["reflink"],
+        open: |h, o| Ok(Box::new(vfs::Vfs::open(h, o)?)),
+    },
+];
+
 /// Names of every driver strata knows, in auto-detection order.
-pub const DRIVER_NAMES: &[&str] = &["overlay2", "btrfs", "aufs", "vfs"];
+pub const DRIVER_NAMES: &[&str] = &{
+    let mut names = [""; DRIVERS.len()];
+    let mut i = 0;
+    while i < DRIVERS.len() {
+        names[i] = DRIVERS[i].name;
+        i += 1;
+    }
+    names
+};
+
+fn registration(name: &str) -> Option<&'static Registration> {
+    DRIVERS.iter().find(|r| r.name == name)
+}
 
 /// Whether the driver `name` already holds layers under `home` (without opening it), so a
 /// store keeps using the driver it has data in.
 pub fn has_layers(name: &str, home: &Path) -> bool {
-    let dir = match name {
-        "vfs" => home.join("dir"),
-        "btrfs" => home.join("subvolumes"),
-        "aufs" => home.join("diff"),
+    let dir = match registration(name) {
+        Some(r) if !r.layers_dir.is_empty() => home.join(r.layers_dir),
         _ => home.to_path_buf(),
     };
     let reserved = [
@@ -64,11 +119,8 @@ pub fn has_layers(name: &str, home: &Path) -> bool {
 /// Fails with [`DriverError::Unsupported`] when the driver cannot work on the backing
 /// filesystem, and [`DriverError::UnknownDriver`] for a name strata does not know.
 pub fn open(name: &str, home: &Path, opts: &DriverOptions) -> Result<Box<dyn Driver>, DriverError> {
-    match name {
-        "vfs" => Ok(Box::new(vfs::Vfs::open(home, opts)?)),
-        "overlay2" => Ok(Box::new(overlay::Overlay::open(home, opts)?)),
-        "btrfs" => Ok(Box::new(btrfs::Btrfs::open(home, opts)?)),
-        "aufs" => Ok(Box::new(aufs::Aufs::open(home, opts)?)),
-        other => Err(DriverError::UnknownDriver(other.to_string())),
+    match registration(name) {
+        Some(r) => (r.open)(home, opts),
+        None => Err(DriverError::UnknownDriver(name.to_string())),
     }
 }

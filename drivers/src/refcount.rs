@@ -7,8 +7,8 @@
 //! with it, and drivers reset counts whose mount is gone when they open.
 
 use crate::error::DriverError;
-use crate::fsutil::write_replace;
 use crate::lock::FileLock;
+use fsutil::write_replace;
 use std::fs;
 use std::path::{Path, PathBuf};
 

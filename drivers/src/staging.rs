@@ -4,7 +4,7 @@
 
 use crate::driver::Driver;
 use crate::error::DriverError;
-use crate::fsutil;
+use fsutil;
 use std::fs;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};

@@ -6,14 +6,12 @@
 
 use crate::driver::{Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
-use crate::fsutil::{self, copy_tree, CopyOptions};
 use crate::layer_meta::{list_layer_dirs, LayerMeta, MetaDir};
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
 use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
-use std::collections::HashSet;
+use fsutil::{self, copy_tree, CopyOptions};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -32,7 +30,7 @@ impl Vfs {
     /// Opens (creating if needed) a vfs driver home, cleaning copies a crash left behind.
     pub fn open(home: &Path, opts: &DriverOptions) -> Result<Vfs, DriverError> {
         let mut reflink = true;
-        for (k, v) in opts.for_driver("vfs", &["reflink"])? {
+        for (k, v) in opts.for_driver("vfs")? {
             if k == "reflink" {
                 reflink = DriverOptions::parse_bool("vfs.reflink", &v)?;
             }
@@ -173,23 +171,4 @@ impl Driver for Vfs {
     fn cleanup(&self) -> Result<(), DriverError> {
         self.refs.reset()
     }
-}
-
-/// Bytes of regular files under `root`, counting each hardlinked inode once.
-pub fn tree_size(root: &Path) -> std::io::Result<u64> {
-    let mut seen = HashSet::new();
-    let mut total = 0u64;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir)? {
-            let e = e?;
-            let md = e.metadata()?;
-            if md.is_dir() {
-                stack.push(e.path());
-            } else if md.is_file() && (md.nlink() == 1 || seen.insert((md.dev(), md.ino()))) {
-                total += md.size();
-            }
-        }
-    }
-    Ok(total)
 }

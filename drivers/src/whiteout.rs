@@ -6,7 +6,7 @@
 //! simply delete; overlay writes 0/0 character devices and `trusted.overlay.opaque`; the
 //! AUFS-style driver keeps `.wh.` files.
 
-use crate::fsutil::{clear_dir_at, remove_all_at};
+use fsutil::{clear_dir_at, remove_all_at};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::BorrowedFd;

@@ -63,7 +63,7 @@ fn native_diff_equals_the_tree_walk_and_visits_only_the_change() {
 
     // The search returns the touched inodes (6 changes, their directories and the 100
     // files whose atime moved), not the 3,030 the layer has.
-    let fd = drivers::fsutil::open_root(&c).unwrap();
+    let fd = fsutil::open_root(&c).unwrap();
     let info = ioctl::subvol_info(&fd).unwrap();
     ioctl::commit_transaction(&fd).unwrap();
     let changed = ioctl::search_inodes_since(&fd, info.otransid).unwrap();

@@ -3,7 +3,7 @@
 
 use crate::digest::{Digest, HashWriter};
 use crate::error::{Result, StoreError};
-use drivers::fsutil::fsync_dir;
+use fsutil::fsync_dir;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

@@ -12,8 +12,8 @@
 
 use crate::error::{Result, StoreError};
 use crate::store::{Store, ACTIVE_DRIVER_FILE};
-use drivers::fsutil::{tree_manifest, write_atomic};
 use drivers::{DriverOptions, LayerKind};
+use fsutil::{tree_manifest, write_atomic};
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 

@@ -2,7 +2,7 @@
 //! and containers are kept this way so any one can be read, listed or checked on its own.
 
 use crate::error::{Result, StoreError};
-use drivers::fsutil::write_atomic;
+use fsutil::write_atomic;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs;
@@ -55,7 +55,7 @@ impl<T: Serialize + DeserializeOwned> JsonDir<T> {
     pub fn put_volatile(&self, key: &str, value: &T) -> Result<()> {
         let p = self.path(key);
         let data = serde_json::to_vec_pretty(value).map_err(|e| StoreError::json(key, e))?;
-        drivers::fsutil::write_replace(&p, &data).map_err(|e| StoreError::io("write", p, e))
+        fsutil::write_replace(&p, &data).map_err(|e| StoreError::io("write", p, e))
     }
 
     /// Deletes record `key`; a missing one is fine.

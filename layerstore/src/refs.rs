@@ -2,7 +2,7 @@
 
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
-use drivers::fsutil::write_atomic;
+use fsutil::write_atomic;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;

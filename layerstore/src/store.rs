@@ -93,7 +93,7 @@ impl Store {
         // Root's only (moby's CVE-2021-41091): image files, setuid binaries among them,
         // container specs with their environment, and logs live below. Stores made before
         // are closed when opened.
-        drivers::fsutil::restrict_dir(&root, 0o700)
+        fsutil::restrict_dir(&root, 0o700)
             .map_err(|e| StoreError::io("restrict the data root to root", &root, e))?;
         let lock_path = root.join("lock");
         let lock = if opts.read_only {
@@ -115,7 +115,7 @@ impl Store {
         // The driver's home too, in case the data root is ever opened up again.
         let home = root.join(driver.name());
         if home.is_dir() {
-            drivers::fsutil::restrict_dir(&home, 0o700)
+            fsutil::restrict_dir(&home, 0o700)
                 .map_err(|e| StoreError::io("restrict the driver's folder to root", &home, e))?;
         }
         Ok(Store {
@@ -458,7 +458,7 @@ impl Store {
     /// so a power cut can never leave a registered layer with missing data.
     fn sync_layers(&self) -> Result<()> {
         let home = self.driver.home();
-        let fd = drivers::fsutil::open_root(home).map_err(|e| StoreError::io("open", home, e))?;
+        let fd = fsutil::open_root(home).map_err(|e| StoreError::io("open", home, e))?;
         rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", home, e))
     }
 

@@ -77,7 +77,7 @@ impl Volumes {
         let build = || -> std::io::Result<()> {
             fs::create_dir_all(tmp.join("_data"))?;
             fs::rename(&tmp, self.dir.join(name))?;
-            drivers::fsutil::fsync_dir(&self.dir)
+            fsutil::fsync_dir(&self.dir)
         };
         build().map_err(|e| {
             let _ = fs::remove_dir_all(&tmp);

@@ -59,7 +59,7 @@ impl AuthFile {
         let data = serde_json::to_vec_pretty(&self.doc)
             .map_err(|e| RegistryError::Protocol(e.to_string()))?;
         // A new 0600 file under an unpredictable name (O_EXCL: never through a symlink).
-        let (mut f, tmp) = drivers::fsutil::create_temp_beside(&self.path)
+        let (mut f, tmp) = fsutil::create_temp_beside(&self.path)
             .map_err(|e| RegistryError::io("create a temp file beside", self.path.display(), e))?;
         let mut write = || -> std::io::Result<()> {
             f.write_all(&data)?;

@@ -55,7 +55,7 @@ impl KnownBlobs {
 
     fn save(&self) {
         if let Ok(data) = serde_json::to_vec(&self.map) {
-            let _ = drivers::fsutil::write_replace(&self.path, &data);
+            let _ = fsutil::write_replace(&self.path, &data);
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::devices::Node;
 use crate::spec::{Plan, PlanMount};
-use drivers::fsutil::mount;
+use fsutil::mount;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};

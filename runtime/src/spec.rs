@@ -200,7 +200,7 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
 pub fn save(spec: &Spec, bundle: &Path) -> Result<()> {
     let p = bundle.join("config.json");
     let data = serde_json::to_vec_pretty(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    drivers::fsutil::write_atomic(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
+    fsutil::write_atomic(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
 }
 
 /// Writes the spec a start resolved (its rootfs path and user) over `config.json`,
@@ -208,7 +208,7 @@ pub fn save(spec: &Spec, bundle: &Path) -> Result<()> {
 pub fn save_resolved(spec: &Spec, bundle: &Path) -> Result<()> {
     let p = bundle.join("config.json");
     let data = serde_json::to_vec_pretty(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    drivers::fsutil::write_replace(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
+    fsutil::write_replace(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
 }
 
 /// Reads `config.json` from `bundle`.

@@ -75,7 +75,7 @@ impl State {
         let p = dir.join("state.json");
         let data =
             serde_json::to_vec_pretty(self).map_err(|e| RuntimeError::Other(e.to_string()))?;
-        drivers::fsutil::write_replace(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
+        fsutil::write_replace(&p, &data).map_err(|e| RuntimeError::io("write", p, e))
     }
 
     /// Whether the container's process is alive now.

@@ -185,7 +185,7 @@ impl Branch {
     /// Removes `rel` and, for a directory, everything in it; nothing is followed.
     pub fn remove_all(&self, rel: &Path) -> io::Result<()> {
         let at = self.at(rel)?;
-        drivers::fsutil::remove_all_at(at.fd(), &at.name)
+        fsutil::remove_all_at(at.fd(), &at.name)
     }
 
     /// Sets the owner of `rel` itself.
@@ -204,7 +204,7 @@ impl Branch {
     /// Sets the mode of `rel` (refused for a symlink).
     pub fn chmod(&self, rel: &Path, mode: u32) -> io::Result<()> {
         let at = self.at(rel)?;
-        drivers::fsutil::nofollow::chmod_at(at.fd(), &at.name, mode)
+        fsutil::nofollow::chmod_at(at.fd(), &at.name, mode)
     }
 
     /// Sets the times of `rel` itself.
@@ -217,13 +217,13 @@ impl Branch {
     /// One xattr of `rel` itself.
     pub fn getxattr(&self, rel: &Path, name: &OsStr) -> io::Result<Vec<u8>> {
         let at = self.at(rel)?;
-        drivers::fsutil::xattr::lget(at.fd(), &at.name, name)
+        fsutil::xattr::lget(at.fd(), &at.name, name)
     }
 
     /// The xattr names of `rel` itself, NUL-separated.
     pub fn listxattr(&self, rel: &Path) -> io::Result<Vec<u8>> {
         let at = self.at(rel)?;
-        drivers::fsutil::xattr::llist(at.fd(), &at.name)
+        fsutil::xattr::llist(at.fd(), &at.name)
     }
 
     /// Sets one xattr of `rel` itself.
@@ -235,13 +235,13 @@ impl Branch {
         flags: rustix::fs::XattrFlags,
     ) -> io::Result<()> {
         let at = self.at(rel)?;
-        drivers::fsutil::xattr::lset_flags(at.fd(), &at.name, name, value, flags)
+        fsutil::xattr::lset_flags(at.fd(), &at.name, name, value, flags)
     }
 
     /// Removes one xattr of `rel` itself.
     pub fn removexattr(&self, rel: &Path, name: &OsStr) -> io::Result<()> {
         let at = self.at(rel)?;
-        drivers::fsutil::xattr::lremove(at.fd(), &at.name, name)
+        fsutil::xattr::lremove(at.fd(), &at.name, name)
     }
 
     /// Statistics of the branch's filesystem.
@@ -254,7 +254,7 @@ impl Branch {
 /// branch `dst`.
 pub fn copy_meta(src: &Branch, rel: &Path, st: &Stat, dst: &Branch, to: &Path) -> io::Result<()> {
     let (s, d) = (src.at(rel)?, dst.at(to)?);
-    drivers::fsutil::copy_meta_at(s.fd(), &s.name, d.fd(), &d.name, st)
+    fsutil::copy_meta_at(s.fd(), &s.name, d.fd(), &d.name, st)
 }
 
 /// Whether an error from resolving a path means "not there": a missing component, a

@@ -5,7 +5,7 @@
 //! that keep hardlinked files linked when one of their names is copied up.
 
 use crate::branch::{copy_meta, Branch, Loc};
-use drivers::fsutil::{copy_data, CopyOptions};
+use fsutil::{copy_data, CopyOptions};
 use rustix::fs::{AtFlags, FileType, OFlags, Stat};
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -16,12 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-/// Prefix of a whiteout: `.wh.NAME` hides `NAME` of the branches below.
-pub const WH_PREFIX: &str = ".wh.";
-/// A directory holding this file hides everything the branches below have in it.
-pub const OPAQUE: &str = ".wh..wh..opq";
-/// Where copied-up hardlinked files live, named by their lower inode number.
-pub const PLINK_DIR: &str = ".wh..wh.plnk";
+pub use fsutil::whiteout_names::{
+    AUFS_PLINK_DIR as PLINK_DIR, OPAQUE_MARKER as OPAQUE, WHITEOUT_PREFIX as WH_PREFIX,
+};
 
 /// Whether `name` is AUFS bookkeeping (a whiteout, the opaque marker, pseudo-links), never
 /// shown in the union and never creatable through it.
@@ -328,7 +325,11 @@ impl Union {
 
     fn temp_in(&self, dir: &Path) -> PathBuf {
         let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        dir.join(format!(".wh..wh.tmp.{}.{n}", std::process::id()))
+        dir.join(format!(
+            "{}tmp.{}.{n}",
+            fsutil::whiteout_names::AUFS_META_PREFIX,
+            std::process::id()
+        ))
     }
 
     /// Copies union path `rel` up into the writable branch (if it is not there already) and

@@ -67,7 +67,7 @@ fn mount(
     flags: u64,
     data: Option<&str>,
 ) -> io::Result<()> {
-    drivers::fsutil::mount(src, &target.to_string_lossy(), fstype, flags, data)
+    fsutil::mount(src, &target.to_string_lossy(), fstype, flags, data)
 }
 
 /// Enters the confinement: a private mount namespace, a tmpfs root with the branches

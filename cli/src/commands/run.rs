@@ -141,9 +141,9 @@ fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
     // FIFO or a device planted as /etc/passwd fails at once instead of hanging or filling
     // memory.
     let read = |name: &str| -> Result<String> {
-        let root = drivers::fsutil::open_root(rootfs)
+        let root = fsutil::open_root(rootfs)
             .with_context(|| format!("open the rootfs {}", rootfs.display()))?;
-        let data = drivers::fsutil::read_regular_in_root(&root, Path::new(name), 4 << 20)
+        let data = fsutil::read_regular_in_root(&root, Path::new(name), 4 << 20)
             .with_context(|| format!("read the image's /{name} to look up user {user:?}"))?;
         Ok(String::from_utf8_lossy(&data.unwrap_or_default()).to_string())
     };
@@ -345,12 +345,12 @@ pub fn create_container(
         let dir = bundle(store, &c.id);
         std::fs::create_dir_all(&dir)?;
         // The spec holds the container's environment (secrets given with -e).
-        drivers::fsutil::restrict_dir(&dir, 0o700)?;
+        fsutil::restrict_dir(&dir, 0o700)?;
         let host_config = serde_json::to_vec(&host_config(o))?;
         if scratch {
             std::fs::write(dir.join("hostconfig.json"), host_config)?;
         } else {
-            drivers::fsutil::write_atomic(&dir.join("hostconfig.json"), &host_config)?;
+            fsutil::write_atomic(&dir.join("hostconfig.json"), &host_config)?;
         }
         if scratch {
             runtime::spec::save_resolved(&spec, &dir)?;
@@ -365,7 +365,7 @@ pub fn create_container(
         if scratch {
             std::fs::write(dir.join("user"), user)?;
         } else {
-            drivers::fsutil::write_atomic(&dir.join("user"), user.as_bytes())?;
+            fsutil::write_atomic(&dir.join("user"), user.as_bytes())?;
         }
         State {
             status: "created".into(),

@@ -6,9 +6,7 @@ use super::{print_json, run::bundle, Context, OutFormat};
 use crate::output::{print_table, table};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
-use drivers::fsutil::{
-    copy_entry_at, copy_tree_fds, open_in_root, open_root, CopyOptions, OpenMode,
-};
+use fsutil::{copy_entry_at, copy_tree_fds, open_in_root, open_root, CopyOptions, OpenMode};
 use layerstore::volumes::Volumes;
 use layerstore::Store;
 use serde_json::json;

@@ -12,12 +12,12 @@ pub mod whiteout;
 use crate::changes::Change;
 use crate::driver::{ChangesSource, Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
-use crate::fsutil::{self, write_atomic, write_replace};
 use crate::loopfs::kernel_has;
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
 use crate::upper_walk::native_with_source;
 use crate::whiteout::WhiteoutFormat;
+use fsutil::{self, write_atomic, write_replace};
 use mount::Mounter;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ impl Aufs {
     /// Opens (creating) the driver home. Refused where neither kernel aufs nor FUSE (with
     /// the union server) is available; mounts whose FUSE server died are cleaned up.
     pub fn open(home: &Path, opts: &DriverOptions) -> Result<Aufs, DriverError> {
-        opts.for_driver("aufs", &[])?;
+        opts.for_driver("aufs")?;
         let unsupported = |reason: String| DriverError::Unsupported {
             driver: "aufs".into(),
             reason,

@@ -2,7 +2,7 @@
 //! union (`strata unionfs-serve`, one process per mount, started here and ended by
 //! unmounting).
 
-use crate::fsutil::is_mounted;
+use fsutil::is_mounted;
 use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::process::CommandExt;

@@ -3,9 +3,9 @@
 //! files) are the filesystem's bookkeeping. This is also the OCI tar form, so applying a
 //! layer keeps its whiteouts as they come and the native diff reads them straight back.
 
-use crate::fsutil::remove_all_at;
 use crate::upper_walk::{EntryMeaning, LayerDirFormat};
 use crate::whiteout::WhiteoutFormat;
+use fsutil::remove_all_at;
 use rustix::fs::{Mode, OFlags};
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -14,12 +14,12 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use fsutil::whiteout_names::{AUFS_META_PREFIX, OPAQUE_MARKER as OPAQUE, WHITEOUT_PREFIX};
+
 /// Prefix of a whiteout file.
-pub const WH_PREFIX: &[u8] = b".wh.";
+pub const WH_PREFIX: &[u8] = WHITEOUT_PREFIX.as_bytes();
 /// Prefix of AUFS's own bookkeeping names.
-pub const META_PREFIX: &[u8] = b".wh..wh.";
-/// The opaque-directory marker.
-pub const OPAQUE: &str = ".wh..wh..opq";
+pub const META_PREFIX: &[u8] = AUFS_META_PREFIX.as_bytes();
 
 fn create_marker(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let fd = rustix::fs::openat(
@@ -78,7 +78,7 @@ impl WhiteoutFormat for AufsWhiteouts {
 }
 
 fn whiteout_name(name: &OsStr) -> OsString {
-    let mut wh = OsString::from(".wh.");
+    let mut wh = OsString::from(WHITEOUT_PREFIX);
     wh.push(name);
     wh
 }

@@ -10,7 +10,7 @@
 
 use super::ioctl;
 use crate::changes::{Change, ChangeKind};
-use crate::fsutil::{open_in_root, open_root, OpenMode};
+use fsutil::{open_in_root, open_root, OpenMode};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::io;

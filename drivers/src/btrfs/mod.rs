@@ -12,11 +12,11 @@ pub mod ioctl;
 use crate::changes::Change;
 use crate::driver::{Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
-use crate::fsutil::{self, write_atomic};
 use crate::layer_meta::{list_layer_dirs, LayerMeta, MetaDir};
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
 use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
+use fsutil::{self, write_atomic};
 use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -41,7 +41,7 @@ impl Btrfs {
     /// subvolume can be made there.
     pub fn open(home: &Path, opts: &DriverOptions) -> Result<Btrfs, DriverError> {
         let mut min_space = None;
-        for (k, v) in opts.for_driver("btrfs", &["min_space"])? {
+        for (k, v) in opts.for_driver("btrfs")? {
             if k == "min_space" {
                 min_space = Some(DriverOptions::parse_size("btrfs.min_space", &v)?);
             }

@@ -11,10 +11,10 @@ pub mod whiteout;
 use crate::changes::Change;
 use crate::driver::{ChangesSource, Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
-use crate::fsutil::{self, write_atomic, write_synced};
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
 use crate::whiteout::WhiteoutFormat;
+use fsutil::{self, write_atomic, write_synced};
 use mount::{is_mounted, mount_overlay, unmount_overlay, OverlaySpec};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ impl Overlay {
     /// Opens the driver at `home`, refusing with the reason when overlayfs cannot work
     /// there, and repairing mount state a crash left behind.
     pub fn open(home: &Path, opts: &DriverOptions) -> Result<Overlay, DriverError> {
-        opts.for_driver("overlay2", &[])?;
+        opts.for_driver("overlay2")?;
         let links = home.join("l");
         fs::create_dir_all(&links).map_err(|e| DriverError::io("create", links, e))?;
         let backing = fsutil::backing_fs(home).map_err(|e| DriverError::io("statfs", home, e))?;
@@ -114,8 +114,7 @@ impl Overlay {
                 .and_then(|()| fs::create_dir(merged.join("sub")));
             let u = unmount_overlay(&merged);
             r.and(u)?;
-            let opaque =
-                crate::fsutil::xattr::fget_all(&crate::fsutil::open_root(&dir.join("upper/sub"))?)?;
+            let opaque = fsutil::xattr::fget_all(&fsutil::open_root(&dir.join("upper/sub"))?)?;
             if !opaque.iter().any(|(k, _)| k == whiteout::OPAQUE_XATTR) {
                 return Err(std::io::Error::other(
                     "the filesystem did not keep trusted.overlay.opaque (no xattr support)",
@@ -129,7 +128,7 @@ impl Overlay {
 
     /// overlayfs needs directory entry types (d_type); XFS made with ftype=0 lacks them.
     fn check_d_type(dir: &Path) -> std::io::Result<()> {
-        let fd = crate::fsutil::open_root(dir)?;
+        let fd = fsutil::open_root(dir)?;
         let mut d = rustix::fs::Dir::read_from(&fd)?;
         while let Some(e) = d.read() {
             let e = e?;

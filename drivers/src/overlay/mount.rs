@@ -66,4 +66,4 @@ pub fn unmount_overlay(target: &Path) -> io::Result<()> {
     }
 }
 
-pub use crate::fsutil::is_mounted;
+pub use fsutil::is_mounted;

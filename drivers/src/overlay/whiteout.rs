@@ -1,8 +1,8 @@
 //! overlayfs's on-disk whiteouts: a 0/0 character device hides a lower entry, and
 //! `trusted.overlay.opaque=y` on a directory hides everything below it.
 
-use crate::fsutil::{remove_all_at, xattr};
 use crate::whiteout::WhiteoutFormat;
+use fsutil::{remove_all_at, xattr};
 use rustix::fs::{FileType, Mode};
 use std::ffi::OsStr;
 use std::io;

@@ -69,7 +69,7 @@ pub fn export_rootfs(root: &Path, path: &Path) -> Result<()> {
 /// A new temp file beside `path` (unpredictable name, `O_EXCL`, 0600: the folder may be
 /// one other users can write to, like /tmp), renamed into place when complete.
 pub(crate) fn temp_file_beside(path: &Path) -> Result<(std::fs::File, std::path::PathBuf)> {
-    drivers::fsutil::create_temp_beside(path)
+    fsutil::create_temp_beside(path)
         .map_err(|e| StoreError::io("create a temp file beside", path, e))
 }
 

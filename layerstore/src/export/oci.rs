@@ -133,7 +133,7 @@ fn finish(sink: &mut dyn Sink, manifests: Vec<Descriptor>) -> Result<()> {
 
 pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
     let as_tar = path.extension().is_some_and(|e| e == "tar");
-    let tmp = drivers::fsutil::temp_name_beside(path)
+    let tmp = fsutil::temp_name_beside(path)
         .map_err(|e| StoreError::io("name a temp file beside", path, e))?;
     if !as_tar
         && path.exists()

@@ -7,7 +7,7 @@ use crate::compress::decompress;
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
 use crate::tarfs::entry_path::clean;
-use drivers::fsutil::{open_in_root, open_root, OpenMode};
+use fsutil::{open_in_root, open_root, OpenMode};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;

@@ -13,8 +13,8 @@ use super::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::readahead::with_read_ahead;
-use drivers::fsutil::{open_root, remove_all_at, xattr};
 use drivers::WhiteoutFormat;
+use fsutil::{open_root, remove_all_at, xattr};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -747,9 +747,7 @@ impl Applier<'_> {
             upper: None,
             lowers: root.lowers,
         };
-        for n in drivers::fsutil::tree::list_dir(fd.as_fd())
-            .map_err(io_err(path, "make the root opaque"))?
-        {
+        for n in fsutil::tree::list_dir(fd.as_fd()).map_err(io_err(path, "make the root opaque"))? {
             // This layer's own directories at the root show nothing of what is below.
             let st = rustix::fs::statat(&fd, &n, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| io_err(path, "make the root opaque")(errno(e)))?;
@@ -790,7 +788,7 @@ impl Applier<'_> {
     /// complete tree the lower layers' files, in a layer directory copies up and
     /// whiteouts), descending into directories that hold something it did.
     fn prune(&self, dir: OwnedFd, rel: &Path) -> io::Result<()> {
-        for name in drivers::fsutil::tree::list_dir(dir.as_fd())? {
+        for name in fsutil::tree::list_dir(dir.as_fd())? {
             if self.hook.is_meta(&name) {
                 continue; // the format's own markers (aufs): this layer's whiteouts
             }

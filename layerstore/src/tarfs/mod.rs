@@ -16,9 +16,4 @@ pub use apply::{
 pub use limits::Limits;
 pub use write::{write_layer, write_layer_sized, LayerTarWriter};
 
-/// Prefix of an OCI whiteout entry name.
-pub const WHITEOUT_PREFIX: &str = ".wh.";
-/// Name of the OCI opaque-directory marker.
-pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
-/// Prefix of AUFS-internal names (`.wh..wh.plnk`, `.wh..wh.aufs`) that never reach a rootfs.
-pub const AUFS_META_PREFIX: &str = ".wh..wh.";
+pub use fsutil::whiteout_names::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};

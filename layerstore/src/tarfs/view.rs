@@ -169,7 +169,7 @@ impl<'a> View<'a> {
             }
             let mut v = Vec::with_capacity(self.lower_paths.len());
             for (i, p) in self.lower_paths.iter().enumerate() {
-                v.push((i, drivers::fsutil::open_root(p)?));
+                v.push((i, fsutil::open_root(p)?));
             }
             self.lowers = Some(v);
         }
@@ -416,14 +416,14 @@ impl<'a> View<'a> {
                         | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?;
-                let opts = drivers::fsutil::CopyOptions::new(true);
-                drivers::fsutil::copy_data(s.as_fd(), d.as_fd(), st.st_size as u64, &opts)?;
+                let opts = fsutil::CopyOptions::new(true);
+                fsutil::copy_data(s.as_fd(), d.as_fd(), st.st_size as u64, &opts)?;
                 copy_meta(s.as_fd(), d.as_fd(), st, self.format.private_xattrs())
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(from, name, Vec::new())?;
                 rustix::fs::symlinkat(target.as_c_str(), to, name)?;
-                drivers::fsutil::copy_meta_at(from, name, to, name, st)
+                fsutil::copy_meta_at(from, name, to, name, st)
             }
             ft => {
                 rustix::fs::mknodat(
@@ -433,7 +433,7 @@ impl<'a> View<'a> {
                     Mode::from_raw_mode(st.st_mode & 0o7777),
                     st.st_rdev,
                 )?;
-                drivers::fsutil::copy_meta_at(from, name, to, name, st)
+                fsutil::copy_meta_at(from, name, to, name, st)
             }
         }
     }
@@ -453,7 +453,7 @@ impl<'a> View<'a> {
     pub fn lower_names(&self, dir: &MDir) -> io::Result<Vec<OsString>> {
         let mut names = std::collections::BTreeSet::new();
         for (_, l) in &dir.lowers {
-            for n in drivers::fsutil::tree::list_dir(l.as_fd())? {
+            for n in fsutil::tree::list_dir(l.as_fd())? {
                 if !self.format.is_meta(&n) {
                     names.insert(n);
                 }
@@ -475,7 +475,7 @@ fn copy_meta(
     st: &Stat,
     private: Option<&str>,
 ) -> io::Result<()> {
-    use drivers::fsutil::xattr;
+    use fsutil::xattr;
     rustix::fs::fchown(
         dst,
         Some(rustix::fs::Uid::from_raw(st.st_uid)),
@@ -500,7 +500,7 @@ fn find_inode(
     key: (u64, u64),
     out: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
-    for name in drivers::fsutil::tree::list_dir(dir.as_fd())? {
+    for name in fsutil::tree::list_dir(dir.as_fd())? {
         let Some(st) = statat(dir.as_fd(), &name)? else {
             continue;
         };

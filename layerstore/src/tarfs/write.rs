@@ -4,8 +4,8 @@
 
 use super::pax::record;
 use super::{OPAQUE_MARKER, WHITEOUT_PREFIX};
-use drivers::fsutil::xattr;
 use drivers::{Change, ChangeKind};
+use fsutil::xattr;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
@@ -33,7 +33,7 @@ pub fn write_layer_sized<W: Write>(
     if let Some(p) = private_xattrs {
         w.hide_xattrs(p);
     }
-    let rootfd = drivers::fsutil::open_root(root)?;
+    let rootfd = fsutil::open_root(root)?;
     for c in changes {
         match c.kind {
             ChangeKind::Deleted => w.whiteout(&c.path)?,
@@ -122,7 +122,7 @@ impl<W: Write> LayerTarWriter<W> {
         let fname = rel.file_name().unwrap_or_default();
         let parent = match self.parent.take() {
             Some((p, fd)) if p == parent_rel => fd,
-            _ => drivers::fsutil::open_in_root(rootfd, parent_rel, drivers::fsutil::OpenMode::Dir)?,
+            _ => fsutil::open_in_root(rootfd, parent_rel, fsutil::OpenMode::Dir)?,
         };
         let r = self.entry_in(&parent, root, rel, fname);
         self.parent = Some((parent_rel.to_path_buf(), parent));

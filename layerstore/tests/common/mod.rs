@@ -91,7 +91,7 @@ impl TarBuilder {
 
 /// Everything that must survive a layer round trip, per path.
 pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    drivers::fsutil::tree_manifest(root).unwrap()
+    fsutil::tree_manifest(root).unwrap()
 }
 
 /// A file of the project's `fixtures/` directory.

@@ -46,7 +46,7 @@ pub fn program(v: &Value, cache: Option<&Path>) -> Result<Program> {
         if let Some(dir) = p.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let _ = drivers::fsutil::write_replace(p, &compile::to_bytes(&prog));
+        let _ = fsutil::write_replace(p, &compile::to_bytes(&prog));
     }
     Ok(prog)
 }

@@ -1,10 +1,13 @@
-//! Removing trees relative to a directory descriptor, never following symlinks.
+//! Removing trees relative to a directory descriptor, never following symlinks, and
+//! measuring them.
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 /// Removes `name` in `dir`, recursively if it is a directory. A missing entry is not an error.
 pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
@@ -54,4 +57,23 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
         names.push(OsStr::from_bytes(n).to_os_string());
     }
     Ok(names)
+}
+
+/// Bytes of regular files under `root`, counting each hardlinked inode once.
+pub fn tree_size(root: &Path) -> io::Result<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let md = e.metadata()?;
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() && (md.nlink() == 1 || seen.insert((md.dev(), md.ino()))) {
+                total += md.size();
+            }
+        }
+    }
+    Ok(total)
 }

@@ -1,4 +1,5 @@
-//! Filesystem helpers shared by drivers and the layer store.
+//! Filesystem helpers shared by every strata crate (drivers, layer store, runtime, union
+//! server, registry client): a crate of its own so none of them needs the drivers for them.
 //!
 //! Everything that touches an untrusted tree works relative to directory file descriptors,
 //! so a symlink planted in a layer can never redirect a write outside its root.
@@ -11,6 +12,7 @@ pub mod mounts;
 pub mod nofollow;
 pub mod resolve;
 pub mod tree;
+pub mod whiteout_names;
 pub mod xattr;
 
 pub use atomic::{
