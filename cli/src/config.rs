@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// Bytes of one PAX or GNU long-name record (default 1 MiB, as Go's archive/tar).
     #[serde(rename = "max-tar-header-record")]
     pub max_tar_header_record: Option<u64>,
+    /// What strata logs to stderr: error, warn (default), info, debug or trace.
+    #[serde(rename = "log-level")]
+    pub log_level: Option<String>,
 }
 
 impl FileConfig {

@@ -26,9 +26,10 @@ pub struct Cli {
     /// daemon.json-style configuration file.
     #[arg(long, global = true, env = "STRATA_CONFIG")]
     config: Option<PathBuf>,
-    /// error, warn, info, debug or trace.
-    #[arg(long, global = true, default_value = "warn")]
-    log_level: String,
+    /// What to log to stderr: error, warn (default), info, debug or trace (also daemon.json
+    /// `log-level`).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -57,16 +58,41 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    if !["error", "warn", "info", "debug", "trace"].contains(&cli.log_level.as_str()) {
-        anyhow::bail!(
-            "invalid --log-level {:?}: use error, warn, info, debug or trace",
-            cli.log_level
-        );
-    }
     if let commands::Command::UnionfsServe(a) = cli.command {
         // A mount's server process: no store, no config.
+        init_logging(cli.log_level.as_deref().unwrap_or("warn"))?;
         return commands::storage_unionfs_serve(a);
     }
-    let ctx = commands::Context::new(&cli)?;
+    let file = config::read(cli.config.as_deref())?;
+    let level = cli
+        .log_level
+        .clone()
+        .or_else(|| file.log_level.clone())
+        .unwrap_or_else(|| "warn".into());
+    init_logging(&level)?;
+    let ctx = commands::Context::from_config(&cli, file)?;
     commands::dispatch(&ctx, cli.command)
+}
+
+/// Logs strata's `tracing` events at `level` and above to stderr: what a user needs to
+/// see when something is slow or refused (where time went, which driver and why).
+fn init_logging(level: &str) -> Result<()> {
+    let max = match level {
+        "error" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "info" => tracing::Level::INFO,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        other => anyhow::bail!(
+            "invalid log level {other:?} (--log-level or daemon.json log-level): use error, warn, info, debug or trace"
+        ),
+    };
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_max_level(max)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    Ok(())
 }

@@ -96,12 +96,20 @@ impl Store {
         fsutil::restrict_dir(&root, 0o700)
             .map_err(|e| StoreError::io("restrict the data root to root", &root, e))?;
         let lock_path = root.join("lock");
+        let waited = std::time::Instant::now();
         let lock = if opts.read_only {
             FileLock::shared(&lock_path)
         } else {
             FileLock::exclusive(&lock_path)
         }
         .map_err(|e| StoreError::io("lock", &lock_path, e))?;
+        let waited = waited.elapsed();
+        if waited.as_millis() >= 100 {
+            tracing::info!(
+                waited_ms = waited.as_millis() as u64,
+                "waited for the store lock held by another strata process"
+            );
+        }
         let tmp = root.join("tmp");
         if !opts.read_only && tmp.exists() {
             // We hold the exclusive lock: whatever is in tmp/ is a crashed command's.
@@ -112,6 +120,12 @@ impl Store {
             Some(n) => drivers::open(n, &root.join(n), &opts.driver_opts)?,
             None => Self::detect_driver(&root, &opts.driver_opts)?,
         };
+        tracing::debug!(
+            data_root = %root.display(),
+            driver = driver.name(),
+            chosen = if opts.driver.is_some() { "by flag or config" } else { "auto-detected" },
+            "store opened"
+        );
         // The driver's home too, in case the data root is ever opened up again.
         let home = root.join(driver.name());
         if home.is_dir() {
@@ -168,6 +182,7 @@ impl Store {
                     if !existed {
                         let _ = fs::remove_dir_all(&home);
                     }
+                    tracing::info!(driver = name, reason = %e, "driver skipped in auto-detection");
                     reasons.push(e.to_string());
                 }
             }
@@ -432,6 +447,7 @@ impl Store {
         what: &str,
         gate: Option<Gate<'_>>,
     ) -> Result<crate::tarfs::ApplyResult> {
+        let started = std::time::Instant::now();
         let dir = self.driver.diff_dir(id)?;
         let lowers = self.driver.lower_dirs(id)?;
         let f = self.blobs.open(blob)?;
@@ -442,6 +458,14 @@ impl Store {
             gate,
         };
         let res = apply_layer_onto(f, &target, &self.limits)?;
+        tracing::debug!(
+            layer = what,
+            entries = res.entries,
+            bytes = res.data_size,
+            lowers = lowers.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "layer applied"
+        );
         if res.diff_id != *diff_id {
             return Err(StoreError::DigestMismatch {
                 what: format!(

@@ -174,6 +174,7 @@ impl Client {
         mut payload: Payload<'_>,
     ) -> Result<Response<Body>> {
         let url = self.url(path_or_url);
+        tracing::trace!(method, url = %url, "registry request");
         // An absolute `Location` on another host (an upload or a blob elsewhere) gets no
         // Authorization of this registry's.
         let own = self.same_origin(&url);

@@ -131,6 +131,7 @@ pub fn fetch_blob(
     d: &Descriptor,
     progress: &dyn Fn(u64),
 ) -> Result<()> {
+    let started = std::time::Instant::now();
     let dir = store.temp_dir()?;
     let path = dir.join("blob");
     let result = (|| -> Result<Staged> {
@@ -191,6 +192,12 @@ pub fn fetch_blob(
             if have == d.size {
                 break;
             }
+            tracing::info!(
+                blob = %d.digest,
+                have,
+                size = d.size,
+                "download cut; resuming with a Range request"
+            );
             last_err = Some(RegistryError::io(
                 "download (connection cut)",
                 format!("{} at {have}/{} bytes", d.digest, d.size),
@@ -206,6 +213,12 @@ pub fn fetch_blob(
             .map_err(|e: layerstore::digest::BadDigest| RegistryError::Protocol(e.to_string()))?;
         file.sync_all()
             .map_err(|e| RegistryError::io("fsync", path.display(), e))?;
+        tracing::debug!(
+            blob = %d.digest,
+            bytes = have,
+            ms = started.elapsed().as_millis() as u64,
+            "blob downloaded and verified"
+        );
         Ok(Staged {
             path: path.clone(),
             digest: actual,

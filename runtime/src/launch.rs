@@ -435,6 +435,7 @@ fn error_of(report: &[u8], cmd: &str) -> RuntimeError {
 /// close-on-exec. Then it builds the filesystem view, and last takes rlimits, seccomp
 /// filter and identity, changes to the working directory and execs.
 pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
+    let started = std::time::Instant::now();
     let cmd = Command::new(&plan.args, &plan.env)?;
     let id = Identity::of(plan)?;
     let cgroup = plan.cgroup()?;
@@ -558,6 +559,12 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         cgroup.remove();
         return Err(error_of(&report, &cmd.name));
     }
+    tracing::debug!(
+        pid,
+        program = %cmd.name,
+        us = started.elapsed().as_micros() as u64,
+        "container process started (namespaces, rootfs, cgroup, seccomp set up)"
+    );
     Ok(Started {
         pid,
         cgroup,

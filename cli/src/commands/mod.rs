@@ -109,9 +109,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// Combines flags with the config file (flags win).
-    pub fn new(cli: &Cli) -> Result<Context> {
-        let file = config::read(cli.config.as_deref())?;
+    /// Combines flags with the config file already read (flags win).
+    pub fn from_config(cli: &Cli, file: config::FileConfig) -> Result<Context> {
         let limits = file.limits();
         let data_root = cli
             .data_root

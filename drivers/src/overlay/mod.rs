@@ -329,8 +329,15 @@ impl Driver for Overlay {
                     lowers: &lowers,
                     upper: Some((&upper, &work)),
                 };
+                let t = std::time::Instant::now();
                 mount_overlay(&spec, &merged)
                     .map_err(|e| DriverError::io("mount overlay", &merged, e))?;
+                tracing::debug!(
+                    layer = id,
+                    lowers = lowers.len(),
+                    us = t.elapsed().as_micros() as u64,
+                    "overlay mounted"
+                );
             }
             Ok(())
         })?;

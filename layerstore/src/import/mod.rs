@@ -53,6 +53,7 @@ pub struct Pending {
 
 /// Loads every image in the archive or layout at `path`.
 pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>> {
+    let started = std::time::Instant::now();
     let staging = store.temp_dir()?;
     let result = (|| {
         let src = Source::open(path, &staging)?;
@@ -77,7 +78,19 @@ pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded
                 src.label
             )));
         }
-        pendings.into_iter().map(|p| commit(store, p)).collect()
+        let staged = started.elapsed();
+        let loaded: Vec<Loaded> = pendings
+            .into_iter()
+            .map(|p| commit(store, p))
+            .collect::<Result<_>>()?;
+        tracing::info!(
+            source = %path.display(),
+            images = loaded.len(),
+            verified_ms = staged.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "loaded (blobs verified and stored, then layers applied)"
+        );
+        Ok(loaded)
     })();
     let _ = fs::remove_dir_all(&staging);
     result

@@ -28,7 +28,7 @@ use tar::EntryType;
 /// Why a layer could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("layer entry {0:?} climbs above the layer root (`..`): refusing the layer")]
+    #[error("layer entry {0:?} escapes the layer root (it climbs above it with `..`): refusing the layer")]
     PathEscape(String),
     #[error(
         "layer entry {path:?}: hardlink target {target:?} does not exist in the layer or below it"
