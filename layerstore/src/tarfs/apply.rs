@@ -856,8 +856,8 @@ impl Applier<'_> {
         };
         if let Some((st, Place::Lower(layer, from))) = place {
             let tdir = self.layer_dir(&dir.path, path)?;
-            self.view
-                .copy_up_file(from.as_fd(), tname, &st, tdir.as_fd())
+            let copy = fsutil::CopyOptions::new(true);
+            fsutil::copy_entry_at(from.as_fd(), tname, tdir.as_fd(), tname, &copy)
                 .map_err(io_err(path, "copy up the hardlink target"))?;
             if st.st_nlink > 1 {
                 self.copy_up_links(layer, &st, &dir.path.join(tname), tdir.as_fd(), tname, path)?;

@@ -389,55 +389,6 @@ impl<'a> View<'a> {
         Ok(times_of(&st))
     }
 
-    /// Copies the lower non-directory `name` of `from` (status `st`) to `name` in the
-    /// upper directory `to` with its metadata.
-    pub fn copy_up_file(
-        &self,
-        from: BorrowedFd<'_>,
-        name: &OsStr,
-        st: &Stat,
-        to: BorrowedFd<'_>,
-    ) -> io::Result<()> {
-        match kind(st) {
-            FileType::RegularFile => {
-                let s = rustix::fs::openat(
-                    from,
-                    name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-                    Mode::empty(),
-                )?;
-                let d = rustix::fs::openat(
-                    to,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )?;
-                let opts = fsutil::CopyOptions::new(true);
-                fsutil::copy_data(s.as_fd(), d.as_fd(), st.st_size as u64, &opts)?;
-                copy_meta(s.as_fd(), d.as_fd(), st, self.format.private_xattrs())
-            }
-            FileType::Symlink => {
-                let target = rustix::fs::readlinkat(from, name, Vec::new())?;
-                rustix::fs::symlinkat(target.as_c_str(), to, name)?;
-                fsutil::copy_meta_at(from, name, to, name, st)
-            }
-            ft => {
-                rustix::fs::mknodat(
-                    to,
-                    name,
-                    ft,
-                    Mode::from_raw_mode(st.st_mode & 0o7777),
-                    st.st_rdev,
-                )?;
-                fsutil::copy_meta_at(from, name, to, name, st)
-            }
-        }
-    }
-
     /// Every path in lower layer `layer` whose inode is `(dev, ino)`, for keeping a
     /// hardlink group together when one of its names is copied up.
     pub fn lower_links(&mut self, layer: usize, dev: u64, ino: u64) -> io::Result<Vec<PathBuf>> {
