@@ -21,8 +21,8 @@ pub struct ServeOptions {
     pub passthrough: bool,
 }
 
-/// Mounts the union and serves it until it is unmounted. Once mounted it writes `ready`
-/// and a newline to `ready` (the parent waits for it), so the caller never sees a
+/// Mounts the union and serves it until it is unmounted. Once mounted it writes `ready`,
+/// its pid and a newline to `ready` (the parent waits for it), so the caller never sees a
 /// half-made mount.
 pub fn serve(opts: &ServeOptions, ready: &mut dyn Write) -> io::Result<()> {
     // The server sees the branches at /b0, /b1... once confined (see `confine`).
@@ -53,7 +53,7 @@ pub fn serve(opts: &ServeOptions, ready: &mut dyn Write) -> io::Result<()> {
         &cfg,
     )?;
     crate::confine::enter(prepared)?;
-    writeln!(ready, "ready")?;
+    writeln!(ready, "ready {}", std::process::id())?;
     ready.flush()?;
     session.run()
 }

@@ -193,7 +193,7 @@ pub struct UnionfsServeArgs {
     mountpoint: PathBuf,
 }
 
-/// Mounts one union and serves it until it is unmounted; prints `ready` once mounted.
+/// Mounts one union and serves it until it is unmounted; prints `ready PID` once mounted.
 pub fn unionfs_serve(a: UnionfsServeArgs) -> Result<i32> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

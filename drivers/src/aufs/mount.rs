@@ -65,8 +65,11 @@ pub fn mount_kernel(upper: &Path, lowers: &[PathBuf], target: &Path) -> io::Resu
 }
 
 /// Starts a FUSE union server for `upper` over `lowers` on `target` and waits until it is
-/// mounted. The server runs in its own session (it outlives the command that mounted) and
-/// logs to `log`. Returns its pid.
+/// mounted. The server runs in its own session, started by a double fork: the process this
+/// one spawns forks the server and exits at once, and is reaped here, so the server is
+/// never a child of the caller (which may be a long-running, many-threaded process) and
+/// never left a zombie. It outlives the command that mounted and logs to `log`. Returns
+/// its pid (which it reports itself).
 pub fn mount_fuse(
     helper: &Path,
     upper: &Path,
@@ -83,33 +86,41 @@ pub fn mount_fuse(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(fs::File::create(log)?);
-    // SAFETY: setsid is async-signal-safe; it detaches the server from our session so it
-    // survives this process and terminal signals.
+    // SAFETY: only async-signal-safe calls between fork and exec: setsid detaches the
+    // server from our session (it survives this process and terminal signals); fork and
+    // _exit leave the server a grandchild, which init (or the nearest subreaper) reaps.
     unsafe {
         cmd.pre_exec(|| {
             rustix::process::setsid()?;
-            Ok(())
+            match libc::fork() {
+                -1 => Err(io::Error::last_os_error()),
+                0 => Ok(()),
+                _ => libc::_exit(0),
+            }
         });
     }
     let mut child = cmd.spawn()?;
-    let pid = child.id();
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
         let _ = BufReader::new(out).read_line(&mut line);
     }
-    if line.trim() != "ready" {
-        let _ = child.kill();
-        let _ = child.wait();
-        let why = fs::read_to_string(log).unwrap_or_default();
-        return Err(io::Error::other(format!(
-            "the FUSE union server did not mount {}: {}",
-            target.display(),
-            why.trim()
-        )));
+    // The intermediate process has exited (or does now): reap it.
+    let _ = child.wait();
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) => Ok(pid),
+        None => {
+            let why = fs::read_to_string(log).unwrap_or_default();
+            Err(io::Error::other(format!(
+                "the FUSE union server did not mount {}: {}",
+                target.display(),
+                why.trim()
+            )))
+        }
     }
-    // The server keeps running after we return; it is reaped by init once we exit.
-    std::mem::forget(child);
-    Ok(pid)
 }
 
 /// Whether a union mount is alive: mounted and answering (a crashed FUSE server leaves a
