@@ -55,7 +55,8 @@ struct CopyState<'a> {
     opts: &'a CopyOptions,
 }
 
-fn times_of(st: &rustix::fs::Stat) -> Timestamps {
+/// The access and modification times of a status, to set on a copy.
+pub fn times_of(st: &rustix::fs::Stat) -> Timestamps {
     Timestamps {
         last_access: Timespec {
             tv_sec: st.st_atime as _,

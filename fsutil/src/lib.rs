@@ -20,7 +20,9 @@ pub use atomic::{
     write_synced,
 };
 pub use backing::backing_fs;
-pub use copy::{copy_data, copy_entry_at, copy_meta_at, copy_tree, copy_tree_fds, CopyOptions};
+pub use copy::{
+    copy_data, copy_entry_at, copy_meta_at, copy_tree, copy_tree_fds, times_of, CopyOptions,
+};
 pub use manifest::tree_manifest;
 pub use mounts::{is_mounted, mount};
 pub use resolve::{open_in_root, open_root, read_regular_in_root, OpenMode};

@@ -65,36 +65,12 @@ pub fn fget_all<Fd: AsFd>(fd: Fd) -> io::Result<Vec<(OsString, Vec<u8>)>> {
 
 /// All xattrs of `name` in `dir` without following a symlink, sorted by name.
 pub fn lget_all(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<(OsString, Vec<u8>)>> {
-    let path = at_path(dir, name);
-    let mut names = vec![0u8; 1024];
-    let len = loop {
-        match rustix::fs::llistxattr(&path, &mut names[..]) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => {
-                let n = rustix::fs::llistxattr_query(&path)?;
-                names.resize(n.max(names.len() * 2), 0);
-            }
-            Err(e) if is_unsupported(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        }
-    };
     let mut out = Vec::new();
-    for xname in split_names(&names[..len]) {
-        let mut value = vec![0u8; 256];
-        let n = loop {
-            match rustix::fs::lgetxattr(&path, xname.as_os_str(), &mut value[..]) {
-                Ok(n) => break Some(n),
-                Err(rustix::io::Errno::RANGE) => {
-                    let n = rustix::fs::lgetxattr_query(&path, xname.as_os_str())?;
-                    value.resize(n.max(value.len() * 2), 0);
-                }
-                Err(rustix::io::Errno::NODATA) => break None,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        if let Some(n) = n {
-            value.truncate(n);
-            out.push((xname, value));
+    for xname in split_names(&llist(dir, name)?) {
+        match lget(dir, name, &xname) {
+            Ok(value) => out.push((xname, value)),
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+            Err(e) => return Err(e),
         }
     }
     out.sort();

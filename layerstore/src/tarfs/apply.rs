@@ -8,14 +8,14 @@
 use super::entry_path::clean;
 use super::limits::{HeaderGuard, Limits};
 use super::pax::{parse_time, PaxInfo, SparseRecords};
-use super::view::{times_of, Gate, Hit, MDir, Made, Place, View};
+use super::view::{not_dir, open_dir_at, Gate, Hit, MDir, Made, Place, View};
 use super::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::readahead::with_read_ahead;
 use drivers::WhiteoutFormat;
-use fsutil::{open_root, remove_all_at, xattr};
-use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
+use fsutil::{open_root, remove_all_at, times_of, xattr};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -96,23 +96,13 @@ pub fn apply_layer<R: Read + Send>(
     root: &Path,
     hook: &dyn WhiteoutFormat,
 ) -> Result<ApplyResult, ApplyError> {
-    apply_layer_limited(reader, root, hook, &Limits::default())
-}
-
-/// [`apply_layer`] under `limits`.
-pub fn apply_layer_limited<R: Read + Send>(
-    reader: R,
-    root: &Path,
-    hook: &dyn WhiteoutFormat,
-    limits: &Limits,
-) -> Result<ApplyResult, ApplyError> {
     let target = Target {
         root,
         format: hook,
         lowers: &[],
         gate: None,
     };
-    apply_layer_onto(reader, &target, limits)
+    apply_layer_onto(reader, &target, &Limits::default())
 }
 
 /// Applies a layer into driver layer `id` over the layers below it (as the store does,
@@ -381,13 +371,8 @@ impl Applier<'_> {
                     Err(rustix::io::Errno::EXIST) => true,
                     Err(e) => return Err(io_err(&path, "create directory")(errno(e))),
                 };
-                let dfd = rustix::fs::openat(
-                    &pfd,
-                    &name,
-                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| io_err(&path, "open directory")(errno(e)))?;
+                let dfd =
+                    open_dir_at(pfd.as_fd(), &name).map_err(io_err(&path, "open directory"))?;
                 rustix::fs::fchown(&dfd, owner.0, owner.1)
                     .map_err(|e| io_err(&path, "chown")(errno(e)))?;
                 rustix::fs::fchmod(&dfd, Mode::from_raw_mode(mode))
@@ -615,36 +600,11 @@ impl Applier<'_> {
                 return Ok((dup, resolved.clone()));
             }
         }
-        // A chain of real directories in the layer itself is the view's directory as it is.
-        let direct = rustix::fs::openat2(
-            self.view.upper(),
-            if rel.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                rel
-            },
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        );
-        let (fd, resolved) = match direct {
+        let (fd, resolved) = match self.view.upper_dir(rel) {
             Ok(fd) => (fd, rel.to_path_buf()),
             Err(rustix::io::Errno::NOENT)
             | Err(rustix::io::Errno::NOTDIR)
-            | Err(rustix::io::Errno::LOOP) => {
-                let mut made = Vec::new();
-                let dir = self
-                    .view
-                    .dir(rel, true, &mut made)
-                    .map_err(io_err(entry, "resolve parent directory"))?;
-                self.note_made(made);
-                let dir =
-                    dir.ok_or_else(|| io_err(entry, "resolve parent directory")(not_dir()))?;
-                let fd = dir
-                    .upper
-                    .ok_or_else(|| io_err(entry, "resolve parent directory")(not_dir()))?;
-                (fd, dir.path)
-            }
+            | Err(rustix::io::Errno::LOOP) => self.layer_dir(rel, entry)?,
             Err(e) => return Err(io_err(rel, "open directory")(errno(e))),
         };
         self.keep_times(fd.as_fd(), &resolved);
@@ -653,15 +613,16 @@ impl Applier<'_> {
         Ok((dup, resolved))
     }
 
-    /// The directory `rel` of the view, made to exist in the layer.
-    fn layer_dir(&mut self, rel: &Path, entry: &Path) -> Result<OwnedFd, ApplyError> {
+    /// The directory `rel` of the view, made to exist in the layer, and its path with
+    /// symlinks resolved.
+    fn layer_dir(&mut self, rel: &Path, entry: &Path) -> Result<(OwnedFd, PathBuf), ApplyError> {
         let mut made = Vec::new();
         let dir = self
             .view
             .dir(rel, true, &mut made)
             .map_err(io_err(entry, "resolve directory"))?;
         self.note_made(made);
-        dir.and_then(|d| d.upper)
+        dir.and_then(|d| Some((d.upper?, d.path)))
             .ok_or_else(|| io_err(entry, "resolve directory")(not_dir()))
     }
 
@@ -702,7 +663,7 @@ impl Applier<'_> {
             Ok(_) => {}
             Err(e) => return Err(io_err(path, "resolve whiteout")(e)),
         }
-        let pfd = self.layer_dir(&dir.path, path)?;
+        let (pfd, _) = self.layer_dir(&dir.path, path)?;
         self.keep_times(pfd.as_fd(), &dir.path);
         self.hook
             .whiteout(pfd.as_fd(), target)
@@ -714,7 +675,7 @@ impl Applier<'_> {
     /// Makes directory `rel` of the view show nothing of the layers below it, keeping
     /// what this layer wrote.
     fn hide_below(&mut self, rel: &Path, path: &Path) -> Result<(), ApplyError> {
-        let fd = self.layer_dir(rel, path)?;
+        let (fd, _) = self.layer_dir(rel, path)?;
         self.cache = None;
         self.keep_times(fd.as_fd(), rel);
         // Copies up (and, in a complete tree, the lower layers' files) go; what this
@@ -752,13 +713,8 @@ impl Applier<'_> {
             let st = rustix::fs::statat(&fd, &n, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| io_err(path, "make the root opaque")(errno(e)))?;
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                let sub = rustix::fs::openat(
-                    &fd,
-                    &n,
-                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| io_err(path, "make the root opaque")(errno(e)))?;
+                let sub =
+                    open_dir_at(fd.as_fd(), &n).map_err(io_err(path, "make the root opaque"))?;
                 self.hook
                     .opaque(sub.as_fd(), &|_| true)
                     .map_err(io_err(path, "make the root opaque"))?;
@@ -796,13 +752,7 @@ impl Applier<'_> {
             if self.touched(&p) {
                 let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                    let sub = rustix::fs::openat(
-                        &dir,
-                        &name,
-                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )?;
-                    self.prune(sub, &p)?;
+                    self.prune(open_dir_at(dir.as_fd(), &name)?, &p)?;
                 }
             } else {
                 remove_all_at(dir.as_fd(), &name)?;
@@ -855,7 +805,7 @@ impl Applier<'_> {
             Hit::Dir(_) | Hit::Absent { .. } => return Err(missing()),
         };
         if let Some((st, Place::Lower(layer, from))) = place {
-            let tdir = self.layer_dir(&dir.path, path)?;
+            let (tdir, _) = self.layer_dir(&dir.path, path)?;
             let copy = fsutil::CopyOptions::new(true);
             fsutil::copy_entry_at(from.as_fd(), tname, tdir.as_fd(), tname, &copy)
                 .map_err(io_err(path, "copy up the hardlink target"))?;
@@ -863,7 +813,7 @@ impl Applier<'_> {
                 self.copy_up_links(layer, &st, &dir.path.join(tname), tdir.as_fd(), tname, path)?;
             }
         }
-        let tdir = self.layer_dir(&dir.path, path)?;
+        let (tdir, _) = self.layer_dir(&dir.path, path)?;
         // Copying up the link group may have made something at this very name (a
         // directory holding another name of the inode): the entry replaces it.
         if rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
@@ -905,7 +855,7 @@ impl Applier<'_> {
             if !same || odir.path != oparent {
                 continue;
             }
-            let ofd = self.layer_dir(oparent, path)?;
+            let (ofd, _) = self.layer_dir(oparent, path)?;
             rustix::fs::linkat(tdir, tname, &ofd, oname, AtFlags::empty())
                 .map_err(|e| io_err(path, "keep a hardlink group together")(errno(e)))?;
         }
@@ -916,18 +866,7 @@ impl Applier<'_> {
     fn finish_dirs(&mut self) -> Result<(), ApplyError> {
         self.cache = None;
         for (path, times) in self.dir_times.drain() {
-            let rel = if path.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                path.as_path()
-            };
-            match rustix::fs::openat2(
-                self.view.upper(),
-                rel,
-                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-            ) {
+            match self.view.upper_dir(&path) {
                 Ok(fd) => rustix::fs::futimens(&fd, &times)
                     .map_err(|e| io_err(&path, "set times")(errno(e)))?,
                 Err(rustix::io::Errno::NOENT)
@@ -999,10 +938,6 @@ fn parse_map_record(v: &[u8]) -> Result<Vec<(u64, u64)>, String> {
         return Err("the map has an odd count or too many segments".into());
     }
     Ok(nums.chunks(2).map(|c| (c[0], c[1])).collect())
-}
-
-fn not_dir() -> io::Error {
-    io::Error::from_raw_os_error(libc::ENOTDIR)
 }
 
 /// The type and device number of a device or FIFO entry. A major or minor number that

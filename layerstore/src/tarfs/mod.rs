@@ -9,10 +9,7 @@ pub mod pax;
 pub mod view;
 pub mod write;
 
-pub use apply::{
-    apply_layer, apply_layer_limited, apply_layer_onto, apply_to_layer, ApplyError, ApplyResult,
-    Target,
-};
+pub use apply::{apply_layer, apply_layer_onto, apply_to_layer, ApplyError, ApplyResult, Target};
 pub use limits::Limits;
 pub use write::{write_layer, write_layer_sized, LayerTarWriter};
 

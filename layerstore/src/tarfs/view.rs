@@ -11,7 +11,7 @@
 //! calls inside the layer roots; symlinks are followed by hand and never leave the root.
 
 use drivers::WhiteoutFormat;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timestamps};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -78,7 +78,8 @@ fn statat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
     }
 }
 
-fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+/// Opens directory `name` of `dir` for reading, never following a symlink.
+pub(super) fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dir,
         name,
@@ -93,20 +94,6 @@ fn kind(st: &Stat) -> FileType {
 
 fn dup(fd: &OwnedFd) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
-}
-
-/// The times of a status.
-pub fn times_of(st: &Stat) -> Timestamps {
-    Timestamps {
-        last_access: Timespec {
-            tv_sec: st.st_atime as _,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        last_modification: Timespec {
-            tv_sec: st.st_mtime as _,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
-    }
 }
 
 /// `base` joined with the symlink `target`, `..` resolved lexically and never above the
@@ -152,14 +139,22 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The upper root.
-    pub fn upper(&self) -> BorrowedFd<'_> {
-        self.upper.as_fd()
-    }
-
-    /// Whether there are layers below.
-    pub fn has_lowers(&self) -> bool {
-        !self.lower_paths.is_empty()
+    /// Directory `rel` of the layer itself when every component of it is a real
+    /// directory there (then it is the view's directory as it is); an error otherwise
+    /// (ENOENT, ENOTDIR or ELOOP for a symlink on the way).
+    pub fn upper_dir(&self, rel: &Path) -> Result<OwnedFd, rustix::io::Errno> {
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        rustix::fs::openat2(
+            &self.upper,
+            rel,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
     }
 
     fn lower_roots(&mut self) -> io::Result<&[(usize, OwnedFd)]> {
@@ -386,7 +381,7 @@ impl<'a> View<'a> {
         rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))?;
         let fd = open_dir_at(parent, name)?;
         copy_meta(src.as_fd(), fd.as_fd(), &st, self.format.private_xattrs())?;
-        Ok(times_of(&st))
+        Ok(fsutil::times_of(&st))
     }
 
     /// Every path in lower layer `layer` whose inode is `(dev, ino)`, for keeping a
@@ -414,12 +409,12 @@ impl<'a> View<'a> {
     }
 }
 
-fn not_dir() -> io::Error {
+pub(super) fn not_dir() -> io::Error {
     io::Error::from_raw_os_error(libc::ENOTDIR)
 }
 
-/// Owner, mode, xattrs (not those starting with `private`) of `src` onto `dst`; times are
-/// the caller's to set.
+/// Owner, mode, xattrs (not those starting with `private`) of directory `src` onto
+/// `dst`; times are set once the directory's entries exist.
 fn copy_meta(
     src: BorrowedFd<'_>,
     dst: BorrowedFd<'_>,
@@ -438,9 +433,6 @@ fn copy_meta(
             continue;
         }
         xattr::fset(dst, &name, &value)?;
-    }
-    if kind(st) != FileType::Directory {
-        rustix::fs::futimens(dst, &times_of(st))?;
     }
     Ok(())
 }
