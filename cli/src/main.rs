@@ -1,7 +1,6 @@
 //! `strata`: Docker's storage layer as a daemonless command-line tool.
 
 mod commands;
-mod config;
 mod output;
 
 use anyhow::Result;
@@ -63,14 +62,19 @@ fn run(cli: Cli) -> Result<i32> {
         init_logging(cli.log_level.as_deref().unwrap_or("warn"))?;
         return commands::storage_unionfs_serve(a);
     }
-    let file = config::read(cli.config.as_deref())?;
+    let flags = engine::Flags {
+        data_root: cli.data_root.clone(),
+        storage_driver: cli.storage_driver.clone(),
+        storage_opts: cli.storage_opt.clone(),
+    };
+    let (cfg, file) = engine::config::load(cli.config.as_deref(), &flags)?;
     let level = cli
         .log_level
         .clone()
         .or_else(|| file.log_level.clone())
         .unwrap_or_else(|| "warn".into());
     init_logging(&level)?;
-    let ctx = commands::Context::from_config(&cli, file)?;
+    let ctx = commands::Context::new(cfg);
     commands::dispatch(&ctx, cli.command)
 }
 

@@ -12,7 +12,6 @@ pub mod driver;
 pub mod error;
 pub mod layer_meta;
 pub mod lock;
-pub mod loopfs;
 pub mod overlay;
 pub mod refcount;
 pub mod staging;

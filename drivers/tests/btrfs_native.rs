@@ -3,8 +3,8 @@
 
 use drivers::btrfs::ioctl;
 use drivers::changes::tree_changes;
-use drivers::loopfs::{kernel_has, LoopFs};
 use drivers::{DriverOptions, LayerKind};
+use loopfs::{kernel_has, LoopFs};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 

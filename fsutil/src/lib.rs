@@ -7,6 +7,8 @@
 pub mod atomic;
 pub mod backing;
 pub mod copy;
+pub mod helper;
+pub mod kernel;
 pub mod manifest;
 pub mod mounts;
 pub mod nofollow;
@@ -23,6 +25,8 @@ pub use backing::backing_fs;
 pub use copy::{
     copy_data, copy_entry_at, copy_meta_at, copy_tree, copy_tree_fds, times_of, CopyOptions,
 };
+pub use helper::strata_binary;
+pub use kernel::kernel_has;
 pub use manifest::tree_manifest;
 pub use mounts::{is_mounted, mount};
 pub use resolve::{open_in_root, open_root, read_regular_in_root, OpenMode};

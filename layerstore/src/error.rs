@@ -44,8 +44,22 @@ pub enum StoreError {
     NoSuchContainer(String),
     #[error("invalid reference {0:?}: {1}")]
     BadReference(String, String),
+    /// Something named does not exist (a volume, a layer record).
     #[error("{0}")]
-    Conflict(String),
+    NotFound(String),
+    /// The operation conflicts with the store's state: a name taken, an image or volume
+    /// in use, a container mounted or running.
+    #[error("{0}")]
+    InUse(String),
+    /// An argument is malformed or makes no sense here (a bad name, a driver already in use).
+    #[error("{0}")]
+    Invalid(String),
+    /// A short id or a store layout matches more than one thing.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// This host, driver or store cannot do it (no driver works, a container in another driver).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -55,7 +69,49 @@ pub enum StoreError {
     },
 }
 
+/// What kind of failure an error is, for a CLI's exit codes and a server's HTTP statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No such image, container, volume or layer.
+    NotFound,
+    /// Conflicts with the current state (in use, name taken, running, mounted).
+    Conflict,
+    /// A malformed or unacceptable argument.
+    InvalidArgument,
+    /// A prefix or layout that matches several things.
+    Ambiguous,
+    /// Not possible on this host, driver or store.
+    Unsupported,
+    /// Content that failed verification (digests, sizes, formats) or a damaged store.
+    BadContent,
+    /// Anything else: I/O, the kernel, a driver.
+    Other,
+}
+
 impl StoreError {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NoSuchImage(_)
+            | StoreError::NoSuchContainer(_)
+            | StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::InUse(_) => ErrorKind::Conflict,
+            StoreError::Invalid(_) | StoreError::BadReference(..) | StoreError::BadDigest(_) => {
+                ErrorKind::InvalidArgument
+            }
+            StoreError::Ambiguous(_) => ErrorKind::Ambiguous,
+            StoreError::Unsupported(_) => ErrorKind::Unsupported,
+            StoreError::DigestMismatch { .. }
+            | StoreError::SizeMismatch { .. }
+            | StoreError::Missing { .. }
+            | StoreError::Json { .. }
+            | StoreError::MediaType { .. }
+            | StoreError::Format(_)
+            | StoreError::Apply(_) => ErrorKind::BadContent,
+            StoreError::Driver(_) | StoreError::Io { .. } => ErrorKind::Other,
+        }
+    }
+
     /// Wraps an I/O error with the operation and path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
         StoreError::Io {

@@ -25,7 +25,7 @@ pub mod tarfs;
 pub mod volumes;
 
 pub use digest::{chain_id, Digest};
-pub use error::{Result, StoreError};
+pub use error::{ErrorKind, Result, StoreError};
 pub use store::{Store, StoreOptions};
 
 /// A random 64-hex id for containers, driver cache ids and temp names.

@@ -71,10 +71,10 @@ pub fn migrate(
 ) -> Result<Plan> {
     let from = store.driver.name().to_string();
     if from == to {
-        return Err(StoreError::Conflict(format!("the store already uses {to}")));
+        return Err(StoreError::Invalid(format!("the store already uses {to}")));
     }
     if !running.is_empty() {
-        return Err(StoreError::Conflict(format!(
+        return Err(StoreError::InUse(format!(
             "containers are running: {}: stop them first (strata stop)",
             running.join(", ")
         )));

@@ -166,7 +166,7 @@ impl Store {
             return Ok(drivers::open(used[0], &root.join(used[0]), opts)?);
         }
         if used.len() > 1 {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::Ambiguous(format!(
                 "the data root {} holds layers of several drivers ({}): choose one with --storage-driver",
                 root.display(),
                 used.join(", ")
@@ -187,7 +187,7 @@ impl Store {
                 }
             }
         }
-        Err(StoreError::Conflict(format!(
+        Err(StoreError::Unsupported(format!(
             "no storage driver works here: {}",
             reasons.join("; ")
         )))
@@ -251,7 +251,7 @@ impl Store {
                 1 => return self.images.get(&hits[0])?.ok_or_else(not_found),
                 0 => {}
                 _ => {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::Ambiguous(format!(
                         "image id prefix {reference} is ambiguous: give more digits"
                     )))
                 }
@@ -303,7 +303,7 @@ impl Store {
             .map(|(_, c)| c.name)
             .collect();
         if !users.is_empty() {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InUse(format!(
                 "image {} is used by container(s) {}: remove them first (strata rm)",
                 img.id.short(),
                 users.join(", ")
@@ -766,7 +766,7 @@ impl Store {
             .collect();
         match hits.len() {
             1 if !key.is_empty() => Ok(hits[0].clone()),
-            n if n > 1 => Err(StoreError::Conflict(format!(
+            n if n > 1 => Err(StoreError::Ambiguous(format!(
                 "container id prefix {key} is ambiguous"
             ))),
             _ => Err(StoreError::NoSuchContainer(key.to_string())),
@@ -808,7 +808,7 @@ impl Store {
                         .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
                     && n.as_bytes()[0].is_ascii_alphanumeric();
                 if !ok {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::Invalid(format!(
                         "invalid container name {n:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"
                     )));
                 }
@@ -817,7 +817,7 @@ impl Store {
             None => format!("strata_{}", &id[..12]),
         };
         if self.containers.all()?.iter().any(|(_, c)| c.name == name) {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InUse(format!(
                 "the container name {name:?} is already in use: remove that container or pick another name"
             )));
         }
@@ -880,7 +880,7 @@ impl Store {
             let n = self.driver.mount_count(&c.layer)?;
             if n > 0 {
                 if !force {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::InUse(format!(
                         "container {} is mounted ({n}): `strata umount {}` first, or rm -f",
                         c.name, c.name
                     )));
@@ -897,7 +897,7 @@ impl Store {
 
     fn check_driver(&self, c: &ContainerRecord) -> Result<()> {
         if c.driver != self.driver.name() {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::Unsupported(format!(
                 "container {} lives in driver {} but the store is open with {}: use --storage-driver {} or `strata migrate`",
                 c.name,
                 c.driver,

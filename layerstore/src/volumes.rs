@@ -42,7 +42,7 @@ impl Volumes {
         if valid_name(name) {
             Ok(())
         } else {
-            Err(StoreError::Conflict(format!(
+            Err(StoreError::Invalid(format!(
                 "invalid volume name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+"
             )))
         }
@@ -110,10 +110,10 @@ impl Volumes {
     /// Removes `name`; `users` are the containers using it (refused unless empty).
     pub fn remove(&self, name: &str, users: &[String]) -> Result<()> {
         if self.get(name)?.is_none() {
-            return Err(StoreError::Conflict(format!("no such volume: {name}")));
+            return Err(StoreError::NotFound(format!("no such volume: {name}")));
         }
         if !users.is_empty() {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InUse(format!(
                 "volume {name} is in use by container(s) {}: remove them first",
                 users.join(", ")
             )));

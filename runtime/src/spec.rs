@@ -7,7 +7,7 @@
 
 use crate::devices;
 use crate::error::{Result, RuntimeError};
-use oci_spec::runtime::Spec;
+pub use oci_spec::runtime::Spec;
 use serde_json::json;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -453,4 +453,32 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         device_nodes,
         device_rules,
     })
+}
+
+/// Fills what only a start knows into `spec`: the mounted rootfs and the user resolved
+/// from the image's files.
+pub fn resolve(spec: &mut Spec, rootfs: &Path, uid: u32, gid: u32, groups: Vec<u32>) -> Result<()> {
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_path(rootfs.to_path_buf());
+    spec.set_root(Some(root));
+    let mut process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| RuntimeError::Other("config.json has no process".into()))?;
+    let mut user = process.user().clone();
+    user.set_uid(uid);
+    user.set_gid(gid);
+    user.set_additional_gids(Some(groups));
+    process.set_user(user);
+    spec.set_process(Some(process));
+    Ok(())
+}
+
+/// The host paths bound into the container (its volumes and bind mounts).
+pub fn bind_sources(spec: &Spec) -> Vec<PathBuf> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .filter_map(|m| m.source().clone())
+        .collect()
 }

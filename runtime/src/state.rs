@@ -7,11 +7,40 @@ use crate::error::{Result, RuntimeError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// Where a container is in its life, as Docker names it.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made, never started.
+    #[default]
+    Created,
+    /// Its process was started (whether it still lives is [`State::is_running`]).
+    Running,
+    /// Its process ended (or never started: see [`State::error`]).
+    Exited,
+}
+
+impl Status {
+    /// The word Docker uses (`created`, `running`, `exited`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Runtime state of one container.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct State {
-    /// `created`, `running` or `exited`.
-    pub status: String,
+    pub status: Status,
     #[serde(default)]
     pub pid: u32,
     /// The process's start time (clock ticks since boot), to tell it from a reused pid.
@@ -60,10 +89,7 @@ impl State {
         match std::fs::read(&p) {
             Ok(d) => serde_json::from_slice(&d)
                 .map_err(|e| RuntimeError::Other(format!("{}: {e}", p.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
-                status: "created".into(),
-                ..Default::default()
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(RuntimeError::io("read", p, e)),
         }
     }
@@ -80,16 +106,18 @@ impl State {
 
     /// Whether the container's process is alive now.
     pub fn is_running(&self) -> bool {
-        self.status == "running" && self.pid != 0 && start_time(self.pid) == Some(self.pid_start)
+        self.status == Status::Running
+            && self.pid != 0
+            && start_time(self.pid) == Some(self.pid_start)
     }
 
     /// The status as it really is: a `running` whose process is gone is reported as
     /// `exited` (its monitor died with it, e.g. a reboot).
-    pub fn effective_status(&self) -> &str {
-        if self.status == "running" && !self.is_running() {
-            "exited"
+    pub fn effective_status(&self) -> Status {
+        if self.status == Status::Running && !self.is_running() {
+            Status::Exited
         } else {
-            &self.status
+            self.status
         }
     }
 }

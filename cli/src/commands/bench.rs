@@ -282,25 +282,23 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
     let image = if Path::new(&a.image).is_file() {
         std::fs::canonicalize(&a.image)?
     } else {
-        let store = ctx.store_ro()?;
         let out = work.join("image.tar");
-        let img = store.resolve_image(&a.image)?;
-        layerstore::export::save(
-            &store,
-            &[img.id.to_string()],
-            &out,
-            layerstore::export::Format::Docker,
-        )
-        .with_context(|| format!("saving {} for the benchmark", a.image))?;
+        let id = ctx.engine.image_json(&a.image)?["Id"]
+            .as_str()
+            .unwrap_or(&a.image)
+            .to_string();
+        ctx.engine
+            .save(&[id], &out, layerstore::export::Format::Docker)
+            .with_context(|| format!("saving {} for the benchmark", a.image))?;
         out
     };
     let mut drivers: Vec<String> = a.drivers.clone();
     if drivers.is_empty() {
         drivers = vec!["overlay2".into(), "vfs".into()];
-        if drivers::loopfs::kernel_has("btrfs") {
+        if loopfs::kernel_has("btrfs") {
             drivers.push("btrfs".into());
         }
-        if drivers::loopfs::kernel_has("fuse") || drivers::loopfs::kernel_has("aufs") {
+        if loopfs::kernel_has("fuse") || loopfs::kernel_has("aufs") {
             drivers.push("aufs".into());
         }
     }
@@ -315,11 +313,8 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
         "ext4"
     };
     let size = (4u64 << 30).max((a.big_file_mb << 20) * 6);
-    let mut fs =
-        drivers::loopfs::LoopFs::create(fstype, &work.join("fs.img"), &work.join("fs"), size)
-            .with_context(|| {
-                format!("making a {fstype} filesystem for the benchmark (needs root)")
-            })?;
+    let mut fs = loopfs::LoopFs::create(fstype, &work.join("fs.img"), &work.join("fs"), size)
+        .with_context(|| format!("making a {fstype} filesystem for the benchmark (needs root)"))?;
     let runner = Runner { exe, config };
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut doc = json!({

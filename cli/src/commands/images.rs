@@ -2,13 +2,8 @@
 
 use super::{print_json, Context, OutFormat};
 use crate::output::{ago, human_size, print_table, table};
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use clap::Args;
-use layerstore::export::{self, Format};
-use layerstore::images::ImageRecord;
-use layerstore::import::{self, LoadOptions};
-use layerstore::spec::Platform;
-use layerstore::Store;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -26,16 +21,12 @@ pub struct LoadArgs {
 }
 
 pub fn load(ctx: &Context, a: LoadArgs) -> Result<i32> {
-    let platform = match &a.platform {
-        Some(p) => Some(
-            Platform::parse(p)
-                .with_context(|| format!("invalid --platform {p:?}: use os/arch[/variant]"))?,
-        ),
-        None => None,
-    };
-    let store = ctx.store()?;
-    let loaded = import::load(&store, &a.input, &LoadOptions { platform })
-        .with_context(|| format!("load {}", a.input.display()))?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(engine::images::parse_platform)
+        .transpose()?;
+    let loaded = ctx.engine.load(&a.input, platform)?;
     for l in loaded {
         if a.quiet || l.names.is_empty() {
             println!("Loaded image ID: {}", l.id);
@@ -63,14 +54,8 @@ pub struct SaveArgs {
 }
 
 pub fn save(ctx: &Context, a: SaveArgs) -> Result<i32> {
-    let format = match a.format.as_str() {
-        "docker" | "docker-archive" => Format::Docker,
-        "oci" | "oci-dir" | "oci-archive" => Format::Oci,
-        f => bail!("invalid --format {f:?}: use docker or oci"),
-    };
-    let store = ctx.store_ro()?;
-    export::save(&store, &a.images, &a.output, format)
-        .with_context(|| format!("save {}", a.output.display()))?;
+    let format = engine::images::parse_save_format(&a.format)?;
+    ctx.engine.save(&a.images, &a.output, format)?;
     Ok(0)
 }
 
@@ -83,9 +68,7 @@ pub struct ImportArgs {
 }
 
 pub fn import(ctx: &Context, a: ImportArgs) -> Result<i32> {
-    let store = ctx.store()?;
-    let l = import::import_rootfs(&store, &a.file, &a.reference)
-        .with_context(|| format!("import {}", a.file.display()))?;
+    let l = ctx.engine.import(&a.file, &a.reference)?;
     println!("{}", l.id);
     Ok(0)
 }
@@ -118,60 +101,28 @@ fn parse_time(s: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
-fn created_of(store: &Store, img: &ImageRecord) -> Option<String> {
-    store.image_config(img).ok().and_then(|c| c.created)
-}
-
 pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
-    let store = ctx.store_ro()?;
-    let refs = store.refs.load()?;
-    let mut all = store.images.all()?;
-    all.sort_by_key(|(_, i)| std::cmp::Reverse(i.added));
+    let all = ctx.engine.images()?;
     if a.quiet {
-        all.iter()
-            .for_each(|(_, img)| println!("{}", img.id.short()));
+        all.iter().for_each(|img| println!("{}", img.short_id));
         return Ok(0);
     }
-    // Each image with its names and creation time, read once.
-    let entries: Vec<(&ImageRecord, Vec<String>, Option<String>)> = all
-        .iter()
-        .map(|(_, img)| {
-            let names = refs
-                .iter()
-                .filter(|(_, v)| **v == img.id)
-                .map(|(k, _)| k.clone())
-                .collect();
-            (img, names, created_of(&store, img))
-        })
-        .collect();
     if a.format == OutFormat::Json {
-        let v: Vec<_> = entries
-            .iter()
-            .map(|(img, names, created)| {
-                json!({
-                    "Id": img.id.to_string(),
-                    "RepoTags": names,
-                    "Created": created,
-                    "Size": img.size,
-                    "Layers": img.layers.len(),
-                    "ManifestDigest": img.manifest.to_string(),
-                })
-            })
-            .collect();
-        print_json(&json!(v))?;
+        print_json(&json!(all))?;
         return Ok(0);
     }
     let mut t = table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]);
-    for (img, names, created) in &entries {
-        let created = created
+    for img in &all {
+        let created = img
+            .created
             .as_deref()
             .and_then(parse_time)
             .map(ago)
             .unwrap_or_else(|| "N/A".into());
-        let repo_tags: Vec<(String, String)> = if names.is_empty() {
+        let repo_tags: Vec<(String, String)> = if img.names.is_empty() {
             vec![("<none>".into(), "<none>".into())]
         } else {
-            names
+            img.names
                 .iter()
                 .map(|n| {
                     let (r, t) = layerstore::refs::split(n);
@@ -183,7 +134,7 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
             t.add_row(vec![
                 repo,
                 tag,
-                img.id.short().to_string(),
+                img.short_id.clone(),
                 created.clone(),
                 human_size(img.size),
             ]);
@@ -200,10 +151,7 @@ pub struct TagArgs {
 }
 
 pub fn tag(ctx: &Context, a: TagArgs) -> Result<i32> {
-    let store = ctx.store()?;
-    store
-        .tag(&a.source, &a.target)
-        .with_context(|| format!("tag {} {}", a.source, a.target))?;
+    ctx.engine.tag(&a.source, &a.target)?;
     Ok(0)
 }
 
@@ -217,10 +165,9 @@ pub struct RmiArgs {
 }
 
 pub fn rmi(ctx: &Context, a: RmiArgs) -> Result<i32> {
-    let store = ctx.store()?;
     let mut failed = false;
     for i in &a.images {
-        match store.rmi(i, a.force) {
+        match ctx.engine.remove_image(i, a.force) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
                 eprintln!("strata: rmi {i}: {e}");
@@ -239,36 +186,14 @@ pub struct HistoryArgs {
 }
 
 pub fn history(ctx: &Context, a: HistoryArgs) -> Result<i32> {
-    let store = ctx.store_ro()?;
-    let img = store
-        .resolve_image(&a.image)
-        .with_context(|| format!("history {}", a.image))?;
-    let cfg = store.image_config(&img)?;
-    let mut layers = img.layers.iter();
-    let mut rows = Vec::new();
-    for h in &cfg.history {
-        let size = if h.empty_layer {
-            0
-        } else {
-            match layers.next() {
-                Some(c) => store.layer(c)?.size,
-                None => 0,
-            }
-        };
-        rows.push((h.clone(), size));
-    }
-    rows.reverse();
+    let (short_id, rows) = ctx.engine.history(&a.image)?;
     if a.format == OutFormat::Json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|(h, s)| json!({"Created": h.created, "CreatedBy": h.created_by, "Size": s, "Comment": h.comment}))
-            .collect();
-        return print_json(&json!(v)).map(|_| 0);
+        return print_json(&json!(rows)).map(|_| 0);
     }
     let mut t = table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
-    for (i, (h, size)) in rows.iter().enumerate() {
+    for (i, h) in rows.iter().enumerate() {
         let id = if i == 0 {
-            img.id.short().to_string()
+            short_id.clone()
         } else {
             "<missing>".into()
         };
@@ -289,7 +214,7 @@ pub fn history(ctx: &Context, a: HistoryArgs) -> Result<i32> {
             id,
             created,
             by,
-            human_size(*size),
+            human_size(h.size),
             h.comment.clone().unwrap_or_default(),
         ]);
     }
@@ -303,48 +228,8 @@ pub struct InspectArgs {
     names: Vec<String>,
 }
 
-/// The JSON `inspect` prints for an image, shaped like Docker's.
-pub fn image_json(store: &Store, img: &ImageRecord) -> Result<serde_json::Value> {
-    let cfg_raw: serde_json::Value = serde_json::from_slice(&store.blobs.read(&img.id)?)?;
-    let cfg = store.image_config(img)?;
-    let tags = store.refs.of(&img.id)?;
-    let digests: Vec<String> = tags
-        .iter()
-        .map(|t| format!("{}@{}", layerstore::refs::split(t).0, img.manifest))
-        .collect();
-    let top = match img.layers.last() {
-        Some(c) => store.layer(c)?.cache.get(store.driver.name()).cloned(),
-        None => None,
-    };
-    Ok(json!({
-        "Id": img.id.to_string(),
-        "RepoTags": tags,
-        "RepoDigests": digests,
-        "Created": cfg.created,
-        "Architecture": cfg.architecture,
-        "Os": cfg.os,
-        "Size": img.size,
-        "Config": cfg_raw.get("config").cloned().unwrap_or(serde_json::Value::Null),
-        "RootFS": {"Type": "layers", "Layers": cfg.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
-        "Manifest": {"Digest": img.manifest.to_string(), "MediaType": img.manifest_media_type},
-        "GraphDriver": {"Name": store.driver.name(), "Data": {"Layer": top}},
-    }))
-}
-
 pub fn inspect(ctx: &Context, a: InspectArgs) -> Result<i32> {
-    let store = ctx.store_ro()?;
-    let mut out = Vec::new();
-    for n in &a.names {
-        if let Ok(c) = store.resolve_container(n) {
-            out.push(super::containers::container_json(&store, &c)?);
-            continue;
-        }
-        let img = store
-            .resolve_image(n)
-            .with_context(|| format!("inspect {n}"))?;
-        out.push(image_json(&store, &img)?);
-    }
-    print_json(&json!(out))?;
+    print_json(&json!(ctx.engine.inspect(&a.names)?))?;
     Ok(0)
 }
 

@@ -8,13 +8,9 @@ mod run;
 mod storage;
 mod volumes;
 
-use crate::config;
-use crate::Cli;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Subcommand;
-use drivers::DriverOptions;
-use layerstore::{Store, StoreOptions};
-use std::path::PathBuf;
+use engine::Engine;
 
 /// Every command.
 #[derive(Subcommand, Debug)]
@@ -86,6 +82,14 @@ pub enum Command {
     Migrate(storage::MigrateArgs),
     /// Verify every blob, layer, image and container.
     Fsck(storage::FsckArgs),
+    /// Show what happened to containers and images.
+    Events(storage::EventsArgs),
+    /// Run a container in the background, or exec in one (started by strata; not for people).
+    #[command(hide = true)]
+    Shim {
+        #[command(subcommand)]
+        cmd: run::ShimCmd,
+    },
     /// Serve one FUSE union mount (started by the aufs driver's mount; not for people).
     #[command(name = "unionfs-serve", hide = true)]
     UnionfsServe(storage::UnionfsServeArgs),
@@ -96,64 +100,18 @@ pub enum Command {
     },
 }
 
-/// Settings every command shares: the data root and driver choice.
+/// What every command works through: the engine over the configured data root.
 pub struct Context {
-    pub data_root: PathBuf,
-    pub driver: Option<String>,
-    pub driver_opts: DriverOptions,
-    /// `--storage-opt size=`: a per-container limit (Docker's `create --storage-opt`),
-    /// not a driver option.
-    pub container_size: Option<u64>,
-    /// What one untrusted layer or image may ask for (daemon.json).
-    pub limits: layerstore::tarfs::Limits,
+    pub engine: Engine,
 }
 
 impl Context {
-    /// Combines flags with the config file already read (flags win).
-    pub fn from_config(cli: &Cli, file: config::FileConfig) -> Result<Context> {
-        let limits = file.limits();
-        let data_root = cli
-            .data_root
-            .clone()
-            .or(file.data_root)
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_ROOT));
-        let driver = cli.storage_driver.clone().or(file.storage_driver);
-        let mut opts = file.storage_opts;
-        opts.extend(cli.storage_opt.iter().cloned());
-        let mut container_size = None;
-        opts.retain(|o| match o.split_once('=') {
-            Some((k, v)) if k.trim() == "size" => {
-                container_size = Some(DriverOptions::parse_size("size", v));
-                false
-            }
-            _ => true,
-        });
-        Ok(Context {
-            data_root,
-            driver,
-            driver_opts: DriverOptions::parse(&opts)?,
-            container_size: container_size.transpose()?,
-            limits,
-        })
-    }
-
-    fn open(&self, read_only: bool) -> Result<Store> {
-        Store::open(&StoreOptions {
-            data_root: self.data_root.clone(),
-            driver: self.driver.clone(),
-            driver_opts: self.driver_opts.clone(),
-            read_only,
-            limits: self.limits,
-        })
-        .with_context(|| format!("opening the store at {}", self.data_root.display()))
-    }
-
-    /// The store, locked exclusively (for commands that change it). On a terminal, long
-    /// work draws its progress on stderr; piped, it stays quiet.
-    pub fn store(&self) -> Result<Store> {
-        let mut store = self.open(false)?;
+    /// The engine with `cfg`; on a terminal, long work draws its progress on stderr
+    /// (piped, it stays quiet).
+    pub fn new(cfg: engine::Config) -> Context {
+        let mut engine = Engine::new(cfg);
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            store.set_progress(Box::new(|what, done, total| {
+            engine.set_progress(std::sync::Arc::new(|what, done, total| {
                 let width = 30;
                 let filled = (done * width)
                     .checked_div(total)
@@ -169,12 +127,7 @@ impl Context {
                 }
             }));
         }
-        Ok(store)
-    }
-
-    /// The store, locked shared (for commands that only read).
-    pub fn store_ro(&self) -> Result<Store> {
-        self.open(true)
+        Context { engine }
     }
 }
 
@@ -214,6 +167,8 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Migrate(a) => storage::migrate(ctx, a),
         Command::Bench(a) => bench::bench(ctx, a),
         Command::System { cmd } => storage::system(ctx, cmd),
+        Command::Events(a) => storage::events(ctx, a),
+        Command::Shim { cmd } => run::shim(ctx, cmd),
         Command::UnionfsServe(a) => storage::unionfs_serve(a),
     }
 }

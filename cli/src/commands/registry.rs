@@ -1,10 +1,9 @@
 //! `pull`, `push` and `login` against OCI distribution registries.
 
 use super::Context;
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use clap::{ArgAction, Args};
-use registry::auth::{default_path, AuthFile};
-use registry::{Client, Reference};
+use engine::registry::Connection;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -20,17 +19,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn authfile(&self) -> PathBuf {
-        self.authfile.clone().unwrap_or_else(default_path)
-    }
-
-    fn client(&self, registry_host: &str) -> Result<Client> {
-        let auth = AuthFile::load(&self.authfile())?;
-        Ok(Client::new(
-            registry_host,
-            self.tls_verify,
-            auth.get(registry_host),
-        ))
+    fn connection(&self) -> Connection {
+        Connection {
+            tls_verify: self.tls_verify,
+            authfile: self.authfile.clone(),
+        }
     }
 }
 
@@ -46,18 +39,12 @@ pub struct PullArgs {
 }
 
 pub fn pull(ctx: &Context, a: PullArgs) -> Result<i32> {
-    let r = Reference::parse(&a.reference)?;
-    let platform = match &a.platform {
-        Some(p) => Some(
-            layerstore::spec::Platform::parse(p)
-                .with_context(|| format!("invalid --platform {p:?}: use os/arch[/variant]"))?,
-        ),
-        None => None,
-    };
-    let client = a.conn.client(&r.registry)?;
-    let mut store = ctx.store()?;
-    let tty = std::io::stderr().is_terminal();
-    let progress: Option<registry::pull::Progress> = if tty {
+    let platform = a
+        .platform
+        .as_deref()
+        .map(engine::images::parse_platform)
+        .transpose()?;
+    let progress: Option<engine::registry::PullProgress> = if std::io::stderr().is_terminal() {
         Some(Box::new(|d: &str, done: u64, total: u64| {
             let pct = (done * 100).checked_div(total).unwrap_or(100);
             eprint!("\r{}: {pct:>3}% of {} bytes   ", &d[7..19], total);
@@ -68,25 +55,9 @@ pub fn pull(ctx: &Context, a: PullArgs) -> Result<i32> {
     } else {
         None
     };
-    if tty {
-        store.set_progress(Box::new(|what, done, total| {
-            eprint!("\r{what} {done}/{total}");
-            if done >= total {
-                eprintln!();
-            }
-        }));
-    }
-    let opts = registry::pull::PullOptions { platform, progress };
-    let loaded = registry::pull::pull(&store, &client, &r, &opts)
-        .with_context(|| format!("pull {}", a.reference))?;
-    if let Ok(Some(img)) = store.images.get(loaded.id.hex()) {
-        let layers: Vec<layerstore::Digest> = img
-            .layers
-            .iter()
-            .filter_map(|c| store.layer(c).ok().map(|l| l.blob))
-            .collect();
-        registry::push::note_pulled(&store, &r.registry, &r.repository, &layers);
-    }
+    let loaded = ctx
+        .engine
+        .pull(&a.reference, platform, &a.conn.connection(), progress)?;
     match loaded.names.first() {
         Some(n) => println!("{n}"),
         None => println!("{}", loaded.id),
@@ -105,12 +76,9 @@ pub struct PushArgs {
 }
 
 pub fn push(ctx: &Context, a: PushArgs) -> Result<i32> {
-    let dest = a.destination.clone().unwrap_or_else(|| a.image.clone());
-    let r = Reference::parse(&dest)?;
-    let client = a.conn.client(&r.registry)?;
-    let store = ctx.store()?;
-    let rep = registry::push::push(&store, &client, &a.image, &r)
-        .with_context(|| format!("push {dest}"))?;
+    let rep = ctx
+        .engine
+        .push(&a.image, a.destination.as_deref(), &a.conn.connection())?;
     for d in &rep.existing {
         eprintln!("{}: layer already exists", d.short());
     }
@@ -139,7 +107,7 @@ pub struct LoginArgs {
     registry: String,
 }
 
-pub fn login(_ctx: &Context, a: LoginArgs) -> Result<i32> {
+pub fn login(ctx: &Context, a: LoginArgs) -> Result<i32> {
     let password = match (&a.password, a.password_stdin) {
         (Some(p), false) => p.clone(),
         (None, true) => {
@@ -149,16 +117,8 @@ pub fn login(_ctx: &Context, a: LoginArgs) -> Result<i32> {
         }
         _ => bail!("give the password with -p or --password-stdin (one of them)"),
     };
-    let client = Client::new(
-        &a.registry,
-        a.conn.tls_verify,
-        Some((a.username.clone(), password.clone())),
-    );
-    client
-        .ping()
-        .with_context(|| format!("login to {}", a.registry))?;
-    let mut auth = AuthFile::load(&a.conn.authfile())?;
-    auth.set(&a.registry, &a.username, &password)?;
+    ctx.engine
+        .login(&a.registry, &a.username, &password, &a.conn.connection())?;
     println!("Login Succeeded");
     Ok(0)
 }

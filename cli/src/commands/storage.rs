@@ -4,7 +4,6 @@ use super::{print_json, Context, OutFormat};
 use crate::output::{human_size, print_table, table};
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
-use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -14,43 +13,27 @@ pub struct InfoArgs {
 }
 
 pub fn info(ctx: &Context, a: InfoArgs) -> Result<i32> {
-    let store = ctx.store_ro()?;
-    let status = store.driver.status();
-    let probes = layerstore::store::probe_drivers(&ctx.data_root, &ctx.driver_opts);
+    let info = ctx.engine.info()?;
     if a.format == OutFormat::Json {
-        let drivers: Vec<_> = probes
-            .iter()
-            .map(|(n, r)| json!({"Name": n, "Supported": r.is_ok(), "Reason": r.as_ref().err()}))
-            .collect();
-        let st: serde_json::Map<String, serde_json::Value> =
-            status.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        print_json(&json!({
-            "Driver": store.driver.name(),
-            "DriverStatus": st,
-            "DataRoot": ctx.data_root,
-            "Images": store.images.keys()?.len(),
-            "Containers": store.containers.keys()?.len(),
-            "Drivers": drivers,
-            "SecurityOptions": runtime::security::host_security_options(),
-        }))?;
+        print_json(&serde_json::to_value(&info)?)?;
         return Ok(0);
     }
-    println!("Storage Driver: {}", store.driver.name());
-    for (k, v) in &status {
+    println!("Storage Driver: {}", info.driver);
+    for (k, v) in &info.driver_status {
         println!(" {k}: {v}");
     }
-    println!("Data Root: {}", ctx.data_root.display());
-    println!("Images: {}", store.images.keys()?.len());
-    println!("Containers: {}", store.containers.keys()?.len());
+    println!("Data Root: {}", info.data_root.display());
+    println!("Images: {}", info.images);
+    println!("Containers: {}", info.containers);
     println!("Security Options:");
-    for o in runtime::security::host_security_options() {
+    for o in &info.security_options {
         println!(" {o}");
     }
     println!("Drivers:");
-    for (n, r) in probes {
-        match r {
-            Ok(()) => println!(" {n}: supported"),
-            Err(e) => println!(" {n}: not supported: {e}"),
+    for d in &info.drivers {
+        match &d.reason {
+            None => println!(" {}: supported", d.name),
+            Some(e) => println!(" {}: not supported: {e}", d.name),
         }
     }
     Ok(0)
@@ -66,12 +49,7 @@ pub struct FsckArgs {
 }
 
 pub fn fsck(ctx: &Context, a: FsckArgs) -> Result<i32> {
-    let store = if a.repair {
-        ctx.store()?
-    } else {
-        ctx.store_ro()?
-    };
-    let r = layerstore::fsck::fsck(&store, a.repair)?;
+    let r = ctx.engine.fsck(a.repair)?;
     if a.format == OutFormat::Json {
         print_json(&serde_json::to_value(&r)?)?;
     } else {
@@ -116,62 +94,24 @@ pub struct DfArgs {
 pub fn system(ctx: &Context, cmd: SystemCmd) -> Result<i32> {
     match cmd {
         SystemCmd::Prune => {
-            let store = ctx.store()?;
-            let (l, b) = store.gc()?;
+            let (l, b) = ctx.engine.prune()?;
             println!("Deleted {l} layer(s) and {b} blob(s)");
             Ok(0)
         }
         SystemCmd::Df(a) => {
-            let store = ctx.store_ro()?;
-            let images = store.images.all()?;
-            let img_size: u64 = store.layers.all()?.iter().map(|(_, l)| l.size).sum();
-            let blob_size: u64 = store
-                .blobs
-                .list()?
-                .iter()
-                .filter_map(|d| store.blobs.path(d).metadata().ok())
-                .map(|m| m.len())
-                .sum();
-            let containers = store.containers.all()?;
-            let mut ctr_size = 0;
-            for (_, c) in &containers {
-                if c.driver == store.driver.name() && store.driver.exists(&c.layer) {
-                    // A container's size is what it wrote: its added and changed files.
-                    let root = store.driver.diff_dir(&c.layer)?;
-                    for ch in store.driver.changes(&c.layer)? {
-                        if ch.kind != drivers::ChangeKind::Deleted {
-                            let md = std::fs::symlink_metadata(root.join(&ch.path));
-                            ctr_size += md
-                                .map(|m| if m.is_file() { m.len() } else { 0 })
-                                .unwrap_or(0);
-                        }
-                    }
-                }
-            }
+            let rows = ctx.engine.disk_usage()?;
             if a.format == OutFormat::Json {
-                print_json(&json!([
-                    {"Type": "Images", "Total": images.len(), "Size": img_size},
-                    {"Type": "Containers", "Total": containers.len(), "Size": ctr_size},
-                    {"Type": "Blobs", "Total": store.blobs.list()?.len(), "Size": blob_size},
-                ]))?;
+                print_json(&serde_json::to_value(&rows)?)?;
                 return Ok(0);
             }
             let mut t = table(&["TYPE", "TOTAL", "SIZE"]);
-            t.add_row(vec![
-                "Images".into(),
-                images.len().to_string(),
-                human_size(img_size),
-            ]);
-            t.add_row(vec![
-                "Containers".into(),
-                containers.len().to_string(),
-                human_size(ctr_size),
-            ]);
-            t.add_row(vec![
-                "Blobs".into(),
-                store.blobs.list()?.len().to_string(),
-                human_size(blob_size),
-            ]);
+            for r in &rows {
+                t.add_row(vec![
+                    r.kind.clone(),
+                    r.total.to_string(),
+                    human_size(r.size),
+                ]);
+            }
             print_table(&t);
             Ok(0)
         }
@@ -230,45 +170,24 @@ pub struct MigrateArgs {
 
 /// `migrate`: every image layer and stopped container to another driver.
 pub fn migrate(ctx: &Context, a: MigrateArgs) -> Result<i32> {
-    let mut ctx2 = Context {
-        data_root: ctx.data_root.clone(),
-        driver: a.from.clone().or_else(|| ctx.driver.clone()),
-        driver_opts: ctx.driver_opts.clone(),
-        container_size: None,
-        limits: ctx.limits,
-    };
-    if ctx2.driver.as_deref() == Some(a.to.as_str()) && a.from.is_none() {
-        ctx2.driver = None;
-    }
-    let mut store = ctx2.store()?;
-    let plan = layerstore::migrate::plan(&store, &a.to)?;
-    println!(
-        "{} -> {}: {} image layer(s), {} container(s), {} needed",
-        plan.from,
-        plan.to,
-        plan.layers.len(),
-        plan.containers.len(),
-        human_size(plan.bytes)
-    );
-    if a.dry_run {
-        for c in &plan.containers {
+    let out = ctx
+        .engine
+        .migrate(&a.to, a.from.as_deref(), a.dry_run, a.prune, &mut |plan| {
+            println!(
+                "{} -> {}: {} image layer(s), {} container(s), {} needed",
+                plan.from,
+                plan.to,
+                plan.layers.len(),
+                plan.containers.len(),
+                human_size(plan.bytes)
+            )
+        })?;
+    let Some(done) = out.done else {
+        for c in &out.plan.containers {
             println!("container {c}");
         }
         return Ok(0);
-    }
-    let running: Vec<String> = store
-        .containers
-        .all()?
-        .into_iter()
-        .filter(|(_, c)| {
-            runtime::state::State::load(&super::run::bundle(&store, &c.id))
-                .map(|s| s.is_running())
-                .unwrap_or(false)
-        })
-        .map(|(_, c)| c.name)
-        .collect();
-    let done = layerstore::migrate::migrate(&mut store, &a.to, &ctx.driver_opts, &running, a.prune)
-        .with_context(|| format!("migrate to {}", a.to))?;
+    };
     println!(
         "migrated {} layer(s) and {} container(s) from {} to {}{}",
         done.layers.len(),
@@ -281,5 +200,42 @@ pub fn migrate(ctx: &Context, a: MigrateArgs) -> Result<i32> {
             ""
         }
     );
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Only events at or after this time (seconds since the epoch).
+    #[arg(long)]
+    since: Option<u64>,
+    /// Only events at or before this time (seconds since the epoch).
+    #[arg(long)]
+    until: Option<u64>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutFormat,
+}
+
+/// `events`: what happened to containers and images, oldest first.
+pub fn events(ctx: &Context, a: EventsArgs) -> Result<i32> {
+    let evs = ctx.engine.events(a.since, a.until)?;
+    if a.format == OutFormat::Json {
+        print_json(&serde_json::to_value(&evs)?)?;
+        return Ok(0);
+    }
+    for e in &evs {
+        let secs = (e.time_nano / 1_000_000_000) as u64;
+        let name = if e.name.is_empty() {
+            String::new()
+        } else {
+            format!(" (name={})", e.name)
+        };
+        println!(
+            "{} {} {} {}{name}",
+            layerstore::export::rfc3339(secs),
+            e.typ,
+            e.action,
+            e.id
+        );
+    }
     Ok(0)
 }

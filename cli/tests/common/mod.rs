@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 pub struct Strata {
     /// The filesystem made for drivers that need their own (btrfs), mounted on the data
     /// root; declared first so it is unmounted before the temp dir goes.
-    pub fs: Option<drivers::loopfs::LoopFs>,
+    pub fs: Option<loopfs::LoopFs>,
     pub dir: tempfile::TempDir,
     /// `--storage-driver` for every command; `None` auto-detects.
     pub driver: Option<String>,
@@ -65,8 +65,7 @@ impl Strata {
         s.driver = Some(name.to_string());
         if name == "btrfs" {
             let img = s.dir.path().join("btrfs.img");
-            s.fs =
-                Some(drivers::loopfs::LoopFs::create("btrfs", &img, &s.root(), 1 << 30).unwrap());
+            s.fs = Some(loopfs::LoopFs::create("btrfs", &img, &s.root(), 1 << 30).unwrap());
         }
         s
     }
@@ -169,7 +168,7 @@ pub fn sh(cmd: &mut Command) -> String {
 /// Whether driver `name` can run on this machine; prints why not (the test then skips).
 pub fn driver_available(name: &str) -> bool {
     let missing = match name {
-        "btrfs" if !drivers::loopfs::kernel_has("btrfs") => Some("the kernel has no btrfs"),
+        "btrfs" if !loopfs::kernel_has("btrfs") => Some("the kernel has no btrfs"),
         "btrfs" if which("mkfs.btrfs").is_none() => {
             Some("mkfs.btrfs is not installed (btrfs-progs)")
         }

@@ -5,7 +5,6 @@
 use fsutil::is_mounted;
 use std::fs;
 use std::io::{self, BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,29 +18,9 @@ pub enum Mounter {
     Fuse(PathBuf),
 }
 
-/// The executable that serves FUSE unions: `$STRATA_UNIONFS_HELPER`, else the running
-/// `strata` itself, else a `strata` beside (or one level above) the running executable
-/// (test binaries live in `target/*/deps`), else `strata` on `PATH`.
+/// The executable that serves FUSE unions (`strata unionfs-serve`).
 pub fn find_helper() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("STRATA_UNIONFS_HELPER") {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    let exe = std::env::current_exe().ok()?;
-    if exe.file_name().is_some_and(|n| n == "strata") {
-        return Some(exe);
-    }
-    let dir = exe.parent()?;
-    for cand in [dir.join("strata"), dir.join("..").join("strata")] {
-        if cand.is_file() {
-            return Some(cand);
-        }
-    }
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("strata"))
-            .find(|f| f.is_file())
-    })
+    fsutil::strata_binary()
 }
 
 /// Mounts the union of `upper` over `lowers` (nearest first) on `target` with kernel aufs.
@@ -86,19 +65,7 @@ pub fn mount_fuse(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(fs::File::create(log)?);
-    // SAFETY: only async-signal-safe calls between fork and exec: setsid detaches the
-    // server from our session (it survives this process and terminal signals); fork and
-    // _exit leave the server a grandchild, which init (or the nearest subreaper) reaps.
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::setsid()?;
-            match libc::fork() {
-                -1 => Err(io::Error::last_os_error()),
-                0 => Ok(()),
-                _ => libc::_exit(0),
-            }
-        });
-    }
+    fsutil::helper::detach(&mut cmd);
     let mut child = cmd.spawn()?;
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
@@ -144,9 +111,18 @@ pub fn unmount(target: &Path, pid: Option<u32>) -> io::Result<()> {
         } else {
             UnmountFlags::empty()
         };
-        match unmount(target, flags) {
-            Ok(()) | Err(rustix::io::Errno::INVAL) => {}
-            Err(e) => return Err(e.into()),
+        // A file closed just before may still be released by the kernel a moment later
+        // (a deferred final put), which reads as EBUSY: retry briefly before calling it busy.
+        let mut tries = 0;
+        loop {
+            match unmount(target, flags) {
+                Ok(()) | Err(rustix::io::Errno::INVAL) => break,
+                Err(rustix::io::Errno::BUSY) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     if let Some(pid) = pid {

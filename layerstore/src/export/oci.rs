@@ -141,7 +141,7 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
             .map(|mut d| d.next().is_some())
             .unwrap_or(true)
     {
-        return Err(StoreError::Conflict(format!(
+        return Err(StoreError::InUse(format!(
             "{} exists and is not an empty directory: choose a new path for the OCI layout",
             path.display()
         )));

@@ -105,7 +105,7 @@ pub fn fixture(rel: &str) -> std::path::PathBuf {
 /// A driver home for one test: a temp dir, on a fresh loop-mounted btrfs for the btrfs
 /// driver (unmounted when dropped).
 pub struct Home {
-    fs: Option<drivers::loopfs::LoopFs>,
+    fs: Option<loopfs::LoopFs>,
     dir: tempfile::TempDir,
 }
 
@@ -124,11 +124,11 @@ pub fn home(name: &str) -> Option<Home> {
     if name != "btrfs" {
         return Some(Home { fs: None, dir });
     }
-    if !drivers::loopfs::kernel_has("btrfs") {
+    if !loopfs::kernel_has("btrfs") {
         eprintln!("SKIPPED: btrfs case: the kernel has no btrfs");
         return None;
     }
-    let fs = drivers::loopfs::LoopFs::create(
+    let fs = loopfs::LoopFs::create(
         "btrfs",
         &dir.path().join("fs.img"),
         &dir.path().join("mnt"),

@@ -1,5 +1,8 @@
 //! A filesystem in a file, mounted through a loop device: how tests and `bench` get a btrfs
-//! (or any other) filesystem to run a driver on, and take it down again afterwards.
+//! (or any other) filesystem to run a driver on, and take it down again afterwards. Test
+//! and benchmark support, kept out of the driver library (which never makes filesystems).
+
+pub use fsutil::kernel_has;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,24 +27,6 @@ fn run(cmd: &mut Command) -> io::Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
-}
-
-/// Whether the running kernel can mount `fstype` (listed in `/proc/filesystems`, after
-/// asking modprobe to load it).
-pub fn kernel_has(fstype: &str) -> bool {
-    let listed = || {
-        std::fs::read_to_string("/proc/filesystems")
-            .map(|s| {
-                s.lines()
-                    .any(|l| l.split_whitespace().last() == Some(fstype))
-            })
-            .unwrap_or(false)
-    };
-    if listed() {
-        return true;
-    }
-    let _ = Command::new("modprobe").arg(fstype).output();
-    listed()
 }
 
 impl LoopFs {

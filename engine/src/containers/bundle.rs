@@ -1,0 +1,112 @@
+//! A container's folder, `<data-root>/containers/<id>/`: its OCI runtime spec
+//! (`config.json`), the options inspect shows (`hostconfig.json`), the user to resolve at
+//! start (`user`), its runtime state (`state.json`) and, when detached, its logs
+//! (`stdout.log`, `stderr.log`). The one place that knows these names.
+
+use crate::error::{EngineError, Result};
+use runtime::state::State;
+use std::path::{Path, PathBuf};
+
+/// The folder of one container.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    dir: PathBuf,
+}
+
+impl Bundle {
+    /// The folder of container `id` under `data_root`.
+    pub fn of(data_root: &Path, id: &str) -> Bundle {
+        Bundle {
+            dir: data_root.join("containers").join(id),
+        }
+    }
+
+    /// Its path.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates it, root-only (the spec holds the container's environment, secrets given
+    /// with `-e` among them).
+    pub fn create(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| EngineError::io(format!("create {}", self.dir.display()), e))?;
+        fsutil::restrict_dir(&self.dir, 0o700)
+            .map_err(|e| EngineError::io(format!("restrict {}", self.dir.display()), e))
+    }
+
+    /// Writes one of its files: crash-safe, or (for a `run --rm` container, which a crash
+    /// removes anyway) without the flush.
+    pub fn write(&self, name: &str, data: &[u8], durable: bool) -> Result<()> {
+        let p = self.dir.join(name);
+        let r = if durable {
+            fsutil::write_atomic(&p, data)
+        } else {
+            fsutil::write_replace(&p, data)
+        };
+        r.map_err(|e| EngineError::io(format!("write {}", p.display()), e))
+    }
+
+    /// The runtime spec.
+    pub fn spec(&self) -> Result<runtime::spec::Spec> {
+        Ok(runtime::spec::load(&self.dir)?)
+    }
+
+    /// Whether it has a runtime spec (containers made by an older strata have none).
+    pub fn has_spec(&self) -> bool {
+        self.dir.join("config.json").exists()
+    }
+
+    /// The options `inspect` shows under `HostConfig` (`{}` when none were kept).
+    pub fn host_config(&self) -> serde_json::Value {
+        std::fs::read(self.dir.join("hostconfig.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| serde_json::json!({}))
+    }
+
+    /// The user given at create (`-u` or the image's), resolved at each start.
+    pub fn user(&self) -> String {
+        std::fs::read_to_string(self.dir.join("user"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Its runtime state (`created` when none was written yet).
+    pub fn state(&self) -> Result<State> {
+        Ok(State::load(&self.dir)?)
+    }
+
+    /// Its runtime state, `created` when it cannot be read.
+    pub fn state_or_default(&self) -> State {
+        State::load(&self.dir).unwrap_or_default()
+    }
+
+    /// Replaces its runtime state.
+    pub fn save_state(&self, st: &State) -> Result<()> {
+        Ok(st.save(&self.dir)?)
+    }
+
+    /// A log file of a detached container (`stdout` or `stderr`), opened to append.
+    pub fn open_log(&self, stream: &str) -> Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = self.log_path(stream);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+            .map_err(|e| EngineError::io(format!("open {}", p.display()), e))
+    }
+
+    /// Where a log stream is kept.
+    pub fn log_path(&self, stream: &str) -> PathBuf {
+        self.dir.join(format!("{stream}.log"))
+    }
+
+    /// Removes the folder and everything in it (a missing one is fine).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,90 @@
+//! Signals to running containers: stop (TERM, then KILL), kill, and waiting for an exit.
+//! A running container holds no lock, so these work while others use the store.
+
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use runtime::state::Status;
+use std::time::{Duration, Instant};
+
+/// A signal by name (`TERM`, `SIGKILL`) or number.
+pub fn parse_signal(s: &str) -> Result<rustix::process::Signal> {
+    use rustix::process::Signal;
+    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+    let sig = match name.as_str() {
+        "KILL" | "9" => Signal::KILL,
+        "TERM" | "15" => Signal::TERM,
+        "INT" | "2" => Signal::INT,
+        "HUP" | "1" => Signal::HUP,
+        "QUIT" | "3" => Signal::QUIT,
+        "USR1" | "10" => Signal::USR1,
+        "USR2" | "12" => Signal::USR2,
+        "STOP" | "19" => Signal::STOP,
+        "CONT" | "18" => Signal::CONT,
+        _ => {
+            return Err(EngineError::Invalid(format!(
+                "invalid signal {s:?}: use a name like TERM or a number"
+            )))
+        }
+    };
+    Ok(sig)
+}
+
+fn signal(pid: u32, sig: rustix::process::Signal) -> Result<()> {
+    let p = rustix::process::Pid::from_raw(pid as i32)
+        .ok_or_else(|| EngineError::Invalid(format!("bad pid {pid}")))?;
+    rustix::process::kill_process(p, sig)?;
+    Ok(())
+}
+
+impl Engine {
+    /// Waits until the container's process and whoever runs it are done (state
+    /// `exited`); `false` when `timeout` passed first.
+    pub fn wait_exited(&self, key: &str, timeout: Option<Duration>) -> Result<bool> {
+        let bundle = self.container(key)?.bundle;
+        let t0 = Instant::now();
+        loop {
+            let st = bundle.state()?;
+            let runner_alive = st.monitor_pid != 0
+                && st.monitor_pid != std::process::id()
+                && runtime::state::start_time(st.monitor_pid).is_some();
+            if st.status != Status::Running || (!st.is_running() && !runner_alive) {
+                return Ok(true);
+            }
+            if timeout.is_some_and(|t| t0.elapsed() >= t) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops a container: SIGTERM, then SIGKILL after `secs`. A stopped one is left alone.
+    pub fn stop(&self, key: &str, secs: u64) -> Result<()> {
+        let st = self.container(key)?.state;
+        if !st.is_running() {
+            return Ok(());
+        }
+        let _ = signal(st.pid, rustix::process::Signal::TERM);
+        if !self.wait_exited(key, Some(Duration::from_secs(secs)))? {
+            let _ = signal(st.pid, rustix::process::Signal::KILL);
+            self.wait_exited(key, Some(Duration::from_secs(30)))?;
+        }
+        Ok(())
+    }
+
+    /// Sends `sig` to a running container's pid 1.
+    pub fn kill(&self, key: &str, sig: rustix::process::Signal) -> Result<()> {
+        let st = self.container(key)?.state;
+        if !st.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "cannot kill container {key}: it is not running"
+            )));
+        }
+        signal(st.pid, sig)
+    }
+
+    /// Waits for a container to exit; returns its exit status.
+    pub fn wait(&self, key: &str) -> Result<i32> {
+        self.wait_exited(key, None)?;
+        Ok(self.container(key)?.state.exit_code.unwrap_or(0))
+    }
+}

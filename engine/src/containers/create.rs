@@ -1,0 +1,282 @@
+//! Making a container from an image: its read-write layer, its runtime spec built from
+//! the image config and the options, and its folder.
+
+use super::bundle::Bundle;
+use crate::error::{Context as _, EngineError, Result};
+use crate::Engine;
+use layerstore::containers::ContainerRecord;
+use layerstore::volumes::Volumes;
+use layerstore::Store;
+use runtime::spec::{Bind, RunSpec};
+use runtime::state::State;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// How to make a container (Docker's `create`/`run` options).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub image: String,
+    pub name: Option<String>,
+    /// The command and its arguments (the image's Cmd when empty).
+    pub command: Vec<String>,
+    /// Replaces the image's entrypoint (`Some("")` clears it).
+    pub entrypoint: Option<String>,
+    /// `K=V`, over the image's.
+    pub env: Vec<String>,
+    /// `NAME:/path` or `/host/path:/path`, with `:ro` or `:rw`.
+    pub volumes: Vec<String>,
+    pub workdir: Option<String>,
+    /// `UID[:GID]` or a name from the image's /etc/passwd.
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    /// A memory limit like `64m`.
+    pub memory: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub cpus: Option<f64>,
+    /// `none` (own network namespace with loopback) or `host`.
+    pub network: String,
+    pub read_only: bool,
+    pub tty: bool,
+    pub security: SecurityOptions,
+    /// Made for `run --rm`: its records are not flushed (a crash removes it anyway).
+    pub scratch: bool,
+}
+
+/// Docker's isolation options.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SecurityOptions {
+    #[serde(rename = "Privileged")]
+    pub privileged: bool,
+    #[serde(rename = "CapAdd")]
+    pub cap_add: Vec<String>,
+    #[serde(rename = "CapDrop")]
+    pub cap_drop: Vec<String>,
+    #[serde(rename = "SecurityOpt")]
+    pub security_opt: Vec<String>,
+    #[serde(rename = "Devices")]
+    pub devices: Vec<String>,
+    #[serde(rename = "DeviceCgroupRules")]
+    pub device_cgroup_rules: Vec<String>,
+    #[serde(rename = "Ulimits")]
+    pub ulimits: Vec<String>,
+}
+
+/// What `inspect` shows under `HostConfig`, in Docker's names.
+#[derive(Serialize)]
+struct HostConfig<'a> {
+    #[serde(flatten)]
+    security: &'a SecurityOptions,
+    #[serde(rename = "ReadonlyRootfs")]
+    read_only: bool,
+    #[serde(rename = "NetworkMode")]
+    network: &'a str,
+}
+
+impl SecurityOptions {
+    /// The runtime's form, every option checked before anything is made.
+    fn to_runtime(&self) -> Result<runtime::security::SecurityOpts> {
+        let mut s = runtime::security::SecurityOpts {
+            privileged: self.privileged,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            devices: self.devices.clone(),
+            device_cgroup_rules: self.device_cgroup_rules.clone(),
+            ulimits: self.ulimits.clone(),
+            ..Default::default()
+        };
+        for opt in &self.security_opt {
+            s.security_opt(opt)?;
+        }
+        Ok(s)
+    }
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses `-v` specs into binds, creating named volumes as needed.
+fn binds(store: &Store, specs: &[String]) -> Result<Vec<Bind>> {
+    let vols = Volumes::new(&store.root);
+    let mut out = Vec::new();
+    for s in specs {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, dst, ro) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, false),
+            [src, dst, "ro"] => (*src, *dst, true),
+            [src, dst, "rw"] => (*src, *dst, false),
+            _ => {
+                return Err(EngineError::Invalid(format!(
+                    "invalid volume {s:?}: use NAME:/path, /host/path:/path, with :ro for read-only"
+                )))
+            }
+        };
+        if !dst.starts_with('/') {
+            return Err(EngineError::Invalid(format!(
+                "invalid volume {s:?}: the container path must be absolute"
+            )));
+        }
+        let source = if src.starts_with('/') {
+            let p = PathBuf::from(src);
+            if !p.exists() {
+                return Err(EngineError::Invalid(format!(
+                    "invalid volume {s:?}: {src} does not exist on the host"
+                )));
+            }
+            p
+        } else {
+            vols.create(src)?.mountpoint
+        };
+        out.push(Bind {
+            source,
+            destination: dst.to_string(),
+            readonly: ro,
+        });
+    }
+    Ok(out)
+}
+
+impl Engine {
+    /// Creates a container: its read-write layer, runtime spec and folder. On any failure
+    /// nothing of it is left.
+    pub fn create_container(&self, o: &CreateOptions) -> Result<ContainerRecord> {
+        let store = self.store()?;
+        self.create_in(&store, o)
+    }
+
+    /// [`Engine::create_container`] on a store already open.
+    pub(crate) fn create_in(&self, store: &Store, o: &CreateOptions) -> Result<ContainerRecord> {
+        let memory = o
+            .memory
+            .as_deref()
+            .map(|m| drivers::DriverOptions::parse_size("--memory", m).map(|b| b as i64))
+            .transpose()?;
+        let network_host = match o.network.as_str() {
+            "none" | "bridge" | "default" | "" => false,
+            "host" => true,
+            other => {
+                return Err(EngineError::Invalid(format!(
+                    "invalid --network {other:?}: use none or host"
+                )))
+            }
+        };
+        let security = o.security.to_runtime()?;
+        let img = store.resolve_image(&o.image)?;
+        let cfg = store
+            .image_config(&img)?
+            .config
+            .unwrap_or(serde_json::Value::Null);
+        let binds = binds(store, &o.volumes)?;
+        let c = store
+            .create_container_with(
+                &o.image,
+                o.name.as_deref(),
+                self.cfg.container_size,
+                o.scratch,
+            )
+            .ctx(|| format!("create {}", o.image))?;
+        let bundle = Bundle::of(&store.root, &c.id);
+        let made = (|| -> Result<()> {
+            let entrypoint = match &o.entrypoint {
+                Some(e) if e.is_empty() => Vec::new(),
+                Some(e) => vec![e.clone()],
+                None => strings(&cfg["Entrypoint"]),
+            };
+            let cmd = if !o.command.is_empty() {
+                o.command.clone()
+            } else if o.entrypoint.is_some() {
+                Vec::new()
+            } else {
+                strings(&cfg["Cmd"])
+            };
+            let mut args = entrypoint;
+            args.extend(cmd);
+            // A container made only for its filesystem (create, mount, commit) needs no
+            // command; starting one without a command is refused then, as Docker does.
+            let mut env = strings(&cfg["Env"]);
+            if !env.iter().any(|e| e.starts_with("PATH=")) {
+                env.insert(
+                    0,
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                );
+            }
+            for e in &o.env {
+                let key = e.split('=').next().unwrap_or("");
+                env.retain(|x| x.split('=').next() != Some(key));
+                env.push(e.clone());
+            }
+            let hostname = o.hostname.clone().unwrap_or_else(|| c.id[..12].to_string());
+            env.push(format!("HOSTNAME={hostname}"));
+            if !env.iter().any(|e| e.starts_with("HOME=")) {
+                env.push("HOME=/root".into());
+            }
+            let spec = RunSpec {
+                rootfs: PathBuf::from("rootfs"),
+                args,
+                env,
+                cwd: o
+                    .workdir
+                    .clone()
+                    .or_else(|| {
+                        cfg["WorkingDir"]
+                            .as_str()
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| "/".into()),
+                uid: 0,
+                gid: 0,
+                additional_gids: Vec::new(),
+                hostname,
+                network_host,
+                read_only: o.read_only,
+                binds,
+                memory,
+                pids: o.pids_limit,
+                cpus: o.cpus,
+                terminal: o.tty,
+                cgroup: format!("strata/{}", c.id),
+                security,
+            };
+            let spec = runtime::spec::build(&spec)?;
+            bundle.create()?;
+            let durable = !o.scratch;
+            let host_config = serde_json::to_vec(&HostConfig {
+                security: &o.security,
+                read_only: o.read_only,
+                network: if o.network.is_empty() {
+                    "none"
+                } else {
+                    &o.network
+                },
+            })?;
+            bundle.write("hostconfig.json", &host_config, durable)?;
+            if durable {
+                runtime::spec::save(&spec, bundle.dir())?;
+            } else {
+                runtime::spec::save_resolved(&spec, bundle.dir())?;
+            }
+            let user = o
+                .user
+                .clone()
+                .or_else(|| cfg["User"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            bundle.write("user", user.as_bytes(), durable)?;
+            bundle.save_state(&State::default())?;
+            Ok(())
+        })();
+        if let Err(e) = made {
+            let _ = store.remove_container(&c.id, true);
+            bundle.remove();
+            return Err(e);
+        }
+        crate::events::record(&store.root, "container", "create", &c.id, &c.name);
+        Ok(c)
+    }
+}

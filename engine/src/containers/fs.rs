@@ -1,0 +1,46 @@
+//! A container's filesystem: mount and release it, list its changes, commit them to a
+//! new image, export it as one tar.
+
+use crate::error::{Context as _, Result};
+use crate::Engine;
+use std::path::{Path, PathBuf};
+
+impl Engine {
+    /// Mounts container `key`'s rootfs (one reference per call); returns its path.
+    pub fn mount(&self, key: &str) -> Result<PathBuf> {
+        Ok(self.store()?.mount_container(key)?)
+    }
+
+    /// Releases one mount reference of container `key`'s rootfs.
+    pub fn umount(&self, key: &str) -> Result<()> {
+        Ok(self.store()?.umount_container(key)?)
+    }
+
+    /// What container `key` added, changed and deleted.
+    pub fn diff(&self, key: &str) -> Result<Vec<drivers::Change>> {
+        let store = self.store()?;
+        let c = store.resolve_container(key)?;
+        Ok(store.driver.changes(&c.layer)?)
+    }
+
+    /// Makes a new image from container `key`'s changes; returns its id.
+    pub fn commit(
+        &self,
+        key: &str,
+        o: &layerstore::commit::CommitOptions,
+    ) -> Result<layerstore::Digest> {
+        let store = self.store()?;
+        let id = layerstore::commit::commit(&store, key, o)?;
+        crate::events::record(&store.root, "container", "commit", key, "");
+        Ok(id)
+    }
+
+    /// Writes container `key`'s whole filesystem as one tar at `out` (what `import` takes).
+    pub fn export(&self, key: &str, out: &Path) -> Result<()> {
+        let store = self.store()?;
+        let root = store.mount_container(key)?;
+        let result = layerstore::export::export_rootfs(&root, out);
+        store.umount_container(key)?;
+        result.ctx(|| format!("export {key} to {}", out.display()))
+    }
+}

@@ -1,0 +1,130 @@
+//! Looking containers up and describing them: the record and runtime state together,
+//! the list `ps` shows and the document `inspect` prints (Docker's shape).
+
+use super::bundle::Bundle;
+use crate::error::Result;
+use crate::Engine;
+use layerstore::containers::ContainerRecord;
+use layerstore::Store;
+use runtime::state::{State, Status};
+use serde_json::json;
+
+/// A container as every command sees it: its record, folder and runtime state.
+#[derive(Debug, Clone)]
+pub struct ContainerView {
+    pub record: ContainerRecord,
+    pub bundle: Bundle,
+    pub state: State,
+}
+
+impl ContainerView {
+    /// Its status as it really is (a `running` whose process is gone is `exited`).
+    pub fn status(&self) -> Status {
+        self.state.effective_status()
+    }
+
+    pub(crate) fn of_record(store: &Store, record: ContainerRecord) -> ContainerView {
+        let bundle = Bundle::of(&store.root, &record.id);
+        let state = bundle.state_or_default();
+        ContainerView {
+            record,
+            bundle,
+            state,
+        }
+    }
+
+    /// The document `inspect` prints for it.
+    pub fn to_json(&self, store: &Store) -> Result<serde_json::Value> {
+        let c = &self.record;
+        let st = &self.state;
+        let mounted = if c.driver == store.driver.name() && store.driver.exists(&c.layer) {
+            store.driver.mount_count(&c.layer)?
+        } else {
+            0
+        };
+        let status = self.status();
+        let running = status == Status::Running;
+        let time = |t: Option<f64>| t.map(|t| layerstore::export::rfc3339(t as u64));
+        Ok(json!({
+            "Id": c.id,
+            "Name": c.name,
+            "Image": c.image.to_string(),
+            "Config": {"Image": c.image_ref},
+            "Created": layerstore::export::rfc3339(c.created),
+            "State": {
+                "Status": status.as_str(),
+                "Running": running,
+                "Pid": if running { st.pid } else { 0 },
+                "ExitCode": st.exit_code.unwrap_or(0),
+                "OOMKilled": st.oom_killed,
+                "Error": st.error.clone().unwrap_or_default(),
+                "StartedAt": time(st.started_at),
+                "FinishedAt": time(st.finished_at),
+            },
+            "GraphDriver": {"Name": c.driver, "Data": {"Layer": c.layer, "Mounts": mounted}},
+            "HostConfig": self.bundle.host_config(),
+        }))
+    }
+}
+
+impl Engine {
+    /// Container `key` (name, id or unique id prefix) with its state.
+    pub fn container(&self, key: &str) -> Result<ContainerView> {
+        let store = self.store_ro()?;
+        let c = store.resolve_container(key)?;
+        Ok(ContainerView::of_record(&store, c))
+    }
+
+    /// Every container (or only running ones), newest first.
+    pub fn containers(&self, all: bool) -> Result<Vec<ContainerView>> {
+        let store = self.store_ro()?;
+        Ok(Self::list_in(&store, all)?)
+    }
+
+    fn list_in(store: &Store, all: bool) -> layerstore::Result<Vec<ContainerView>> {
+        let mut out: Vec<ContainerView> = store
+            .containers
+            .all()?
+            .into_iter()
+            .map(|(_, c)| ContainerView::of_record(store, c))
+            .collect();
+        out.sort_by_key(|v| std::cmp::Reverse(v.record.created));
+        if !all {
+            out.retain(|v| v.state.is_running());
+        }
+        Ok(out)
+    }
+
+    /// The `inspect` documents of containers (or only running ones), newest first.
+    pub fn containers_json(&self, all: bool) -> Result<Vec<serde_json::Value>> {
+        let store = self.store_ro()?;
+        Self::list_in(&store, all)?
+            .iter()
+            .map(|v| v.to_json(&store))
+            .collect()
+    }
+
+    /// The `inspect` document of container `key`.
+    pub fn container_json(&self, key: &str) -> Result<serde_json::Value> {
+        let store = self.store_ro()?;
+        let c = store.resolve_container(key)?;
+        ContainerView::of_record(&store, c).to_json(&store)
+    }
+
+    /// Containers whose runtime spec binds `source` (a volume's mountpoint).
+    pub(crate) fn users_of(store: &Store, source: &std::path::Path) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (_, c) in store.containers.all()? {
+            let Ok(spec) = Bundle::of(&store.root, &c.id).spec() else {
+                continue;
+            };
+            if runtime::spec::bind_sources(&spec)
+                .iter()
+                .any(|s| s == source)
+            {
+                out.push(c.name.clone());
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,21 @@
+//! Containers: create, start (attached or under a shim), stop, kill, wait, logs, exec,
+//! inspect, remove, and their filesystem (mount, diff, commit, export).
+
+pub mod bundle;
+pub mod control;
+pub mod create;
+pub mod exec;
+pub mod fs;
+pub mod inspect;
+pub mod logs;
+pub mod remove;
+pub mod start;
+pub mod user;
+
+pub use bundle::Bundle;
+pub use control::parse_signal;
+pub use create::{CreateOptions, SecurityOptions};
+pub use exec::ExecOptions;
+pub use inspect::ContainerView;
+pub use logs::LogSinks;
+pub use start::{Attached, StartOptions};

@@ -1,0 +1,35 @@
+//! Removing containers: stopped first when forced, then their layer, record and folder.
+
+use super::bundle::Bundle;
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use layerstore::containers::ContainerRecord;
+
+impl Engine {
+    /// Refuses (or with `force` stops) a running container, before anything is removed.
+    pub fn stop_for_removal(&self, key: &str, force: bool) -> Result<()> {
+        let Ok(view) = self.container(key) else {
+            return Ok(());
+        };
+        if view.state.is_running() {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is running: stop it first, or rm -f",
+                    view.record.name
+                )));
+            }
+            self.stop(key, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a stopped container: its read-write layer (refused while mounted unless
+    /// `force`), its record and its folder.
+    pub fn remove_container(&self, key: &str, force: bool) -> Result<ContainerRecord> {
+        let store = self.store()?;
+        let c = store.remove_container(key, force)?;
+        Bundle::of(&store.root, &c.id).remove();
+        crate::events::record(&store.root, "container", "destroy", &c.id, &c.name);
+        Ok(c)
+    }
+}

@@ -1,0 +1,220 @@
+//! Starting a container: mount its rootfs, resolve the spec, and run its process, either
+//! attached to the caller (whose streams it uses and who waits for it) or in the
+//! background under a shim that outlives the caller. Whoever runs it records its end.
+
+use super::bundle::Bundle;
+use super::user::resolve_user;
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use layerstore::containers::ContainerRecord;
+use layerstore::Store;
+use runtime::launch::{self, Exit, Started, Stdio};
+use runtime::state::{State, Status};
+use std::os::fd::OwnedFd;
+
+/// How to start a container.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// Remove the container once it exits (`run --rm`).
+    pub remove: bool,
+    /// Keep stdin open (attached starts; a detached container's stdin is /dev/null).
+    pub interactive: bool,
+}
+
+/// A container running attached to the caller, who waits for it with [`Attached::wait`].
+pub struct Attached {
+    engine: Engine,
+    record: ContainerRecord,
+    bundle: Bundle,
+    started: Started,
+    remove: bool,
+}
+
+impl Attached {
+    /// The container's pid 1 (on the host), for passing signals on.
+    pub fn pid(&self) -> u32 {
+        self.started.pid
+    }
+
+    /// The terminal's primary side, when the container has a terminal.
+    pub fn take_terminal(&mut self) -> Option<OwnedFd> {
+        self.started.terminal.take()
+    }
+
+    /// Waits for the container to exit, records the exit, unmounts (and removes with
+    /// `--rm`); returns its exit status.
+    pub fn wait(self) -> Result<i32> {
+        let exit = launch::wait(self.started.pid)?;
+        let oom = self.started.cgroup.oom_killed();
+        self.started.cgroup.remove();
+        record_exit(&self.bundle, Some(exit), oom, None)?;
+        self.engine.finish(&self.record.id, self.remove)?;
+        Ok(exit.code)
+    }
+}
+
+/// Records that the container's process `pid` started, run by `runner`.
+pub(crate) fn record_start(bundle: &Bundle, pid: u32, runner: u32) -> Result<()> {
+    bundle.save_state(&State {
+        status: Status::Running,
+        pid,
+        pid_start: runtime::state::start_time(pid).unwrap_or(0),
+        started_at: Some(runtime::state::now()),
+        monitor_pid: runner,
+        ..Default::default()
+    })
+}
+
+/// Records the container's end: its exit (125 when unknown), whether the kernel killed
+/// it for memory, and the error that kept it from starting.
+pub(crate) fn record_exit(
+    bundle: &Bundle,
+    exit: Option<Exit>,
+    oom: bool,
+    error: Option<String>,
+) -> Result<()> {
+    let mut st = bundle.state_or_default();
+    st.status = Status::Exited;
+    st.exit_code = Some(exit.map(|e| e.code).unwrap_or(125));
+    st.oom_killed = oom;
+    st.finished_at = Some(runtime::state::now());
+    st.error = error;
+    bundle.save_state(&st)
+}
+
+fn dev_null() -> Result<OwnedFd> {
+    std::fs::File::open("/dev/null")
+        .map(Into::into)
+        .map_err(|e| EngineError::io("open /dev/null", e))
+}
+
+impl Engine {
+    /// Mounts the container's rootfs and fills the spec's root path and user; returns the
+    /// plan to launch. The mount is released on failure.
+    pub(crate) fn prepare(
+        &self,
+        store: &Store,
+        c: &ContainerRecord,
+    ) -> Result<runtime::spec::Plan> {
+        let bundle = Bundle::of(&store.root, &c.id);
+        let rootfs = store.mount_container(&c.id)?;
+        let r = (|| -> Result<runtime::spec::Plan> {
+            let mut spec = bundle.spec()?;
+            let (uid, gid, groups) = resolve_user(&rootfs, &bundle.user())?;
+            runtime::spec::resolve(&mut spec, &rootfs, uid, gid, groups)?;
+            runtime::spec::save_resolved(&spec, bundle.dir())?;
+            let mut plan = runtime::spec::plan(&spec)?;
+            plan.seccomp_cache = Some(self.seccomp_cache());
+            Ok(plan)
+        })();
+        if r.is_err() {
+            let _ = store.umount_container(&c.id);
+        }
+        r
+    }
+
+    /// After the container's process ended: unmount, and remove it with `--rm`.
+    pub(crate) fn finish(&self, id: &str, remove: bool) -> Result<()> {
+        let store = self.store()?;
+        let _ = store.umount_container(id);
+        if remove {
+            store.remove_container(id, true)?;
+            Bundle::of(&store.root, id).remove();
+        }
+        crate::events::record(&store.root, "container", "die", id, "");
+        Ok(())
+    }
+
+    /// Looks a container up for a start: refused without a runtime spec.
+    fn startable(&self, store: &Store, key: &str) -> Result<(ContainerRecord, Bundle)> {
+        let c = store.resolve_container(key)?;
+        let bundle = Bundle::of(&store.root, &c.id);
+        if !bundle.has_spec() {
+            return Err(EngineError::Unsupported(format!(
+                "container {} has no runtime spec (made by an older strata): create it again",
+                c.name
+            )));
+        }
+        Ok((c, bundle))
+    }
+
+    /// Mounts, and on failure removes a `--rm` container.
+    fn prepare_or_drop(
+        &self,
+        store: &Store,
+        c: &ContainerRecord,
+        remove: bool,
+    ) -> Result<runtime::spec::Plan> {
+        self.prepare(store, c).inspect_err(|_| {
+            if remove {
+                let _ = store.remove_container(&c.id, true);
+                Bundle::of(&store.root, &c.id).remove();
+            }
+        })
+    }
+
+    /// Starts the container attached to the caller: its streams are the caller's
+    /// standard ones (stdin /dev/null unless interactive or a terminal). A start that
+    /// fails is recorded and cleaned up, and returned as [`EngineError::Start`].
+    pub fn start_attached(&self, key: &str, o: StartOptions) -> Result<Attached> {
+        let store = self.store()?;
+        let (c, bundle) = self.startable(&store, key)?;
+        let plan = self.prepare_or_drop(&store, &c, o.remove)?;
+        drop(store);
+        let stdio = Stdio {
+            stdin: if o.interactive || plan.terminal {
+                None
+            } else {
+                Some(dev_null()?)
+            },
+            ..Default::default()
+        };
+        let started = match launch::start(&plan, stdio) {
+            Ok(s) => s,
+            Err(e) => {
+                let code = e.exit_code();
+                record_exit(
+                    &bundle,
+                    Some(Exit { code, signal: None }),
+                    false,
+                    Some(e.to_string()),
+                )?;
+                self.finish(&c.id, o.remove)?;
+                return Err(EngineError::Start {
+                    name: c.name,
+                    code,
+                    message: e.to_string(),
+                });
+            }
+        };
+        record_start(&bundle, started.pid, std::process::id())?;
+        crate::events::record(&self.cfg.data_root, "container", "start", &c.id, &c.name);
+        Ok(Attached {
+            engine: self.clone(),
+            record: c,
+            bundle,
+            started,
+            remove: o.remove,
+        })
+    }
+
+    /// Starts the container in the background under its shim and returns once it runs
+    /// (or failed to start: [`EngineError::Start`]). A running container is left alone.
+    pub fn start_detached(&self, key: &str, o: StartOptions) -> Result<ContainerRecord> {
+        let store = self.store()?;
+        let (c, bundle) = self.startable(&store, key)?;
+        if bundle.state()?.is_running() {
+            return Ok(c);
+        }
+        self.prepare_or_drop(&store, &c, o.remove)?;
+        let driver = store.driver.name().to_string();
+        drop(store);
+        crate::shim::spawn_start(self, &driver, &c, o.remove)?;
+        Ok(c)
+    }
+
+    /// Whether container `key` is running now.
+    pub fn is_running(&self, key: &str) -> Result<bool> {
+        Ok(self.container(key)?.state.is_running())
+    }
+}

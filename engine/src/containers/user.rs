@@ -1,0 +1,71 @@
+//! Resolving `-u` (or the image's `User`) to ids from the image's own passwd and group
+//! files, read inside the rootfs (never following a symlink out).
+
+use crate::error::{Context as _, EngineError, Result};
+use std::path::Path;
+
+/// The uid, gid and supplementary groups `user` (`UID[:GID]`, `NAME[:GROUP]`) names in
+/// the rootfs at `rootfs`.
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
+    if user.is_empty() {
+        return Ok((0, 0, Vec::new()));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    // The image's files, read inside the rootfs: regular files of at most 4 MiB only, so a
+    // FIFO or a device planted as /etc/passwd fails at once instead of hanging or filling
+    // memory.
+    let read = |name: &str| -> Result<String> {
+        let root = fsutil::open_root(rootfs)
+            .map_err(|e| EngineError::io(format!("open the rootfs {}", rootfs.display()), e))?;
+        let data = fsutil::read_regular_in_root(&root, Path::new(name), 4 << 20)
+            .ctx(|| format!("read the image's /{name} to look up user {user:?}"))?;
+        Ok(String::from_utf8_lossy(&data.unwrap_or_default()).to_string())
+    };
+    // Numeric user and group need no lookup at all.
+    if let (Ok(uid), Some(Ok(gid))) = (u.parse::<u32>(), g.map(str::parse::<u32>)) {
+        return Ok((uid, gid, Vec::new()));
+    }
+    let fields = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .map(|l| l.split(':').map(str::to_string).collect())
+            .collect()
+    };
+    let passwd = fields(&read("etc/passwd")?);
+    let (uid, mut gid) = match u.parse::<u32>() {
+        Ok(n) => {
+            let gid = passwd
+                .iter()
+                .find(|f| f.len() > 3 && f[2] == n.to_string())
+                .and_then(|f| f[3].parse().ok())
+                .unwrap_or(n);
+            (n, gid)
+        }
+        Err(_) => passwd
+            .iter()
+            .find(|f| f.len() > 3 && f[0] == u)
+            .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "unable to find user {u}: no matching entries in the image's /etc/passwd"
+                ))
+            })?,
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => fields(&read("etc/group")?)
+                .iter()
+                .find(|f| f.len() > 2 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "unable to find group {g}: no matching entries in the image's /etc/group"
+                    ))
+                })?,
+        };
+    }
+    Ok((uid, gid, Vec::new()))
+}

@@ -1,0 +1,197 @@
+//! `cp` between a container and the host. Paths inside a container are resolved with
+//! openat2 `RESOLVE_IN_ROOT` and every step works through descriptors (*at calls that
+//! never follow a symlink), so a running container swapping names for symlinks cannot make
+//! strata read or write a host file (CVE-2018-15664).
+
+use crate::error::{Context as _, EngineError, Result};
+use crate::Engine;
+use fsutil::{copy_entry_at, copy_tree_fds, open_in_root, open_root, CopyOptions, OpenMode};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Which way a copy goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// From the host path into the container.
+    In,
+    /// From the container out to the host path.
+    Out,
+}
+
+/// One `cp`: a container, a path in it, a host path and the direction.
+#[derive(Debug, Clone)]
+pub struct CopySpec {
+    pub container: String,
+    pub path: String,
+    pub host: PathBuf,
+    pub direction: CopyDirection,
+}
+
+fn split_container(s: &str) -> Option<(&str, &str)> {
+    if s.starts_with('/') || s.starts_with('.') {
+        return None;
+    }
+    s.split_once(':')
+}
+
+impl CopySpec {
+    /// Docker's `cp SRC DST`, one side `CONTAINER:PATH`.
+    pub fn parse(src: &str, dst: &str) -> Result<CopySpec> {
+        let (container, path, direction, host) = match (split_container(src), split_container(dst))
+        {
+            (Some((c, p)), None) => (c, p, CopyDirection::Out, dst),
+            (None, Some((c, p))) => (c, p, CopyDirection::In, src),
+            (Some(_), Some(_)) => {
+                return Err(EngineError::Unsupported(
+                    "copying between containers is not supported: copy through the host".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(EngineError::Invalid(
+                    "one of SRC and DST must be CONTAINER:PATH".into(),
+                ))
+            }
+        };
+        Ok(CopySpec {
+            container: container.to_string(),
+            path: path.to_string(),
+            host: PathBuf::from(host),
+            direction,
+        })
+    }
+}
+
+/// The directory and name of a host path (trusted: the user named it).
+fn host_parent(p: &Path) -> Result<(OwnedFd, OsString)> {
+    let name = p
+        .file_name()
+        .ok_or_else(|| {
+            EngineError::Invalid(format!("{}: give a path that ends in a name", p.display()))
+        })?
+        .to_os_string();
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fd =
+        open_root(parent).map_err(|e| EngineError::io(format!("open {}", parent.display()), e))?;
+    Ok((fd, name))
+}
+
+/// Makes room for a new entry `name` in `dir`: an existing non-directory is removed (the
+/// entry itself, never what a symlink there points to).
+fn clear_for(dir: &OwnedFd, name: &OsStr) -> Result<()> {
+    use rustix::fs::{AtFlags, FileType};
+    if let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_in(root: &OwnedFd, s: &CopySpec, opts: &CopyOptions) -> Result<()> {
+    let rel = Path::new(s.path.trim_start_matches('/'));
+    let ctr = &s.container;
+    // Into the directory `rel` if it is one, else as `rel` itself.
+    let (dir, name) = match open_in_root(root, rel, OpenMode::Dir) {
+        Ok(d) => (
+            d,
+            s.host
+                .file_name()
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!("{} has no file name", s.host.display()))
+                })?
+                .to_os_string(),
+        ),
+        Err(_) => {
+            let dir_rel = rel.parent().unwrap_or(Path::new(""));
+            let d = open_in_root(root, dir_rel, OpenMode::Dir).map_err(|_| {
+                EngineError::NotFound(format!(
+                    "{ctr}:{}: no such directory in the container",
+                    dir_rel.display()
+                ))
+            })?;
+            let n = rel
+                .file_name()
+                .ok_or_else(|| EngineError::Invalid(format!("bad container path {}", s.path)))?
+                .to_os_string();
+            (d, n)
+        }
+    };
+    let (src_dir, src_name) = host_parent(&s.host)?;
+    clear_for(&dir, &name)?;
+    copy_entry_at(src_dir.as_fd(), &src_name, dir.as_fd(), &name, opts)?;
+    Ok(())
+}
+
+fn copy_out(root: &OwnedFd, s: &CopySpec, opts: &CopyOptions) -> Result<()> {
+    let rel = Path::new(s.path.trim_start_matches('/'));
+    let (ctr, path) = (&s.container, &s.path);
+    let missing = || {
+        EngineError::NotFound(format!(
+            "{ctr}:{path}: no such file or directory in the container"
+        ))
+    };
+    let parent = open_in_root(root, rel.parent().unwrap_or(Path::new("")), OpenMode::Dir)
+        .map_err(|_| missing())?;
+    let (dst_dir, dst_name) = if s.host.is_dir() {
+        let n = rel
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "rootfs".into());
+        (
+            open_root(&s.host)
+                .map_err(|e| EngineError::io(format!("open {}", s.host.display()), e))?,
+            n,
+        )
+    } else {
+        host_parent(&s.host)?
+    };
+    clear_for(&dst_dir, &dst_name)?;
+    match rel.file_name() {
+        Some(n) => copy_entry_at(parent.as_fd(), n, dst_dir.as_fd(), &dst_name, opts).map_err(
+            |e| match e.kind() {
+                std::io::ErrorKind::NotFound => missing(),
+                _ => e.into(),
+            },
+        )?,
+        // The container's root: its contents into a new directory.
+        None => {
+            rustix::fs::mkdirat(&dst_dir, &dst_name, rustix::fs::Mode::from_raw_mode(0o755))?;
+            let d = rustix::fs::openat(
+                &dst_dir,
+                &dst_name,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?;
+            copy_tree_fds(parent, d, opts)?;
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Copies between a container's filesystem (mounted for the copy) and the host.
+    pub fn copy(&self, s: &CopySpec) -> Result<()> {
+        let store = self.store()?;
+        let rootfs = store
+            .mount_container(&s.container)
+            .ctx(|| format!("cp: mount {}", s.container))?;
+        let result = (|| -> Result<()> {
+            let root = open_root(&rootfs)
+                .map_err(|e| EngineError::io(format!("open {}", rootfs.display()), e))?;
+            let opts = CopyOptions::new(true);
+            match s.direction {
+                CopyDirection::In => copy_in(&root, s, &opts),
+                CopyDirection::Out => copy_out(&root, s, &opts),
+            }
+        })();
+        store.umount_container(&s.container)?;
+        result
+    }
+}

@@ -1,0 +1,179 @@
+//! The container shim: a small process started with exec (`strata shim`, a hidden verb),
+//! never forked from the caller. For a container started in the background it owns the
+//! container's stdio and log files, waits for it, records its exit and cleans up, and
+//! outlives whoever started it. For `exec` it joins the running container from a fresh,
+//! single-threaded process, so a many-threaded caller (the daemon) never forks itself.
+
+use crate::containers::bundle::Bundle;
+use crate::containers::exec::ExecOptions;
+use crate::containers::start::{record_exit, record_start};
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use layerstore::containers::ContainerRecord;
+use runtime::launch::{self, Exit, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Command, Stdio as PStdio};
+
+fn strata() -> Result<std::path::PathBuf> {
+    fsutil::strata_binary().ok_or_else(|| {
+        EngineError::Unsupported(
+            "cannot find the strata executable to run the container's shim: put strata on PATH or set STRATA_HELPER".into(),
+        )
+    })
+}
+
+/// `strata` with the engine's data root, driver and storage options.
+fn shim_command(engine: &Engine, driver: &str) -> Result<Command> {
+    let cfg = engine.config();
+    let mut cmd = Command::new(strata()?);
+    cmd.arg("--data-root")
+        .arg(&cfg.data_root)
+        .arg("--storage-driver")
+        .arg(driver);
+    for o in &cfg.storage_opts {
+        cmd.arg(format!("--storage-opt={o}"));
+    }
+    cmd.arg("shim");
+    Ok(cmd)
+}
+
+/// Starts the shim of a prepared (mounted) container, detached, and waits until it
+/// reports the container running or failed.
+pub(crate) fn spawn_start(
+    engine: &Engine,
+    driver: &str,
+    c: &ContainerRecord,
+    remove: bool,
+) -> Result<()> {
+    let mut cmd = shim_command(engine, driver)?;
+    cmd.arg("start").arg(&c.id);
+    if remove {
+        cmd.arg("--rm");
+    }
+    cmd.stdin(PStdio::null())
+        .stdout(PStdio::piped())
+        .stderr(PStdio::null());
+    fsutil::helper::detach(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| EngineError::io("start the container's shim", e))?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    // The process spawned forked the shim and exited: reap it.
+    let _ = child.wait();
+    let (code, text) = line.trim().split_once(' ').unwrap_or((
+        "125",
+        "the container's shim died before it started the container",
+    ));
+    let code: i32 = code.parse().unwrap_or(125);
+    if code != 0 {
+        return Err(EngineError::Start {
+            name: c.name.clone(),
+            code,
+            message: text.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs `exec` in a shim that shares the caller's standard streams; returns the
+/// command's exit status (the shim prints why on its stderr when it could not run it).
+pub(crate) fn spawn_exec(engine: &Engine, driver: &str, key: &str, o: &ExecOptions) -> Result<i32> {
+    let mut cmd = shim_command(engine, driver)?;
+    cmd.arg("exec");
+    if o.interactive {
+        cmd.arg("--interactive");
+    }
+    for e in &o.env {
+        cmd.arg(format!("--env={e}"));
+    }
+    if let Some(w) = &o.workdir {
+        cmd.arg(format!("--workdir={w}"));
+    }
+    if let Some(u) = &o.user {
+        cmd.arg(format!("--user={u}"));
+    }
+    cmd.arg(key).arg("--").args(&o.command);
+    let status = cmd
+        .status()
+        .map_err(|e| EngineError::io("start the exec shim", e))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+fn null() -> Result<OwnedFd> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map(Into::into)
+        .map_err(|e| EngineError::io("open /dev/null", e))
+}
+
+/// The shim of a background container (`strata shim start`): reports `0 started` or
+/// `CODE why` on its standard output, then lets go of the caller's streams, waits for the
+/// container, records its exit and cleans up. Returns the shim's own exit status.
+pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
+    // The report goes to the caller's pipe; from then on nothing is written to streams
+    // that may belong to a terminal that is gone.
+    let mut report = match rustix::io::dup(std::io::stdout()) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(_) => return 125,
+    };
+    if let Ok(n) = null() {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the shim's own standard descriptors.
+            unsafe { libc::dup2(n.as_raw_fd(), fd) };
+        }
+    }
+    let setup = (|| -> Result<(Bundle, runtime::spec::Plan, Stdio)> {
+        let bundle = Bundle::of(&engine.config().data_root, id);
+        let mut plan = runtime::spec::plan(&bundle.spec()?)?;
+        plan.seccomp_cache = Some(engine.seccomp_cache());
+        let stdio = Stdio {
+            stdin: Some(null()?),
+            stdout: Some(bundle.open_log("stdout")?.into()),
+            stderr: Some(bundle.open_log("stderr")?.into()),
+        };
+        Ok((bundle, plan, stdio))
+    })();
+    let (bundle, plan, stdio) = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = engine.finish(id, remove);
+            let _ = writeln!(report, "125 {e}");
+            return 125;
+        }
+    };
+    match launch::start(&plan, stdio) {
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = record_exit(
+                &bundle,
+                Some(Exit { code, signal: None }),
+                false,
+                Some(e.to_string()),
+            );
+            let _ = engine.finish(id, remove);
+            let _ = writeln!(report, "{code} {e}");
+            code
+        }
+        Ok(started) => {
+            let _ = record_start(&bundle, started.pid, std::process::id());
+            crate::events::record(&engine.config().data_root, "container", "start", id, "");
+            let _ = writeln!(report, "0 started");
+            drop(report);
+            let exit = launch::wait(started.pid).ok();
+            let oom = started.cgroup.oom_killed();
+            started.cgroup.remove();
+            let _ = record_exit(&bundle, exit, oom, None);
+            let _ = engine.finish(id, remove);
+            0
+        }
+    }
+}
