@@ -1,4 +1,5 @@
-//! Advisory file locks (flock) so several daemonless CLI processes can share one store.
+//! Advisory file locks (flock) so several processes, and several threads of one, can share
+//! one store: each lock is its own open file description, so threads exclude each other too.
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use std::io;
@@ -21,6 +22,15 @@ impl FileLock {
     /// Blocks until a shared lock on `path` is held.
     pub fn shared(path: &Path) -> io::Result<FileLock> {
         Self::take(path, FlockOperation::LockShared)
+    }
+
+    /// An exclusive lock on `path` if nobody holds one now; `None` when it is held.
+    pub fn try_exclusive(path: &Path) -> io::Result<Option<FileLock>> {
+        match Self::take(path, FlockOperation::NonBlockingLockExclusive) {
+            Ok(l) => Ok(Some(l)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn take(path: &Path, op: FlockOperation) -> io::Result<FileLock> {

@@ -26,6 +26,7 @@ pub struct CommitOptions {
 
 /// Commits container `key`; returns the new image id.
 pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> {
+    let _content = store.locks.content_shared()?;
     let c = store.resolve_container(key)?;
     let base = store
         .images

@@ -26,6 +26,12 @@ impl Report {
 
 /// Checks the whole store; with `repair`, drops what cannot be trusted and collects garbage.
 pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
+    // A repair removes what it finds broken: nothing may be half-added meanwhile.
+    let held = if repair {
+        Some(store.locks.content_exclusive()?)
+    } else {
+        None
+    };
     let mut r = Report::default();
     let mut bad_blobs = HashSet::new();
     for d in store.blobs.list()? {
@@ -154,20 +160,22 @@ pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
             store.images.remove(&key)?;
             r.repaired.push(format!("removed broken image {key}"));
         }
-        let mut refs = store.refs.load()?;
-        let before = refs.len();
-        refs.retain(|_, id| store.images.get(id.hex()).ok().flatten().is_some());
-        if refs.len() != before {
-            store.refs.save(&refs)?;
-            r.repaired.push(format!(
-                "removed {} dangling reference(s)",
-                before - refs.len()
-            ));
+        let removed = store.refs.update(|refs| {
+            let before = refs.len();
+            refs.retain(|_, id| store.images.get(id.hex()).ok().flatten().is_some());
+            Ok(before - refs.len())
+        })?;
+        if removed > 0 {
+            r.repaired
+                .push(format!("removed {removed} dangling reference(s)"));
         }
         for d in &bad_blobs {
             store.blobs.remove(d)?;
         }
-        let (layers, blobs) = store.gc()?;
+        let (layers, blobs) = match &held {
+            Some(h) => store.gc_held(h)?,
+            None => store.gc()?,
+        };
         r.repaired
             .push(format!("freed {layers} layer(s) and {blobs} blob(s)"));
         // What was found is now history; what is still wrong after the repair is reported.

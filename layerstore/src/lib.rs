@@ -15,6 +15,7 @@ pub mod fsck;
 pub mod images;
 pub mod import;
 pub mod layers;
+pub mod locks;
 pub mod migrate;
 pub mod readahead;
 pub mod records;

@@ -69,6 +69,8 @@ pub fn migrate(
     running: &[String],
     prune: bool,
 ) -> Result<Plan> {
+    // Nothing is added or freed by anyone else while layers move.
+    let _content = store.locks.content_exclusive()?;
     let from = store.driver.name().to_string();
     if from == to {
         return Err(StoreError::Invalid(format!("the store already uses {to}")));

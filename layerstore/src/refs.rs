@@ -2,6 +2,8 @@
 
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
+use crate::locks::StoreLocks;
+use drivers::lock::FileLock;
 use fsutil::write_atomic;
 use std::collections::BTreeMap;
 use std::fs;
@@ -61,16 +63,45 @@ pub fn split(reference: &str) -> (&str, &str) {
     }
 }
 
-/// The reference table.
+/// The reference table. Reads take no lock (the file is replaced atomically); every
+/// change is a read-modify-write under the store's records lock, so two processes or
+/// threads tagging at once never lose a name.
 #[derive(Debug, Clone)]
 pub struct Refs {
     path: PathBuf,
+    locks: StoreLocks,
 }
 
 impl Refs {
-    /// References stored at `path`.
-    pub fn new(path: PathBuf) -> Refs {
-        Refs { path }
+    /// References stored at `path`, changed under `locks`' records lock.
+    pub fn new(path: PathBuf, locks: StoreLocks) -> Refs {
+        Refs { path, locks }
+    }
+
+    /// Changes the table with `f` under the records lock; returns what `f` returns. The
+    /// file is rewritten only when `f` changed something.
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Digest>) -> Result<T>,
+    ) -> Result<T> {
+        let held = self.locks.records()?;
+        self.update_held(&held, f)
+    }
+
+    /// [`Refs::update`] for a caller already holding the records lock (`held`), which
+    /// changes other records in the same critical section.
+    pub fn update_held<T>(
+        &self,
+        _held: &FileLock,
+        f: impl FnOnce(&mut BTreeMap<String, Digest>) -> Result<T>,
+    ) -> Result<T> {
+        let mut all = self.load()?;
+        let before = all.clone();
+        let out = f(&mut all)?;
+        if all != before {
+            self.save(&all)?;
+        }
+        Ok(out)
     }
 
     /// All references.
@@ -82,17 +113,18 @@ impl Refs {
         }
     }
 
-    /// Replaces all references.
-    pub fn save(&self, refs: &BTreeMap<String, Digest>) -> Result<()> {
+    /// Replaces all references (callers hold the records lock: see [`Refs::update`]).
+    fn save(&self, refs: &BTreeMap<String, Digest>) -> Result<()> {
         let data = serde_json::to_vec_pretty(refs).map_err(|e| StoreError::json("refs.json", e))?;
         write_atomic(&self.path, &data).map_err(|e| StoreError::io("write", &self.path, e))
     }
 
     /// Points `reference` (normalized) at `id`.
     pub fn set(&self, reference: &str, id: &Digest) -> Result<()> {
-        let mut all = self.load()?;
-        all.insert(reference.to_string(), id.clone());
-        self.save(&all)
+        self.update(|all| {
+            all.insert(reference.to_string(), id.clone());
+            Ok(())
+        })
     }
 
     /// The references of image `id`.

@@ -10,6 +10,7 @@ use crate::digest::{chain_id, Digest};
 use crate::error::{Result, StoreError};
 use crate::images::ImageRecord;
 use crate::layers::LayerRecord;
+use crate::locks::StoreLocks;
 use crate::records::JsonDir;
 use crate::refs::{self, Refs};
 use crate::spec::ImageConfig;
@@ -31,13 +32,15 @@ pub struct StoreOptions {
     /// The driver to use; `None` keeps the one the data root already uses, else auto-detects.
     pub driver: Option<String>,
     pub driver_opts: DriverOptions,
-    /// Take the lock shared (read-only commands) instead of exclusive.
+    /// Only reads follow: leave the temp area alone.
     pub read_only: bool,
     /// What one untrusted layer or image may ask for.
     pub limits: Limits,
 }
 
-/// An open store. Holds the data-root lock until dropped.
+/// An open store. It holds no lock between calls: each operation takes the locks of
+/// [`crate::locks`] it needs for as long as it needs them, so one store can be shared by
+/// many threads and used beside other processes.
 pub struct Store {
     pub root: PathBuf,
     pub driver: Box<dyn Driver>,
@@ -50,7 +53,8 @@ pub struct Store {
     progress: Option<ProgressFn>,
     /// What one untrusted layer or image may ask for.
     pub limits: Limits,
-    _lock: FileLock,
+    /// The data root's locks (see [`crate::locks`]); the store holds none between calls.
+    pub locks: StoreLocks,
 }
 
 /// Receives progress of long work: (what, done, total). Called from worker threads too.
@@ -95,25 +99,14 @@ impl Store {
         // are closed when opened.
         fsutil::restrict_dir(&root, 0o700)
             .map_err(|e| StoreError::io("restrict the data root to root", &root, e))?;
-        let lock_path = root.join("lock");
-        let waited = std::time::Instant::now();
-        let lock = if opts.read_only {
-            FileLock::shared(&lock_path)
-        } else {
-            FileLock::exclusive(&lock_path)
-        }
-        .map_err(|e| StoreError::io("lock", &lock_path, e))?;
-        let waited = waited.elapsed();
-        if waited.as_millis() >= 100 {
-            tracing::info!(
-                waited_ms = waited.as_millis() as u64,
-                "waited for the store lock held by another strata process"
-            );
-        }
+        let locks = StoreLocks::new(&root);
         let tmp = root.join("tmp");
         if !opts.read_only && tmp.exists() {
-            // We hold the exclusive lock: whatever is in tmp/ is a crashed command's.
-            let _ = fs::remove_dir_all(&tmp);
+            // Work in progress holds the content lock (shared); when nobody holds it at
+            // all, whatever is in tmp/ was left by a crash.
+            if let Some(_l) = locks.try_content_exclusive() {
+                let _ = fs::remove_dir_all(&tmp);
+            }
         }
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
         let driver = match &opts.driver {
@@ -137,13 +130,13 @@ impl Store {
             layers: JsonDir::new(root.join("layers"))?,
             images: JsonDir::new(root.join("images"))?,
             containers: JsonDir::new(root.join("containers"))?,
-            refs: Refs::new(root.join("refs.json")),
+            refs: Refs::new(root.join("refs.json"), locks.clone()),
             root,
             driver,
             tmp,
             progress: None,
             limits: opts.limits,
-            _lock: lock,
+            locks,
         })
     }
 
@@ -278,23 +271,23 @@ impl Store {
     /// Returns what was untagged and what was deleted, in Docker's words.
     pub fn rmi(&self, reference: &str, force: bool) -> Result<Vec<String>> {
         let img = self.resolve_image(reference)?;
-        let mut all = self.refs.load()?;
-        let tags: Vec<String> = all
-            .iter()
-            .filter(|(_, v)| **v == img.id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut out = Vec::new();
-        let by_name = refs::normalize(reference)
-            .ok()
-            .filter(|n| all.contains_key(n));
-        if let Some(name) = by_name {
-            if tags.len() > 1 && !force {
-                all.remove(&name);
-                self.refs.save(&all)?;
-                return Ok(vec![format!("Untagged: {name}")]);
+        let by_name = refs::normalize(reference).ok();
+        let held = self.locks.records()?;
+        let untagged = self.refs.update_held(&held, |all| {
+            let tags = all.values().filter(|v| **v == img.id).count();
+            match by_name.as_ref().filter(|n| all.contains_key(*n)) {
+                Some(name) if tags > 1 && !force => {
+                    all.remove(name);
+                    Ok(Some(vec![format!("Untagged: {name}")]))
+                }
+                _ => Ok(None),
             }
+        })?;
+        if let Some(out) = untagged {
+            return Ok(out);
         }
+        // Checked and removed in one critical section with container creation, so no
+        // container is made on an image being deleted.
         let users: Vec<String> = self
             .containers
             .all()?
@@ -309,12 +302,22 @@ impl Store {
                 users.join(", ")
             )));
         }
-        for t in &tags {
-            all.remove(t);
-            out.push(format!("Untagged: {t}"));
-        }
-        self.refs.save(&all)?;
+        let mut out = self.refs.update_held(&held, |all| {
+            let tags: Vec<String> = all
+                .iter()
+                .filter(|(_, v)| **v == img.id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for t in &tags {
+                all.remove(t);
+            }
+            Ok(tags
+                .into_iter()
+                .map(|t| format!("Untagged: {t}"))
+                .collect::<Vec<_>>())
+        })?;
         self.images.remove(img.id.hex())?;
+        drop(held);
         out.push(format!("Deleted: {}", img.id));
         self.gc()?;
         Ok(out)
@@ -323,6 +326,13 @@ impl Store {
     /// Removes layers and blobs that no image or container uses. Reference counts are
     /// derived from the records each time, so a crash can never leave them wrong.
     pub fn gc(&self) -> Result<(usize, usize)> {
+        // Nothing is being added meanwhile: a layer or blob not yet recorded is not garbage.
+        let held = self.locks.content_exclusive()?;
+        self.gc_held(&held)
+    }
+
+    /// [`Store::gc`] for a caller holding the content lock exclusively (`_held`).
+    pub fn gc_held(&self, _held: &FileLock) -> Result<(usize, usize)> {
         let images = self.images.all()?;
         let mut live_layers: HashSet<Digest> = HashSet::new();
         let mut live_blobs: HashSet<Digest> = HashSet::new();
@@ -419,6 +429,25 @@ impl Store {
     /// The driver id of layer `chain`, materialising it (and its parents) in the active
     /// driver from their blobs when this driver does not have it yet.
     pub fn ensure_layer(&self, chain: &Digest) -> Result<String> {
+        if let Some(id) = self.cached_layer(chain)? {
+            return Ok(id);
+        }
+        let held = self.locks.layers()?;
+        self.ensure_layer_held(&held, chain)
+    }
+
+    /// The active driver's layer of `chain`, if it has one.
+    fn cached_layer(&self, chain: &Digest) -> Result<Option<String>> {
+        let rec = self.layer(chain)?;
+        Ok(rec
+            .cache
+            .get(self.driver.name())
+            .filter(|id| self.driver.exists(id))
+            .cloned())
+    }
+
+    /// [`Store::ensure_layer`] with the layers lock `_held`.
+    fn ensure_layer_held(&self, _held: &FileLock, chain: &Digest) -> Result<String> {
         let rec = self.layer(chain)?;
         if let Some(id) = rec.cache.get(self.driver.name()) {
             if self.driver.exists(id) {
@@ -426,7 +455,7 @@ impl Store {
             }
         }
         let parent_id = match &rec.parent {
-            Some(p) => Some(self.ensure_layer(p)?),
+            Some(p) => Some(self.ensure_layer_held(_held, p)?),
             None => None,
         };
         let what = format!("layer {}", rec.chain_id);
@@ -543,6 +572,7 @@ impl Store {
         size: u64,
     ) -> Result<Digest> {
         let chain = chain_id(parent, l.diff_id);
+        let _held = self.locks.layers()?;
         if self.layers.get(chain.hex())?.is_none() {
             let rec = LayerRecord {
                 chain_id: chain.clone(),
@@ -579,6 +609,28 @@ impl Store {
             .into());
         }
         let full_tree = self.driver.whiteout_format().full_tree();
+        // Made and recorded under the layers lock, so two loads sharing layers never make
+        // one twice; a load whose layers all exist already takes no lock.
+        let all_exist = {
+            let mut pc = parent.cloned();
+            let mut ok = true;
+            for l in layers {
+                let chain = chain_id(pc.as_ref(), l.diff_id);
+                if ok {
+                    ok = self
+                        .layers
+                        .get(chain.hex())?
+                        .is_some_and(|_| self.cached_layer(&chain).ok().flatten().is_some());
+                }
+                pc = Some(chain);
+            }
+            ok
+        };
+        let held = if all_exist {
+            None
+        } else {
+            Some(self.locks.layers()?)
+        };
         let mut chains = Vec::with_capacity(layers.len());
         let mut created: Vec<(usize, String)> = Vec::new();
         let mut results: Vec<Option<Result<crate::tarfs::ApplyResult>>> = Vec::new();
@@ -601,7 +653,10 @@ impl Store {
                 None => {
                     let pid = match (&parent_id, &parent_chain) {
                         (Some(id), _) => Some(id.clone()),
-                        (None, Some(pc)) => Some(self.ensure_layer(pc)?),
+                        (None, Some(pc)) => match &held {
+                            Some(h) => Some(self.ensure_layer_held(h, pc)?),
+                            None => Some(self.ensure_layer(pc)?),
+                        },
                         (None, None) => None,
                     };
                     let id = crate::random_id();
@@ -740,15 +795,14 @@ impl Store {
     /// Writes the image record and points `names` at it: the last step of any import, so a
     /// crash before it leaves no half-loaded image visible.
     pub fn register_image(&self, img: &ImageRecord, names: &[String]) -> Result<()> {
+        let held = self.locks.records()?;
         self.images.put(img.id.hex(), img)?;
-        if !names.is_empty() {
-            let mut all = self.refs.load()?;
+        self.refs.update_held(&held, |all| {
             for n in names {
                 all.insert(n.clone(), img.id.clone());
             }
-            self.refs.save(&all)?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     // ---- containers ------------------------------------------------------------------
@@ -816,11 +870,19 @@ impl Store {
             }
             None => format!("strata_{}", &id[..12]),
         };
-        if self.containers.all()?.iter().any(|(_, c)| c.name == name) {
-            return Err(StoreError::InUse(format!(
-                "the container name {name:?} is already in use: remove that container or pick another name"
-            )));
-        }
+        let name_taken = |name: &str| -> Result<()> {
+            if self.containers.all()?.iter().any(|(_, c)| c.name == name) {
+                return Err(StoreError::InUse(format!(
+                    "the container name {name:?} is already in use: remove that container or pick another name"
+                )));
+            }
+            Ok(())
+        };
+        // Checked early (no layer made for a name that is taken) and again below, under
+        // the records lock, where the record is written.
+        name_taken(&name)?;
+        // The layer is made before its record: no garbage collection meanwhile.
+        let _content = self.locks.content_shared()?;
         let parent = match img.layers.last() {
             Some(top) => Some(self.ensure_layer(top)?),
             None => None,
@@ -846,11 +908,17 @@ impl Store {
             driver: self.driver.name().to_string(),
             created: crate::now(),
         };
-        let put = if scratch {
-            self.containers.put_volatile(&id, &rec)
-        } else {
-            self.containers.put(&id, &rec)
-        };
+        let put = self.locks.records().and_then(|_held| {
+            name_taken(&rec.name)?;
+            if self.images.get(img.id.hex())?.is_none() {
+                return Err(StoreError::NoSuchImage(image.to_string()));
+            }
+            if scratch {
+                self.containers.put_volatile(&id, &rec)
+            } else {
+                self.containers.put(&id, &rec)
+            }
+        });
         if let Err(e) = put {
             let _ = self.driver.remove(&id);
             return Err(e);

@@ -73,16 +73,20 @@ impl Volumes {
         if let Some(v) = self.get(name)? {
             return Ok(v);
         }
-        let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
+        let tmp = self.dir.join(format!(".tmp-{name}-{}", crate::random_id()));
         let build = || -> std::io::Result<()> {
             fs::create_dir_all(tmp.join("_data"))?;
             fs::rename(&tmp, self.dir.join(name))?;
             fsutil::fsync_dir(&self.dir)
         };
-        build().map_err(|e| {
+        if let Err(e) = build() {
             let _ = fs::remove_dir_all(&tmp);
-            StoreError::io("create volume", self.dir.join(name), e)
-        })?;
+            // Made by another process or thread at the same moment: that one is it.
+            if let Some(v) = self.get(name)? {
+                return Ok(v);
+            }
+            return Err(StoreError::io("create volume", self.dir.join(name), e));
+        }
         self.get(name)?
             .ok_or_else(|| StoreError::Format(format!("volume {name} vanished")))
     }
@@ -118,7 +122,7 @@ impl Volumes {
                 users.join(", ")
             )));
         }
-        let tmp = self.dir.join(format!(".rm-{name}-{}", std::process::id()));
+        let tmp = self.dir.join(format!(".rm-{name}-{}", crate::random_id()));
         fs::rename(self.dir.join(name), &tmp)
             .map_err(|e| StoreError::io("remove volume", self.dir.join(name), e))?;
         fs::remove_dir_all(&tmp).map_err(|e| StoreError::io("remove", tmp, e))

@@ -251,6 +251,7 @@ pub fn fetch_blob(
 
 /// Pulls `r` into `store` and registers it under its name.
 pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -> Result<Loaded> {
+    let _content = store.locks.content_shared()?;
     let repo = &r.repository;
     let (mut body, mut media_type, mut digest) = fetch_manifest(client, repo, r.target())?;
     if spec::is_index_type(&media_type) {

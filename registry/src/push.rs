@@ -154,6 +154,7 @@ fn mount(client: &Client, repo: &str, d: &Digest, from: &str) -> Result<bool> {
 
 /// Pushes local image `local` as `r`.
 pub fn push(store: &Store, client: &Client, local: &str, r: &Reference) -> Result<PushReport> {
+    let _content = store.locks.content_shared()?;
     let img = store.resolve_image(local)?;
     let mbytes = store.blobs.read(&img.manifest)?;
     let manifest: Manifest = serde_json::from_slice(&mbytes)

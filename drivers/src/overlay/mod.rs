@@ -89,10 +89,10 @@ impl Overlay {
 
     /// Mounts a real overlay with a whiteout on the backing filesystem once.
     fn check_support(&self) -> std::io::Result<()> {
-        let dir = self
-            .home
-            .join("tmp")
-            .join(format!("check.{}", std::process::id()));
+        let dir =
+            self.home
+                .join("tmp")
+                .join(format!("check.{}.{}", check_nonce(), std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         for d in ["lower", "upper", "work", "merged"] {
             fs::create_dir_all(dir.join(d))?;
@@ -433,4 +433,11 @@ impl Driver for Overlay {
         }
         self.refs.reset()
     }
+}
+
+/// A number no other check of this process uses (threads of one process may open the
+/// driver at the same moment); the pid stays last, where the staging cleaner reads it.
+fn check_nonce() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

@@ -26,6 +26,7 @@ pub(crate) struct Selected {
 
 /// Saves `images` (references or ids) to `path`.
 pub fn save(store: &Store, images: &[String], path: &Path, format: Format) -> Result<()> {
+    let _content = store.locks.content_shared()?;
     if images.is_empty() {
         return Err(StoreError::Format("save needs at least one image".into()));
     }

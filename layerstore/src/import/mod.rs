@@ -53,6 +53,7 @@ pub struct Pending {
 
 /// Loads every image in the archive or layout at `path`.
 pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>> {
+    let _content = store.locks.content_shared()?;
     let started = std::time::Instant::now();
     let staging = store.temp_dir()?;
     let result = (|| {
@@ -142,6 +143,7 @@ pub fn commit(store: &Store, p: Pending) -> Result<Loaded> {
 
 /// `import FILE REF`: a rootfs tar (plain, gzip or zstd) becomes a one-layer image.
 pub fn import_rootfs(store: &Store, file: &Path, reference: &str) -> Result<Loaded> {
+    let _content = store.locks.content_shared()?;
     let name = crate::refs::normalize(reference)?;
     let f = fs::File::open(file).map_err(|e| StoreError::io("open", file, e))?;
     let mut reader = std::io::BufReader::new(f);

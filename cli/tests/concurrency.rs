@@ -1,0 +1,205 @@
+//! Many threads of one process, and several processes, on one store at once: loads, tags,
+//! creates, runs, removes, prunes. Afterwards every record is checked and `fsck` passes.
+//! Threads go through the engine library (as the daemon will), processes through the CLI.
+
+mod common;
+
+use common::{fixture, Strata};
+use engine::containers::{CreateOptions, LogSinks, StartOptions};
+use engine::{Config, Engine, FileConfig, Flags};
+use std::collections::BTreeSet;
+
+const BB: &str = "/bin/busybox";
+const IMAGE: &str = "images/busybox-wh.docker.tar";
+
+fn engine_for(s: &Strata) -> Engine {
+    // Background containers run under the shim, which is the strata binary.
+    std::env::set_var("STRATA_HELPER", env!("CARGO_BIN_EXE_strata"));
+    let flags = Flags {
+        data_root: Some(s.root()),
+        storage_driver: s.driver.clone(),
+        storage_opts: Vec::new(),
+    };
+    Engine::new(Config::merge(&flags, &FileConfig::default()).unwrap())
+}
+
+fn create(e: &Engine, name: &str, cmd: &[&str]) -> layerstore::containers::ContainerRecord {
+    e.create_container(&CreateOptions {
+        image: "busybox-wh:1".into(),
+        name: Some(name.into()),
+        command: cmd.iter().map(|s| s.to_string()).collect(),
+        network: "none".into(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn many_threads_share_one_store() {
+    let s = Strata::with_driver("overlay2");
+    let e = engine_for(&s);
+    let threads = 8;
+    std::thread::scope(|scope| {
+        for i in 0..threads {
+            let e = e.clone();
+            scope.spawn(move || {
+                // The same layers loaded by every thread at once.
+                let loaded = e.load(&fixture(IMAGE), None).unwrap();
+                assert_eq!(loaded[0].names, vec!["busybox-wh:1".to_string()]);
+                for j in 0..3 {
+                    e.tag("busybox-wh:1", &format!("t{i}:{j}")).unwrap();
+                }
+                // A container run in the background under its shim, its logs read back.
+                let c = create(
+                    &e,
+                    &format!("c{i}"),
+                    &[BB, "sh", "-c", &format!("echo hello-{i}")],
+                );
+                e.start_detached(&c.id, StartOptions::default()).unwrap();
+                assert_eq!(e.wait(&c.id).unwrap(), 0);
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                e.logs(
+                    &c.id,
+                    false,
+                    LogSinks {
+                        stdout: &mut out,
+                        stderr: &mut err,
+                    },
+                )
+                .unwrap();
+                assert_eq!(String::from_utf8_lossy(&out), format!("hello-{i}\n"));
+                // One more kept, one made and removed; a tag removed again.
+                create(&e, &format!("keep{i}"), &[]);
+                let gone = create(&e, &format!("gone{i}"), &[]);
+                e.remove_container(&gone.id, false).unwrap();
+                e.remove_container(&c.id, false).unwrap();
+                e.remove_image(&format!("t{i}:2"), false).unwrap();
+                e.create_volume(&format!("v{}", i % 3)).unwrap();
+                // Pruning while the others load and create frees nothing they use.
+                e.prune().unwrap();
+            });
+        }
+    });
+    let names: BTreeSet<String> = e
+        .images()
+        .unwrap()
+        .into_iter()
+        .flat_map(|i| i.names)
+        .collect();
+    for i in 0..threads {
+        for j in 0..2 {
+            assert!(
+                names.contains(&format!("t{i}:{j}")),
+                "tag t{i}:{j} lost: {names:?}"
+            );
+        }
+        assert!(!names.contains(&format!("t{i}:2")));
+    }
+    assert!(names.contains("busybox-wh:1"));
+    let containers: BTreeSet<String> = e
+        .containers(true)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.record.name)
+        .collect();
+    let want: BTreeSet<String> = (0..threads).map(|i| format!("keep{i}")).collect();
+    assert_eq!(containers, want);
+    // Every kept container still mounts: its image layers survived the prunes.
+    for name in &want {
+        let root = e.mount(name).unwrap();
+        assert!(root.join("bin/busybox").exists());
+        e.umount(name).unwrap();
+    }
+    assert_eq!(e.volumes().unwrap().len(), 3);
+    let report = e.fsck(false).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+#[test]
+fn two_processes_share_one_store() {
+    let s = Strata::with_driver("overlay2");
+    s.load(IMAGE);
+    // Each process: loads the image again, tags, runs a container and removes what it made,
+    // prunes; all at once, twice over.
+    let script = |p: usize| {
+        format!(
+            "set -e; for j in 0 1 2 3 4; do \
+               $S load -i {img} >/dev/null; \
+               $S tag busybox-wh:1 p{p}:$j; \
+               $S run --rm --name r{p}$j busybox-wh:1 {BB} true; \
+               $S create --name k{p}$j busybox-wh:1 >/dev/null; \
+               $S rm k{p}$j >/dev/null; \
+               $S system prune >/dev/null; \
+             done; $S rmi p{p}:4 >/dev/null",
+            img = fixture(IMAGE).display()
+        )
+    };
+    let strata = format!(
+        "{} --data-root {} --config {} --storage-driver overlay2",
+        env!("CARGO_BIN_EXE_strata"),
+        s.root().display(),
+        s.dir.path().join("daemon.json").display()
+    );
+    let children: Vec<_> = (0..2)
+        .map(|p| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script(p))
+                .env("S", &strata)
+                .output_async()
+        })
+        .collect();
+    // And a burst of processes changing the reference table at the same moment.
+    let burst: Vec<_> = (0..24)
+        .map(|k| {
+            s.cmd(&["tag", "busybox-wh:1", &format!("burst:{k}")])
+                .output_async()
+        })
+        .collect();
+    for c in burst.into_iter().chain(children) {
+        let o = c.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let names: BTreeSet<String> = s
+        .images_json()
+        .iter()
+        .flat_map(|i| i["RepoTags"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    for p in 0..2 {
+        for j in 0..4 {
+            assert!(
+                names.contains(&format!("p{p}:{j}")),
+                "tag p{p}:{j} lost: {names:?}"
+            );
+        }
+        assert!(!names.contains(&format!("p{p}:4")));
+    }
+    for k in 0..24 {
+        assert!(
+            names.contains(&format!("burst:{k}")),
+            "tag burst:{k} lost: {names:?}"
+        );
+    }
+    assert!(s.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    s.assert_fsck_ok();
+}
+
+/// Spawning without waiting, stdout and stderr captured.
+trait Spawn {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl Spawn for std::process::Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}

@@ -1,0 +1,107 @@
+//! A container started in the background runs under its shim: a process of its own,
+//! started with exec (`strata shim start`), that outlives whoever started the container,
+//! keeps its logs flowing and records its exit.
+
+mod common;
+
+use common::Strata;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn stdout_lines(s: &Strata, id: &str) -> usize {
+    s.ok(&["logs", id]).lines().count()
+}
+
+#[test]
+fn a_detached_container_outlives_the_process_that_started_it() {
+    let s = Strata::with_driver("overlay2");
+    s.load("images/busybox-wh.docker.tar");
+    let strata = format!(
+        "{} --data-root {} --config {} --storage-driver overlay2",
+        env!("CARGO_BIN_EXE_strata"),
+        s.root().display(),
+        s.dir.path().join("daemon.json").display()
+    );
+    // The starter: a process group that starts the container and stays, as a daemon would.
+    let ticker = "i=0; while [ $i -lt 60 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done; exit 7";
+    let mut starter = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "$S run -d busybox-wh:1 /bin/busybox sh -c '{ticker}'; exec sleep 600"
+        ))
+        .env("S", &strata)
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    BufReader::new(starter.stdout.take().unwrap())
+        .read_line(&mut id)
+        .unwrap();
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "no container id from run -d: {id:?}");
+    // Kill the starter and everything in its group.
+    let pgid = starter.id() as i32;
+    // SAFETY: signalling the process group the test made.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    starter.wait().unwrap();
+
+    // The container runs on, under a shim that was started with exec (not a fork of the
+    // starter) and is nobody's child but init's.
+    let inspect = |s: &Strata| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&s.ok(&["inspect", &id])).unwrap()[0].clone()
+    };
+    assert_eq!(inspect(&s)["State"]["Running"], true);
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(s.root().join("containers").join(&id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let shim = state["monitor_pid"].as_u64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{shim}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains(" shim start "),
+        "the shim is not an exec'd shim: {cmdline}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{shim}/status")).unwrap();
+    let ppid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(ppid, starter.id(), "the shim is a child of the starter");
+
+    // Its logs keep flowing...
+    let before = stdout_lines(&s, &id);
+    std::thread::sleep(Duration::from_millis(400));
+    let after = stdout_lines(&s, &id);
+    assert!(
+        after > before,
+        "logs stopped at {before} lines after the starter died"
+    );
+    // ...and its exit is recorded by the shim.
+    let o = s.run(&["wait", &id]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "7");
+    assert_eq!(o.status.code(), Some(7));
+    let logs = s.ok(&["logs", &id]);
+    assert!(logs.contains("tick 59"), "{logs}");
+    let st = inspect(&s);
+    assert_eq!(st["State"]["Running"], false);
+    assert_eq!(st["State"]["ExitCode"], 7);
+    assert_eq!(st["State"]["Status"], "exited");
+    // The shim cleaned up: the rootfs is unmounted, and the shim is gone (no zombie left).
+    assert_eq!(st["GraphDriver"]["Data"]["Mounts"], 0);
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{shim}")).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!std::path::Path::new(&format!("/proc/{shim}")).exists());
+    s.ok(&["rm", &id]);
+    s.assert_fsck_ok();
+}
