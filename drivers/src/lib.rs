@@ -8,6 +8,7 @@
 pub mod aufs;
 pub mod btrfs;
 pub mod changes;
+pub mod dir_layers;
 pub mod driver;
 pub mod error;
 pub mod layer_meta;

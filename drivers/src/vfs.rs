@@ -4,10 +4,10 @@
 //! (btrfs, xfs with reflink=1), else in-kernel `copy_file_range`; `vfs.reflink=false`
 //! turns reflinks off.
 
+use crate::dir_layers::DirLayers;
 use crate::driver::{Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
-use crate::layer_meta::{list_layer_dirs, LayerMeta, MetaDir};
-use crate::refcount::MountRefs;
+use crate::layer_meta::LayerMeta;
 use crate::staging::{check_removable, Staging};
 use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
 use fsutil::{self, copy_tree, CopyOptions};
@@ -19,8 +19,7 @@ use std::sync::atomic::Ordering;
 #[derive(Debug)]
 pub struct Vfs {
     home: PathBuf,
-    refs: MountRefs,
-    meta: MetaDir,
+    layers: DirLayers,
     staging: Staging,
     copy: CopyOptions,
     reflink_asked: bool,
@@ -39,17 +38,12 @@ impl Vfs {
         fs::create_dir_all(&dir).map_err(|e| DriverError::io("create", dir, e))?;
         let vfs = Vfs {
             home: home.to_path_buf(),
-            refs: MountRefs::new(&home.join("mounts"))?,
-            meta: MetaDir::open(home)?,
+            layers: DirLayers::open(home, "dir")?,
             staging: Staging::open(home)?,
             copy: CopyOptions::new(reflink),
             reflink_asked: reflink,
         };
         Ok(vfs)
-    }
-
-    fn dir(&self, id: &str) -> PathBuf {
-        self.home.join("dir").join(id)
     }
 }
 
@@ -76,15 +70,15 @@ impl Driver for Vfs {
                     if !self.exists(p) {
                         return Err(DriverError::NotFound(p.to_string()));
                     }
-                    copy_tree(&self.dir(p), &tmp, &self.copy)
-                        .map_err(|e| DriverError::io("copy layer", self.dir(p), e))?;
+                    copy_tree(&self.layers.path(p), &tmp, &self.copy)
+                        .map_err(|e| DriverError::io("copy layer", self.layers.path(p), e))?;
                 }
                 None => {
                     fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                         .map_err(|e| DriverError::io("chmod", &tmp, e))?
                 }
             }
-            self.meta.write(
+            self.layers.meta.write(
                 id,
                 &LayerMeta {
                     parent: parent.map(str::to_string),
@@ -92,7 +86,8 @@ impl Driver for Vfs {
                     size_limit: None,
                 },
             )?;
-            fs::rename(&tmp, self.dir(id)).map_err(|e| DriverError::io("rename", &tmp, e))?;
+            fs::rename(&tmp, self.layers.path(id))
+                .map_err(|e| DriverError::io("rename", &tmp, e))?;
             fsutil::fsync_dir(&self.home.join("dir"))
                 .map_err(|e| DriverError::io("fsync", self.home.join("dir"), e))
         })();
@@ -105,44 +100,37 @@ impl Driver for Vfs {
     fn remove(&self, id: &str) -> Result<(), DriverError> {
         check_id(id)?;
         check_removable(self, id)?;
-        self.staging.delete(id, &self.dir(id))?;
-        self.meta.remove(id);
+        self.staging.delete(id, &self.layers.path(id))?;
+        self.layers.meta.remove(id);
         Ok(())
     }
 
     fn exists(&self, id: &str) -> bool {
-        check_id(id).is_ok() && self.dir(id).is_dir() && self.meta.exists(id)
+        self.layers.exists(id)
     }
 
     fn parent(&self, id: &str) -> Result<Option<String>, DriverError> {
-        Ok(self.meta.read(id)?.parent)
+        self.layers.parent(id)
     }
 
     fn list(&self) -> Result<Vec<String>, DriverError> {
-        list_layer_dirs(&self.home.join("dir"))
+        self.layers.list()
     }
 
     fn get(&self, id: &str) -> Result<PathBuf, DriverError> {
-        if !self.exists(id) {
-            return Err(DriverError::NotFound(id.to_string()));
-        }
-        self.refs.take(id)?;
-        Ok(self.dir(id))
+        self.layers.get(id)
     }
 
     fn put(&self, id: &str) -> Result<(), DriverError> {
-        self.refs.give_back(id)
+        self.layers.put(id)
     }
 
     fn mount_count(&self, id: &str) -> Result<u32, DriverError> {
-        self.refs.count_of(id)
+        self.layers.mount_count(id)
     }
 
     fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError> {
-        if !self.exists(id) {
-            return Err(DriverError::NotFound(id.to_string()));
-        }
-        Ok(self.dir(id))
+        self.layers.diff_dir(id)
     }
 
     fn whiteout_format(&self) -> &dyn WhiteoutFormat {
@@ -169,6 +157,6 @@ impl Driver for Vfs {
     }
 
     fn cleanup(&self) -> Result<(), DriverError> {
-        self.refs.reset()
+        self.layers.refs.reset()
     }
 }

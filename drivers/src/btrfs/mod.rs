@@ -10,10 +10,10 @@ pub mod changes;
 pub mod ioctl;
 
 use crate::changes::Change;
+use crate::dir_layers::DirLayers;
 use crate::driver::{Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
-use crate::layer_meta::{list_layer_dirs, LayerMeta, MetaDir};
-use crate::refcount::MountRefs;
+use crate::layer_meta::LayerMeta;
 use crate::staging::{check_removable, Staging};
 use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
 use fsutil::{self, write_atomic};
@@ -27,8 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Debug)]
 pub struct Btrfs {
     home: PathBuf,
-    refs: MountRefs,
-    meta: MetaDir,
+    layers: DirLayers,
     staging: Staging,
     /// `btrfs.min_space`: the smallest per-container size limit accepted.
     min_space: Option<u64>,
@@ -65,8 +64,7 @@ impl Btrfs {
         fs::create_dir_all(&subs).map_err(|e| DriverError::io("create", subs, e))?;
         let d = Btrfs {
             home: home.to_path_buf(),
-            refs: MountRefs::new(&home.join("mounts"))?,
-            meta: MetaDir::open(home)?,
+            layers: DirLayers::open(home, "subvolumes")?,
             staging: Staging::open(home)?,
             min_space,
             fell_back: AtomicBool::new(false),
@@ -103,10 +101,6 @@ impl Btrfs {
         r
     }
 
-    fn subvol(&self, id: &str) -> PathBuf {
-        self.home.join("subvolumes").join(id)
-    }
-
     /// Destroys the subvolume at `path` (renamed into the temp area first, so a crash never
     /// leaves a half-destroyed layer under its name).
     fn destroy(&self, id: &str, path: &Path) -> Result<(), DriverError> {
@@ -137,7 +131,7 @@ impl Btrfs {
         for e in fs::read_dir(&d).map_err(|e| DriverError::io("read", &d, e))? {
             let e = e.map_err(|e| DriverError::io("read", &d, e))?;
             let name = e.file_name().to_string_lossy().to_string();
-            if !self.meta.exists(&name) {
+            if !self.layers.meta.exists(&name) {
                 out.push(name);
             }
         }
@@ -147,7 +141,7 @@ impl Btrfs {
 
     /// The filesystem's subvolume info for layer `id`.
     fn info(&self, id: &str) -> std::io::Result<ioctl::SubvolInfo> {
-        let fd = fsutil::open_root(&self.subvol(id))?;
+        let fd = fsutil::open_root(&self.layers.path(id))?;
         ioctl::subvol_info(&fd)
     }
 }
@@ -163,7 +157,7 @@ impl Driver for Btrfs {
 
     fn create(&self, id: &str, parent: Option<&str>, kind: LayerKind) -> Result<(), DriverError> {
         check_id(id)?;
-        if self.exists(id) || self.subvol(id).exists() {
+        if self.exists(id) || self.layers.path(id).exists() {
             return Err(DriverError::Exists(id.to_string()));
         }
         if let Some(p) = parent {
@@ -180,8 +174,8 @@ impl Driver for Btrfs {
                 fsutil::open_root(&tmp_dir).map_err(|e| DriverError::io("open", &tmp_dir, e))?;
             match parent {
                 Some(p) => {
-                    let src = fsutil::open_root(&self.subvol(p))
-                        .map_err(|e| DriverError::io("open", self.subvol(p), e))?;
+                    let src = fsutil::open_root(&self.layers.path(p))
+                        .map_err(|e| DriverError::io("open", self.layers.path(p), e))?;
                     ioctl::snapshot(&src, &dir, &name)
                         .map_err(|e| DriverError::io("snapshot subvolume", &tmp, e))?;
                 }
@@ -192,7 +186,7 @@ impl Driver for Btrfs {
                         .map_err(|e| DriverError::io("chmod", &tmp, e))?;
                 }
             }
-            self.meta.write(
+            self.layers.meta.write(
                 id,
                 &LayerMeta {
                     parent: parent.map(str::to_string),
@@ -200,7 +194,8 @@ impl Driver for Btrfs {
                     size_limit: None,
                 },
             )?;
-            fs::rename(&tmp, self.subvol(id)).map_err(|e| DriverError::io("rename", &tmp, e))?;
+            fs::rename(&tmp, self.layers.path(id))
+                .map_err(|e| DriverError::io("rename", &tmp, e))?;
             let subs = self.home.join("subvolumes");
             fsutil::fsync_dir(&subs).map_err(|e| DriverError::io("fsync", subs, e))
         };
@@ -209,14 +204,14 @@ impl Driver for Btrfs {
             if let Ok(fd) = fsutil::open_root(&tmp_dir) {
                 let _ = ioctl::subvol_destroy(fd.as_fd(), &name);
             }
-            self.meta.remove(id);
+            self.layers.meta.remove(id);
         }
         r
     }
 
     fn remove(&self, id: &str) -> Result<(), DriverError> {
         check_id(id)?;
-        if !self.meta.exists(id) && self.subvol(id).is_dir() {
+        if !self.layers.meta.exists(id) && self.layers.path(id).is_dir() {
             // An orphan (no metadata): nothing can depend on it.
             if self.mount_count(id)? > 0 {
                 return Err(DriverError::InUse {
@@ -224,47 +219,40 @@ impl Driver for Btrfs {
                     what: "mounted".into(),
                 });
             }
-            return self.destroy(id, &self.subvol(id));
+            return self.destroy(id, &self.layers.path(id));
         }
         check_removable(self, id)?;
-        self.destroy(id, &self.subvol(id))?;
-        self.meta.remove(id);
+        self.destroy(id, &self.layers.path(id))?;
+        self.layers.meta.remove(id);
         Ok(())
     }
 
     fn exists(&self, id: &str) -> bool {
-        check_id(id).is_ok() && self.subvol(id).is_dir() && self.meta.exists(id)
+        self.layers.exists(id)
     }
 
     fn parent(&self, id: &str) -> Result<Option<String>, DriverError> {
-        Ok(self.meta.read(id)?.parent)
+        self.layers.parent(id)
     }
 
     fn list(&self) -> Result<Vec<String>, DriverError> {
-        list_layer_dirs(&self.home.join("subvolumes"))
+        self.layers.list()
     }
 
     fn get(&self, id: &str) -> Result<PathBuf, DriverError> {
-        if !self.exists(id) {
-            return Err(DriverError::NotFound(id.to_string()));
-        }
-        self.refs.take(id)?;
-        Ok(self.subvol(id))
+        self.layers.get(id)
     }
 
     fn put(&self, id: &str) -> Result<(), DriverError> {
-        self.refs.give_back(id)
+        self.layers.put(id)
     }
 
     fn mount_count(&self, id: &str) -> Result<u32, DriverError> {
-        self.refs.count_of(id)
+        self.layers.mount_count(id)
     }
 
     fn diff_dir(&self, id: &str) -> Result<PathBuf, DriverError> {
-        if !self.exists(id) {
-            return Err(DriverError::NotFound(id.to_string()));
-        }
-        Ok(self.subvol(id))
+        self.layers.diff_dir(id)
     }
 
     fn whiteout_format(&self) -> &dyn WhiteoutFormat {
@@ -304,12 +292,12 @@ impl Driver for Btrfs {
                 ));
             }
         }
-        let mut meta = self.meta.read(id)?;
+        let mut meta = self.layers.meta.read(id)?;
         let info = self
             .info(id)
-            .map_err(|e| DriverError::io("subvolume info", self.subvol(id), e))?;
-        let fd = fsutil::open_root(&self.subvol(id))
-            .map_err(|e| DriverError::io("open", self.subvol(id), e))?;
+            .map_err(|e| DriverError::io("subvolume info", self.layers.path(id), e))?;
+        let fd = fsutil::open_root(&self.layers.path(id))
+            .map_err(|e| DriverError::io("open", self.layers.path(id), e))?;
         ioctl::qgroup_limit(&fd, info.treeid, bytes).map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOTCONN) {
                 DriverError::BadOption(
@@ -320,11 +308,11 @@ impl Driver for Btrfs {
                     ),
                 )
             } else {
-                DriverError::io("set qgroup limit", self.subvol(id), e)
+                DriverError::io("set qgroup limit", self.layers.path(id), e)
             }
         })?;
         meta.size_limit = Some(bytes);
-        self.meta.write(id, &meta)
+        self.layers.meta.write(id, &meta)
     }
 
     fn status(&self) -> Vec<(String, String)> {
@@ -357,7 +345,7 @@ impl Driver for Btrfs {
     }
 
     fn cleanup(&self) -> Result<(), DriverError> {
-        self.refs.reset()
+        self.layers.refs.reset()
     }
 }
 
