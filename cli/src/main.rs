@@ -50,7 +50,10 @@ fn main() {
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("strata: {e:#}");
+            match hint(&e) {
+                Some(h) => eprintln!("strata: {e:#} ({h})"),
+                None => eprintln!("strata: {e:#}"),
+            }
             std::process::exit(EXIT_STRATA);
         }
     }
@@ -99,4 +102,20 @@ fn init_logging(level: &str) -> Result<()> {
         .with_target(false)
         .init();
     Ok(())
+}
+
+/// The command that helps with an error, where there is one (the libraries say what is
+/// wrong; only the CLI knows its own verbs).
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    use engine::EngineError;
+    use layerstore::StoreError;
+    let ee = e.chain().find_map(|c| c.downcast_ref::<EngineError>())?;
+    match ee.root() {
+        EngineError::Store(StoreError::NoSuchImage(_)) => Some("see `strata images`"),
+        EngineError::Store(StoreError::NoSuchContainer(_)) => Some("see `strata ps -a`"),
+        EngineError::Registry(registry::RegistryError::Unauthorized(_)) => {
+            Some("log in with `strata login`")
+        }
+        _ => None,
+    }
 }

@@ -75,6 +75,14 @@ impl EngineError {
         }
     }
 
+    /// The error itself, under any context added on the way up.
+    pub fn root(&self) -> &EngineError {
+        match self {
+            EngineError::Context { inner, .. } => inner.root(),
+            e => e,
+        }
+    }
+
     /// The exit status a CLI gives this failure: the container's own for a start that
     /// failed (126, 127), else 125 (strata's own failure, as Docker).
     pub fn exit_code(&self) -> i32 {

@@ -20,6 +20,7 @@ pub mod system;
 pub mod volumes;
 
 pub use config::{Config, FileConfig, Flags};
+pub use drivers::DRIVER_NAMES;
 pub use error::{Context, EngineError, ErrorKind, Result};
 pub use runtime::state::Status;
 

@@ -421,7 +421,7 @@ impl Store {
     pub fn layer(&self, chain: &Digest) -> Result<LayerRecord> {
         self.layers.get(chain.hex())?.ok_or_else(|| {
             StoreError::Format(format!(
-                "layer {chain} is not in the store: run `strata fsck`"
+                "layer {chain} is not in the store: the store needs checking (fsck)"
             ))
         })
     }
@@ -949,8 +949,8 @@ impl Store {
             if n > 0 {
                 if !force {
                     return Err(StoreError::InUse(format!(
-                        "container {} is mounted ({n}): `strata umount {}` first, or rm -f",
-                        c.name, c.name
+                        "container {} is mounted ({n}): unmount it first, or remove it with force",
+                        c.name
                     )));
                 }
                 for _ in 0..n {
@@ -966,7 +966,7 @@ impl Store {
     fn check_driver(&self, c: &ContainerRecord) -> Result<()> {
         if c.driver != self.driver.name() {
             return Err(StoreError::Unsupported(format!(
-                "container {} lives in driver {} but the store is open with {}: use --storage-driver {} or `strata migrate`",
+                "container {} lives in driver {} but the store is open with {}: open the store with driver {}, or migrate it to this one",
                 c.name,
                 c.driver,
                 self.driver.name(),

@@ -13,7 +13,9 @@ pub enum RegistryError {
     },
     #[error("{0}: not found in the registry (check the name and tag)")]
     NotFound(String),
-    #[error("{0}: authentication required or denied: log in with `strata login` (or check the credentials)")]
+    #[error(
+        "{0}: authentication required or denied: log in to the registry (or check the credentials)"
+    )]
     Unauthorized(String),
     #[error("{url}: {source}")]
     Http {

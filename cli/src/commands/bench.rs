@@ -303,7 +303,7 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
         }
     }
     for d in &drivers {
-        if !drivers::DRIVER_NAMES.contains(&d.as_str()) {
+        if !engine::DRIVER_NAMES.contains(&d.as_str()) {
             bail!("unknown driver {d:?}: use overlay2, btrfs, aufs, vfs");
         }
     }

@@ -41,7 +41,10 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
                         .map_err(|e| StoreError::io("read", store.blobs.path(&rec.blob), e))?;
                     if d != rec.diff_id {
                         return Err(StoreError::DigestMismatch {
-                            what: format!("stored layer blob {} (run `strata fsck`)", rec.blob),
+                            what: format!(
+                                "stored layer blob {} (the store needs checking: fsck)",
+                                rec.blob
+                            ),
                             expected: rec.diff_id.clone(),
                             actual: d,
                         });
