@@ -103,5 +103,14 @@ fn a_detached_container_outlives_the_process_that_started_it() {
     }
     assert!(!std::path::Path::new(&format!("/proc/{shim}")).exists());
     s.ok(&["rm", &id]);
+    // The container's life, in order, in the event log (written by the CLI and the shim).
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(&s.ok(&["events", "--format", "json"])).unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ID"] == id.as_str())
+        .filter_map(|e| e["Action"].as_str())
+        .collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"], "{events:?}");
     s.assert_fsck_ok();
 }

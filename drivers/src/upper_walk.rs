@@ -118,6 +118,27 @@ fn walk(
     Ok(true)
 }
 
+/// A layer's changes read from its own directory `dir` where that is safe, else the shared
+/// tree walk of the mounted views (`on_fallback` is told first): the one place the choice
+/// between a driver's native diff and the walk is made.
+pub fn native_or_walk<D: crate::Driver + ?Sized>(
+    driver: &D,
+    id: &str,
+    dir: PathBuf,
+    lowers: &[PathBuf],
+    format: &dyn LayerDirFormat,
+    private_xattrs: Option<&'static str>,
+    on_fallback: impl FnOnce(),
+) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
+    match native_with_source(dir, lowers, format, private_xattrs)? {
+        Some((c, src)) => Ok((c, Some(src))),
+        None => {
+            on_fallback();
+            Ok((crate::changes::compare_views(driver, id)?, None))
+        }
+    }
+}
+
 /// The native changes of a layer kept in `dir`, with `dir` as the place to read them from
 /// (its `private_xattrs` being the driver's own); `None` when an entry is unsafe and the
 /// caller must walk the trees instead.

@@ -14,7 +14,7 @@ use crate::driver::{ChangesSource, Driver, DriverOptions, LayerKind};
 use crate::error::{check_id, DriverError};
 use crate::refcount::MountRefs;
 use crate::staging::{check_removable, Staging};
-use crate::upper_walk::native_with_source;
+use crate::upper_walk::native_or_walk;
 use crate::whiteout::WhiteoutFormat;
 use fsutil::kernel_has;
 use fsutil::{self, write_atomic, write_replace};
@@ -297,10 +297,15 @@ impl Driver for Aufs {
         id: &str,
     ) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
         let lowers = self.ancestor_dirs(id)?;
-        match native_with_source(self.diff_dir(id)?, &lowers, &AufsLayerDir, None)? {
-            Some((c, src)) => Ok((c, Some(src))),
-            None => Ok((crate::changes::compare_views(self, id)?, None)),
-        }
+        native_or_walk(
+            self,
+            id,
+            self.diff_dir(id)?,
+            &lowers,
+            &AufsLayerDir,
+            None,
+            || {},
+        )
     }
 
     fn status(&self) -> Vec<(String, String)> {

@@ -62,12 +62,22 @@ impl LayerDirFormat for OverlayUpper {
     }
 }
 
-/// The changes recorded in the upper dir `diff` (or `None` when the native diff is not
-/// safe), with `diff` as the place to read them from (overlay's own `trusted.overlay.*`
-/// xattrs there are not the layer's).
-pub fn native_with_source(
+/// The changes of overlay layer `id` from its upper dir `diff` where that is safe (no
+/// redirect or metacopy entries), else the tree walk (`on_fallback` told first).
+pub fn native_or_walk<D: crate::Driver + ?Sized>(
+    driver: &D,
+    id: &str,
     diff: PathBuf,
     lowers: &[PathBuf],
-) -> Result<Option<(Vec<Change>, ChangesSource)>, DriverError> {
-    crate::upper_walk::native_with_source(diff, lowers, &OverlayUpper, Some("trusted.overlay."))
+    on_fallback: impl FnOnce(),
+) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
+    crate::upper_walk::native_or_walk(
+        driver,
+        id,
+        diff,
+        lowers,
+        &OverlayUpper,
+        Some("trusted.overlay."),
+        on_fallback,
+    )
 }

@@ -387,15 +387,12 @@ impl Driver for Overlay {
         id: &str,
     ) -> Result<(Vec<Change>, Option<ChangesSource>), DriverError> {
         let lowers = self.lowers(id)?;
-        match changes::native_with_source(self.diff_dir(id)?, &lowers)? {
-            Some((c, src)) => Ok((c, Some(src))),
-            None => {
-                // Remembered on disk so `info` in any later process says so too.
-                let _ = write_atomic(&self.home.join("fallback"), id.as_bytes());
-                self.fell_back.store(true, Ordering::Relaxed);
-                Ok((crate::changes::compare_views(self, id)?, None))
-            }
-        }
+        let upper = self.diff_dir(id)?;
+        changes::native_or_walk(self, id, upper, &lowers, || {
+            // Remembered on disk so `info` in any later process says so too.
+            let _ = write_atomic(&self.home.join("fallback"), id.as_bytes());
+            self.fell_back.store(true, Ordering::Relaxed);
+        })
     }
 
     fn status(&self) -> Vec<(String, String)> {
