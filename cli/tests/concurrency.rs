@@ -5,7 +5,7 @@
 mod common;
 
 use common::{fixture, Strata};
-use engine::containers::{CreateOptions, LogSinks, StartOptions};
+use engine::containers::{CreateOptions, LogOptions, LogSinks, StartOptions};
 use engine::{Config, Engine, FileConfig, Flags};
 use std::collections::BTreeSet;
 
@@ -60,7 +60,7 @@ fn many_threads_share_one_store() {
                 let (mut out, mut err) = (Vec::new(), Vec::new());
                 e.logs(
                     &c.id,
-                    false,
+                    LogOptions::default(),
                     LogSinks {
                         stdout: &mut out,
                         stderr: &mut err,

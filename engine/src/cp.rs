@@ -195,3 +195,128 @@ impl Engine {
         result
     }
 }
+
+/// What `docker cp` is told about a path in a container (its `X-Docker-Container-Path-Stat`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: u64,
+    /// The Unix `st_mode`.
+    #[serde(skip)]
+    pub unix_mode: u32,
+    /// Go's `os.FileMode` bits, as Docker reports them.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+fn go_mode(st_mode: u32) -> u32 {
+    let perm = st_mode & 0o777;
+    let mut m = perm;
+    match st_mode & libc::S_IFMT {
+        libc::S_IFDIR => m |= 1 << 31,
+        libc::S_IFLNK => m |= 1 << 27,
+        libc::S_IFIFO => m |= 1 << 25,
+        libc::S_IFSOCK => m |= 1 << 24,
+        libc::S_IFCHR => m |= (1 << 26) | (1 << 21),
+        libc::S_IFBLK => m |= 1 << 26,
+        _ => {}
+    }
+    if st_mode & libc::S_ISUID != 0 {
+        m |= 1 << 23;
+    }
+    if st_mode & libc::S_ISGID != 0 {
+        m |= 1 << 22;
+    }
+    if st_mode & libc::S_ISVTX != 0 {
+        m |= 1 << 20;
+    }
+    m
+}
+
+impl Engine {
+    /// What `path` in container `key` is (never following a symlink out of the rootfs).
+    pub fn path_stat(&self, key: &str, path: &str) -> Result<PathStat> {
+        let store = self.store()?;
+        let rootfs = store.mount_container(key)?;
+        let r = (|| -> Result<PathStat> {
+            let root = open_root(&rootfs)
+                .map_err(|e| EngineError::io(format!("open {}", rootfs.display()), e))?;
+            let rel = Path::new(path.trim_start_matches('/'));
+            let missing = || {
+                EngineError::NotFound(format!("Could not find the file {path} in container {key}"))
+            };
+            let parent = open_in_root(&root, rel.parent().unwrap_or(Path::new("")), OpenMode::Dir)
+                .map_err(|_| missing())?;
+            let name = rel
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_else(|| ".".into());
+            let st = rustix::fs::statat(&parent, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|_| missing())?;
+            let link_target = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                rustix::fs::readlinkat(&parent, &name, Vec::new())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok(PathStat {
+                name: if rel.file_name().is_some() {
+                    name.to_string_lossy().into_owned()
+                } else {
+                    "/".into()
+                },
+                size: st.st_size as u64,
+                unix_mode: st.st_mode,
+                mode: go_mode(st.st_mode),
+                mtime: layerstore::export::rfc3339(st.st_mtime as u64),
+                link_target,
+            })
+        })();
+        store.umount_container(key)?;
+        r
+    }
+
+    /// Writes `path` of container `key` as a tar at `out` (its top entry named after the
+    /// path, as `docker cp` expects); `work` is an empty scratch directory.
+    pub fn archive_get(&self, key: &str, path: &str, work: &Path, out: &Path) -> Result<PathStat> {
+        let stat = self.path_stat(key, path)?;
+        std::fs::create_dir_all(work).map_err(|e| EngineError::io("create", e))?;
+        self.copy(&CopySpec {
+            container: key.into(),
+            path: path.into(),
+            host: work.to_path_buf(),
+            direction: CopyDirection::Out,
+        })?;
+        layerstore::export::export_rootfs(work, out)?;
+        Ok(stat)
+    }
+
+    /// Unpacks the tar at `tar` into directory `path` of container `key` (`docker cp` in);
+    /// `work` is an empty scratch directory. The tar is unpacked confined to `work` first,
+    /// then copied in through descriptors, so neither step can escape.
+    pub fn archive_put(&self, key: &str, path: &str, work: &Path, tar: &Path) -> Result<()> {
+        let st = self.path_stat(key, path)?;
+        if st.unix_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(EngineError::Invalid(format!(
+                "{path} in container {key} is not a directory"
+            )));
+        }
+        std::fs::create_dir_all(work).map_err(|e| EngineError::io("create", e))?;
+        let f = std::fs::File::open(tar).map_err(|e| EngineError::io("open the archive", e))?;
+        layerstore::tarfs::apply_layer(std::io::BufReader::new(f), work, &drivers::RemoveWhiteouts)
+            .map_err(layerstore::StoreError::from)?;
+        for e in std::fs::read_dir(work).map_err(|e| EngineError::io("read", e))? {
+            let e = e.map_err(|e| EngineError::io("read", e))?;
+            self.copy(&CopySpec {
+                container: key.into(),
+                path: path.into(),
+                host: e.path(),
+                direction: CopyDirection::In,
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -29,12 +29,28 @@ pub struct Event {
     /// Nanoseconds since the epoch.
     #[serde(rename = "timeNano")]
     pub time_nano: u128,
+    /// A container's exit status (`die` events).
+    #[serde(rename = "exitCode", default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 /// Records an event. Never fails the operation it describes: a full disk loses the
 /// event, not the container.
 pub fn record(data_root: &Path, typ: &str, action: &str, id: &str, name: &str) {
+    record_exit(data_root, typ, action, id, name, None)
+}
+
+/// [`record`] with a container's exit status.
+pub fn record_exit(
+    data_root: &Path,
+    typ: &str,
+    action: &str,
+    id: &str,
+    name: &str,
+    exit_code: Option<i32>,
+) {
     let ev = Event {
+        exit_code,
         typ: typ.into(),
         action: action.into(),
         id: id.into(),

@@ -81,7 +81,13 @@ pub(crate) fn spawn_start(
 
 /// Runs `exec` in a shim that shares the caller's standard streams; returns the
 /// command's exit status (the shim prints why on its stderr when it could not run it).
-pub(crate) fn spawn_exec(engine: &Engine, driver: &str, key: &str, o: &ExecOptions) -> Result<i32> {
+pub(crate) fn spawn_exec(
+    engine: &Engine,
+    driver: &str,
+    key: &str,
+    o: &ExecOptions,
+    io: crate::containers::exec::ExecIo,
+) -> Result<i32> {
     let mut cmd = shim_command(engine, driver)?;
     cmd.arg("exec");
     if o.interactive {
@@ -97,6 +103,15 @@ pub(crate) fn spawn_exec(engine: &Engine, driver: &str, key: &str, o: &ExecOptio
         cmd.arg(format!("--user={u}"));
     }
     cmd.arg(key).arg("--").args(&o.command);
+    if let Some(fd) = io.stdin {
+        cmd.stdin(PStdio::from(fd));
+    }
+    if let Some(fd) = io.stdout {
+        cmd.stdout(PStdio::from(fd));
+    }
+    if let Some(fd) = io.stderr {
+        cmd.stderr(PStdio::from(fd));
+    }
     let status = cmd
         .status()
         .map_err(|e| EngineError::io("start the exec shim", e))?;

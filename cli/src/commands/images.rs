@@ -82,25 +82,6 @@ pub struct ImagesArgs {
     format: OutFormat,
 }
 
-/// Seconds since the epoch of an RFC 3339 time (for CREATED columns).
-fn parse_time(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
-}
-
 pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
     let all = ctx.engine.images()?;
     if a.quiet {
@@ -116,7 +97,7 @@ pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
         let created = img
             .created
             .as_deref()
-            .and_then(parse_time)
+            .and_then(engine::images::parse_rfc3339)
             .map(ago)
             .unwrap_or_else(|| "N/A".into());
         let repo_tags: Vec<(String, String)> = if img.names.is_empty() {
@@ -200,7 +181,7 @@ pub fn history(ctx: &Context, a: HistoryArgs) -> Result<i32> {
         let created = h
             .created
             .as_deref()
-            .and_then(parse_time)
+            .and_then(engine::images::parse_rfc3339)
             .map(ago)
             .unwrap_or_default();
         let mut by = h.created_by.clone().unwrap_or_default();
@@ -231,17 +212,4 @@ pub struct InspectArgs {
 pub fn inspect(ctx: &Context, a: InspectArgs) -> Result<i32> {
     print_json(&json!(ctx.engine.inspect(&a.names)?))?;
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn parses_rfc3339() {
-        assert_eq!(super::parse_time("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            super::parse_time("2023-11-14T22:13:20.123Z"),
-            Some(1_700_000_000)
-        );
-        assert_eq!(super::parse_time("bad"), None);
-    }
 }

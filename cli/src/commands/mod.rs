@@ -82,6 +82,8 @@ pub enum Command {
     Migrate(storage::MigrateArgs),
     /// Verify every blob, layer, image and container.
     Fsck(storage::FsckArgs),
+    /// Serve the Docker Engine API (the docker CLI and SDKs drive strata through it).
+    Daemon(storage::DaemonArgs),
     /// Show what happened to containers and images.
     Events(storage::EventsArgs),
     /// Run a container in the background, or exec in one (started by strata; not for people).
@@ -168,6 +170,7 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Bench(a) => bench::bench(ctx, a),
         Command::System { cmd } => storage::system(ctx, cmd),
         Command::Events(a) => storage::events(ctx, a),
+        Command::Daemon(a) => storage::daemon(ctx, a),
         Command::Shim { cmd } => run::shim(ctx, cmd),
         Command::UnionfsServe(a) => storage::unionfs_serve(a),
     }

@@ -4,7 +4,9 @@
 use super::Context;
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use engine::containers::{CreateOptions, ExecOptions, LogSinks, SecurityOptions, StartOptions};
+use engine::containers::{
+    CreateOptions, ExecOptions, LogOptions, LogSinks, SecurityOptions, StartOptions,
+};
 use engine::EngineError;
 
 /// Flags shared by `create` and `run` (Docker's names).
@@ -99,7 +101,15 @@ impl ContainerOpts {
             image: self.image.clone(),
             name: self.name.clone(),
             command: self.command.clone(),
-            entrypoint: self.entrypoint.clone(),
+            entrypoint: self.entrypoint.as_ref().map(|e| {
+                if e.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![e.clone()]
+                }
+            }),
+            labels: Default::default(),
+            auto_remove: scratch,
             env: self.env.clone(),
             volumes: self.volumes.clone(),
             workdir: self.workdir.clone(),
@@ -302,7 +312,10 @@ pub fn logs(ctx: &Context, a: LogsArgs) -> Result<i32> {
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     ctx.engine.logs(
         &a.container,
-        a.follow,
+        LogOptions {
+            follow: a.follow,
+            ..Default::default()
+        },
         LogSinks {
             stdout: &mut out,
             stderr: &mut err,

@@ -239,3 +239,18 @@ pub fn events(ctx: &Context, a: EventsArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Where to listen: unix:///path (default unix:///run/strata.sock) or
+    /// tcp://127.0.0.1:PORT (loopback only; repeatable).
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+}
+
+/// `daemon`: serves the Docker Engine API until stopped.
+pub fn daemon(ctx: &Context, a: DaemonArgs) -> Result<i32> {
+    let opts = daemon::DaemonOptions { hosts: a.hosts };
+    daemon::serve(ctx.engine.clone(), &opts).context("serving the Docker Engine API")?;
+    Ok(0)
+}

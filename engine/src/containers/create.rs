@@ -19,8 +19,12 @@ pub struct CreateOptions {
     pub name: Option<String>,
     /// The command and its arguments (the image's Cmd when empty).
     pub command: Vec<String>,
-    /// Replaces the image's entrypoint (`Some("")` clears it).
-    pub entrypoint: Option<String>,
+    /// Replaces the image's entrypoint (`Some(vec![])` clears it).
+    pub entrypoint: Option<Vec<String>>,
+    /// Labels, kept for inspect and filters.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Remove the container once it exits (Docker's `AutoRemove`, `run --rm`).
+    pub auto_remove: bool,
     /// `K=V`, over the image's.
     pub env: Vec<String>,
     /// `NAME:/path` or `/host/path:/path`, with `:ro` or `:rw`.
@@ -70,6 +74,10 @@ struct HostConfig<'a> {
     read_only: bool,
     #[serde(rename = "NetworkMode")]
     network: &'a str,
+    #[serde(rename = "AutoRemove")]
+    auto_remove: bool,
+    #[serde(rename = "Labels")]
+    labels: &'a std::collections::BTreeMap<String, String>,
 }
 
 impl SecurityOptions {
@@ -184,8 +192,7 @@ impl Engine {
         let bundle = Bundle::of(&store.root, &c.id);
         let made = (|| -> Result<()> {
             let entrypoint = match &o.entrypoint {
-                Some(e) if e.is_empty() => Vec::new(),
-                Some(e) => vec![e.clone()],
+                Some(e) => e.clone(),
                 None => strings(&cfg["Entrypoint"]),
             };
             let cmd = if !o.command.is_empty() {
@@ -255,6 +262,8 @@ impl Engine {
                 } else {
                     &o.network
                 },
+                auto_remove: o.auto_remove,
+                labels: &o.labels,
             })?;
             bundle.write("hostconfig.json", &host_config, durable)?;
             if durable {

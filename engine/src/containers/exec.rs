@@ -21,10 +21,23 @@ pub struct ExecOptions {
     pub user: Option<String>,
 }
 
+/// The streams an exec'd command gets; `None` is the caller's own.
+#[derive(Debug, Default)]
+pub struct ExecIo {
+    pub stdin: Option<std::os::fd::OwnedFd>,
+    pub stdout: Option<std::os::fd::OwnedFd>,
+    pub stderr: Option<std::os::fd::OwnedFd>,
+}
+
 impl Engine {
     /// Runs `o.command` in running container `key` with the caller's standard streams;
     /// returns its exit status (126/127 when it cannot be run, as Docker).
     pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32> {
+        self.exec_with_io(key, o, ExecIo::default())
+    }
+
+    /// [`Engine::exec`] with the command's streams given (a server's pipes).
+    pub fn exec_with_io(&self, key: &str, o: &ExecOptions, io: ExecIo) -> Result<i32> {
         let store = self.store_ro()?;
         let c = store.resolve_container(key)?;
         let driver = store.driver.name().to_string();
@@ -35,7 +48,7 @@ impl Engine {
                 c.name
             )));
         }
-        crate::shim::spawn_exec(self, &driver, &c.id, o)
+        crate::shim::spawn_exec(self, &driver, &c.id, o, io)
     }
 
     /// The shim's half of [`Engine::exec`]: joins the container from this process (which

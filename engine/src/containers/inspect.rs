@@ -61,10 +61,27 @@ impl ContainerView {
                 "StartedAt": time(st.started_at),
                 "FinishedAt": time(st.finished_at),
             },
-            "GraphDriver": {"Name": c.driver, "Data": {"Layer": c.layer, "Mounts": mounted}},
+            "GraphDriver": {"Name": c.driver, "Data": graph_data(store, c, mounted)},
             "HostConfig": self.bundle.host_config(),
         }))
     }
+}
+
+/// The container layer's own directories, as Docker's inspect shows them.
+fn graph_data(store: &Store, c: &ContainerRecord, mounted: u32) -> serde_json::Value {
+    let mut d = serde_json::json!({"Layer": c.layer, "Mounts": mounted});
+    if c.driver == store.driver.name() && store.driver.exists(&c.layer) {
+        if let Ok(upper) = store.driver.diff_dir(&c.layer) {
+            d["UpperDir"] = upper.display().to_string().into();
+        }
+        if let Ok(lowers) = store.driver.lower_dirs(&c.layer) {
+            let l: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+            if !l.is_empty() {
+                d["LowerDir"] = l.join(":").into();
+            }
+        }
+    }
+    d
 }
 
 impl Engine {

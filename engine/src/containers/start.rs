@@ -117,11 +117,16 @@ impl Engine {
     pub(crate) fn finish(&self, id: &str, remove: bool) -> Result<()> {
         let store = self.store()?;
         let _ = store.umount_container(id);
+        let bundle = Bundle::of(&store.root, id);
+        // Recorded before a removal, so whoever waits for an auto-removed container still
+        // learns its exit status.
+        let code = bundle.state_or_default().exit_code;
+        crate::events::record_exit(&store.root, "container", "die", id, "", code);
         if remove {
             store.remove_container(id, true)?;
-            Bundle::of(&store.root, id).remove();
+            bundle.remove();
+            crate::events::record(&store.root, "container", "destroy", id, "");
         }
-        crate::events::record(&store.root, "container", "die", id, "");
         Ok(())
     }
 

@@ -1,0 +1,708 @@
+//! `/containers/...`: create, list, inspect, start, stop, restart, kill, wait, logs,
+//! attach, changes, export, top, remove, prune, and `/commit`.
+
+use crate::http::ChunkedWriter;
+use crate::router::{Call, Reply};
+use crate::{ApiError, ApiResult};
+use engine::containers::{
+    ContainerView, CreateOptions, LogOptions, LogSinks, SecurityOptions, StartOptions,
+};
+use engine::Status;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::time::Duration;
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn opt_str(v: &Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// Docker's create body onto the engine's options.
+fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
+    let image = opt_str(&b["Image"]).ok_or_else(|| ApiError::bad("config has no Image"))?;
+    let h = &b["HostConfig"];
+    let mut volumes = strings(&h["Binds"]);
+    for m in h["Mounts"].as_array().into_iter().flatten() {
+        let target = m["Target"].as_str().unwrap_or("");
+        let ro = if m["ReadOnly"].as_bool().unwrap_or(false) {
+            ":ro"
+        } else {
+            ""
+        };
+        match m["Type"].as_str().unwrap_or("volume") {
+            "volume" | "bind" => {
+                let source = m["Source"].as_str().unwrap_or("");
+                if source.is_empty() {
+                    return Err(ApiError::bad("a mount needs a Source"));
+                }
+                volumes.push(format!("{source}:{target}{ro}"));
+            }
+            other => {
+                return Err(ApiError::new(
+                    501,
+                    format!("mounts of type {other} are not supported yet"),
+                ))
+            }
+        }
+    }
+    let memory = h["Memory"]
+        .as_i64()
+        .filter(|m| *m > 0)
+        .map(|m| m.to_string());
+    let cpus = h["NanoCpus"]
+        .as_i64()
+        .filter(|n| *n > 0)
+        .map(|n| n as f64 / 1e9)
+        .or_else(|| {
+            let q = h["CpuQuota"].as_i64().filter(|q| *q > 0)?;
+            let p = h["CpuPeriod"]
+                .as_i64()
+                .filter(|p| *p > 0)
+                .unwrap_or(100_000);
+            Some(q as f64 / p as f64)
+        });
+    let network = match h["NetworkMode"].as_str().unwrap_or("default") {
+        "host" => "host",
+        "none" | "default" | "bridge" | "" => "none",
+        other => {
+            return Err(ApiError::new(
+                501,
+                format!("network {other:?} is not supported yet: use none or host"),
+            ))
+        }
+    };
+    let labels = b["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let devices = h["Devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let host = d["PathOnHost"].as_str().unwrap_or("");
+            let ctr = d["PathInContainer"].as_str().unwrap_or(host);
+            let perms = d["CgroupPermissions"].as_str().unwrap_or("rwm");
+            format!("{host}:{ctr}:{perms}")
+        })
+        .collect();
+    Ok(CreateOptions {
+        image,
+        name,
+        command: strings(&b["Cmd"]),
+        entrypoint: match &b["Entrypoint"] {
+            Value::Null => None,
+            e => Some(strings(e)),
+        },
+        env: strings(&b["Env"]),
+        volumes,
+        workdir: opt_str(&b["WorkingDir"]),
+        user: opt_str(&b["User"]),
+        hostname: opt_str(&b["Hostname"]),
+        memory,
+        pids_limit: h["PidsLimit"].as_i64().filter(|p| *p > 0),
+        cpus,
+        network: network.into(),
+        read_only: h["ReadonlyRootfs"].as_bool().unwrap_or(false),
+        tty: b["Tty"].as_bool().unwrap_or(false),
+        security: SecurityOptions {
+            privileged: h["Privileged"].as_bool().unwrap_or(false),
+            cap_add: strings(&h["CapAdd"]),
+            cap_drop: strings(&h["CapDrop"]),
+            security_opt: strings(&h["SecurityOpt"]),
+            devices,
+            device_cgroup_rules: strings(&h["DeviceCgroupRules"]),
+            ulimits: h["Ulimits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|u| {
+                    format!(
+                        "{}={}:{}",
+                        u["Name"].as_str().unwrap_or(""),
+                        u["Soft"].as_i64().unwrap_or(0),
+                        u["Hard"].as_i64().unwrap_or(0)
+                    )
+                })
+                .collect(),
+        },
+        labels,
+        auto_remove: h["AutoRemove"].as_bool().unwrap_or(false),
+        scratch: false,
+    })
+}
+
+pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let body = c.json()?;
+    if !body.is_object() {
+        return Err(ApiError::bad(
+            "the body must be a container config (JSON object)",
+        ));
+    }
+    let name = c
+        .req
+        .param("name")
+        .filter(|n| !n.is_empty())
+        .map(|n| n.trim_start_matches('/').to_string());
+    let o = create_options(name, &body)?;
+    let rec = c.engine.create_container(&o)?;
+    Ok(Reply::Json(201, json!({"Id": rec.id, "Warnings": []})))
+}
+
+/// Docker's state word for a view.
+fn state_word(v: &ContainerView) -> &'static str {
+    v.status().as_str()
+}
+
+/// Docker's list entry for a container.
+pub fn summary(v: &ContainerView) -> Value {
+    let spec = v.bundle.spec().ok();
+    let args: Vec<String> = spec
+        .as_ref()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.args().clone()))
+        .unwrap_or_default();
+    let status = match v.status() {
+        Status::Running => "Up".to_string(),
+        Status::Exited => format!("Exited ({})", v.state.exit_code.unwrap_or(0)),
+        Status::Created => "Created".to_string(),
+    };
+    let hc = v.bundle.host_config();
+    json!({
+        "Id": v.record.id,
+        "Names": [format!("/{}", v.record.name)],
+        "Image": v.record.image_ref,
+        "ImageID": v.record.image.to_string(),
+        "Command": args.join(" "),
+        "Created": v.record.created,
+        "State": state_word(v),
+        "Status": status,
+        "Ports": [],
+        "Labels": hc.get("Labels").cloned().unwrap_or_else(|| json!({})),
+        "SizeRw": 0,
+        "HostConfig": {"NetworkMode": hc.get("NetworkMode").cloned().unwrap_or_else(|| json!("none"))},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    })
+}
+
+pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let filters = super::filters(c)?;
+    let all = c.req.flag("all") || filters.contains_key("status");
+    let mut views = c.engine.containers(all)?;
+    if let Some(st) = filters.get("status") {
+        views.retain(|v| st.iter().any(|s| s == state_word(v)));
+    }
+    if let Some(names) = filters.get("name") {
+        views.retain(|v| {
+            names
+                .iter()
+                .any(|n| v.record.name.contains(n.trim_start_matches('/')))
+        });
+    }
+    if let Some(ids) = filters.get("id") {
+        views.retain(|v| ids.iter().any(|i| v.record.id.starts_with(i.as_str())));
+    }
+    if let Some(labels) = filters.get("label") {
+        views.retain(|v| {
+            let hc = v.bundle.host_config();
+            labels.iter().all(|l| {
+                let (k, val) = l.split_once('=').unwrap_or((l, ""));
+                hc["Labels"]
+                    .get(k)
+                    .is_some_and(|x| val.is_empty() || x == val)
+            })
+        });
+    }
+    if let Some(n) = c.req.param("limit").and_then(|l| l.parse::<usize>().ok()) {
+        if n > 0 {
+            views.truncate(n);
+        }
+    }
+    Ok(Reply::Json(
+        200,
+        Value::Array(views.iter().map(summary).collect()),
+    ))
+}
+
+/// Docker's inspect document: the engine's, with Config, Path/Args, Mounts and the
+/// fields clients expect.
+pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
+    let v = c.engine.container(id)?;
+    let mut doc = c.engine.container_json(id)?;
+    let spec = v.bundle.spec().ok();
+    let process = spec.as_ref().and_then(|s| s.process().clone());
+    let args: Vec<String> = process
+        .as_ref()
+        .and_then(|p| p.args().clone())
+        .unwrap_or_default();
+    let env: Vec<String> = process
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let tty = process
+        .as_ref()
+        .is_some_and(|p| p.terminal().unwrap_or(false));
+    let hostname = spec
+        .as_ref()
+        .and_then(|s| s.hostname().clone())
+        .unwrap_or_default();
+    let mounts: Vec<Value> = spec
+        .as_ref()
+        .and_then(|s| s.mounts().clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("bind"))
+        .map(|m| {
+            let src = m.source().clone().unwrap_or_default();
+            let ro = m
+                .options()
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|x| x == "ro"));
+            let vol_root = c.engine.config().data_root.join("volumes");
+            let name = src
+                .strip_prefix(&vol_root)
+                .ok()
+                .and_then(|p| p.components().next())
+                .map(|n| n.as_os_str().to_string_lossy().into_owned());
+            json!({
+                "Type": if name.is_some() { "volume" } else { "bind" },
+                "Name": name.clone().unwrap_or_default(),
+                "Source": src,
+                "Destination": m.destination(),
+                "Driver": if name.is_some() { "local" } else { "" },
+                "Mode": if ro { "ro" } else { "" },
+                "RW": !ro,
+                "Propagation": "rprivate",
+            })
+        })
+        .filter(|m| !m["Source"].as_str().unwrap_or("").starts_with("/proc"))
+        .collect();
+    // Docker's GraphDriver.Data is a map of strings: the layer's directories.
+    let mut data = serde_json::Map::new();
+    if let Some(d) = doc["GraphDriver"]["Data"].as_object() {
+        for (k, val) in d {
+            let s = match val {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            data.insert(k.clone(), json!(s));
+        }
+    }
+    doc["GraphDriver"]["Data"] = Value::Object(data);
+    doc["Name"] = json!(format!("/{}", v.record.name));
+    doc["Path"] = json!(args.first().cloned().unwrap_or_default());
+    doc["Args"] = json!(args.iter().skip(1).collect::<Vec<_>>());
+    doc["RestartCount"] = json!(0);
+    doc["Driver"] = doc["GraphDriver"]["Name"].clone();
+    doc["Platform"] = json!("linux");
+    doc["Mounts"] = json!(mounts);
+    doc["State"]["Paused"] = json!(false);
+    doc["State"]["Restarting"] = json!(false);
+    doc["State"]["Dead"] = json!(false);
+    for t in ["StartedAt", "FinishedAt"] {
+        if doc["State"][t].is_null() {
+            doc["State"][t] = json!("0001-01-01T00:00:00Z");
+        }
+    }
+    let hc = v.bundle.host_config();
+    doc["Config"] = json!({
+        "Hostname": hostname,
+        "Image": v.record.image_ref,
+        "Cmd": args,
+        "Env": env,
+        "Tty": tty,
+        "User": v.bundle.user(),
+        "WorkingDir": process.as_ref().map(|p| p.cwd().to_string_lossy().into_owned()).unwrap_or_default(),
+        "Labels": hc.get("Labels").cloned().unwrap_or_else(|| json!({})),
+        "AttachStdout": true,
+        "AttachStderr": true,
+    });
+    doc["NetworkSettings"] = json!({"Networks": {}, "Ports": {}});
+    Ok(doc)
+}
+
+pub fn inspect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let doc = inspect_doc(c, id)?;
+    Ok(Reply::Json(200, doc))
+}
+
+fn remove_flag(c: &Call<'_>, id: &str) -> bool {
+    c.engine
+        .container(id)
+        .map(|v| {
+            v.bundle.host_config()["AutoRemove"]
+                .as_bool()
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
+pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    if c.engine.container(id)?.state.is_running() {
+        return Ok(Reply::Empty(304));
+    }
+    let o = StartOptions {
+        remove: remove_flag(c, id),
+        interactive: false,
+    };
+    match c.engine.start_detached(id, o) {
+        Ok(_) => Ok(Reply::Empty(204)),
+        Err(engine::EngineError::Start { message, .. }) => Err(ApiError::new(
+            400,
+            format!("failed to create task for container: {message}: unknown"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn stop_secs(c: &Call<'_>) -> u64 {
+    c.req
+        .param("t")
+        .and_then(|t| t.parse::<i64>().ok())
+        .map(|t| t.max(0) as u64)
+        .unwrap_or(10)
+}
+
+pub fn stop(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    if !c.engine.container(id)?.state.is_running() {
+        return Ok(Reply::Empty(304));
+    }
+    c.engine.stop(id, stop_secs(c))?;
+    Ok(Reply::Empty(204))
+}
+
+pub fn restart(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    c.engine.stop(id, stop_secs(c))?;
+    start(c, id).map(|_| Reply::Empty(204))
+}
+
+pub fn kill(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let sig = engine::containers::parse_signal(c.req.param("signal").unwrap_or("KILL"))?;
+    c.engine.kill(id, sig)?;
+    Ok(Reply::Empty(204))
+}
+
+/// The exit status of a container that is gone, from its `die` event.
+fn exit_from_events(engine: &engine::Engine, full_id: &str, since_nano: u128) -> Option<i32> {
+    engine
+        .events(None, None)
+        .ok()?
+        .into_iter()
+        .rev()
+        .find(|e| e.id == full_id && e.action == "die" && e.time_nano >= since_nano)
+        .and_then(|e| e.exit_code)
+}
+
+pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let condition = c
+        .req
+        .param("condition")
+        .unwrap_or("not-running")
+        .to_string();
+    let view = c.engine.container(id)?;
+    let full = view.record.id.clone();
+    let t0 = runtime::state::now();
+    let t0_nano = (t0 * 1e9) as u128;
+    // The status line goes out at once (the docker CLI starts the container meanwhile).
+    let mut w = ChunkedWriter::start(c.out, 200, "application/json")?;
+    let code = loop {
+        match c.engine.container(&full) {
+            Ok(v) => {
+                let st = &v.state;
+                let runner_gone =
+                    st.monitor_pid == 0 || runtime::state::start_time(st.monitor_pid).is_none();
+                let exited = st.status == Status::Exited
+                    || (st.status == Status::Running && !st.is_running() && runner_gone);
+                let done = match condition.as_str() {
+                    "next-exit" => exited && st.finished_at.is_some_and(|f| f >= t0),
+                    "removed" => false,
+                    _ => st.status != Status::Running || (!st.is_running() && runner_gone),
+                };
+                if done {
+                    break st.exit_code.unwrap_or(0);
+                }
+            }
+            Err(_) => {
+                break exit_from_events(c.engine, &full, t0_nano.saturating_sub(1_000_000_000))
+                    .unwrap_or(0)
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let body = json!({"StatusCode": code, "Error": null}).to_string();
+    if w.write_all(body.as_bytes()).is_err() {
+        return Ok(Reply::Closed);
+    }
+    w.finish()?;
+    Ok(Reply::Written)
+}
+
+/// Writes Docker's multiplexed frames (stream type, 3 zero bytes, big-endian length).
+struct Framed<'a, W: Write> {
+    out: &'a std::cell::RefCell<W>,
+    stream: u8,
+    raw: bool,
+}
+
+impl<W: Write> Write for Framed<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut out = self.out.borrow_mut();
+        if !self.raw {
+            let mut head = [0u8; 8];
+            head[0] = self.stream;
+            head[4..].copy_from_slice(&(buf.len() as u32).to_be_bytes());
+            let mut frame = head.to_vec();
+            frame.extend_from_slice(buf);
+            out.write_all(&frame)?;
+        } else {
+            out.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.borrow_mut().flush()
+    }
+}
+
+/// Streams logs as frames to `out`; `None` when the client went away.
+fn stream_logs<W: Write>(
+    engine: &engine::Engine,
+    id: &str,
+    o: LogOptions,
+    out: W,
+    stdout: bool,
+    stderr: bool,
+    tty: bool,
+) -> Option<W> {
+    let cell = std::cell::RefCell::new(out);
+    let mut so = Framed {
+        out: &cell,
+        stream: 1,
+        raw: tty,
+    };
+    let mut se = Framed {
+        out: &cell,
+        stream: 2,
+        raw: tty,
+    };
+    let (mut null1, mut null2) = (std::io::sink(), std::io::sink());
+    let sinks = LogSinks {
+        stdout: if stdout { &mut so } else { &mut null1 },
+        stderr: if stderr { &mut se } else { &mut null2 },
+    };
+    let ok = engine.logs(id, o, sinks).is_ok();
+    ok.then(|| cell.into_inner())
+}
+
+fn is_tty(c: &Call<'_>, id: &str) -> bool {
+    c.engine
+        .container(id)
+        .ok()
+        .and_then(|v| v.bundle.spec().ok())
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
+}
+
+pub fn logs(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let (stdout, stderr) = (c.req.flag("stdout"), c.req.flag("stderr"));
+    if !stdout && !stderr {
+        return Err(ApiError::bad("you must choose at least one stream"));
+    }
+    let tty = is_tty(c, id);
+    c.engine.container(id)?;
+    let o = LogOptions {
+        follow: c.req.flag("follow"),
+        tail: c.req.param("tail").and_then(|t| t.parse().ok()),
+        ..Default::default()
+    };
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let mut w = ChunkedWriter::start(c.out, 200, ct)?;
+    let engine = c.engine;
+    let Some(w2) = stream_logs(engine, id, o, &mut w, stdout, stderr, tty) else {
+        return Ok(Reply::Closed);
+    };
+    let _ = w2;
+    w.finish()?;
+    Ok(Reply::Written)
+}
+
+/// Attach: the connection is taken over (HTTP upgrade) and carries the container's output
+/// until it exits. Input from the client is not read yet.
+pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    c.engine.container(id)?;
+    let tty = is_tty(c, id);
+    let head = if c.req.header("upgrade").is_some() {
+        format!(
+            "HTTP/1.1 101 UPGRADED\r\nContent-Type: {}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+            if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" }
+        )
+    } else {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n".to_string()
+    };
+    c.out.write_all(head.as_bytes())?;
+    c.out.flush()?;
+    if c.req.flag("stream") || c.req.flag("logs") {
+        let running = c.engine.container(id)?.state.is_running();
+        let o = LogOptions {
+            follow: c.req.flag("stream"),
+            from_end: running && !c.req.flag("logs"),
+            wait_for_start: true,
+            ..Default::default()
+        };
+        let (so, se) = (c.req.flag("stdout"), c.req.flag("stderr"));
+        let engine = c.engine;
+        let out = &mut *c.out;
+        let _ = stream_logs(engine, id, o, out, so, se, tty);
+    }
+    Ok(Reply::Closed)
+}
+
+pub fn changes(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let out: Vec<Value> = c
+        .engine
+        .diff(id)?
+        .iter()
+        .map(|ch| {
+            let kind = match ch.kind.letter() {
+                'C' => 0,
+                'A' => 1,
+                _ => 2,
+            };
+            json!({"Path": format!("/{}", ch.path.display()), "Kind": kind})
+        })
+        .collect();
+    Ok(Reply::Json(200, Value::Array(out)))
+}
+
+pub fn export(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let out = super::staged(c.engine, "export.tar")?;
+    c.engine.export(id, &out.path)?;
+    super::stream_file(c, &out.path, "application/x-tar")
+}
+
+/// The container's processes, from its cgroup (`ps -ef` columns).
+pub fn top(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let v = c.engine.container(id)?;
+    if !v.state.is_running() {
+        return Err(ApiError::new(409, format!("container {id} is not running")));
+    }
+    // Every process whose pid namespace is the container's.
+    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", v.state.pid))?;
+    let mut rows = Vec::new();
+    for e in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            != Some(&ns)
+        {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+            .unwrap_or("0")
+            .to_string();
+        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|u| u.split_whitespace().next().map(str::to_string))
+            })
+            .unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        rows.push(json!([
+            uid,
+            pid.to_string(),
+            ppid,
+            "0",
+            "",
+            "?",
+            "00:00:00",
+            cmd
+        ]));
+    }
+    Ok(Reply::Json(
+        200,
+        json!({"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}),
+    ))
+}
+
+pub fn remove(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let force = c.req.flag("force");
+    c.engine.stop_for_removal(id, force)?;
+    c.engine.remove_container(id, force)?;
+    Ok(Reply::Empty(204))
+}
+
+pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let mut deleted = Vec::new();
+    for v in c.engine.containers(true)? {
+        if v.status() != Status::Running && c.engine.remove_container(&v.record.id, false).is_ok() {
+            deleted.push(v.record.id.clone());
+        }
+    }
+    Ok(Reply::Json(
+        200,
+        json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
+}
+
+pub fn commit(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let container = c
+        .req
+        .param("container")
+        .ok_or_else(|| ApiError::bad("give the container"))?
+        .to_string();
+    let reference = c.req.param("repo").filter(|r| !r.is_empty()).map(|r| {
+        match c.req.param("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{r}:{t}"),
+            None => r.to_string(),
+        }
+    });
+    let o = layerstore::commit::CommitOptions {
+        reference,
+        message: c
+            .req
+            .param("comment")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+        author: c
+            .req
+            .param("author")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+    };
+    let id = c.engine.commit(&container, &o)?;
+    Ok(Reply::Json(201, json!({"Id": id.to_string()})))
+}

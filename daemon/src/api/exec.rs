@@ -1,0 +1,193 @@
+//! `/containers/{id}/exec`, `/exec/{id}/start`, `/exec/{id}/json`: exec instances kept in
+//! the daemon's memory (as dockerd does); each runs under the engine's exec shim with pipes
+//! whose output is framed onto the client's connection.
+
+use crate::router::{Call, Reply};
+use crate::{ApiError, ApiResult};
+use engine::containers::{ExecIo, ExecOptions};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+
+/// One exec instance.
+#[derive(Clone)]
+struct Instance {
+    container: String,
+    options: ExecOptions,
+    tty: bool,
+    running: bool,
+    exit_code: Option<i32>,
+}
+
+static EXECS: Mutex<Option<HashMap<String, Instance>>> = Mutex::new(None);
+
+fn with<T>(f: impl FnOnce(&mut HashMap<String, Instance>) -> T) -> T {
+    let mut g = EXECS.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(HashMap::new))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
+    let b = c.json()?;
+    let v = c.engine.container(container)?;
+    if !v.state.is_running() {
+        return Err(ApiError::new(
+            409,
+            format!("Container {} is not running", v.record.id),
+        ));
+    }
+    let command = strings(&b["Cmd"]);
+    if command.is_empty() {
+        return Err(ApiError::bad("No exec command specified"));
+    }
+    let id = layerstore::random_id();
+    let inst = Instance {
+        container: v.record.id.clone(),
+        options: ExecOptions {
+            command,
+            interactive: false,
+            env: strings(&b["Env"]),
+            workdir: b["WorkingDir"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            user: b["User"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        },
+        tty: b["Tty"].as_bool().unwrap_or(false),
+        running: false,
+        exit_code: None,
+    };
+    with(|m| m.insert(id.clone(), inst));
+    Ok(Reply::Json(201, json!({"Id": id})))
+}
+
+fn pipe() -> ApiResult<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| ApiError::new(500, format!("pipe: {e}")))
+}
+
+pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let b = c.json()?;
+    let inst = with(|m| m.get(id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))?;
+    let detach = b["Detach"].as_bool().unwrap_or(false);
+    with(|m| {
+        if let Some(i) = m.get_mut(id) {
+            i.running = true;
+        }
+    });
+    let engine = c.engine.clone();
+    let finish = move |id: &str, code: i32| {
+        with(|m| {
+            if let Some(i) = m.get_mut(id) {
+                i.running = false;
+                i.exit_code = Some(code);
+            }
+        })
+    };
+    if detach {
+        let id = id.to_string();
+        std::thread::spawn(move || {
+            let null = || std::fs::File::open("/dev/null").ok().map(Into::into);
+            let io = ExecIo {
+                stdin: null(),
+                stdout: std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/null")
+                    .ok()
+                    .map(Into::into),
+                stderr: std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/null")
+                    .ok()
+                    .map(Into::into),
+            };
+            let code = engine
+                .exec_with_io(&inst.container, &inst.options, io)
+                .unwrap_or(126);
+            finish(&id, code);
+        });
+        return Ok(Reply::Empty(200));
+    }
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let head = if c.req.header("upgrade").is_some() {
+        "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    } else {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
+    };
+    c.out.write_all(head.as_bytes())?;
+    c.out.flush()?;
+    let io = ExecIo {
+        stdin: std::fs::File::open("/dev/null").ok().map(Into::into),
+        stdout: Some(out_w),
+        stderr: Some(err_w),
+    };
+    let (container, options) = (inst.container.clone(), inst.options.clone());
+    let runner = std::thread::spawn(move || engine.exec_with_io(&container, &options, io));
+    // Both pipes read by their own threads; frames written under one lock.
+    let out = Mutex::new(&mut *c.out);
+    let tty = inst.tty;
+    std::thread::scope(|s| {
+        for (fd, stream) in [(out_r, 1u8), (err_r, 2u8)] {
+            let out = &out;
+            s.spawn(move || {
+                let mut f = std::fs::File::from(fd);
+                let mut buf = vec![0u8; 32 << 10];
+                while let Ok(n) = f.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut frame = Vec::with_capacity(n + 8);
+                    if !tty {
+                        frame.push(stream);
+                        frame.extend_from_slice(&[0, 0, 0]);
+                        frame.extend_from_slice(&(n as u32).to_be_bytes());
+                    }
+                    frame.extend_from_slice(&buf[..n]);
+                    let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
+                    if o.write_all(&frame).and_then(|_| o.flush()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let code = match runner.join() {
+        Ok(Ok(code)) => code,
+        _ => 126,
+    };
+    finish(id, code);
+    Ok(Reply::Closed)
+}
+
+pub fn inspect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let _ = &c;
+    let inst = with(|m| m.get(id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))?;
+    Ok(Reply::Json(
+        200,
+        json!({
+            "ID": id,
+            "ContainerID": inst.container,
+            "Running": inst.running,
+            "ExitCode": inst.exit_code,
+            "ProcessConfig": {"entrypoint": inst.options.command.first(), "arguments": inst.options.command.iter().skip(1).collect::<Vec<_>>(), "tty": inst.tty, "user": inst.options.user},
+            "OpenStdin": false, "OpenStdout": true, "OpenStderr": true,
+            "Pid": 0,
+        }),
+    ))
+}

@@ -1,0 +1,103 @@
+//! The Docker Engine API's endpoints, one module per resource.
+
+pub mod archive;
+pub mod containers;
+pub mod exec;
+pub mod images;
+pub mod system;
+pub mod volumes;
+
+/// Docker's time format for a time in seconds since the epoch.
+pub fn rfc3339(secs: u64) -> String {
+    layerstore::export::rfc3339(secs)
+}
+
+/// Parses Docker's `filters` query parameter (`{"key": ["v"]}` or the old
+/// `{"key": {"v": true}}`) into key -> values.
+pub fn filters(
+    c: &crate::router::Call<'_>,
+) -> crate::ApiResult<std::collections::BTreeMap<String, Vec<String>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(raw) = c.req.param("filters") else {
+        return Ok(out);
+    };
+    if raw.is_empty() {
+        return Ok(out);
+    }
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| crate::ApiError::bad(format!("invalid filters {raw:?}: {e}")))?;
+    let Some(map) = v.as_object() else {
+        return Err(crate::ApiError::bad(format!("invalid filters {raw:?}")));
+    };
+    for (k, vals) in map {
+        let list: Vec<String> = match vals {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            serde_json::Value::Object(o) => o.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+/// A file for a request body or a response being made (image archives), in the data
+/// root's own staging folder (same filesystem, root-only); removed when dropped.
+pub struct Staged {
+    pub path: std::path::PathBuf,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn staging_dir(engine: &engine::Engine) -> std::path::PathBuf {
+    engine.config().data_root.join("daemon-tmp")
+}
+
+/// Removes what a daemon that died left staged.
+pub fn staging_clean(engine: &engine::Engine) {
+    let _ = std::fs::remove_dir_all(staging_dir(engine));
+}
+
+/// A fresh staging path named `name` (nothing is created).
+pub fn staged(engine: &engine::Engine, name: &str) -> crate::ApiResult<Staged> {
+    let dir = staging_dir(engine);
+    std::fs::create_dir_all(&dir)?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(Staged {
+        path: dir.join(format!("{}-{n}-{name}", std::process::id())),
+    })
+}
+
+/// Copies the request body to a staged file.
+pub fn stage_body(c: &mut crate::router::Call<'_>, name: &str) -> crate::ApiResult<Staged> {
+    let s = staged(c.engine, name)?;
+    let mut f = std::fs::File::create(&s.path)?;
+    std::io::copy(&mut c.body, &mut f)
+        .map_err(|e| crate::ApiError::bad(format!("reading the request body: {e}")))?;
+    Ok(s)
+}
+
+/// Streams a file as the response body (chunked), e.g. an image archive.
+pub fn stream_file(
+    c: &mut crate::router::Call<'_>,
+    path: &std::path::Path,
+    content_type: &str,
+) -> crate::ApiResult<crate::router::Reply> {
+    let mut f = std::fs::File::open(path)?;
+    let mut w = crate::http::ChunkedWriter::start(c.out, 200, content_type)?;
+    if std::io::copy(&mut f, &mut w).is_err() {
+        return Ok(crate::router::Reply::Closed);
+    }
+    w.finish()?;
+    Ok(crate::router::Reply::Written)
+}

@@ -1,0 +1,189 @@
+//! `/_ping`, `/version`, `/info`, `/system/df`, `/events`.
+
+use crate::router::{Call, Reply};
+use crate::ApiResult;
+use serde_json::json;
+
+pub fn ping(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let body: &[u8] = if c.req.method == "HEAD" { b"" } else { b"OK" };
+    crate::http::write_response(
+        c.out,
+        200,
+        "text/plain; charset=utf-8",
+        body,
+        &[
+            ("Docker-Experimental", "false".into()),
+            (
+                "Cache-Control",
+                "no-cache, no-store, must-revalidate".into(),
+            ),
+            ("Pragma", "no-cache".into()),
+        ],
+    )?;
+    Ok(Reply::Written)
+}
+
+fn kernel() -> String {
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn version(_c: &mut Call<'_>) -> ApiResult<Reply> {
+    let v = env!("CARGO_PKG_VERSION");
+    Ok(Reply::Json(
+        200,
+        json!({
+            "Platform": {"Name": "strata"},
+            "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": crate::API_VERSION, "MinAPIVersion": crate::MIN_API_VERSION, "Os": "linux", "Arch": "amd64", "KernelVersion": kernel()}}],
+            "Version": v,
+            "ApiVersion": crate::API_VERSION,
+            "MinAPIVersion": crate::MIN_API_VERSION,
+            "GitCommit": "strata",
+            "GoVersion": "rust",
+            "Os": "linux",
+            "Arch": std::env::consts::ARCH.replace("x86_64", "amd64"),
+            "KernelVersion": kernel(),
+            "BuildTime": "",
+        }),
+    ))
+}
+
+pub fn info(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let info = c.engine.info()?;
+    let all = c.engine.containers(true)?;
+    let running = all.iter().filter(|v| v.state.is_running()).count();
+    let status: Vec<[String; 2]> = info
+        .driver_status
+        .iter()
+        .map(|(k, v)| [k.clone(), v.clone()])
+        .collect();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024;
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    Ok(Reply::Json(
+        200,
+        json!({
+            "ID": "strata",
+            "Containers": info.containers,
+            "ContainersRunning": running,
+            "ContainersPaused": 0,
+            "ContainersStopped": all.len() - running,
+            "Images": info.images,
+            "Driver": info.driver,
+            "DriverStatus": status,
+            "DockerRootDir": info.data_root,
+            "MemoryLimit": true,
+            "SwapLimit": false,
+            "CpuCfsPeriod": true,
+            "CpuCfsQuota": true,
+            "PidsLimit": true,
+            "OomKillDisable": false,
+            "Debug": false,
+            "NFd": 0,
+            "NGoroutines": 0,
+            "SystemTime": rfc3339_now(),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "KernelVersion": kernel(),
+            "OperatingSystem": "strata",
+            "OSType": "linux",
+            "Architecture": std::env::consts::ARCH,
+            "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "MemTotal": mem,
+            "Name": host,
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "SecurityOptions": info.security_options,
+            "Plugins": {"Volume": ["local"], "Network": ["none", "host"], "Log": ["json-file"]},
+            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"]},
+            "Runtimes": {"strata": {"path": "strata"}},
+            "DefaultRuntime": "strata",
+            "Swarm": {"LocalNodeState": "inactive"},
+            "Labels": [],
+            "Warnings": [],
+        }),
+    ))
+}
+
+fn rfc3339_now() -> String {
+    super::rfc3339(layerstore::now())
+}
+
+pub fn df(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let images = super::images::summaries(c.engine)?;
+    let containers: Vec<_> = c
+        .engine
+        .containers(true)?
+        .iter()
+        .map(super::containers::summary)
+        .collect();
+    let volumes: Vec<_> = c
+        .engine
+        .volumes()?
+        .iter()
+        .map(super::volumes::volume_doc)
+        .collect();
+    let layers: u64 = c
+        .engine
+        .disk_usage()?
+        .iter()
+        .filter(|r| r.kind == "Images")
+        .map(|r| r.size)
+        .sum();
+    Ok(Reply::Json(
+        200,
+        json!({"LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}),
+    ))
+}
+
+/// Events between `since` and `until` (not followed: the stream ends at once).
+pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let num = |k: &str| {
+        c.req
+            .param(k)
+            .and_then(|v| v.split('.').next()?.parse::<u64>().ok())
+    };
+    let (since, until) = (num("since"), num("until").or(Some(layerstore::now())));
+    let evs = c.engine.events(since, until)?;
+    let filters = super::filters(c)?;
+    let mut body = Vec::new();
+    for e in evs {
+        if filters.get("type").is_some_and(|t| !t.contains(&e.typ))
+            || filters.get("event").is_some_and(|t| !t.contains(&e.action))
+            || filters.get("container").is_some_and(|t| {
+                !t.iter()
+                    .any(|x| e.id.starts_with(x.as_str()) || *x == e.name)
+            })
+        {
+            continue;
+        }
+        let mut attrs = serde_json::Map::new();
+        if !e.name.is_empty() {
+            attrs.insert("name".into(), e.name.clone().into());
+        }
+        if let Some(code) = e.exit_code {
+            attrs.insert("exitCode".into(), code.to_string().into());
+        }
+        let doc = json!({
+            "Type": e.typ, "Action": e.action, "status": e.action, "id": e.id,
+            "Actor": {"ID": e.id, "Attributes": attrs},
+            "scope": "local",
+            "time": (e.time_nano / 1_000_000_000) as u64,
+            "timeNano": e.time_nano as u64,
+        });
+        body.extend_from_slice(doc.to_string().as_bytes());
+        body.push(b'\n');
+    }
+    Ok(Reply::Bytes(200, "application/json", body))
+}

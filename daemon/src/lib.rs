@@ -1,0 +1,21 @@
+//! `strata daemon`: the Docker Engine API over the engine, so the `docker` CLI and the
+//! Docker SDKs drive strata unchanged. A second front end over the same operations as the
+//! CLI (never a copy of them); both may use one data root at the same time.
+//!
+//! HTTP/1.1 over unix sockets (and loopback TCP), one thread per connection; handlers map
+//! Docker's requests onto [`engine::Engine`] and its results onto Docker's JSON shapes.
+//! Containers run under their shims, so they outlive the daemon.
+
+pub mod api;
+pub mod error;
+pub mod http;
+pub mod listen;
+pub mod router;
+
+pub use error::{ApiError, ApiResult};
+pub use listen::{serve, DaemonOptions};
+
+/// The API version served (Docker 24's).
+pub const API_VERSION: &str = "1.43";
+/// The oldest API version a client may ask for.
+pub const MIN_API_VERSION: &str = "1.24";

@@ -1,0 +1,140 @@
+//! Listening: unix sockets (0660, group `docker` when it exists, as dockerd makes them) and
+//! loopback TCP; one thread per connection, requests read and answered in turn.
+
+use crate::http::{self, ReadError};
+use engine::Engine;
+use std::io::{BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+
+/// Where and how to listen.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// `unix:///path` or `tcp://127.0.0.1:PORT` (repeatable).
+    pub hosts: Vec<String>,
+}
+
+/// A listening socket.
+enum Listener {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+/// The gid of group `name` from /etc/group, if it exists.
+fn group_id(name: &str) -> Option<u32> {
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
+}
+
+fn bind(host: &str) -> std::io::Result<Listener> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        let path = PathBuf::from(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // A socket left by a daemon that is gone; a live one is refused.
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(std::io::Error::other(format!(
+                    "{} is in use by a running daemon: stop it or choose another -H",
+                    path.display()
+                )));
+            }
+            std::fs::remove_file(&path)?;
+        }
+        let l = UnixListener::bind(&path)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+        if let Some(gid) = group_id("docker") {
+            let _ = rustix::fs::chown(&path, None, Some(rustix::fs::Gid::from_raw(gid)));
+        }
+        return Ok(Listener::Unix(l, path));
+    }
+    if let Some(addr) = host.strip_prefix("tcp://") {
+        let l = TcpListener::bind(addr)?;
+        let ip = l.local_addr()?.ip();
+        if !ip.is_loopback() {
+            return Err(std::io::Error::other(format!(
+                "-H {host}: plain TCP is only served on a loopback address (TLS is not supported yet): use unix:// or 127.0.0.1"
+            )));
+        }
+        tracing::warn!(%host, "serving the API on TCP without TLS: anyone on this machine can reach it");
+        return Ok(Listener::Tcp(l));
+    }
+    Err(std::io::Error::other(format!(
+        "-H {host}: use unix:///path or tcp://127.0.0.1:PORT"
+    )))
+}
+
+/// Serves `opts.hosts` until the process is stopped.
+pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
+    let hosts = if opts.hosts.is_empty() {
+        vec!["unix:///run/strata.sock".to_string()]
+    } else {
+        opts.hosts.clone()
+    };
+    let listeners = hosts
+        .iter()
+        .map(|h| bind(h))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    crate::api::staging_clean(&engine);
+    std::thread::scope(|scope| {
+        for l in listeners {
+            let engine = engine.clone();
+            scope.spawn(move || match l {
+                Listener::Unix(l, path) => {
+                    tracing::info!(socket = %path.display(), "serving the Docker Engine API");
+                    for s in l.incoming().flatten() {
+                        let engine = engine.clone();
+                        std::thread::spawn(move || {
+                            if let Ok(r) = s.try_clone() {
+                                connection(&engine, BufReader::new(r), s);
+                            }
+                        });
+                    }
+                }
+                Listener::Tcp(l) => {
+                    for s in l.incoming().flatten() {
+                        let engine = engine.clone();
+                        std::thread::spawn(move || {
+                            if let Ok(r) = s.try_clone() {
+                                connection(&engine, BufReader::new(r), s);
+                            }
+                        });
+                    }
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Answers requests on one connection until the client closes it (or a stream or hijack
+/// ends it).
+fn connection<R, W>(engine: &Engine, mut r: BufReader<R>, mut w: W)
+where
+    R: std::io::Read,
+    W: Write + Send,
+{
+    loop {
+        let req = match http::read_head(&mut r) {
+            Ok(req) => req,
+            Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
+            Err(ReadError::Bad(status, msg)) => {
+                let body = serde_json::json!({ "message": msg }).to_string();
+                let _ =
+                    http::write_response(&mut w, status, "application/json", body.as_bytes(), &[]);
+                return;
+            }
+        };
+        let keep = crate::router::handle(engine, &req, &mut r, &mut w);
+        if !keep || !req.keep_alive() {
+            return;
+        }
+    }
+}

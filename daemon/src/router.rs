@@ -1,0 +1,219 @@
+//! Request routing: the `/v1.NN` prefix (version negotiation), then the path onto a
+//! handler, and the handler's reply (or error) written back.
+
+use crate::api;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{self, Request};
+use engine::Engine;
+use serde_json::Value;
+use std::io::{BufRead, Read, Write};
+
+/// What a handler answers.
+pub enum Reply {
+    /// A JSON document with a status.
+    Json(u16, Value),
+    /// No body (204, 304, 201 with nothing to say).
+    Empty(u16),
+    /// A body of another type.
+    Bytes(u16, &'static str, Vec<u8>),
+    /// The handler wrote a whole (streamed) response itself; the connection may go on.
+    Written,
+    /// The handler took the connection over (hijack) or ended it mid-stream.
+    Closed,
+}
+
+/// One request being handled.
+pub struct Call<'a> {
+    pub engine: &'a Engine,
+    pub req: &'a Request,
+    /// The path below the version prefix, e.g. `/containers/abc/start`.
+    pub path: String,
+    pub body: &'a mut dyn Read,
+    pub out: &'a mut (dyn Write + Send),
+}
+
+impl Call<'_> {
+    /// The request body as JSON (`null` when empty).
+    pub fn json(&mut self) -> ApiResult<Value> {
+        http::read_json_body(&mut *self.body).map_err(|(s, m)| ApiError::new(s, m))
+    }
+}
+
+/// Strips `/v1.NN`; refuses versions older than [`crate::MIN_API_VERSION`] or newer than
+/// the one served.
+fn strip_version(path: &str) -> ApiResult<String> {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok(path.to_string());
+    };
+    let (ver, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let parse = |v: &str| -> Option<(u32, u32)> {
+        let (a, b) = v.split_once('.')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    let Some(v) = parse(ver) else {
+        return Ok(path.to_string());
+    };
+    let min = parse(crate::MIN_API_VERSION).unwrap_or((1, 24));
+    let max = parse(crate::API_VERSION).unwrap_or((1, 43));
+    if v < min {
+        return Err(ApiError::bad(format!(
+            "client version {ver} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+            crate::MIN_API_VERSION
+        )));
+    }
+    if v > max {
+        return Err(ApiError::bad(format!(
+            "client version {ver} is too new. Maximum supported API version is {}",
+            crate::API_VERSION
+        )));
+    }
+    Ok(tail.to_string())
+}
+
+/// Handles one request; returns whether the connection may carry another.
+pub fn handle<R: BufRead, W: Write + Send>(
+    engine: &Engine,
+    req: &Request,
+    r: &mut R,
+    w: &mut W,
+) -> bool {
+    let mut body = http::body(req, r);
+    let result = strip_version(&req.path).and_then(|path| {
+        tracing::debug!(method = %req.method, %path, "API request");
+        let mut call = Call {
+            engine,
+            req,
+            path,
+            body: &mut body,
+            out: w,
+        };
+        dispatch(&mut call)
+    });
+    // Whatever the handler did not read is drained, so the next request starts cleanly
+    // (a body far larger than any handler reads closes the connection instead).
+    let drained = std::io::copy(&mut body.by_ref().take(64 << 20), &mut std::io::sink()).is_ok()
+        && body.read(&mut [0u8; 1]).map(|n| n == 0).unwrap_or(false);
+    drop(body);
+    let ok = match result {
+        Ok(Reply::Json(status, v)) => {
+            let b = serde_json::to_vec(&v).unwrap_or_default();
+            http::write_response(w, status, "application/json", &b, &[]).is_ok()
+        }
+        Ok(Reply::Empty(status)) => http::write_response(w, status, "", b"", &[]).is_ok(),
+        Ok(Reply::Bytes(status, ct, b)) => http::write_response(w, status, ct, &b, &[]).is_ok(),
+        Ok(Reply::Written) => true,
+        Ok(Reply::Closed) => false,
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::warn!(method = %req.method, path = %req.path, error = %e.message, "API request failed");
+            }
+            let b = serde_json::json!({ "message": e.message }).to_string();
+            http::write_response(w, e.status, "application/json", b.as_bytes(), &[]).is_ok()
+        }
+    };
+    ok && drained
+}
+
+/// The image name in `/images/NAME/ACTION` (names may hold slashes).
+fn image_and_action(rest: &str) -> (String, String) {
+    for action in ["json", "history", "tag", "push", "get"] {
+        if let Some(name) = rest.strip_suffix(&format!("/{action}")) {
+            return (name.to_string(), action.to_string());
+        }
+    }
+    (rest.to_string(), String::new())
+}
+
+fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let method = c.req.method.clone();
+    let path = c.path.trim_end_matches('/').to_string();
+    let segs: Vec<String> = path.split('/').skip(1).map(str::to_string).collect();
+    let seg = |i: usize| segs.get(i).map(String::as_str).unwrap_or("");
+    match (method.as_str(), seg(0)) {
+        ("GET" | "HEAD", "_ping") => api::system::ping(c),
+        ("GET", "version") => api::system::version(c),
+        ("GET", "info") => api::system::info(c),
+        ("GET", "system") if seg(1) == "df" => api::system::df(c),
+        ("GET", "events") => api::system::events(c),
+        (_, "images") => {
+            let rest = path.strip_prefix("/images").unwrap_or("");
+            match (method.as_str(), rest) {
+                ("GET", "/json") => api::images::list(c),
+                ("POST", "/load") => api::images::load(c),
+                ("GET", "/get") => api::images::get(c, None),
+                ("POST", "/create") => api::images::create(c),
+                ("POST", "/prune") => api::images::prune(c),
+                _ => {
+                    let (name, action) = image_and_action(rest.trim_start_matches('/'));
+                    match (method.as_str(), action.as_str()) {
+                        ("GET", "json") => api::images::inspect(c, &name),
+                        ("GET", "history") => api::images::history(c, &name),
+                        ("POST", "tag") => api::images::tag(c, &name),
+                        ("GET", "get") => api::images::get(c, Some(&name)),
+                        ("POST", "push") => api::images::push(c, &name),
+                        ("DELETE", "") => api::images::remove(c, &name),
+                        _ => Err(not_found(c)),
+                    }
+                }
+            }
+        }
+        ("POST", "commit") => api::containers::commit(c),
+        (_, "containers") => {
+            let id = seg(1).to_string();
+            match (method.as_str(), seg(1), seg(2)) {
+                ("GET", "json", "") => api::containers::list(c),
+                ("POST", "create", "") => api::containers::create(c),
+                ("POST", "prune", "") => api::containers::prune(c),
+                ("GET", _, "json") => api::containers::inspect(c, &id),
+                ("POST", _, "start") => api::containers::start(c, &id),
+                ("POST", _, "stop") => api::containers::stop(c, &id),
+                ("POST", _, "restart") => api::containers::restart(c, &id),
+                ("POST", _, "kill") => api::containers::kill(c, &id),
+                ("POST", _, "wait") => api::containers::wait(c, &id),
+                ("GET", _, "logs") => api::containers::logs(c, &id),
+                ("POST", _, "attach") => api::containers::attach(c, &id),
+                ("POST", _, "resize") => Ok(Reply::Empty(200)),
+                ("GET", _, "changes") => api::containers::changes(c, &id),
+                ("GET", _, "export") => api::containers::export(c, &id),
+                ("GET", _, "top") => api::containers::top(c, &id),
+                ("POST", _, "exec") => api::exec::create(c, &id),
+                ("GET" | "HEAD" | "PUT", _, "archive") => api::archive::handle(c, &id),
+                ("DELETE", _, "") => api::containers::remove(c, &id),
+                _ => Err(not_found(c)),
+            }
+        }
+        (_, "exec") => match (method.as_str(), seg(2)) {
+            ("POST", "start") => api::exec::start(c, seg(1)),
+            ("POST", "resize") => Ok(Reply::Empty(200)),
+            ("GET", "json") => api::exec::inspect(c, seg(1)),
+            _ => Err(not_found(c)),
+        },
+        (_, "volumes") => match (method.as_str(), seg(1)) {
+            ("GET", "") => api::volumes::list(c),
+            ("POST", "create") => api::volumes::create(c),
+            ("POST", "prune") => api::volumes::prune(c),
+            ("GET", name) => api::volumes::inspect(c, name),
+            ("DELETE", name) => api::volumes::remove(c, name),
+            _ => Err(not_found(c)),
+        },
+        (_, "networks")
+        | (_, "build")
+        | (_, "swarm")
+        | (_, "services")
+        | (_, "nodes")
+        | (_, "plugins")
+        | (_, "secrets")
+        | (_, "configs") => Err(ApiError::new(
+            501,
+            format!("{} is not implemented by strata yet", seg(0)),
+        )),
+        _ => Err(not_found(c)),
+    }
+}
+
+fn not_found(c: &Call<'_>) -> ApiError {
+    ApiError::not_found(format!("page not found: {} {}", c.req.method, c.path))
+}
