@@ -361,10 +361,20 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     };
     match c.engine.start_detached(id, o) {
         Ok(_) => Ok(Reply::Empty(204)),
-        Err(engine::EngineError::Start { message, .. }) => Err(ApiError::new(
-            400,
-            format!("failed to create task for container: {message}: unknown"),
-        )),
+        // Docker's clients pick `run`'s exit status (127, 126, else 125) from these words.
+        Err(engine::EngineError::Start { message, code, .. }) => {
+            let why = match code {
+                127 if !message.contains("no such file or directory") => {
+                    ": no such file or directory"
+                }
+                126 if !message.contains("permission denied") => ": permission denied",
+                _ => "",
+            };
+            Err(ApiError::new(
+                400,
+                format!("failed to create task for container: {message}{why}: unknown"),
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -1,0 +1,415 @@
+//! `strata daemon` driven by the real docker CLI (Debian's `docker.io` client, or whichever
+//! `docker` is on PATH) and by raw HTTP for bad input; the CLI and the daemon on one data
+//! root at once; containers outliving the daemon.
+
+mod common;
+
+use common::{fixture, Strata};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A running `strata daemon` on a socket of its own; stopped when dropped.
+struct Daemon {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Daemon {
+    fn start(s: &Strata) -> Daemon {
+        let sock = s.dir.path().join("strata.sock");
+        let child = s
+            .cmd(&["daemon", "-H", &format!("unix://{}", sock.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        for _ in 0..500 {
+            if UnixStream::connect(&sock).is_ok() {
+                return Daemon { child, sock };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the daemon did not listen on {}", sock.display());
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// One raw HTTP request; returns (status, body).
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let mut s = UnixStream::connect(&self.sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let _ = s.write_all(body);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).to_string();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The docker client, if this machine has one.
+fn docker_client() -> Option<PathBuf> {
+    for p in ["/usr/bin/docker", "/usr/local/bin/docker", "/bin/docker"] {
+        if Path::new(p).is_file() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    None
+}
+
+struct Docker {
+    bin: PathBuf,
+    host: String,
+    config: tempfile::TempDir,
+}
+
+impl Docker {
+    fn new(d: &Daemon) -> Option<Docker> {
+        let Some(bin) = docker_client() else {
+            eprintln!("skipped: no docker client on this machine (apt-get install docker.io)");
+            return None;
+        };
+        Some(Docker {
+            bin,
+            host: format!("unix://{}", d.sock.display()),
+            config: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.config.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({:?}):\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn code(&self, args: &[&str]) -> i32 {
+        self.run(args).status.code().unwrap_or(-1)
+    }
+}
+
+const BB: &str = "/bin/busybox";
+
+#[test]
+fn the_docker_cli_drives_the_daemon() {
+    let s = Strata::with_driver("overlay2");
+    let d = Daemon::start(&s);
+    let Some(dk) = Docker::new(&d) else { return };
+
+    let v = dk.ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(v.trim(), daemon::API_VERSION);
+    assert!(dk
+        .ok(&["info", "--format", "{{.Driver}}"])
+        .contains("overlay2"));
+    let img = fixture("images/busybox-wh.docker.tar");
+    assert!(dk
+        .ok(&["load", "-i", img.to_str().unwrap()])
+        .contains("busybox-wh:1"));
+    assert!(dk.ok(&["images"]).contains("busybox-wh"));
+
+    // Exit statuses: the command's own, 127 not found, 126 not runnable.
+    let out = dk.run(&[
+        "run",
+        "--rm",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    assert_eq!(dk.code(&["run", "--rm", "busybox-wh:1", "/no/such"]), 127);
+    assert_eq!(
+        dk.code(&["run", "--rm", "busybox-wh:1", "/etc/passwd"]),
+        126
+    );
+    assert_eq!(dk.code(&["run", "--rm", "no-such-image:1", "true"]), 125);
+    assert!(
+        dk.ok(&["ps", "-a", "-q"]).trim().is_empty(),
+        "--rm left a container"
+    );
+
+    // A background container with a named volume, a read-only bind and a memory limit.
+    let bind = s.dir.path().join("bind");
+    std::fs::create_dir(&bind).unwrap();
+    std::fs::write(bind.join("f"), b"from the host").unwrap();
+    let spec = format!("{}:/bind:ro", bind.display());
+    let id = dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-v",
+        "vol1:/data",
+        "-v",
+        &spec,
+        "-m",
+        "64m",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        "echo started; while true; do sleep 0.1; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    assert!(dk.ok(&["ps"]).contains("web"));
+    for _ in 0..100 {
+        if dk.ok(&["logs", "web"]).contains("started") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(dk.ok(&["logs", "web"]), "started\n");
+    assert_eq!(
+        dk.ok(&[
+            "exec",
+            "-e",
+            "FOO=bar",
+            "-u",
+            "1000",
+            "web",
+            BB,
+            "sh",
+            "-c",
+            "echo $FOO $(id -u)"
+        ]),
+        "bar 1000\n"
+    );
+    assert_eq!(
+        dk.ok(&["exec", "web", BB, "cat", "/bind/f"]),
+        "from the host"
+    );
+    assert_ne!(
+        dk.code(&["exec", "web", BB, "touch", "/bind/g"]),
+        0,
+        "the bind is read-only"
+    );
+    assert_eq!(
+        dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.Name}} {{.HostConfig.ReadonlyRootfs}}",
+            "web"
+        ])
+        .trim(),
+        "running /web false"
+    );
+    assert!(dk.ok(&["top", "web"]).contains("sleep"));
+    // cp both ways.
+    let host_file = s.dir.path().join("hi.txt");
+    std::fs::write(&host_file, b"hi there").unwrap();
+    dk.ok(&["cp", host_file.to_str().unwrap(), "web:/tmp/"]);
+    assert_eq!(
+        dk.ok(&["exec", "web", BB, "cat", "/tmp/hi.txt"]),
+        "hi there"
+    );
+    let back = s.dir.path().join("back");
+    dk.ok(&["cp", "web:/tmp/hi.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), b"hi there");
+    assert!(dk.ok(&["diff", "web"]).contains("A /tmp/hi.txt"));
+    // stop, start, restart.
+    dk.ok(&["stop", "-t", "1", "web"]);
+    assert!(dk
+        .ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+        .contains("web Exited (137)"));
+    dk.ok(&["start", "web"]);
+    dk.ok(&["restart", "-t", "1", "web"]);
+    assert!(dk.ok(&["ps", "--format", "{{.Names}}"]).contains("web"));
+    dk.ok(&["kill", "web"]);
+    // commit, history, tag, save, export, import, rmi.
+    dk.ok(&["commit", "web", "webimg:1"]);
+    assert!(dk
+        .ok(&["history", "webimg:1"])
+        .contains("strata commit web"));
+    dk.ok(&["tag", "webimg:1", "webimg:2"]);
+    let saved = s.dir.path().join("saved.tar");
+    dk.ok(&["save", "-o", saved.to_str().unwrap(), "webimg:2"]);
+    assert!(std::fs::metadata(&saved).unwrap().len() > 1000);
+    let exported = s.dir.path().join("exported.tar");
+    dk.ok(&["export", "-o", exported.to_str().unwrap(), "web"]);
+    dk.ok(&["import", exported.to_str().unwrap(), "imported:1"]);
+    assert_eq!(
+        dk.ok(&["run", "--rm", "imported:1", BB, "cat", "/tmp/hi.txt"]),
+        "hi there"
+    );
+    dk.ok(&["rm", "web"]);
+    dk.ok(&["rmi", "webimg:1", "webimg:2", "imported:1"]);
+    assert!(!dk.ok(&["images"]).contains("webimg"));
+    // Volumes.
+    dk.ok(&["volume", "create", "vol2"]);
+    let vols = dk.ok(&["volume", "ls", "-q"]);
+    assert!(vols.contains("vol1") && vols.contains("vol2"), "{vols}");
+    dk.ok(&["volume", "rm", "vol1", "vol2"]);
+    assert!(dk.ok(&["system", "df"]).contains("Images"));
+    dk.ok(&["run", "--name", "done", "busybox-wh:1", "true"]);
+    dk.ok(&["container", "prune", "-f"]);
+    assert!(dk.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    dk.ok(&["image", "prune", "-f"]);
+    s.assert_fsck_ok();
+}
+
+#[test]
+fn the_cli_and_the_daemon_share_a_data_root_and_containers_outlive_the_daemon() {
+    let s = Strata::with_driver("overlay2");
+    s.load("images/busybox-wh.docker.tar");
+    let mut d = Daemon::start(&s);
+    let Some(dk) = Docker::new(&d) else { return };
+    // Started by the daemon, seen and stopped by the CLI.
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "busybox-wh:1",
+        BB,
+        "sleep",
+        "30",
+    ]);
+    assert!(s.ok(&["ps"]).contains(" a"));
+    s.ok(&["stop", "-t", "1", "a"]);
+    assert!(dk
+        .ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+        .contains("a Exited (137)"));
+    // Started by the CLI, stopped by the daemon.
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "busybox-wh:1",
+        BB,
+        "sleep",
+        "30",
+    ]);
+    assert!(dk.ok(&["ps", "--format", "{{.Names}}"]).contains('b'));
+    dk.ok(&["stop", "-t", "1", "b"]);
+    assert!(s.ok(&["ps", "-a"]).contains("Exited (137)"));
+    // The daemon goes away; its container runs on and a new daemon finds it.
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        "sleep 1; exit 4",
+    ]);
+    d.stop();
+    assert!(
+        s.ok(&["ps"]).contains(" c"),
+        "the container died with the daemon"
+    );
+    let d2 = Daemon::start(&s);
+    let dk2 = Docker::new(&d2).unwrap();
+    assert!(dk2.ok(&["ps", "--format", "{{.Names}}"]).contains('c'));
+    assert_eq!(dk2.ok(&["wait", "c"]).trim(), "4");
+    s.assert_fsck_ok();
+}
+
+#[test]
+fn bad_requests_get_docker_statuses_and_messages() {
+    let s = Strata::with_driver("overlay2");
+    s.load("images/busybox-wh.docker.tar");
+    let d = Daemon::start(&s);
+    let msg = |b: &str| -> String {
+        serde_json::from_str::<serde_json::Value>(b)
+            .map(|v| v["message"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    let (st, body) = d.request("GET", "/v1.41/_ping", b"");
+    assert_eq!((st, body.as_str()), (200, "OK"));
+    let (st, body) = d.request("GET", "/v1.41/containers/nope/json", b"");
+    assert_eq!(st, 404);
+    assert!(msg(&body).contains("no such container"), "{body}");
+    let (st, body) = d.request("GET", "/images/nope:1/json", b"");
+    assert_eq!(st, 404, "{body}");
+    let (st, body) = d.request("POST", "/containers/create", b"{not json");
+    assert_eq!(st, 400);
+    assert!(msg(&body).contains("invalid JSON"), "{body}");
+    let (st, _) = d.request("POST", "/containers/create", br#"{"Image":"no-such:1"}"#);
+    assert_eq!(st, 404);
+    let (st, _) = d.request(
+        "POST",
+        "/containers/create?name=x",
+        br#"{"Image":"busybox-wh:1"}"#,
+    );
+    assert_eq!(st, 201);
+    let (st, body) = d.request(
+        "POST",
+        "/containers/create?name=x",
+        br#"{"Image":"busybox-wh:1"}"#,
+    );
+    assert_eq!(st, 409, "{body}");
+    let (st, _) = d.request(
+        "POST",
+        "/containers/create",
+        br#"{"Image":"busybox-wh:1","HostConfig":{"Binds":["/no/such/dir:/x"]}}"#,
+    );
+    assert_eq!(st, 400);
+    let big = vec![b' '; (17 << 20) as usize];
+    let (st, _) = d.request("POST", "/containers/create", &big);
+    assert_eq!(st, 413);
+    let (st, _) = d.request("GET", "/v1.12/version", b"");
+    assert_eq!(st, 400, "an API version older than the minimum");
+    let (st, _) = d.request("GET", "/no/such/path", b"");
+    assert_eq!(st, 404);
+    let (st, _) = d.request("POST", "/networks/create", b"{}");
+    assert_eq!(st, 501);
+    // A client that disconnects mid-stream leaves the container alone.
+    let (st, _) = d.request("POST", "/containers/x/start", b"");
+    assert_eq!(st, 204);
+    {
+        let mut c = UnixStream::connect(&d.sock).unwrap();
+        c.write_all(b"GET /containers/x/logs?stdout=1&follow=1 HTTP/1.1\r\nHost: d\r\n\r\n")
+            .unwrap();
+    }
+    let (st, _) = d.request("GET", "/containers/x/json", b"");
+    assert_eq!(st, 200);
+    // The daemon still answers.
+    assert_eq!(d.request("GET", "/_ping", b"").0, 200);
+}
