@@ -26,13 +26,15 @@ impl Daemon {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let mut d = Daemon { child, sock };
         for _ in 0..500 {
-            if UnixStream::connect(&sock).is_ok() {
-                return Daemon { child, sock };
+            if UnixStream::connect(&d.sock).is_ok() {
+                return d;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("the daemon did not listen on {}", sock.display());
+        d.stop();
+        panic!("the daemon did not listen on {}", d.sock.display());
     }
 
     fn stop(&mut self) {

@@ -954,7 +954,14 @@ impl Store {
                     )));
                 }
                 for _ in 0..n {
-                    self.driver.put(&c.layer)?;
+                    // Another process (the container's shim) may release its own
+                    // reference meanwhile: only a count still held is an error.
+                    if let Err(e) = self.driver.put(&c.layer) {
+                        if self.driver.mount_count(&c.layer)? > 0 {
+                            return Err(e.into());
+                        }
+                        break;
+                    }
                 }
             }
             self.driver.remove(&c.layer)?;

@@ -37,8 +37,9 @@ fn signal(pid: u32, sig: rustix::process::Signal) -> Result<()> {
 }
 
 impl Engine {
-    /// Waits until the container's process and whoever runs it are done (state
-    /// `exited`); `false` when `timeout` passed first.
+    /// Waits until the container's process and whoever runs it are done (state `exited`,
+    /// and its shim or foreground runner gone, so its unmount and cleanup are over too);
+    /// `false` when `timeout` passed first.
     pub fn wait_exited(&self, key: &str, timeout: Option<Duration>) -> Result<bool> {
         let bundle = self.container(key)?.bundle;
         let t0 = Instant::now();
@@ -47,7 +48,7 @@ impl Engine {
             let runner_alive = st.monitor_pid != 0
                 && st.monitor_pid != std::process::id()
                 && runtime::state::start_time(st.monitor_pid).is_some();
-            if st.status != Status::Running || (!st.is_running() && !runner_alive) {
+            if !runner_alive && (st.status != Status::Running || !st.is_running()) {
                 return Ok(true);
             }
             if timeout.is_some_and(|t| t0.elapsed() >= t) {
