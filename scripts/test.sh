@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages="umoci skopeo btrfs-progs fuse3 docker-registry apache2-utils e2fsprogs docker.io"
+packages="umoci skopeo btrfs-progs fuse3 docker-registry apache2-utils e2fsprogs docker.io python3-venv"
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   missing=""
   for p in $packages; do
@@ -28,6 +28,13 @@ if command -v dockerd >/dev/null 2>&1 && ! docker info >/dev/null 2>&1 && [ "$(i
   nohup dockerd --iptables=false --ip6tables=false --bridge=none >/tmp/strata-dockerd.log 2>&1 &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /tmp/strata-dockerd.log" >&2; tail -20 /tmp/strata-dockerd.log >&2; }
+fi
+
+# The Python docker SDK and pytest, in a venv of the project's own, for the daemon's SDK test.
+if [ ! -x target/pyenv/bin/python ] || ! target/pyenv/bin/python -c 'import docker, pytest' 2>/dev/null; then
+  mkdir -p target
+  python3 -m venv target/pyenv
+  target/pyenv/bin/pip install -q 'docker>=7,<8' pytest
 fi
 
 cargo fmt --all -- --check

@@ -332,6 +332,25 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
         "AttachStderr": true,
     });
     doc["NetworkSettings"] = json!({"Networks": {}, "Ports": {}});
+    // The HostConfig fields clients read (the SDK reads LogConfig for every `run`).
+    let hc_doc = &mut doc["HostConfig"];
+    if !hc_doc.is_object() {
+        *hc_doc = json!({});
+    }
+    for (k, v) in [
+        ("LogConfig", json!({"Type": "json-file", "Config": {}})),
+        (
+            "RestartPolicy",
+            json!({"Name": "no", "MaximumRetryCount": 0}),
+        ),
+        ("Binds", Value::Null),
+        ("AutoRemove", json!(false)),
+        ("PortBindings", json!({})),
+    ] {
+        if hc_doc.get(k).is_none() {
+            hc_doc[k] = v;
+        }
+    }
     Ok(doc)
 }
 

@@ -1,0 +1,146 @@
+"""The Python `docker` SDK (7.x) against `strata daemon`: high- and low-level APIs.
+
+Run by cli/tests/daemon_sdk.rs with STRATA_HOST (the daemon's socket URL) and
+STRATA_FIXTURE (an image archive holding busybox-wh:1).
+"""
+import io
+import os
+import tarfile
+import tempfile
+
+import docker
+import pytest
+
+BB = "/bin/busybox"
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = docker.DockerClient(base_url=os.environ["STRATA_HOST"], version="auto")
+    with open(os.environ["STRATA_FIXTURE"], "rb") as f:
+        images = c.images.load(f.read())
+    assert any("busybox-wh:1" in i.tags for i in images)
+    return c
+
+
+def test_version_and_info(client):
+    v = client.version()
+    assert v["ApiVersion"] == "1.43"
+    assert client.info()["Driver"] == "overlay2"
+    assert client.ping()
+
+
+def test_run_with_options(client, tmp_path):
+    (tmp_path / "f").write_text("from the host")
+    os.chmod(tmp_path, 0o755)  # read by uid 1000 in the container
+    out = client.containers.run(
+        "busybox-wh:1",
+        [BB, "sh", "-c", "echo $FOO; pwd; id -u; hostname; cat /bind/f; ls /data"],
+        environment={"FOO": "bar"},
+        working_dir="/tmp",
+        user="1000",
+        hostname="sdkbox",
+        labels={"team": "storage"},
+        volumes={"sdkvol": {"bind": "/data", "mode": "rw"},
+                 str(tmp_path): {"bind": "/bind", "mode": "ro"}},
+        mem_limit="64m",
+        pids_limit=100,
+        nano_cpus=500_000_000,
+        remove=True,
+    )
+    assert out.decode().split("\n")[:5] == ["bar", "/tmp", "1000", "sdkbox", "from the host"]
+
+
+def test_exit_status_and_stderr(client):
+    with pytest.raises(docker.errors.ContainerError) as e:
+        client.containers.run("busybox-wh:1", [BB, "sh", "-c", "echo oops >&2; exit 3"], remove=True)
+    assert e.value.exit_status == 3
+    assert b"oops" in e.value.stderr
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.containers.run("no-such-image:1", ["true"])
+
+
+def test_detached_logs_exec_archive_stop(client):
+    c = client.containers.run(
+        "busybox-wh:1",
+        [BB, "sh", "-c", "echo ready; while true; do sleep 0.1; done"],
+        detach=True,
+        name="sdk-web",
+        labels={"role": "web"},
+    )
+    try:
+        for _ in range(100):
+            if b"ready" in c.logs():
+                break
+        assert c.logs() == b"ready\n"
+        c.reload()
+        assert c.status == "running"
+        assert c.labels == {"role": "web"}
+        assert [x.name for x in client.containers.list(filters={"label": "role=web"})] == ["sdk-web"]
+        r = c.exec_run([BB, "sh", "-c", "echo $X; id -u; pwd"], environment={"X": "y"}, user="1000", workdir="/tmp")
+        assert r.exit_code == 0
+        assert r.output == b"y\n1000\n/tmp\n"
+        assert c.exec_run([BB, "sh", "-c", "exit 5"]).exit_code == 5
+        out, err = c.exec_run([BB, "sh", "-c", "echo a; echo b >&2"], demux=True).output
+        assert (out, err) == (b"a\n", b"b\n")
+        # put_archive / get_archive (docker cp).
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            data = b"archived"
+            info = tarfile.TarInfo("note.txt")
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+        assert c.put_archive("/tmp", buf.getvalue())
+        bits, stat = c.get_archive("/tmp/note.txt")
+        assert stat["name"] == "note.txt" and stat["size"] == 8
+        raw = b"".join(bits)
+        with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+            assert t.extractfile("note.txt").read() == b"archived"
+        # The log stream, followed while the container runs.
+        stream = c.logs(stream=True, follow=True)
+        assert next(stream) == b"ready\n"
+        c.stop(timeout=1)
+        assert c.wait()["StatusCode"] == 137
+        c.reload()
+        assert c.status == "exited"
+    finally:
+        c.remove(force=True)
+
+
+def test_attach_stream(client):
+    c = client.containers.create("busybox-wh:1", [BB, "sh", "-c", "sleep 0.3; echo one; echo two"])
+    try:
+        s = c.attach(stream=True, logs=True, stdout=True, stderr=True)
+        c.start()
+        got = b"".join(s)
+        assert got == b"one\ntwo\n"
+        assert c.wait()["StatusCode"] == 0
+    finally:
+        c.remove()
+
+
+def test_images_tag_save_remove(client):
+    img = client.images.get("busybox-wh:1")
+    assert img.tag("sdk/copy", "v1")
+    assert "sdk/copy:v1" in client.images.get("sdk/copy:v1").tags
+    data = b"".join(client.images.get("sdk/copy:v1").save(named=True))
+    assert len(data) > 1000
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        assert "manifest.json" in t.getnames()
+    client.images.remove("sdk/copy:v1")
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("sdk/copy:v1")
+    low = docker.APIClient(base_url=os.environ["STRATA_HOST"], version="auto")
+    assert any("busybox-wh:1" in (i["RepoTags"] or []) for i in low.images())
+    assert low.inspect_image("busybox-wh:1")["Id"].startswith("sha256:")
+
+
+def test_volumes(client):
+    v = client.volumes.create("sdk-v2")
+    assert v.name == "sdk-v2"
+    assert "sdk-v2" in [x.name for x in client.volumes.list()]
+    assert client.volumes.get("sdk-v2").attrs["Mountpoint"]
+    v.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes.get("sdk-v2")
+    client.volumes.prune()
