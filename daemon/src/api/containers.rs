@@ -448,10 +448,18 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     let t0_nano = (t0 * 1e9) as u128;
     // The status line goes out at once (the docker CLI starts the container meanwhile).
     let mut w = ChunkedWriter::start(c.out, 200, "application/json")?;
+    // The container's folder is watched directly (no store opened per poll); it goes away
+    // with the container.
+    let bundle = view.bundle.clone();
     let code = loop {
-        match c.engine.container(&full) {
-            Ok(v) => {
-                let st = &v.state;
+        let state = if bundle.dir().exists() {
+            bundle.state().ok()
+        } else {
+            None
+        };
+        match state {
+            Some(st) => {
+                let st = &st;
                 let runner_gone =
                     st.monitor_pid == 0 || runtime::state::start_time(st.monitor_pid).is_none();
                 let exited = st.status == Status::Exited
@@ -465,12 +473,12 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
                     break st.exit_code.unwrap_or(0);
                 }
             }
-            Err(_) => {
+            None => {
                 break exit_from_events(c.engine, &full, t0_nano.saturating_sub(1_000_000_000))
                     .unwrap_or(0)
             }
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     };
     let body = json!({"StatusCode": code, "Error": null}).to_string();
     if w.write_all(body.as_bytes()).is_err() {

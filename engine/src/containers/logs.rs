@@ -66,7 +66,7 @@ impl Engine {
                 if !bundle.dir().exists() {
                     return Ok(());
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
         let mut files: Vec<Option<std::fs::File>> = Vec::new();
@@ -124,7 +124,7 @@ impl Engine {
                 break;
             }
             if !got {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
         Ok(())
