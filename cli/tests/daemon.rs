@@ -415,3 +415,88 @@ fn bad_requests_get_docker_statuses_and_messages() {
     // The daemon still answers.
     assert_eq!(d.request("GET", "/_ping", b"").0, 200);
 }
+
+#[test]
+fn restart_policies_are_honoured_by_the_shim() {
+    let s = Strata::with_driver("overlay2");
+    s.load("images/busybox-wh.docker.tar");
+    let d = Daemon::start(&s);
+    let Some(dk) = Docker::new(&d) else { return };
+    // on-failure:2 — two restarts, then the failure stays.
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    let mut last = String::new();
+    for _ in 0..300 {
+        last = dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+            "flaky",
+        ]);
+        if last.trim() == "2 exited 3" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(last.trim(), "2 exited 3");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        dk.ok(&["logs", "flaky"]),
+        "run\nrun\nrun\n",
+        "restarted again after the limit"
+    );
+    // always — restarted after it exits by itself, but not after a stop.
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "steady",
+        "--restart",
+        "always",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    for _ in 0..300 {
+        if dk
+            .ok(&["inspect", "-f", "{{.RestartCount}}", "steady"])
+            .trim()
+            != "0"
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(
+        dk.ok(&["inspect", "-f", "{{.RestartCount}}", "steady"])
+            .trim(),
+        "0"
+    );
+    dk.ok(&["stop", "-t", "1", "steady"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Status}}", "steady"])
+            .trim(),
+        "exited"
+    );
+    // A restart policy and --rm conflict, as in Docker.
+    assert_eq!(
+        dk.code(&["run", "--rm", "--restart", "always", "busybox-wh:1", "true"]),
+        125
+    );
+    dk.ok(&["rm", "flaky", "steady"]);
+    s.assert_fsck_ok();
+}

@@ -183,10 +183,71 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             crate::events::record(&engine.config().data_root, "container", "start", id, "");
             let _ = writeln!(report, "0 started");
             drop(report);
-            let exit = launch::wait(started.pid).ok();
-            let oom = started.cgroup.oom_killed();
-            started.cgroup.remove();
-            let _ = record_exit(&bundle, exit, oom, None);
+            let policy = bundle.restart_policy();
+            let mut started = started;
+            let mut restarts = 0u32;
+            loop {
+                let exit = launch::wait(started.pid).ok();
+                let oom = started.cgroup.oom_killed();
+                started.cgroup.remove();
+                let _ = record_exit(&bundle, exit, oom, None);
+                let code = exit.map(|e| e.code).unwrap_or(125);
+                if !policy.restarts(code, restarts, bundle.stopped_by_user()) {
+                    break;
+                }
+                crate::events::record_exit(
+                    &engine.config().data_root,
+                    "container",
+                    "die",
+                    id,
+                    "",
+                    Some(code),
+                );
+                // Docker's back-off: 100 ms, doubling, at most a second here.
+                std::thread::sleep(std::time::Duration::from_millis(
+                    (100u64 << restarts.min(4)).min(1000),
+                ));
+                if bundle.stopped_by_user() {
+                    break;
+                }
+                restarts += 1;
+                let stdio = (|| -> Result<Stdio> {
+                    Ok(Stdio {
+                        stdin: Some(null()?),
+                        stdout: Some(bundle.open_log("stdout")?.into()),
+                        stderr: Some(bundle.open_log("stderr")?.into()),
+                    })
+                })();
+                let Ok(stdio) = stdio else { break };
+                match launch::start(&plan, stdio) {
+                    Ok(s) => {
+                        started = s;
+                        let _ = record_start(&bundle, started.pid, std::process::id());
+                        let mut st = bundle.state_or_default();
+                        st.restart_count = restarts;
+                        let _ = bundle.save_state(&st);
+                        crate::events::record(
+                            &engine.config().data_root,
+                            "container",
+                            "restart",
+                            id,
+                            "",
+                        );
+                    }
+                    Err(e) => {
+                        let _ = record_exit(
+                            &bundle,
+                            Some(Exit {
+                                code: e.exit_code(),
+                                signal: None,
+                            }),
+                            false,
+                            Some(e.to_string()),
+                        );
+                        break;
+                    }
+                }
+            }
             let _ = engine.finish(id, remove);
             0
         }

@@ -58,6 +58,9 @@ pub struct State {
     /// The monitor process of a detached container.
     #[serde(default)]
     pub monitor_pid: u32,
+    /// How many times its shim restarted it (restart policies).
+    #[serde(default)]
+    pub restart_count: u32,
     /// The error that kept it from starting, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

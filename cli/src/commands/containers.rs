@@ -13,7 +13,7 @@ pub struct CreateArgs {
 }
 
 pub fn create(ctx: &Context, a: CreateArgs) -> Result<i32> {
-    let c = ctx.engine.create_container(&a.opts.to_create(false))?;
+    let c = ctx.engine.create_container(&a.opts.to_create(false)?)?;
     println!("{}", c.id);
     Ok(0)
 }

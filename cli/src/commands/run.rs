@@ -44,6 +44,9 @@ pub struct ContainerOpts {
     /// none (own network namespace with loopback) or host.
     #[arg(long, default_value = "none")]
     pub network: String,
+    /// Restart policy: no, always, unless-stopped, on-failure[:N] (with -d).
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Mount the rootfs read-only.
     #[arg(long = "read-only")]
     pub read_only: bool,
@@ -96,8 +99,8 @@ pub struct RunArgs {
 
 impl ContainerOpts {
     /// The engine's options; `scratch` for a `run --rm` container.
-    pub fn to_create(&self, scratch: bool) -> CreateOptions {
-        CreateOptions {
+    pub fn to_create(&self, scratch: bool) -> Result<CreateOptions> {
+        Ok(CreateOptions {
             image: self.image.clone(),
             name: self.name.clone(),
             command: self.command.clone(),
@@ -110,6 +113,7 @@ impl ContainerOpts {
             }),
             labels: Default::default(),
             auto_remove: scratch,
+            restart: engine::containers::RestartPolicy::parse(&self.restart)?,
             env: self.env.clone(),
             volumes: self.volumes.clone(),
             workdir: self.workdir.clone(),
@@ -131,7 +135,7 @@ impl ContainerOpts {
                 ulimits: self.ulimits.clone(),
             },
             scratch,
-        }
+        })
     }
 }
 
@@ -152,7 +156,7 @@ fn start_failed(e: EngineError) -> Result<i32> {
 }
 
 pub fn run(ctx: &Context, a: RunArgs) -> Result<i32> {
-    let c = ctx.engine.create_container(&a.opts.to_create(a.rm))?;
+    let c = ctx.engine.create_container(&a.opts.to_create(a.rm)?)?;
     let o = StartOptions {
         remove: a.rm,
         interactive: a.opts.interactive,

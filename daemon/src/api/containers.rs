@@ -142,6 +142,15 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         },
         labels,
         auto_remove: h["AutoRemove"].as_bool().unwrap_or(false),
+        restart: engine::containers::RestartPolicy {
+            name: h["RestartPolicy"]["Name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            max_retries: h["RestartPolicy"]["MaximumRetryCount"]
+                .as_u64()
+                .unwrap_or(0) as u32,
+        },
         scratch: false,
     })
 }
@@ -306,7 +315,8 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
     doc["Name"] = json!(format!("/{}", v.record.name));
     doc["Path"] = json!(args.first().cloned().unwrap_or_default());
     doc["Args"] = json!(args.iter().skip(1).collect::<Vec<_>>());
-    doc["RestartCount"] = json!(0);
+    doc["RestartCount"] = json!(v.state.restart_count);
+    doc["State"]["Restarting"] = json!(false);
     doc["Driver"] = doc["GraphDriver"]["Name"].clone();
     doc["Platform"] = json!("linux");
     doc["Mounts"] = json!(mounts);
@@ -407,11 +417,10 @@ fn stop_secs(c: &Call<'_>) -> u64 {
 }
 
 pub fn stop(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
-    if !c.engine.container(id)?.state.is_running() {
-        return Ok(Reply::Empty(304));
-    }
+    let was_running = c.engine.container(id)?.state.is_running();
+    // Even a container between restarts is stopped (its shim must not start it again).
     c.engine.stop(id, stop_secs(c))?;
-    Ok(Reply::Empty(204))
+    Ok(Reply::Empty(if was_running { 204 } else { 304 }))
 }
 
 pub fn restart(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

@@ -65,6 +65,27 @@ impl Bundle {
             .unwrap_or_else(|| serde_json::json!({}))
     }
 
+    /// The restart policy kept at create (`no` when none).
+    pub fn restart_policy(&self) -> super::create::RestartPolicy {
+        serde_json::from_value(self.host_config()["RestartPolicy"].clone()).unwrap_or_default()
+    }
+
+    /// Marks that a user stopped (or killed) the container, so its shim does not restart
+    /// it; cleared by the next start.
+    pub fn set_stopped_by_user(&self, stopped: bool) {
+        let p = self.dir.join("stopped");
+        if stopped {
+            let _ = std::fs::write(p, b"");
+        } else {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Whether a user stopped the container since its last start.
+    pub fn stopped_by_user(&self) -> bool {
+        self.dir.join("stopped").exists()
+    }
+
     /// The user given at create (`-u` or the image's), resolved at each start.
     pub fn user(&self) -> String {
         std::fs::read_to_string(self.dir.join("user"))

@@ -60,8 +60,12 @@ impl Engine {
 
     /// Stops a container: SIGTERM, then SIGKILL after `secs`. A stopped one is left alone.
     pub fn stop(&self, key: &str, secs: u64) -> Result<()> {
-        let st = self.container(key)?.state;
+        let view = self.container(key)?;
+        let st = view.state;
+        // Also between restarts: the shim then sees the mark and does not start it again.
+        view.bundle.set_stopped_by_user(true);
         if !st.is_running() {
+            self.wait_exited(key, Some(Duration::from_secs(30)))?;
             return Ok(());
         }
         let _ = signal(st.pid, rustix::process::Signal::TERM);
@@ -74,11 +78,20 @@ impl Engine {
 
     /// Sends `sig` to a running container's pid 1.
     pub fn kill(&self, key: &str, sig: rustix::process::Signal) -> Result<()> {
-        let st = self.container(key)?.state;
+        let view = self.container(key)?;
+        let st = view.state;
         if !st.is_running() {
             return Err(EngineError::Conflict(format!(
                 "cannot kill container {key}: it is not running"
             )));
+        }
+        if matches!(
+            sig,
+            rustix::process::Signal::KILL
+                | rustix::process::Signal::TERM
+                | rustix::process::Signal::INT
+        ) {
+            view.bundle.set_stopped_by_user(true);
         }
         signal(st.pid, sig)
     }

@@ -25,6 +25,8 @@ pub struct CreateOptions {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Remove the container once it exits (Docker's `AutoRemove`, `run --rm`).
     pub auto_remove: bool,
+    /// Whether its shim starts it again when it exits.
+    pub restart: RestartPolicy,
     /// `K=V`, over the image's.
     pub env: Vec<String>,
     /// `NAME:/path` or `/host/path:/path`, with `:ro` or `:rw`.
@@ -44,6 +46,64 @@ pub struct CreateOptions {
     pub security: SecurityOptions,
     /// Made for `run --rm`: its records are not flushed (a crash removes it anyway).
     pub scratch: bool,
+}
+
+/// Docker's restart policies: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RestartPolicy {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "MaximumRetryCount", default)]
+    pub max_retries: u32,
+}
+
+impl RestartPolicy {
+    /// Docker's `--restart` value: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    pub fn parse(s: &str) -> Result<RestartPolicy> {
+        let (name, n) = s.split_once(':').unwrap_or((s, ""));
+        let max_retries = if n.is_empty() {
+            0
+        } else if name == "on-failure" {
+            n.parse().map_err(|_| {
+                EngineError::Invalid(format!(
+                    "invalid restart policy {s:?}: the count must be a number"
+                ))
+            })?
+        } else {
+            return Err(EngineError::Invalid(format!(
+                "invalid restart policy {s:?}: only on-failure takes a count"
+            )));
+        };
+        let p = RestartPolicy {
+            name: name.to_string(),
+            max_retries,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Checks the name.
+    pub fn validate(&self) -> Result<()> {
+        match self.name.as_str() {
+            "" | "no" | "always" | "unless-stopped" | "on-failure" => Ok(()),
+            other => Err(EngineError::Invalid(format!(
+                "invalid restart policy {other:?}: use no, always, unless-stopped or on-failure[:N]"
+            ))),
+        }
+    }
+
+    /// Whether a container that exited with `code` after `restarts` restarts is started
+    /// again (never after a stop asked for by a user).
+    pub fn restarts(&self, code: i32, restarts: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => code != 0 && (self.max_retries == 0 || restarts < self.max_retries),
+            _ => false,
+        }
+    }
 }
 
 /// Docker's isolation options.
@@ -78,6 +138,8 @@ struct HostConfig<'a> {
     auto_remove: bool,
     #[serde(rename = "Labels")]
     labels: &'a std::collections::BTreeMap<String, String>,
+    #[serde(rename = "RestartPolicy")]
+    restart: RestartPolicy,
 }
 
 impl SecurityOptions {
@@ -175,6 +237,12 @@ impl Engine {
             }
         };
         let security = o.security.to_runtime()?;
+        o.restart.validate()?;
+        if o.auto_remove && !matches!(o.restart.name.as_str(), "" | "no") {
+            return Err(EngineError::Invalid(
+                "conflicting options: a restart policy and auto-remove (--rm)".into(),
+            ));
+        }
         let img = store.resolve_image(&o.image)?;
         let cfg = store
             .image_config(&img)?
@@ -264,6 +332,14 @@ impl Engine {
                 },
                 auto_remove: o.auto_remove,
                 labels: &o.labels,
+                restart: RestartPolicy {
+                    name: if o.restart.name.is_empty() {
+                        "no".into()
+                    } else {
+                        o.restart.name.clone()
+                    },
+                    max_retries: o.restart.max_retries,
+                },
             })?;
             bundle.write("hostconfig.json", &host_config, durable)?;
             if durable {

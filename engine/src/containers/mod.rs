@@ -14,7 +14,7 @@ pub mod user;
 
 pub use bundle::Bundle;
 pub use control::parse_signal;
-pub use create::{CreateOptions, SecurityOptions};
+pub use create::{CreateOptions, RestartPolicy, SecurityOptions};
 pub use exec::{ExecIo, ExecOptions};
 pub use inspect::ContainerView;
 pub use logs::{LogOptions, LogSinks};

@@ -211,6 +211,7 @@ impl Engine {
         if bundle.state()?.is_running() {
             return Ok(c);
         }
+        bundle.set_stopped_by_user(false);
         self.prepare_or_drop(&store, &c, o.remove)?;
         let driver = store.driver.name().to_string();
         drop(store);
