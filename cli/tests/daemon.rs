@@ -240,6 +240,20 @@ fn the_docker_cli_drives_the_daemon() {
         "running /web false"
     );
     assert!(dk.ok(&["top", "web"]).contains("sleep"));
+    let stats = dk.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "web",
+    ]);
+    assert!(stats.starts_with("web "), "{stats}");
+    assert_ne!(stats.trim(), "web 0", "no processes counted");
+    dk.ok(&["rename", "web", "web-renamed"]);
+    assert!(dk
+        .ok(&["ps", "--format", "{{.Names}}"])
+        .contains("web-renamed"));
+    dk.ok(&["rename", "web-renamed", "web"]);
     // cp both ways.
     let host_file = s.dir.path().join("hi.txt");
     std::fs::write(&host_file, b"hi there").unwrap();
@@ -290,6 +304,18 @@ fn the_docker_cli_drives_the_daemon() {
     dk.ok(&["container", "prune", "-f"]);
     assert!(dk.ok(&["ps", "-a", "-q"]).trim().is_empty());
     dk.ok(&["image", "prune", "-f"]);
+    let until = (layerstore::now() + 1).to_string();
+    let events = dk.ok(&["events", "--since", "0", "--until", &until]);
+    for want in [
+        "container create",
+        "container start",
+        "container die",
+        "container destroy",
+        "image load",
+        "image tag",
+    ] {
+        assert!(events.contains(want), "no {want:?} in events:\n{events}");
+    }
     s.assert_fsck_ok();
 }
 

@@ -119,7 +119,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
 fn connection<R, W>(engine: &Engine, mut r: BufReader<R>, mut w: W)
 where
     R: std::io::Read,
-    W: Write + Send,
+    W: Write + Send + std::os::fd::AsFd,
 {
     loop {
         let req = match http::read_head(&mut r) {
@@ -132,9 +132,30 @@ where
                 return;
             }
         };
-        let keep = crate::router::handle(engine, &req, &mut r, &mut w);
+        let fd = match w.as_fd().try_clone_to_owned() {
+            Ok(fd) => fd,
+            Err(_) => return,
+        };
+        let alive = move || peer_open(&fd);
+        let keep = crate::router::handle(engine, &req, &mut r, &mut w, &alive);
         if !keep || !req.keep_alive() {
             return;
         }
+    }
+}
+
+/// Whether the client is still connected (no hang-up seen), asked without blocking.
+fn peer_open(fd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    match unsafe { libc::poll(&mut p, 1, 0) } {
+        0 => true,
+        n if n > 0 => p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) == 0,
+        _ => false,
     }
 }

@@ -30,6 +30,8 @@ pub struct Call<'a> {
     pub path: String,
     pub body: &'a mut dyn Read,
     pub out: &'a mut (dyn Write + Send),
+    /// Whether the client is still connected (for long streams that rarely write).
+    pub alive: &'a dyn Fn() -> bool,
 }
 
 impl Call<'_> {
@@ -79,6 +81,7 @@ pub fn handle<R: BufRead, W: Write + Send>(
     req: &Request,
     r: &mut R,
     w: &mut W,
+    alive: &dyn Fn() -> bool,
 ) -> bool {
     let mut body = http::body(req, r);
     let result = strip_version(&req.path).and_then(|path| {
@@ -89,6 +92,7 @@ pub fn handle<R: BufRead, W: Write + Send>(
             path,
             body: &mut body,
             out: w,
+            alive,
         };
         dispatch(&mut call)
     });
@@ -179,6 +183,12 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
                 ("GET", _, "changes") => api::containers::changes(c, &id),
                 ("GET", _, "export") => api::containers::export(c, &id),
                 ("GET", _, "top") => api::containers::top(c, &id),
+                ("GET", _, "stats") => api::containers::stats(c, &id),
+                ("POST", _, "rename") => api::containers::rename(c, &id),
+                ("POST", _, "pause" | "unpause" | "update") => Err(ApiError::new(
+                    501,
+                    format!("{} is not supported by strata yet", seg(2)),
+                )),
                 ("POST", _, "exec") => api::exec::create(c, &id),
                 ("GET" | "HEAD" | "PUT", _, "archive") => api::archive::handle(c, &id),
                 ("DELETE", _, "") => api::containers::remove(c, &id),

@@ -857,15 +857,7 @@ impl Store {
         let id = crate::random_id();
         let name = match name {
             Some(n) => {
-                let ok = !n.is_empty()
-                    && n.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-                    && n.as_bytes()[0].is_ascii_alphanumeric();
-                if !ok {
-                    return Err(StoreError::Invalid(format!(
-                        "invalid container name {n:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"
-                    )));
-                }
+                check_container_name(n)?;
                 n.to_string()
             }
             None => format!("strata_{}", &id[..12]),
@@ -940,6 +932,26 @@ impl Store {
         Ok(self.driver.put(&c.layer)?)
     }
 
+    /// Gives container `key` the name `new_name` (refused when another container has it).
+    pub fn rename_container(&self, key: &str, new_name: &str) -> Result<ContainerRecord> {
+        check_container_name(new_name)?;
+        let _held = self.locks.records()?;
+        let mut c = self.resolve_container(key)?;
+        if self
+            .containers
+            .all()?
+            .iter()
+            .any(|(_, o)| o.name == new_name && o.id != c.id)
+        {
+            return Err(StoreError::InUse(format!(
+                "the container name {new_name:?} is already in use: remove that container or pick another name"
+            )));
+        }
+        c.name = new_name.to_string();
+        self.containers.put(&c.id, &c)?;
+        Ok(c)
+    }
+
     /// Removes a container and its read-write layer; refused while mounted unless `force`.
     pub fn remove_container(&self, key: &str, force: bool) -> Result<ContainerRecord> {
         let c = self.resolve_container(key)?;
@@ -981,6 +993,21 @@ impl Store {
             )));
         }
         Ok(())
+    }
+}
+
+/// Container names as Docker allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn check_container_name(n: &str) -> Result<()> {
+    let ok = !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && n.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "invalid container name {n:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+        )))
     }
 }
 

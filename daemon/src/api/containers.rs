@@ -645,63 +645,164 @@ pub fn export(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     super::stream_file(c, &out.path, "application/x-tar")
 }
 
-/// The container's processes, from its cgroup (`ps -ef` columns).
+/// The container's processes (`ps -ef` columns).
 pub fn top(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
-    let v = c.engine.container(id)?;
-    if !v.state.is_running() {
-        return Err(ApiError::new(409, format!("container {id} is not running")));
-    }
-    // Every process whose pid namespace is the container's.
-    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", v.state.pid))?;
-    let mut rows = Vec::new();
-    for e in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-            .ok()
-            .as_ref()
-            != Some(&ns)
-        {
-            continue;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
-            .unwrap_or("0")
-            .to_string();
-        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))
-                    .and_then(|u| u.split_whitespace().next().map(str::to_string))
-            })
-            .unwrap_or_default();
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| {
-                String::from_utf8_lossy(&b)
-                    .replace('\0', " ")
-                    .trim()
-                    .to_string()
-            })
-            .unwrap_or_default();
-        rows.push(json!([
-            uid,
-            pid.to_string(),
-            ppid,
-            "0",
-            "",
-            "?",
-            "00:00:00",
-            cmd
-        ]));
-    }
+    let rows: Vec<Value> = c
+        .engine
+        .processes(id)?
+        .iter()
+        .map(|p| {
+            let secs = p.cpu_ns / 1_000_000_000;
+            json!([
+                p.uid.to_string(),
+                p.pid.to_string(),
+                p.ppid.to_string(),
+                "0",
+                "",
+                "?",
+                format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+                p.command
+            ])
+        })
+        .collect();
     Ok(Reply::Json(
         200,
         json!({"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}),
     ))
+}
+
+/// Docker's stats document from two readings `interval` apart (the previous one first).
+fn stats_doc(
+    id: &str,
+    name: &str,
+    now: &engine::containers::processes::Usage,
+    pre: Option<&engine::containers::processes::Usage>,
+    system_ns: u64,
+    pre_system_ns: u64,
+) -> Value {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let limit = now.memory_limit.unwrap_or_else(total_memory);
+    json!({
+        "id": id,
+        "name": format!("/{name}"),
+        "read": super::rfc3339(layerstore::now()),
+        "preread": super::rfc3339(layerstore::now()),
+        "pids_stats": {"current": now.pids},
+        "cpu_stats": {
+            "cpu_usage": {"total_usage": now.cpu_ns, "usage_in_kernelmode": 0, "usage_in_usermode": now.cpu_ns},
+            "system_cpu_usage": system_ns,
+            "online_cpus": cpus,
+            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+        },
+        "precpu_stats": {
+            "cpu_usage": {"total_usage": pre.map(|p| p.cpu_ns).unwrap_or(0)},
+            "system_cpu_usage": pre_system_ns,
+            "online_cpus": cpus,
+        },
+        "memory_stats": {"usage": now.memory, "limit": limit, "stats": {}},
+        "blkio_stats": {},
+        "networks": {},
+    })
+}
+
+fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+/// The host's CPU time (all CPUs, nanoseconds), as Docker's `system_cpu_usage`.
+fn system_cpu_ns() -> u64 {
+    let ticks: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .take(7)
+                    .filter_map(|x| x.parse::<u64>().ok())
+                    .sum()
+            })
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000_000 / hz
+}
+
+/// `stats`: one document (`stream=false`) or one a second until the client goes.
+pub fn stats(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let v = c.engine.container(id)?;
+    let (full, name) = (v.record.id.clone(), v.record.name.clone());
+    let stream = c
+        .req
+        .param("stream")
+        .is_none_or(|s| s == "1" || s == "true");
+    let one_shot = c.req.flag("one-shot");
+    let reading = |e: &engine::Engine| -> engine::containers::processes::Usage {
+        e.usage(&full)
+            .unwrap_or(engine::containers::processes::Usage {
+                cpu_ns: 0,
+                memory: 0,
+                memory_limit: None,
+                pids: 0,
+            })
+    };
+    let mut pre = reading(c.engine);
+    let mut pre_sys = system_cpu_ns();
+    if !stream {
+        if !one_shot {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let now = reading(c.engine);
+        let sys = system_cpu_ns();
+        return Ok(Reply::Json(
+            200,
+            stats_doc(&full, &name, &now, Some(&pre), sys, pre_sys),
+        ));
+    }
+    let engine = c.engine;
+    let mut w = ChunkedWriter::start(c.out, 200, "application/json")?;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = reading(engine);
+        let sys = system_cpu_ns();
+        let mut line = stats_doc(&full, &name, &now, Some(&pre), sys, pre_sys).to_string();
+        line.push('\n');
+        if w.write_all(line.as_bytes())
+            .and_then(|_| w.flush())
+            .is_err()
+        {
+            return Ok(Reply::Closed);
+        }
+        if !engine.container(&full).is_ok_and(|v| v.state.is_running()) {
+            break;
+        }
+        pre = now;
+        pre_sys = sys;
+    }
+    w.finish()?;
+    Ok(Reply::Written)
+}
+
+pub fn rename(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let name = c
+        .req
+        .param("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad("give the new name"))?
+        .trim_start_matches('/')
+        .to_string();
+    c.engine.rename(id, &name)?;
+    Ok(Reply::Empty(204))
 }
 
 pub fn remove(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

@@ -3,6 +3,7 @@
 use crate::router::{Call, Reply};
 use crate::ApiResult;
 use serde_json::json;
+use std::io::Write;
 
 pub fn ping(c: &mut Call<'_>) -> ApiResult<Reply> {
     let body: &[u8] = if c.req.method == "HEAD" { b"" } else { b"OK" };
@@ -147,43 +148,83 @@ pub fn df(c: &mut Call<'_>) -> ApiResult<Reply> {
     ))
 }
 
-/// Events between `since` and `until` (not followed: the stream ends at once).
+/// Docker's JSON for one event.
+fn event_doc(e: &engine::events::Event) -> serde_json::Value {
+    let mut attrs = serde_json::Map::new();
+    if !e.name.is_empty() {
+        attrs.insert("name".into(), e.name.clone().into());
+    }
+    if let Some(code) = e.exit_code {
+        attrs.insert("exitCode".into(), code.to_string().into());
+    }
+    json!({
+        "Type": e.typ, "Action": e.action, "status": e.action, "id": e.id,
+        "Actor": {"ID": e.id, "Attributes": attrs},
+        "scope": "local",
+        "time": (e.time_nano / 1_000_000_000) as u64,
+        "timeNano": e.time_nano as u64,
+    })
+}
+
+/// Events since `since`; up to `until`, or followed (streamed as they happen) without it.
 pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
     let num = |k: &str| {
         c.req
             .param(k)
             .and_then(|v| v.split('.').next()?.parse::<u64>().ok())
     };
-    let (since, until) = (num("since"), num("until").or(Some(layerstore::now())));
-    let evs = c.engine.events(since, until)?;
+    let (since, until) = (num("since"), num("until"));
     let filters = super::filters(c)?;
-    let mut body = Vec::new();
-    for e in evs {
-        if filters.get("type").is_some_and(|t| !t.contains(&e.typ))
+    let keep = |e: &engine::events::Event| {
+        !(filters.get("type").is_some_and(|t| !t.contains(&e.typ))
             || filters.get("event").is_some_and(|t| !t.contains(&e.action))
             || filters.get("container").is_some_and(|t| {
                 !t.iter()
                     .any(|x| e.id.starts_with(x.as_str()) || *x == e.name)
-            })
-        {
-            continue;
+            }))
+    };
+    let (engine, alive) = (c.engine, c.alive);
+    let mut w = crate::http::ChunkedWriter::start(c.out, 200, "application/json")?;
+    let mut last_nano = 0u128;
+    let mut first = true;
+    loop {
+        let from = if first {
+            since
+        } else {
+            Some((last_nano / 1_000_000_000) as u64)
+        };
+        for e in engine.events(from, until)? {
+            if !first && e.time_nano <= last_nano {
+                continue;
+            }
+            last_nano = last_nano.max(e.time_nano);
+            if !keep(&e) {
+                continue;
+            }
+            let mut line = event_doc(&e).to_string();
+            line.push('\n');
+            if w.write_all(line.as_bytes())
+                .and_then(|_| w.flush())
+                .is_err()
+            {
+                return Ok(Reply::Closed);
+            }
         }
-        let mut attrs = serde_json::Map::new();
-        if !e.name.is_empty() {
-            attrs.insert("name".into(), e.name.clone().into());
+        first = false;
+        if until.is_some() {
+            break;
         }
-        if let Some(code) = e.exit_code {
-            attrs.insert("exitCode".into(), code.to_string().into());
+        if last_nano == 0 {
+            last_nano = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
         }
-        let doc = json!({
-            "Type": e.typ, "Action": e.action, "status": e.action, "id": e.id,
-            "Actor": {"ID": e.id, "Attributes": attrs},
-            "scope": "local",
-            "time": (e.time_nano / 1_000_000_000) as u64,
-            "timeNano": e.time_nano as u64,
-        });
-        body.extend_from_slice(doc.to_string().as_bytes());
-        body.push(b'\n');
+        if !alive() {
+            return Ok(Reply::Closed);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    Ok(Reply::Bytes(200, "application/json", body))
+    w.finish()?;
+    Ok(Reply::Written)
 }

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod fs;
 pub mod inspect;
 pub mod logs;
+pub mod processes;
 pub mod remove;
 pub mod start;
 pub mod user;

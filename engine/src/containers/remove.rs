@@ -33,3 +33,13 @@ impl Engine {
         Ok(c)
     }
 }
+
+impl Engine {
+    /// Gives container `key` another name.
+    pub fn rename(&self, key: &str, new_name: &str) -> Result<ContainerRecord> {
+        let store = self.store()?;
+        let c = store.rename_container(key, new_name)?;
+        crate::events::record(&store.root, "container", "rename", &c.id, &c.name);
+        Ok(c)
+    }
+}
