@@ -124,7 +124,7 @@ impl Engine {
             .ok()
             .and_then(|s| s.linux().clone())
             .and_then(|l| l.resources().clone())
-            .and_then(|r| r.memory().clone())
+            .and_then(|r| *r.memory())
             .and_then(|m| m.limit())
             .filter(|l| *l > 0)
             .map(|l| l as u64);
