@@ -172,6 +172,23 @@ fn the_docker_cli_drives_the_daemon() {
         dk.ok(&["ps", "-a", "-q"]).trim().is_empty(),
         "--rm left a container"
     );
+    // Extra hosts and DNS land in the container's files; a tmpfs is mounted.
+    let out = dk.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db:10.1.2.3",
+        "--dns",
+        "10.0.0.53",
+        "--tmpfs",
+        "/run:size=1m",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        "grep db /etc/hosts; grep nameserver /etc/resolv.conf; grep -c ' /run tmpfs' /proc/mounts",
+    ]);
+    assert_eq!(out, "10.1.2.3\tdb\nnameserver 10.0.0.53\n1\n");
 
     // A background container with a named volume, a read-only bind and a memory limit.
     let bind = s.dir.path().join("bind");

@@ -7,7 +7,7 @@
 
 use crate::devices;
 use crate::error::{Result, RuntimeError};
-pub use oci_spec::runtime::Spec;
+pub use oci_spec::runtime::{Mount, Spec};
 use serde_json::json;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,8 @@ pub struct RunSpec {
     pub network_host: bool,
     pub read_only: bool,
     pub binds: Vec<Bind>,
+    /// tmpfs mounts: (container path, extra mount options such as `size=64m`).
+    pub tmpfs: Vec<(String, String)>,
     /// Bytes (`-m`).
     pub memory: Option<i64>,
     pub pids: Option<i64>,
@@ -105,6 +107,13 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
             opts.push("ro");
         }
         mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
+    }
+    for (dest, extra) in &r.tmpfs {
+        let mut opts: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
+        opts.extend(extra.split(',').map(str::trim).filter(|o| !o.is_empty()));
+        mounts.push(
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
     }
     let mut resources = json!({});
     if let Some(m) = r.memory {

@@ -44,6 +44,21 @@ pub struct ContainerOpts {
     /// none (own network namespace with loopback) or host.
     #[arg(long, default_value = "none")]
     pub network: String,
+    /// A tmpfs mount: PATH[:OPTIONS] (repeatable).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// A DNS server for the container's /etc/resolv.conf (repeatable).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// A DNS search domain (repeatable).
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// A resolver option (repeatable).
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// A HOST:IP line for the container's /etc/hosts (repeatable).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// Restart policy: no, always, unless-stopped, on-failure[:N] (with -d).
     #[arg(long, default_value = "no")]
     pub restart: String,
@@ -114,6 +129,11 @@ impl ContainerOpts {
             labels: Default::default(),
             auto_remove: scratch,
             restart: engine::containers::RestartPolicy::parse(&self.restart)?,
+            tmpfs: self.tmpfs.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_option.clone(),
+            extra_hosts: self.add_host.clone(),
             env: self.env.clone(),
             volumes: self.volumes.clone(),
             workdir: self.workdir.clone(),

@@ -32,6 +32,17 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
     let image = opt_str(&b["Image"]).ok_or_else(|| ApiError::bad("config has no Image"))?;
     let h = &b["HostConfig"];
     let mut volumes = strings(&h["Binds"]);
+    let mut tmpfs: Vec<String> = h["Tmpfs"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| match v.as_str().filter(|s| !s.is_empty()) {
+                    Some(o) => format!("{k}:{o}"),
+                    None => k.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     for m in h["Mounts"].as_array().into_iter().flatten() {
         let target = m["Target"].as_str().unwrap_or("");
         let ro = if m["ReadOnly"].as_bool().unwrap_or(false) {
@@ -46,6 +57,13 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
                     return Err(ApiError::bad("a mount needs a Source"));
                 }
                 volumes.push(format!("{source}:{target}{ro}"));
+            }
+            "tmpfs" => {
+                let size = m["TmpfsOptions"]["SizeBytes"].as_u64().filter(|s| *s > 0);
+                tmpfs.push(match size {
+                    Some(s) => format!("{target}:size={s}"),
+                    None => target.to_string(),
+                });
             }
             other => {
                 return Err(ApiError::new(
@@ -142,6 +160,11 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         },
         labels,
         auto_remove: h["AutoRemove"].as_bool().unwrap_or(false),
+        tmpfs,
+        dns: strings(&h["Dns"]),
+        dns_search: strings(&h["DnsSearch"]),
+        dns_options: strings(&h["DnsOptions"]),
+        extra_hosts: strings(&h["ExtraHosts"]),
         restart: engine::containers::RestartPolicy {
             name: h["RestartPolicy"]["Name"]
                 .as_str()

@@ -27,6 +27,15 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     /// Whether its shim starts it again when it exits.
     pub restart: RestartPolicy,
+    /// tmpfs mounts: `PATH[:OPTIONS]` (`--tmpfs /run:size=64m`).
+    pub tmpfs: Vec<String>,
+    /// DNS servers, search domains and resolver options for the container's
+    /// /etc/resolv.conf (written only when one is given).
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `HOST:IP` lines added to the container's /etc/hosts (written only when given).
+    pub extra_hosts: Vec<String>,
     /// `K=V`, over the image's.
     pub env: Vec<String>,
     /// `NAME:/path` or `/host/path:/path`, with `:ro` or `:rw`.
@@ -212,6 +221,84 @@ fn binds(store: &Store, specs: &[String]) -> Result<Vec<Bind>> {
     Ok(out)
 }
 
+/// `--tmpfs PATH[:OPTIONS]` into (path, options).
+fn tmpfs_mounts(specs: &[String]) -> Result<Vec<(String, String)>> {
+    specs
+        .iter()
+        .map(|t| {
+            let (path, opts) = t.split_once(':').unwrap_or((t, ""));
+            if !path.starts_with('/') {
+                return Err(EngineError::Invalid(format!(
+                    "invalid tmpfs {t:?}: the container path must be absolute"
+                )));
+            }
+            if opts.split(',').any(|o| o.contains('/')) {
+                return Err(EngineError::Invalid(format!(
+                    "invalid tmpfs options in {t:?}"
+                )));
+            }
+            Ok((path.to_string(), opts.to_string()))
+        })
+        .collect()
+}
+
+/// The /etc files Docker writes for a container, where the options ask for them:
+/// `hosts` with `--add-host` lines, `resolv.conf` with `--dns*`.
+fn etc_files(o: &CreateOptions, hostname: &str) -> Result<Vec<(&'static str, String)>> {
+    let mut out = Vec::new();
+    if !o.extra_hosts.is_empty() {
+        let mut hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        );
+        for h in &o.extra_hosts {
+            let (name, ip) = h.split_once(':').ok_or_else(|| {
+                EngineError::Invalid(format!("invalid extra host {h:?}: use HOST:IP"))
+            })?;
+            if ip.parse::<std::net::IpAddr>().is_err()
+                || name.is_empty()
+                || name.contains(char::is_whitespace)
+            {
+                return Err(EngineError::Invalid(format!(
+                    "invalid extra host {h:?}: use HOST:IP with an IP address"
+                )));
+            }
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+        out.push(("hosts", hosts));
+    }
+    if !o.dns.is_empty() || !o.dns_search.is_empty() || !o.dns_options.is_empty() {
+        let mut conf = String::new();
+        for d in &o.dns {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                return Err(EngineError::Invalid(format!(
+                    "invalid DNS server {d:?}: give an IP address"
+                )));
+            }
+            conf.push_str(&format!("nameserver {d}\n"));
+        }
+        let clean = |v: &[String]| v.iter().all(|s| !s.contains(['\n', '\r']));
+        if !clean(&o.dns_search) || !clean(&o.dns_options) {
+            return Err(EngineError::Invalid(
+                "DNS search domains and options are single words".into(),
+            ));
+        }
+        if !o.dns_search.is_empty() {
+            conf.push_str(&format!("search {}\n", o.dns_search.join(" ")));
+        }
+        if !o.dns_options.is_empty() {
+            conf.push_str(&format!("options {}\n", o.dns_options.join(" ")));
+        }
+        out.push(("resolv.conf", conf));
+    }
+    Ok(out)
+}
+
+/// A bind mount of a file of the container's folder.
+fn oci_mount(source: PathBuf, destination: &str) -> Result<runtime::spec::Mount> {
+    let v = serde_json::json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "rprivate"]});
+    Ok(serde_json::from_value(v)?)
+}
+
 impl Engine {
     /// Creates a container: its read-write layer, runtime spec and folder. On any failure
     /// nothing of it is left.
@@ -312,6 +399,7 @@ impl Engine {
                 network_host,
                 read_only: o.read_only,
                 binds,
+                tmpfs: tmpfs_mounts(&o.tmpfs)?,
                 memory,
                 pids: o.pids_limit,
                 cpus: o.cpus,
@@ -321,6 +409,17 @@ impl Engine {
             };
             let spec = runtime::spec::build(&spec)?;
             bundle.create()?;
+            let mut spec = spec;
+            let files = etc_files(o, &spec.hostname().clone().unwrap_or_default())?;
+            if !files.is_empty() {
+                let mut mounts = spec.mounts().clone().unwrap_or_default();
+                for (name, content) in files {
+                    bundle.write(name, content.as_bytes(), !o.scratch)?;
+                    let m = oci_mount(bundle.dir().join(name), &format!("/etc/{name}"))?;
+                    mounts.push(m);
+                }
+                spec.set_mounts(Some(mounts));
+            }
             let durable = !o.scratch;
             let host_config = serde_json::to_vec(&HostConfig {
                 security: &o.security,
