@@ -271,6 +271,16 @@ fn the_docker_cli_drives_the_daemon() {
         .ok(&["ps", "--format", "{{.Names}}"])
         .contains("web-renamed"));
     dk.ok(&["rename", "web-renamed", "web"]);
+    dk.ok(&["pause", "web"]);
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Status}}", "web"]).trim(),
+        "paused"
+    );
+    dk.ok(&["unpause", "web"]);
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Status}}", "web"]).trim(),
+        "running"
+    );
     // cp both ways.
     let host_file = s.dir.path().join("hi.txt");
     std::fs::write(&host_file, b"hi there").unwrap();
@@ -499,6 +509,33 @@ fn restart_policies_are_honoured_by_the_shim() {
         "run\nrun\nrun\n",
         "restarted again after the limit"
     );
+    // A container's own stop signal.
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "--stop-signal",
+        "USR1",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        "trap 'exit 12' USR1; while true; do sleep 0.05; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    dk.ok(&["stop", "sig"]);
+    assert_eq!(
+        dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{.Config.StopSignal}}",
+            "sig"
+        ])
+        .trim(),
+        "12 USR1"
+    );
+    dk.ok(&["rm", "sig"]);
     // always — restarted after it exits by itself, but not after a stop.
     dk.ok(&[
         "run",

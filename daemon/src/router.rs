@@ -185,7 +185,9 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
                 ("GET", _, "top") => api::containers::top(c, &id),
                 ("GET", _, "stats") => api::containers::stats(c, &id),
                 ("POST", _, "rename") => api::containers::rename(c, &id),
-                ("POST", _, "pause" | "unpause" | "update") => Err(ApiError::new(
+                ("POST", _, "pause") => api::containers::pause(c, &id),
+                ("POST", _, "unpause") => api::containers::unpause(c, &id),
+                ("POST", _, "update") => Err(ApiError::new(
                     501,
                     format!("{} is not supported by strata yet", seg(2)),
                 )),

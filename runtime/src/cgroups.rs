@@ -358,6 +358,46 @@ impl Cgroup {
         }
     }
 
+    /// Freezes (or thaws) every process of the cgroup: `cgroup.freeze` in its v2 directory,
+    /// else the v1 freezer. Refused when the container has neither.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        if let Some(d) = self
+            .v2
+            .as_ref()
+            .filter(|d| d.join("cgroup.freeze").exists())
+        {
+            write(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+            // Frozen means every task stopped: the kernel reports it in cgroup.events.
+            for _ in 0..500 {
+                let state = fs::read_to_string(d.join("cgroup.events")).unwrap_or_default();
+                let now = state.lines().any(|l| l.trim() == "frozen 1");
+                if now == frozen {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            return Ok(());
+        }
+        let v1 = Path::new(ROOT).join("freezer");
+        if let Some(rel) = self
+            .v1
+            .first()
+            .and_then(|(c, d)| d.strip_prefix(Path::new(ROOT).join(c)).ok())
+        {
+            let d = v1.join(rel);
+            if d.is_dir() {
+                return write(
+                    &d.join("freezer.state"),
+                    if frozen { "FROZEN" } else { "THAWED" },
+                );
+            }
+        }
+        Err(RuntimeError::Other(
+            "the container has no cgroup to freeze (no cgroup v2 directory and no v1 freezer)"
+                .into(),
+        ))
+    }
+
     /// The pids in the cgroup.
     pub fn pids(&self) -> Vec<u32> {
         self.v2

@@ -58,6 +58,9 @@ pub struct State {
     /// The monitor process of a detached container.
     #[serde(default)]
     pub monitor_pid: u32,
+    /// Frozen by `pause`.
+    #[serde(default)]
+    pub paused: bool,
     /// How many times its shim restarted it (restart policies).
     #[serde(default)]
     pub restart_count: u32,

@@ -49,6 +49,12 @@ pub enum Command {
     Stop(run::StopArgs),
     /// Send a signal to containers.
     Kill(run::KillArgs),
+    /// Freeze every process of containers.
+    Pause(run::PauseArgs),
+    /// Thaw paused containers.
+    Unpause(run::PauseArgs),
+    /// Rename a container.
+    Rename(run::RenameArgs),
     /// Wait for containers to exit and print their exit codes.
     Wait(run::WaitArgs),
     /// Show a container's output.
@@ -154,6 +160,9 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Stop(a) => run::stop(ctx, a),
         Command::Kill(a) => run::kill(ctx, a),
         Command::Wait(a) => run::wait(ctx, a),
+        Command::Pause(a) => run::pause(ctx, a),
+        Command::Unpause(a) => run::unpause(ctx, a),
+        Command::Rename(a) => run::rename(ctx, a),
         Command::Logs(a) => run::logs(ctx, a),
         Command::Cp(a) => volumes::cp(ctx, a),
         Command::Volume { cmd } => volumes::volume(ctx, cmd),

@@ -44,6 +44,12 @@ pub struct ContainerOpts {
     /// none (own network namespace with loopback) or host.
     #[arg(long, default_value = "none")]
     pub network: String,
+    /// The signal `stop` sends first (default TERM).
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u64>,
     /// A tmpfs mount: PATH[:OPTIONS] (repeatable).
     #[arg(long)]
     pub tmpfs: Vec<String>,
@@ -130,6 +136,9 @@ impl ContainerOpts {
             auto_remove: scratch,
             restart: engine::containers::RestartPolicy::parse(&self.restart)?,
             tmpfs: self.tmpfs.clone(),
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            healthcheck: None,
             dns: self.dns.clone(),
             dns_search: self.dns_search.clone(),
             dns_options: self.dns_option.clone(),
@@ -310,6 +319,42 @@ pub fn kill(ctx: &Context, a: KillArgs) -> Result<i32> {
 }
 
 #[derive(Args, Debug)]
+pub struct PauseArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `pause`: freezes every process of the containers.
+pub fn pause(ctx: &Context, a: PauseArgs) -> Result<i32> {
+    for c in &a.containers {
+        ctx.engine.pause(c)?;
+        println!("{c}");
+    }
+    Ok(0)
+}
+
+/// `unpause`: thaws them.
+pub fn unpause(ctx: &Context, a: PauseArgs) -> Result<i32> {
+    for c in &a.containers {
+        ctx.engine.unpause(c)?;
+        println!("{c}");
+    }
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    container: String,
+    new_name: String,
+}
+
+/// `rename`: gives a container another name.
+pub fn rename(ctx: &Context, a: RenameArgs) -> Result<i32> {
+    ctx.engine.rename(&a.container, &a.new_name)?;
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
 pub struct WaitArgs {
     #[arg(required = true)]
     containers: Vec<String>,
@@ -432,6 +477,7 @@ pub fn status_text(st: &runtime::state::State) -> String {
         crate::output::duration_words(secs)
     };
     match st.effective_status() {
+        Status::Running if st.paused => format!("Up {} (Paused)", ago(st.started_at)),
         Status::Running => format!("Up {}", ago(st.started_at)),
         Status::Exited => format!(
             "Exited ({}) {} ago",

@@ -160,6 +160,9 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         },
         labels,
         auto_remove: h["AutoRemove"].as_bool().unwrap_or(false),
+        stop_signal: opt_str(&b["StopSignal"]),
+        stop_timeout: b["StopTimeout"].as_u64(),
+        healthcheck: b.get("Healthcheck").filter(|v| !v.is_null()).cloned(),
         tmpfs,
         dns: strings(&h["Dns"]),
         dns_search: strings(&h["DnsSearch"]),
@@ -197,7 +200,11 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
 
 /// Docker's state word for a view.
 fn state_word(v: &ContainerView) -> &'static str {
-    v.status().as_str()
+    if v.status() == Status::Running && v.state.paused {
+        "paused"
+    } else {
+        v.status().as_str()
+    }
 }
 
 /// Docker's list entry for a container.
@@ -208,6 +215,7 @@ pub fn summary(v: &ContainerView) -> Value {
         .and_then(|s| s.process().as_ref().and_then(|p| p.args().clone()))
         .unwrap_or_default();
     let status = match v.status() {
+        Status::Running if v.state.paused => "Up (Paused)".to_string(),
         Status::Running => "Up".to_string(),
         Status::Exited => format!("Exited ({})", v.state.exit_code.unwrap_or(0)),
         Status::Created => "Created".to_string(),
@@ -343,7 +351,6 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
     doc["Driver"] = doc["GraphDriver"]["Name"].clone();
     doc["Platform"] = json!("linux");
     doc["Mounts"] = json!(mounts);
-    doc["State"]["Paused"] = json!(false);
     doc["State"]["Restarting"] = json!(false);
     doc["State"]["Dead"] = json!(false);
     for t in ["StartedAt", "FinishedAt"] {
@@ -364,6 +371,11 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
         "AttachStdout": true,
         "AttachStderr": true,
     });
+    for k in ["StopSignal", "StopTimeout", "Healthcheck"] {
+        if let Some(v) = hc.get(k) {
+            doc["Config"][k] = v.clone();
+        }
+    }
     doc["NetworkSettings"] = json!({"Networks": {}, "Ports": {}});
     // The HostConfig fields clients read (the SDK reads LogConfig for every `run`).
     let hc_doc = &mut doc["HostConfig"];
@@ -431,23 +443,22 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     }
 }
 
-fn stop_secs(c: &Call<'_>) -> u64 {
+fn stop_secs(c: &Call<'_>) -> Option<u64> {
     c.req
         .param("t")
         .and_then(|t| t.parse::<i64>().ok())
         .map(|t| t.max(0) as u64)
-        .unwrap_or(10)
 }
 
 pub fn stop(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     let was_running = c.engine.container(id)?.state.is_running();
     // Even a container between restarts is stopped (its shim must not start it again).
-    c.engine.stop(id, stop_secs(c))?;
+    c.engine.stop_with(id, stop_secs(c))?;
     Ok(Reply::Empty(if was_running { 204 } else { 304 }))
 }
 
 pub fn restart(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
-    c.engine.stop(id, stop_secs(c))?;
+    c.engine.stop_with(id, stop_secs(c))?;
     start(c, id).map(|_| Reply::Empty(204))
 }
 
@@ -814,6 +825,16 @@ pub fn stats(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     }
     w.finish()?;
     Ok(Reply::Written)
+}
+
+pub fn pause(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    c.engine.pause(id)?;
+    Ok(Reply::Empty(204))
+}
+
+pub fn unpause(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    c.engine.unpause(id)?;
+    Ok(Reply::Empty(204))
 }
 
 pub fn rename(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

@@ -60,7 +60,23 @@ impl Engine {
 
     /// Stops a container: SIGTERM, then SIGKILL after `secs`. A stopped one is left alone.
     pub fn stop(&self, key: &str, secs: u64) -> Result<()> {
+        self.stop_with(key, Some(secs))
+    }
+
+    /// [`Engine::stop`] with the container's own stop signal, and its own timeout where
+    /// `secs` is `None` (default 10 s).
+    pub fn stop_with(&self, key: &str, secs: Option<u64>) -> Result<()> {
         let view = self.container(key)?;
+        let hc = view.bundle.host_config();
+        let secs = secs.or_else(|| hc["StopTimeout"].as_u64()).unwrap_or(10);
+        let first = hc["StopSignal"]
+            .as_str()
+            .map(parse_signal)
+            .transpose()?
+            .unwrap_or(rustix::process::Signal::TERM);
+        if view.state.paused {
+            let _ = self.unpause(key);
+        }
         let st = view.state;
         // Also between restarts: the shim then sees the mark and does not start it again.
         view.bundle.set_stopped_by_user(true);
@@ -68,7 +84,7 @@ impl Engine {
             self.wait_exited(key, Some(Duration::from_secs(30)))?;
             return Ok(());
         }
-        let _ = signal(st.pid, rustix::process::Signal::TERM);
+        let _ = signal(st.pid, first);
         if !self.wait_exited(key, Some(Duration::from_secs(secs)))? {
             let _ = signal(st.pid, rustix::process::Signal::KILL);
             self.wait_exited(key, Some(Duration::from_secs(30)))?;
@@ -94,6 +110,48 @@ impl Engine {
             view.bundle.set_stopped_by_user(true);
         }
         signal(st.pid, sig)
+    }
+
+    /// Freezes every process of a running container (its cgroup's freezer).
+    pub fn pause(&self, key: &str) -> Result<()> {
+        self.set_paused(key, true)
+    }
+
+    /// Thaws a paused container.
+    pub fn unpause(&self, key: &str) -> Result<()> {
+        self.set_paused(key, false)
+    }
+
+    fn set_paused(&self, key: &str, paused: bool) -> Result<()> {
+        let view = self.container(key)?;
+        let mut st = view.state.clone();
+        if !st.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                view.record.name
+            )));
+        }
+        if st.paused == paused {
+            return Err(EngineError::Conflict(format!(
+                "container {} is {}paused",
+                view.record.name,
+                if paused { "already " } else { "not " }
+            )));
+        }
+        let rel = format!("strata/{}", view.record.id);
+        runtime::cgroups::Cgroup::existing(&rel)
+            .freeze(paused)
+            .map_err(|e| EngineError::Unsupported(format!("cannot pause: {e}")))?;
+        st.paused = paused;
+        view.bundle.save_state(&st)?;
+        crate::events::record(
+            &self.cfg.data_root,
+            "container",
+            if paused { "pause" } else { "unpause" },
+            &view.record.id,
+            &view.record.name,
+        );
+        Ok(())
     }
 
     /// Waits for a container to exit; returns its exit status.

@@ -27,6 +27,11 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     /// Whether its shim starts it again when it exits.
     pub restart: RestartPolicy,
+    /// The signal `stop` sends first (default SIGTERM) and how long it waits before SIGKILL.
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<u64>,
+    /// A health check, kept as given (Docker's `Healthcheck` object) for inspect.
+    pub healthcheck: Option<serde_json::Value>,
     /// tmpfs mounts: `PATH[:OPTIONS]` (`--tmpfs /run:size=64m`).
     pub tmpfs: Vec<String>,
     /// DNS servers, search domains and resolver options for the container's
@@ -149,6 +154,12 @@ struct HostConfig<'a> {
     labels: &'a std::collections::BTreeMap<String, String>,
     #[serde(rename = "RestartPolicy")]
     restart: RestartPolicy,
+    #[serde(rename = "StopSignal", skip_serializing_if = "Option::is_none")]
+    stop_signal: Option<&'a str>,
+    #[serde(rename = "StopTimeout", skip_serializing_if = "Option::is_none")]
+    stop_timeout: Option<u64>,
+    #[serde(rename = "Healthcheck", skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<&'a serde_json::Value>,
 }
 
 impl SecurityOptions {
@@ -325,6 +336,9 @@ impl Engine {
         };
         let security = o.security.to_runtime()?;
         o.restart.validate()?;
+        if let Some(s) = &o.stop_signal {
+            super::control::parse_signal(s)?;
+        }
         if o.auto_remove && !matches!(o.restart.name.as_str(), "" | "no") {
             return Err(EngineError::Invalid(
                 "conflicting options: a restart policy and auto-remove (--rm)".into(),
@@ -439,6 +453,9 @@ impl Engine {
                     },
                     max_retries: o.restart.max_retries,
                 },
+                stop_signal: o.stop_signal.as_deref(),
+                stop_timeout: o.stop_timeout,
+                healthcheck: o.healthcheck.as_ref(),
             })?;
             bundle.write("hostconfig.json", &host_config, durable)?;
             if durable {

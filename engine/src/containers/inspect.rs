@@ -52,7 +52,8 @@ impl ContainerView {
             "Config": {"Image": c.image_ref},
             "Created": layerstore::export::rfc3339(c.created),
             "State": {
-                "Status": status.as_str(),
+                "Status": if running && st.paused { "paused" } else { status.as_str() },
+                "Paused": running && st.paused,
                 "Running": running,
                 "Pid": if running { st.pid } else { 0 },
                 "ExitCode": st.exit_code.unwrap_or(0),
