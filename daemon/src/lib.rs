@@ -7,6 +7,7 @@
 //! Containers run under their shims, so they outlive the daemon.
 
 pub mod api;
+pub mod base64;
 pub mod error;
 pub mod http;
 pub mod listen;

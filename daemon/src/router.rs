@@ -165,6 +165,7 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
             }
         }
         ("POST", "commit") => api::containers::commit(c),
+        ("POST", "auth") => api::images::auth(c),
         (_, "containers") => {
             let id = seg(1).to_string();
             match (method.as_str(), seg(1), seg(2)) {

@@ -15,6 +15,9 @@ pub struct Connection {
     pub tls_verify: bool,
     /// The credentials file (Docker's config.json `auths` format); default: Docker's.
     pub authfile: Option<PathBuf>,
+    /// Credentials given with the request (a server's `X-Registry-Auth`); they win over
+    /// the file.
+    pub credentials: Option<(String, String)>,
 }
 
 impl Connection {
@@ -23,12 +26,11 @@ impl Connection {
     }
 
     fn client(&self, registry_host: &str) -> Result<Client> {
-        let auth = AuthFile::load(&self.authfile())?;
-        Ok(Client::new(
-            registry_host,
-            self.tls_verify,
-            auth.get(registry_host),
-        ))
+        let creds = match &self.credentials {
+            Some(c) => Some(c.clone()),
+            None => AuthFile::load(&self.authfile())?.get(registry_host),
+        };
+        Ok(Client::new(registry_host, self.tls_verify, creds))
     }
 }
 
@@ -84,6 +86,25 @@ impl Engine {
             registry::push::push(&store, &client, image, &r).ctx(|| format!("push {dest}"))?;
         crate::events::record(&store.root, "image", "push", image, dest);
         Ok(rep)
+    }
+
+    /// Checks credentials against `registry_host` without storing them (a server's
+    /// `/auth`: the client keeps them).
+    pub fn verify_login(
+        &self,
+        registry_host: &str,
+        username: &str,
+        password: &str,
+        conn: &Connection,
+    ) -> Result<()> {
+        Client::new(
+            registry_host,
+            conn.tls_verify,
+            Some((username.to_string(), password.to_string())),
+        )
+        .ping()
+        .ctx(|| format!("login to {registry_host}"))?;
+        Ok(())
     }
 
     /// Checks credentials against `registry_host` and stores them.

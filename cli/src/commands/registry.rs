@@ -23,6 +23,7 @@ impl Conn {
         Connection {
             tls_verify: self.tls_verify,
             authfile: self.authfile.clone(),
+            credentials: None,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Runs the real `strata` binary against a temporary data root.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

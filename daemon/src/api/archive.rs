@@ -4,28 +4,6 @@
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 
-/// Standard base64 (the stat header's encoding).
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 pub fn handle(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     let path = c
         .req
@@ -36,7 +14,7 @@ pub fn handle(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     match c.req.method.as_str() {
         "HEAD" => {
             let st = c.engine.path_stat(id, &path)?;
-            let header = base64(serde_json::to_string(&st)?.as_bytes());
+            let header = crate::base64::encode(serde_json::to_string(&st)?.as_bytes());
             crate::http::write_response(
                 c.out,
                 200,
@@ -50,7 +28,7 @@ pub fn handle(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
             let work = super::staged(c.engine, "cp-out")?;
             let tar = super::staged(c.engine, "cp-out.tar")?;
             let st = c.engine.archive_get(id, &path, &work.path, &tar.path)?;
-            let header = base64(serde_json::to_string(&st)?.as_bytes());
+            let header = crate::base64::encode(serde_json::to_string(&st)?.as_bytes());
             let len = std::fs::metadata(&tar.path)?.len();
             let head = format!(
                 "HTTP/1.1 200 OK\r\nServer: strata\r\nContent-Type: application/x-tar\r\nContent-Length: {len}\r\nX-Docker-Container-Path-Stat: {header}\r\n\r\n"
@@ -69,17 +47,5 @@ pub fn handle(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
             c.engine.archive_put(id, &path, &work.path, &tar.path)?;
             Ok(Reply::Empty(200))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_the_standard_alphabet() {
-        assert_eq!(super::base64(b""), "");
-        assert_eq!(super::base64(b"f"), "Zg==");
-        assert_eq!(super::base64(b"fo"), "Zm8=");
-        assert_eq!(super::base64(b"foo"), "Zm9v");
-        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
     }
 }

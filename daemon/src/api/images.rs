@@ -200,6 +200,25 @@ pub fn get(c: &mut Call<'_>, name: Option<&str>) -> ApiResult<Reply> {
     stream_file(c, &out.path, "application/x-tar")
 }
 
+/// The credentials of `X-Registry-Auth` (base64 JSON with `username` and `password`).
+fn registry_auth(c: &Call<'_>) -> ApiResult<Option<(String, String)>> {
+    let Some(h) = c
+        .req
+        .header("x-registry-auth")
+        .filter(|h| !h.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let raw =
+        crate::base64::decode(h).ok_or_else(|| ApiError::bad("X-Registry-Auth is not base64"))?;
+    let v: Value = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::bad(format!("X-Registry-Auth is not JSON: {e}")))?;
+    match (v["username"].as_str(), v["password"].as_str()) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Some((u.to_string(), p.to_string()))),
+        _ => Ok(None),
+    }
+}
+
 /// Plain HTTP for registries on loopback (Docker treats 127.0.0.0/8 as insecure).
 fn connection_for(reference: &str) -> engine::registry::Connection {
     let host = reference.split('/').next().unwrap_or("");
@@ -208,6 +227,7 @@ fn connection_for(reference: &str) -> engine::registry::Connection {
     engine::registry::Connection {
         tls_verify: !local,
         authfile: None,
+        credentials: None,
     }
 }
 
@@ -244,7 +264,8 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
         Some(t) => format!("{image}:{t}"),
         None => image.clone(),
     };
-    let conn = connection_for(&reference);
+    let mut conn = connection_for(&reference);
+    conn.credentials = registry_auth(c)?;
     match c.engine.pull(&reference, None, &conn, None) {
         Ok(l) => progress_stream(&[
             json!({"status": format!("Pulling from {image}")}),
@@ -263,11 +284,13 @@ pub fn push(c: &mut Call<'_>, name: &str) -> ApiResult<Reply> {
         Some(t) => format!("{name}:{t}"),
         None => name.to_string(),
     };
-    let conn = connection_for(&reference);
+    let mut conn = connection_for(&reference);
+    conn.credentials = registry_auth(c)?;
     match c.engine.push(&reference, None, &conn) {
         Ok(rep) => progress_stream(&[
             json!({"status": format!("The push refers to repository [{name}]")}),
-            json!({"status": format!("{}: digest: {} size: 0", c.req.param("tag").unwrap_or("latest"), rep.digest), "aux": {"Tag": c.req.param("tag").unwrap_or("latest"), "Digest": rep.digest.to_string(), "Size": 0}}),
+            json!({"status": format!("{}: digest: {} size: 0", c.req.param("tag").unwrap_or("latest"), rep.digest)}),
+            json!({"progressDetail": {}, "aux": {"Tag": c.req.param("tag").unwrap_or("latest"), "Digest": rep.digest.to_string(), "Size": 0}}),
         ]),
         Err(e) => progress_stream(&[
             json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()}),
@@ -304,5 +327,30 @@ pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
     Ok(Reply::Json(
         200,
         json!({"ImagesDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
+}
+
+/// `/auth`: checks credentials against a registry (the client keeps them).
+pub fn auth(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let b = c.json()?;
+    let user = b["username"].as_str().unwrap_or("");
+    let pass = b["password"].as_str().unwrap_or("");
+    let server = b["serveraddress"].as_str().unwrap_or("");
+    let host = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .trim_end_matches("/v2");
+    if user.is_empty() || host.is_empty() {
+        return Err(ApiError::bad("give username, password and serveraddress"));
+    }
+    let conn = connection_for(&format!("{host}/x"));
+    c.engine
+        .verify_login(host, user, pass, &conn)
+        .map_err(|e| ApiError::new(401, e.to_string()))?;
+    Ok(Reply::Json(
+        200,
+        json!({"Status": "Login Succeeded", "IdentityToken": ""}),
     ))
 }
