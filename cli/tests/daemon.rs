@@ -631,3 +631,117 @@ fn push_and_pull_through_the_daemon_with_registry_credentials() {
     );
     s.assert_fsck_ok();
 }
+
+#[test]
+fn tcp_is_served_with_tls_client_verification_only() {
+    let s = Strata::with_driver("overlay2");
+    let Some(client) = docker_client() else {
+        eprintln!("skipped: no docker client on this machine");
+        return;
+    };
+    let openssl = common::require_tool("openssl");
+    let dir = s.dir.path();
+    let run = |args: &str| {
+        let o = Command::new(&openssl)
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    run("req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 1 -subj /CN=strata-test-ca");
+    run("req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj /CN=localhost");
+    run("x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server.pem -days 1 -extfile server.ext");
+    run("req -newkey rsa:2048 -nodes -keyout key.pem -out client.csr -subj /CN=client");
+    run("x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 1 -extfile client.ext");
+    // A CA of someone else's, and a client certificate from it.
+    run("req -x509 -newkey rsa:2048 -nodes -keyout other-key.pem -out other.pem -days 1 -subj /CN=other");
+    run("req -newkey rsa:2048 -nodes -keyout mkey.pem -out m.csr -subj /CN=mallory");
+    run("x509 -req -in m.csr -CA other.pem -CAkey other-key.pem -CAcreateserial -out mcert.pem -days 1 -extfile client.ext");
+
+    // Plain TCP on a non-loopback address is refused.
+    let o = s.run(&["daemon", "-H", "tcp://0.0.0.0:0"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--tlsverify"));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let p = |n: &str| dir.join(n).to_string_lossy().to_string();
+    let mut daemon = s
+        .cmd(&[
+            "daemon",
+            "-H",
+            &host,
+            "--tlsverify",
+            "--tlscacert",
+            &p("ca.pem"),
+            "--tlscert",
+            &p("server.pem"),
+            "--tlskey",
+            &p("server-key.pem"),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let docker = |cert: &str, key: &str| {
+        Command::new(&client)
+            .env("DOCKER_CONFIG", dir)
+            .args([
+                "--tlsverify",
+                "--tlscacert",
+                &p("ca.pem"),
+                "--tlscert",
+                &p(cert),
+                "--tlskey",
+                &p(key),
+                "-H",
+                &host,
+            ])
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .output()
+            .unwrap()
+    };
+    let ok = docker("cert.pem", "key.pem");
+    let refused = docker("mcert.pem", "mkey.pem");
+    let plain = Command::new(&client)
+        .env("DOCKER_CONFIG", dir)
+        .args(["-H", &host, "version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .unwrap();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        daemon::API_VERSION
+    );
+    assert!(
+        !refused.status.success(),
+        "a client certificate from another CA got in"
+    );
+    assert!(!plain.status.success(), "a plain HTTP client got in");
+}

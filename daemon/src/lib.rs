@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod listen;
 pub mod router;
+pub mod tls;
 
 pub use error::{ApiError, ApiResult};
 pub use listen::{serve, DaemonOptions};

@@ -11,14 +11,16 @@ use std::path::PathBuf;
 /// Where and how to listen.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
-    /// `unix:///path` or `tcp://127.0.0.1:PORT` (repeatable).
+    /// `unix:///path` or `tcp://ADDR:PORT` (repeatable).
     pub hosts: Vec<String>,
+    /// TLS with client verification for TCP hosts (`--tlsverify`).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// A listening socket.
 enum Listener {
     Unix(UnixListener, PathBuf),
-    Tcp(TcpListener),
+    Tcp(TcpListener, Option<std::sync::Arc<rustls::ServerConfig>>),
 }
 
 /// The gid of group `name` from /etc/group, if it exists.
@@ -31,7 +33,7 @@ fn group_id(name: &str) -> Option<u32> {
         .and_then(|f| f[2].parse().ok())
 }
 
-fn bind(host: &str) -> std::io::Result<Listener> {
+fn bind(host: &str, tls: Option<&crate::tls::TlsFiles>) -> std::io::Result<Listener> {
     if let Some(path) = host.strip_prefix("unix://") {
         let path = PathBuf::from(path);
         if let Some(dir) = path.parent() {
@@ -57,14 +59,17 @@ fn bind(host: &str) -> std::io::Result<Listener> {
     }
     if let Some(addr) = host.strip_prefix("tcp://") {
         let l = TcpListener::bind(addr)?;
+        if let Some(files) = tls {
+            return Ok(Listener::Tcp(l, Some(crate::tls::server_config(files)?)));
+        }
         let ip = l.local_addr()?.ip();
         if !ip.is_loopback() {
             return Err(std::io::Error::other(format!(
-                "-H {host}: plain TCP is only served on a loopback address (TLS is not supported yet): use unix:// or 127.0.0.1"
+                "-H {host}: plain TCP is only served on a loopback address: use --tlsverify with --tlscacert, --tlscert and --tlskey, or unix://, or 127.0.0.1"
             )));
         }
         tracing::warn!(%host, "serving the API on TCP without TLS: anyone on this machine can reach it");
-        return Ok(Listener::Tcp(l));
+        return Ok(Listener::Tcp(l, None));
     }
     Err(std::io::Error::other(format!(
         "-H {host}: use unix:///path or tcp://127.0.0.1:PORT"
@@ -80,7 +85,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
     };
     let listeners = hosts
         .iter()
-        .map(|h| bind(h))
+        .map(|h| bind(h, opts.tls.as_ref()))
         .collect::<std::io::Result<Vec<_>>>()?;
     crate::api::staging_clean(&engine);
     std::thread::scope(|scope| {
@@ -98,12 +103,20 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
                         });
                     }
                 }
-                Listener::Tcp(l) => {
+                Listener::Tcp(l, tls) => {
                     for s in l.incoming().flatten() {
                         let engine = engine.clone();
-                        std::thread::spawn(move || {
-                            if let Ok(r) = s.try_clone() {
-                                connection(&engine, BufReader::new(r), s);
+                        let tls = tls.clone();
+                        std::thread::spawn(move || match tls {
+                            Some(cfg) => {
+                                if let Ok((r, w)) = crate::tls::accept(&cfg, s) {
+                                    connection(&engine, BufReader::new(r), w);
+                                }
+                            }
+                            None => {
+                                if let Ok(r) = s.try_clone() {
+                                    connection(&engine, BufReader::new(r), s);
+                                }
                             }
                         });
                     }

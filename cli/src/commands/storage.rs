@@ -246,11 +246,31 @@ pub struct DaemonArgs {
     /// tcp://127.0.0.1:PORT (loopback only; repeatable).
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
+    /// Serve TCP hosts over TLS, accepting only clients with a certificate signed by
+    /// --tlscacert.
+    #[arg(long)]
+    tlsverify: bool,
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
 }
 
 /// `daemon`: serves the Docker Engine API until stopped.
 pub fn daemon(ctx: &Context, a: DaemonArgs) -> Result<i32> {
-    let opts = daemon::DaemonOptions { hosts: a.hosts };
+    let tls = match (a.tlsverify, a.tlscacert, a.tlscert, a.tlskey) {
+        (false, None, None, None) => None,
+        (true, Some(ca), Some(cert), Some(key)) => Some(daemon::tls::TlsFiles { ca, cert, key }),
+        _ => anyhow::bail!(
+            "TLS needs all of --tlsverify, --tlscacert, --tlscert and --tlskey (client certificates are always verified)"
+        ),
+    };
+    let opts = daemon::DaemonOptions {
+        hosts: a.hosts,
+        tls,
+    };
     daemon::serve(ctx.engine.clone(), &opts).context("serving the Docker Engine API")?;
     Ok(0)
 }
