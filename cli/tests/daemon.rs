@@ -148,6 +148,18 @@ fn the_docker_cli_drives_the_daemon() {
         .ok(&["load", "-i", img.to_str().unwrap()])
         .contains("busybox-wh:1"));
     assert!(dk.ok(&["images"]).contains("busybox-wh"));
+    assert!(!dk
+        .ok(&["images", "-q", "--filter", "reference=busybox*"])
+        .trim()
+        .is_empty());
+    assert!(dk
+        .ok(&["images", "-q", "--filter", "reference=nothing*"])
+        .trim()
+        .is_empty());
+    assert!(dk
+        .ok(&["images", "-q", "--filter", "label=no.such=label"])
+        .trim()
+        .is_empty());
 
     // Exit statuses: the command's own, 127 not found, 126 not runnable.
     let out = dk.run(&[

@@ -30,6 +30,9 @@ pub struct ImageSummary {
     /// The short id (12 hex digits).
     #[serde(skip)]
     pub short_id: String,
+    /// The image config's labels.
+    #[serde(skip)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// One row of an image's history, newest first.
@@ -124,18 +127,32 @@ impl Engine {
         all.sort_by_key(|(_, i)| std::cmp::Reverse(i.added));
         Ok(all
             .iter()
-            .map(|(_, img)| ImageSummary {
-                id: img.id.to_string(),
-                short_id: img.id.short().to_string(),
-                names: refs
-                    .iter()
-                    .filter(|(_, v)| **v == img.id)
-                    .map(|(k, _)| k.clone())
-                    .collect(),
-                created: store.image_config(img).ok().and_then(|c| c.created),
-                size: img.size,
-                layers: img.layers.len(),
-                manifest_digest: img.manifest.to_string(),
+            .map(|(_, img)| {
+                let cfg = store.image_config(img).ok();
+                let labels = cfg
+                    .as_ref()
+                    .and_then(|c| c.config.as_ref())
+                    .and_then(|c| c["Labels"].as_object().cloned())
+                    .map(|m| {
+                        m.into_iter()
+                            .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ImageSummary {
+                    id: img.id.to_string(),
+                    short_id: img.id.short().to_string(),
+                    names: refs
+                        .iter()
+                        .filter(|(_, v)| **v == img.id)
+                        .map(|(k, _)| k.clone())
+                        .collect(),
+                    created: cfg.and_then(|c| c.created),
+                    size: img.size,
+                    layers: img.layers.len(),
+                    manifest_digest: img.manifest.to_string(),
+                    labels,
+                }
             })
             .collect())
     }

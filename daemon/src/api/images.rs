@@ -32,7 +32,7 @@ pub fn summaries(engine: &Engine) -> ApiResult<Vec<Value>> {
                 "Size": i.size,
                 "VirtualSize": i.size,
                 "SharedSize": -1,
-                "Labels": {},
+                "Labels": i.labels,
                 "Containers": in_use.iter().filter(|x| **x == i.id).count(),
             })
         })
@@ -59,9 +59,13 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
             })
         });
     }
-    if filters.contains_key("label") {
-        // Images loaded here keep no labels of their own in the summary.
-        all.clear();
+    if let Some(labels) = filters.get("label") {
+        all.retain(|i| {
+            labels.iter().all(|l| {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                i["Labels"].get(k).is_some_and(|x| v.is_empty() || x == v)
+            })
+        });
     }
     for i in &mut all {
         if i["RepoTags"].as_array().is_some_and(|a| a.is_empty()) {
