@@ -125,6 +125,27 @@ impl Docker {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// Runs with `input` on stdin; returns stdout.
+    fn ok_input(&self, args: &[&str], input: &[u8]) -> String {
+        let mut child = Command::new(&self.bin)
+            .env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.config.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
     fn code(&self, args: &[&str]) -> i32 {
         self.run(args).status.code().unwrap_or(-1)
     }
@@ -198,7 +219,7 @@ fn the_docker_cli_drives_the_daemon() {
         BB,
         "sh",
         "-c",
-        "grep db /etc/hosts; grep nameserver /etc/resolv.conf; grep -c ' /run tmpfs' /proc/mounts",
+        "grep -w db /etc/hosts; grep nameserver /etc/resolv.conf; grep -c ' /run tmpfs' /proc/mounts",
     ]);
     assert_eq!(out, "10.1.2.3\tdb\nnameserver 10.0.0.53\n1\n");
 
@@ -252,6 +273,22 @@ fn the_docker_cli_drives_the_daemon() {
     assert_eq!(
         dk.ok(&["exec", "web", BB, "cat", "/bind/f"]),
         "from the host"
+    );
+    // stdin through exec -i and run -i (the attached client's input, then end of file).
+    assert_eq!(
+        dk.ok_input(
+            &["exec", "-i", "web", BB, "sh", "-c", "cat; echo end"],
+            b"in\n"
+        ),
+        "in\nend\n"
+    );
+    assert_eq!(
+        dk.ok_input(
+            &["run", "--rm", "-i", "busybox-wh:1", BB, "wc", "-c"],
+            &[b'x'; 100_000]
+        )
+        .trim(),
+        "100000"
     );
     assert_ne!(
         dk.code(&["exec", "web", BB, "touch", "/bind/g"]),

@@ -98,7 +98,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
                         let engine = engine.clone();
                         std::thread::spawn(move || {
                             if let Ok(r) = s.try_clone() {
-                                connection(&engine, BufReader::new(r), s);
+                                connection(&engine, BufReader::new(r), s, true);
                             }
                         });
                     }
@@ -110,12 +110,12 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
                         std::thread::spawn(move || match tls {
                             Some(cfg) => {
                                 if let Ok((r, w)) = crate::tls::accept(&cfg, s) {
-                                    connection(&engine, BufReader::new(r), w);
+                                    connection(&engine, BufReader::new(r), w, false);
                                 }
                             }
                             None => {
                                 if let Ok(r) = s.try_clone() {
-                                    connection(&engine, BufReader::new(r), s);
+                                    connection(&engine, BufReader::new(r), s, true);
                                 }
                             }
                         });
@@ -129,7 +129,8 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
 
 /// Answers requests on one connection until the client closes it (or a stream or hijack
 /// ends it).
-fn connection<R, W>(engine: &Engine, mut r: BufReader<R>, mut w: W)
+/// `raw_input`: whether the socket itself may be read after a hijack (not under TLS).
+fn connection<R, W>(engine: &Engine, mut r: BufReader<R>, mut w: W, raw_input: bool)
 where
     R: std::io::Read,
     W: Write + Send + std::os::fd::AsFd,
@@ -149,8 +150,12 @@ where
             Ok(fd) => fd,
             Err(_) => return,
         };
+        // What a hijacked stream's client sends after the response head (stdin), read
+        // from the socket itself: clients wait for the upgrade before sending it, so
+        // nothing of it is buffered once the handler has read the request body.
+        let input = if raw_input { fd.try_clone().ok() } else { None };
         let alive = move || peer_open(&fd);
-        let keep = crate::router::handle(engine, &req, &mut r, &mut w, &alive);
+        let keep = crate::router::handle(engine, &req, &mut r, &mut w, &alive, input);
         if !keep || !req.keep_alive() {
             return;
         }

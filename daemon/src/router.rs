@@ -32,6 +32,9 @@ pub struct Call<'a> {
     pub out: &'a mut (dyn Write + Send),
     /// Whether the client is still connected (for long streams that rarely write).
     pub alive: &'a dyn Fn() -> bool,
+    /// The connection's socket, for what a client sends after a hijack (stdin); `None`
+    /// where it cannot be read raw (TLS).
+    pub input: Option<std::os::fd::OwnedFd>,
 }
 
 impl Call<'_> {
@@ -82,6 +85,7 @@ pub fn handle<R: BufRead, W: Write + Send>(
     r: &mut R,
     w: &mut W,
     alive: &dyn Fn() -> bool,
+    input: Option<std::os::fd::OwnedFd>,
 ) -> bool {
     let mut body = http::body(req, r);
     let result = strip_version(&req.path).and_then(|path| {
@@ -93,6 +97,7 @@ pub fn handle<R: BufRead, W: Write + Send>(
             body: &mut body,
             out: w,
             alive,
+            input,
         };
         dispatch(&mut call)
     });

@@ -151,7 +151,10 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
         let mut plan = runtime::spec::plan(&bundle.spec()?)?;
         plan.seccomp_cache = Some(engine.seccomp_cache());
         let stdio = Stdio {
-            stdin: Some(null()?),
+            stdin: Some(match bundle.open_stdin_for_container()? {
+                Some(f) => f.into(),
+                None => null()?,
+            }),
             stdout: Some(bundle.open_log("stdout")?.into()),
             stderr: Some(bundle.open_log("stderr")?.into()),
         };
@@ -213,7 +216,10 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                 restarts += 1;
                 let stdio = (|| -> Result<Stdio> {
                     Ok(Stdio {
-                        stdin: Some(null()?),
+                        stdin: Some(match bundle.open_stdin_for_container()? {
+                            Some(f) => f.into(),
+                            None => null()?,
+                        }),
                         stdout: Some(bundle.open_log("stdout")?.into()),
                         stderr: Some(bundle.open_log("stderr")?.into()),
                     })

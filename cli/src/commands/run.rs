@@ -135,6 +135,8 @@ impl ContainerOpts {
             labels: Default::default(),
             auto_remove: scratch,
             restart: engine::containers::RestartPolicy::parse(&self.restart)?,
+            open_stdin: false,
+            stdin_once: false,
             tmpfs: self.tmpfs.clone(),
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,

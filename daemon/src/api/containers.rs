@@ -160,6 +160,8 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         },
         labels,
         auto_remove: h["AutoRemove"].as_bool().unwrap_or(false),
+        open_stdin: b["OpenStdin"].as_bool().unwrap_or(false),
+        stdin_once: b["StdinOnce"].as_bool().unwrap_or(false),
         stop_signal: opt_str(&b["StopSignal"]),
         stop_timeout: b["StopTimeout"].as_u64(),
         healthcheck: b.get("Healthcheck").filter(|v| !v.is_null()).cloned(),
@@ -630,6 +632,32 @@ pub fn logs(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
 pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     c.engine.container(id)?;
     let tty = is_tty(c, id);
+    // The client's input goes to the container's stdin FIFO until the client closes it
+    // (or the container is gone). Opened before the client hears back, so
+    // a start it sends next finds the writer there.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut shut = None;
+    if c.req.flag("stdin") {
+        let bundle = c.engine.container(id)?.bundle;
+        let fifo = bundle.open_stdin_writer();
+        tracing::debug!(fifo = ?fifo.as_ref().err(), input = c.input.is_some(), "attach stdin");
+        if let (Ok(fifo), Some(sock)) = (fifo, c.input.take()) {
+            shut = sock.try_clone().ok();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                copy_stdin(std::fs::File::from(sock), &fifo, &done);
+                // A FIFO's buffered bytes go with its last open descriptor: the writer is
+                // kept until the container has opened its end.
+                while !done.load(std::sync::atomic::Ordering::Relaxed)
+                    && bundle.state().is_ok_and(|s| s.status == Status::Created)
+                    && bundle.dir().exists()
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                drop(fifo);
+            });
+        }
+    }
     let head = if c.req.header("upgrade").is_some() {
         format!(
             "HTTP/1.1 101 UPGRADED\r\nContent-Type: {}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
@@ -653,7 +681,48 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         let out = &mut *c.out;
         let _ = stream_logs(engine, id, o, out, so, se, tty);
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(fd) = &shut {
+        let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Read);
+    }
     Ok(Reply::Closed)
+}
+
+/// Copies a client's input into a container's stdin FIFO (opened non-blocking), giving up
+/// once `done` is set: a container that stops reading never holds a thread.
+fn copy_stdin(
+    mut from: std::fs::File,
+    mut to: &std::fs::File,
+    done: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; 32 << 10];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut off = 0;
+        while off < n {
+            if done.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            match to.write(&buf[off..n]) {
+                Ok(w) => off += w,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut p = libc::pollfd {
+                        fd: to.as_raw_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut p, 1, 100) };
+                }
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 pub fn changes(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

@@ -16,6 +16,8 @@ struct Instance {
     container: String,
     options: ExecOptions,
     tty: bool,
+    /// The client sends the command's stdin over the hijacked connection.
+    stdin: bool,
     running: bool,
     exit_code: Option<i32>,
 }
@@ -55,7 +57,7 @@ pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
         container: v.record.id.clone(),
         options: ExecOptions {
             command,
-            interactive: false,
+            interactive: b["AttachStdin"].as_bool().unwrap_or(false),
             env: strings(&b["Env"]),
             workdir: b["WorkingDir"]
                 .as_str()
@@ -67,6 +69,7 @@ pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
                 .map(str::to_string),
         },
         tty: b["Tty"].as_bool().unwrap_or(false),
+        stdin: b["AttachStdin"].as_bool().unwrap_or(false),
         running: false,
         exit_code: None,
     };
@@ -131,8 +134,24 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     };
     c.out.write_all(head.as_bytes())?;
     c.out.flush()?;
+    // stdin: what the client sends after the upgrade, copied into a pipe until it closes
+    // its side (the command then sees end of file).
+    let mut shut = None;
+    let stdin = match (inst.stdin, c.input.take()) {
+        (true, Some(sock)) => {
+            shut = sock.try_clone().ok();
+            let (in_r, in_w) = pipe()?;
+            std::thread::spawn(move || {
+                let mut from = std::fs::File::from(sock);
+                let mut to = std::fs::File::from(in_w);
+                let _ = std::io::copy(&mut from, &mut to);
+            });
+            Some(in_r)
+        }
+        _ => std::fs::File::open("/dev/null").ok().map(Into::into),
+    };
     let io = ExecIo {
-        stdin: std::fs::File::open("/dev/null").ok().map(Into::into),
+        stdin,
         stdout: Some(out_w),
         stderr: Some(err_w),
     };
@@ -171,6 +190,10 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         _ => 126,
     };
     finish(id, code);
+    // Ends the stdin copier if the client never closed its side.
+    if let Some(fd) = &shut {
+        let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Read);
+    }
     Ok(Reply::Closed)
 }
 

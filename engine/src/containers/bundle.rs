@@ -65,6 +65,59 @@ impl Bundle {
             .unwrap_or_else(|| serde_json::json!({}))
     }
 
+    /// Makes the container's stdin FIFO (`OpenStdin`).
+    pub fn make_stdin(&self) -> Result<()> {
+        let p = self.dir.join("stdin");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .map_err(|e| EngineError::io(format!("make {}", p.display()), e))
+    }
+
+    /// The container's end of its stdin FIFO, for a start: `None` without `OpenStdin`.
+    /// With `StdinOnce` it reads end of file once every writer (the attached client) is
+    /// gone; otherwise the shim holds a writer too, so stdin stays open, as Docker's.
+    pub fn open_stdin_for_container(&self) -> Result<Option<std::fs::File>> {
+        let hc = self.host_config();
+        if !hc["OpenStdin"].as_bool().unwrap_or(false) {
+            return Ok(None);
+        }
+        let p = self.dir.join("stdin");
+        use std::os::unix::fs::OpenOptionsExt;
+        let once = hc["StdinOnce"].as_bool().unwrap_or(false);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!once)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&p)
+            .map_err(|e| EngineError::io(format!("open {}", p.display()), e))?;
+        // The container reads it blocking.
+        let fl = rustix::fs::fcntl_getfl(&f)?;
+        rustix::fs::fcntl_setfl(&f, fl - rustix::fs::OFlags::NONBLOCK)?;
+        Ok(Some(f))
+    }
+
+    /// A writer to the container's stdin FIFO (an attached client's input), non-blocking.
+    pub fn open_stdin_writer(&self) -> Result<std::fs::File> {
+        let p = self.dir.join("stdin");
+        use std::os::unix::fs::OpenOptionsExt;
+        // Read and write: opening never waits for the container's reader.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&p)
+            .map_err(|e| {
+                EngineError::Conflict(format!(
+                    "the container has no stdin to attach to (create it with -i / OpenStdin): {e}"
+                ))
+            })
+    }
+
     /// The restart policy kept at create (`no` when none).
     pub fn restart_policy(&self) -> super::create::RestartPolicy {
         serde_json::from_value(self.host_config()["RestartPolicy"].clone()).unwrap_or_default()

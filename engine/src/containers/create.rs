@@ -32,6 +32,11 @@ pub struct CreateOptions {
     pub stop_timeout: Option<u64>,
     /// A health check, kept as given (Docker's `Healthcheck` object) for inspect.
     pub healthcheck: Option<serde_json::Value>,
+    /// Keep a stdin for the container (Docker's `OpenStdin`): a FIFO in its folder that an
+    /// attached client writes to. With `stdin_once` the container sees end of file when
+    /// the first attached client closes its input.
+    pub open_stdin: bool,
+    pub stdin_once: bool,
     /// tmpfs mounts: `PATH[:OPTIONS]` (`--tmpfs /run:size=64m`).
     pub tmpfs: Vec<String>,
     /// DNS servers, search domains and resolver options for the container's
@@ -154,6 +159,10 @@ struct HostConfig<'a> {
     labels: &'a std::collections::BTreeMap<String, String>,
     #[serde(rename = "RestartPolicy")]
     restart: RestartPolicy,
+    #[serde(rename = "OpenStdin")]
+    open_stdin: bool,
+    #[serde(rename = "StdinOnce")]
+    stdin_once: bool,
     #[serde(rename = "StopSignal", skip_serializing_if = "Option::is_none")]
     stop_signal: Option<&'a str>,
     #[serde(rename = "StopTimeout", skip_serializing_if = "Option::is_none")]
@@ -453,11 +462,16 @@ impl Engine {
                     },
                     max_retries: o.restart.max_retries,
                 },
+                open_stdin: o.open_stdin,
+                stdin_once: o.stdin_once,
                 stop_signal: o.stop_signal.as_deref(),
                 stop_timeout: o.stop_timeout,
                 healthcheck: o.healthcheck.as_ref(),
             })?;
             bundle.write("hostconfig.json", &host_config, durable)?;
+            if o.open_stdin {
+                bundle.make_stdin()?;
+            }
             if durable {
                 runtime::spec::save(&spec, bundle.dir())?;
             } else {
