@@ -621,6 +621,47 @@ fn restart_policies_are_honoured_by_the_shim() {
             .trim(),
         "exited"
     );
+    // update: limits applied to a running container's cgroup and kept, a new policy.
+    let id = dk.ok(&[
+        "run",
+        "-d",
+        "--pids-limit",
+        "50",
+        "busybox-wh:1",
+        BB,
+        "sleep",
+        "30",
+    ]);
+    let id = id.trim();
+    dk.ok(&[
+        "update",
+        "--pids-limit",
+        "60",
+        "--restart",
+        "on-failure:3",
+        id,
+    ]);
+    let pids_max = [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ]
+    .iter()
+    .map(|r| Path::new(r).join("strata").join(id).join("pids.max"))
+    .find(|p| p.exists())
+    .expect("the container's pids cgroup");
+    assert_eq!(std::fs::read_to_string(&pids_max).unwrap().trim(), "60");
+    assert_eq!(
+        dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            id
+        ])
+        .trim(),
+        "on-failure 3"
+    );
+    dk.ok(&["rm", "-f", id]);
     // A restart policy and --rm conflict, as in Docker.
     assert_eq!(
         dk.code(&["run", "--rm", "--restart", "always", "busybox-wh:1", "true"]),

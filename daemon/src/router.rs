@@ -193,10 +193,7 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
                 ("POST", _, "rename") => api::containers::rename(c, &id),
                 ("POST", _, "pause") => api::containers::pause(c, &id),
                 ("POST", _, "unpause") => api::containers::unpause(c, &id),
-                ("POST", _, "update") => Err(ApiError::new(
-                    501,
-                    format!("{} is not supported by strata yet", seg(2)),
-                )),
+                ("POST", _, "update") => api::containers::update(c, &id),
                 ("POST", _, "exec") => api::exec::create(c, &id),
                 ("GET" | "HEAD" | "PUT", _, "archive") => api::archive::handle(c, &id),
                 ("DELETE", _, "") => api::containers::remove(c, &id),

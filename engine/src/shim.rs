@@ -186,7 +186,6 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             crate::events::record(&engine.config().data_root, "container", "start", id, "");
             let _ = writeln!(report, "0 started");
             drop(report);
-            let policy = bundle.restart_policy();
             let mut started = started;
             let mut restarts = 0u32;
             loop {
@@ -195,6 +194,8 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                 started.cgroup.remove();
                 let _ = record_exit(&bundle, exit, oom, None);
                 let code = exit.map(|e| e.code).unwrap_or(125);
+                // Read at each exit: `update` may have changed it.
+                let policy = bundle.restart_policy();
                 if !policy.restarts(code, restarts, bundle.stopped_by_user()) {
                     break;
                 }

@@ -269,6 +269,12 @@ impl Cgroup {
             .map(|(_, d)| d.as_path())
     }
 
+    /// Changes the limits of a running container's cgroup (`update`): only controllers it
+    /// was made with can be changed.
+    pub fn update(&self, r: &Resources) -> Result<()> {
+        self.set_limits(r)
+    }
+
     fn set_limits(&self, r: &Resources) -> Result<()> {
         let need = |c: &str, what: &str| -> Result<&Path> {
             self.dir(c).ok_or_else(|| {

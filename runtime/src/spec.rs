@@ -491,3 +491,31 @@ pub fn bind_sources(spec: &Spec) -> Vec<PathBuf> {
         .filter_map(|m| m.source().clone())
         .collect()
 }
+
+/// Sets the limits a start applies (`update`): memory and swap bytes, pids, CPU quota and
+/// period; `None` leaves one as it is.
+pub fn set_limits(spec: &mut Spec, r: &Resources) -> Result<()> {
+    use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut res: LinuxResources = linux.resources().clone().unwrap_or_default();
+    if let Some(m) = r.memory {
+        let mut mem: LinuxMemory = res.memory().unwrap_or_default();
+        mem.set_limit(Some(m));
+        mem.set_swap(Some(m));
+        res.set_memory(Some(mem));
+    }
+    if let Some(p) = r.pids {
+        let mut pids: LinuxPids = res.pids().unwrap_or_default();
+        pids.set_limit(p);
+        res.set_pids(Some(pids));
+    }
+    if let Some(q) = r.cpu_quota {
+        let mut cpu: LinuxCpu = res.cpu().clone().unwrap_or_default();
+        cpu.set_quota(Some(q));
+        cpu.set_period(Some(r.cpu_period.unwrap_or(100_000)));
+        res.set_cpu(Some(cpu));
+    }
+    linux.set_resources(Some(res));
+    spec.set_linux(Some(linux));
+    Ok(())
+}

@@ -896,6 +896,39 @@ pub fn stats(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     Ok(Reply::Written)
 }
 
+pub fn update(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let b = c.json()?;
+    let cpus = b["NanoCpus"]
+        .as_i64()
+        .filter(|n| *n > 0)
+        .map(|n| n as f64 / 1e9)
+        .or_else(|| {
+            let q = b["CpuQuota"].as_i64().filter(|q| *q > 0)?;
+            let p = b["CpuPeriod"]
+                .as_i64()
+                .filter(|p| *p > 0)
+                .unwrap_or(100_000);
+            Some(q as f64 / p as f64)
+        });
+    let restart = b["RestartPolicy"]["Name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(|n| engine::containers::RestartPolicy {
+            name: n.to_string(),
+            max_retries: b["RestartPolicy"]["MaximumRetryCount"]
+                .as_u64()
+                .unwrap_or(0) as u32,
+        });
+    let o = engine::containers::UpdateOptions {
+        memory: b["Memory"].as_i64().filter(|m| *m > 0),
+        pids: b["PidsLimit"].as_i64().filter(|p| *p != 0),
+        cpus,
+        restart,
+    };
+    c.engine.update(id, &o)?;
+    Ok(Reply::Json(200, json!({"Warnings": []})))
+}
+
 pub fn pause(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     c.engine.pause(id)?;
     Ok(Reply::Empty(204))

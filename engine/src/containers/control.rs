@@ -160,3 +160,63 @@ impl Engine {
         Ok(self.container(key)?.state.exit_code.unwrap_or(0))
     }
 }
+
+/// What `update` changes; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateOptions {
+    /// Bytes.
+    pub memory: Option<i64>,
+    pub pids: Option<i64>,
+    pub cpus: Option<f64>,
+    pub restart: Option<super::create::RestartPolicy>,
+}
+
+impl Engine {
+    /// Changes a container's limits (kept for its next starts, and applied to its cgroup
+    /// when it runs) and its restart policy.
+    pub fn update(&self, key: &str, o: &UpdateOptions) -> Result<()> {
+        let view = self.container(key)?;
+        let bundle = &view.bundle;
+        if let Some(r) = &o.restart {
+            r.validate()?;
+            let mut hc = bundle.host_config();
+            if hc["AutoRemove"].as_bool().unwrap_or(false) && !matches!(r.name.as_str(), "" | "no")
+            {
+                return Err(EngineError::Invalid(
+                    "conflicting options: a restart policy and auto-remove (--rm)".into(),
+                ));
+            }
+            hc["RestartPolicy"] = serde_json::to_value(r)?;
+            bundle.write("hostconfig.json", &serde_json::to_vec(&hc)?, true)?;
+        }
+        let res = runtime::spec::Resources {
+            memory: o.memory,
+            pids: o.pids,
+            cpu_quota: o.cpus.map(|c| (c * 100_000.0) as i64),
+            cpu_period: o.cpus.map(|_| 100_000),
+        };
+        if res.memory.is_none() && res.pids.is_none() && res.cpu_quota.is_none() {
+            return Ok(());
+        }
+        let mut spec = bundle.spec()?;
+        runtime::spec::set_limits(&mut spec, &res)?;
+        runtime::spec::save(&spec, bundle.dir())?;
+        if view.state.is_running() {
+            runtime::cgroups::Cgroup::existing(&format!("strata/{}", view.record.id))
+                .update(&res)
+                .map_err(|e| {
+                    EngineError::Unsupported(format!(
+                        "the new limits apply from the next start: {e} (a running container keeps the controllers it was started with)"
+                    ))
+                })?;
+        }
+        crate::events::record(
+            &self.cfg.data_root,
+            "container",
+            "update",
+            &view.record.id,
+            &view.record.name,
+        );
+        Ok(())
+    }
+}

@@ -14,7 +14,7 @@ pub mod start;
 pub mod user;
 
 pub use bundle::Bundle;
-pub use control::parse_signal;
+pub use control::{parse_signal, UpdateOptions};
 pub use create::{CreateOptions, RestartPolicy, SecurityOptions};
 pub use exec::{ExecIo, ExecOptions};
 pub use inspect::ContainerView;
