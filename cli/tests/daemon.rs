@@ -667,6 +667,35 @@ fn restart_policies_are_honoured_by_the_shim() {
         dk.code(&["run", "--rm", "--restart", "always", "busybox-wh:1", "true"]),
         125
     );
+    // A new daemon starts `always` containers again, even one a user stopped (Docker's
+    // rule), but not `unless-stopped` ones a user stopped.
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "us",
+        "--restart",
+        "unless-stopped",
+        "busybox-wh:1",
+        BB,
+        "sleep",
+        "30",
+    ]);
+    dk.ok(&["stop", "-t", "0", "us"]);
+    drop(d);
+    let d2 = Daemon::start(&s);
+    let dk = Docker::new(&d2).unwrap();
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Status}}", "steady"])
+            .trim(),
+        "running"
+    );
+    assert_eq!(
+        dk.ok(&["inspect", "-f", "{{.State.Status}}", "us"]).trim(),
+        "exited"
+    );
+    dk.ok(&["rm", "-f", "us"]);
+    dk.ok(&["stop", "-t", "0", "steady"]);
     dk.ok(&["rm", "flaky", "steady"]);
     s.assert_fsck_ok();
 }

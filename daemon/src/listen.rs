@@ -88,6 +88,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
         .map(|h| bind(h, opts.tls.as_ref()))
         .collect::<std::io::Result<Vec<_>>>()?;
     crate::api::staging_clean(&engine);
+    restart_on_boot(&engine);
     std::thread::scope(|scope| {
         for l in listeners {
             let engine = engine.clone();
@@ -175,5 +176,34 @@ fn peer_open(fd: &std::os::fd::OwnedFd) -> bool {
         0 => true,
         n if n > 0 => p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) == 0,
         _ => false,
+    }
+}
+
+/// What dockerd does when it starts: containers whose policy is `always`, or
+/// `unless-stopped` and not stopped by a user, are started again if they are not running
+/// (after a reboot, say). Failures are logged, never fatal.
+fn restart_on_boot(engine: &Engine) {
+    let Ok(all) = engine.containers(true) else {
+        return;
+    };
+    for v in all {
+        if v.state.is_running() || v.state.status == engine::Status::Created {
+            continue;
+        }
+        let policy = v.bundle.restart_policy();
+        let wanted = match policy.name.as_str() {
+            "always" => true,
+            "unless-stopped" => !v.bundle.stopped_by_user(),
+            _ => false,
+        };
+        if !wanted {
+            continue;
+        }
+        match engine.start_detached(&v.record.id, engine::containers::StartOptions::default()) {
+            Ok(_) => tracing::info!(container = %v.record.name, "restarted by its restart policy"),
+            Err(e) => {
+                tracing::warn!(container = %v.record.name, error = %e, "restart policy: start failed")
+            }
+        }
     }
 }
