@@ -205,6 +205,11 @@ fn the_docker_cli_drives_the_daemon() {
         dk.ok(&["ps", "-a", "-q"]).trim().is_empty(),
         "--rm left a container"
     );
+    // A terminal: the shim holds its primary side and logs what the container writes.
+    assert_eq!(
+        dk.ok(&["run", "--rm", "-t", "busybox-wh:1", BB, "tty"]),
+        "/dev/pts/0\r\n"
+    );
     // Extra hosts and DNS land in the container's files; a tmpfs is mounted.
     let out = dk.ok(&[
         "run",

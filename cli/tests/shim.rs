@@ -114,3 +114,24 @@ fn a_detached_container_outlives_the_process_that_started_it() {
     assert_eq!(actions, ["create", "start", "die", "destroy"], "{events:?}");
     s.assert_fsck_ok();
 }
+
+#[test]
+fn a_detached_container_with_a_terminal_has_its_output_logged() {
+    let s = Strata::with_driver("overlay2");
+    s.load("images/busybox-wh.docker.tar");
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "busybox-wh:1",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "tty; echo hi",
+    ]);
+    let id = id.trim();
+    s.run(&["wait", id]);
+    assert_eq!(s.ok(&["logs", id]), "/dev/pts/0\r\nhi\r\n");
+    s.ok(&["rm", id]);
+    s.assert_fsck_ok();
+}

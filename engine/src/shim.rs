@@ -181,12 +181,12 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             let _ = writeln!(report, "{code} {e}");
             code
         }
-        Ok(started) => {
+        Ok(mut started) => {
+            relay_terminal(&bundle, &mut started);
             let _ = record_start(&bundle, started.pid, std::process::id());
             crate::events::record(&engine.config().data_root, "container", "start", id, "");
             let _ = writeln!(report, "0 started");
             drop(report);
-            let mut started = started;
             let mut restarts = 0u32;
             loop {
                 let exit = launch::wait(started.pid).ok();
@@ -229,6 +229,7 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                 match launch::start(&plan, stdio) {
                     Ok(s) => {
                         started = s;
+                        relay_terminal(&bundle, &mut started);
                         let _ = record_start(&bundle, started.pid, std::process::id());
                         let mut st = bundle.state_or_default();
                         st.restart_count = restarts;
@@ -258,5 +259,38 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             let _ = engine.finish(id, remove);
             0
         }
+    }
+}
+
+/// A background container with a terminal: the shim holds the terminal's primary side,
+/// copying what the container writes to its stdout log and what an attached client writes
+/// into its stdin FIFO (when it has one) to the terminal.
+fn relay_terminal(bundle: &Bundle, started: &mut runtime::launch::Started) {
+    let Some(primary) = started.terminal.take() else {
+        return;
+    };
+    let Ok(mut log) = bundle.open_log("stdout") else {
+        return;
+    };
+    let Ok(reader) = primary.try_clone() else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut from = std::fs::File::from(reader);
+        let mut buf = vec![0u8; 32 << 10];
+        use std::io::Read;
+        // EIO once the container's side is closed (it exited).
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || log.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    if let Ok(Some(stdin)) = bundle.open_stdin_for_container() {
+        std::thread::spawn(move || {
+            let mut from = stdin;
+            let mut to = std::fs::File::from(primary);
+            let _ = std::io::copy(&mut from, &mut to);
+        });
     }
 }
