@@ -118,12 +118,7 @@ impl Engine {
         if username.is_empty() {
             return Err(EngineError::Invalid("give a user name".into()));
         }
-        let client = Client::new(
-            registry_host,
-            conn.tls_verify,
-            Some((username.to_string(), password.to_string())),
-        );
-        client.ping().ctx(|| format!("login to {registry_host}"))?;
+        self.verify_login(registry_host, username, password, conn)?;
         let mut auth = AuthFile::load(&conn.authfile())?;
         auth.set(registry_host, username, password)?;
         Ok(())

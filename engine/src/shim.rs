@@ -130,6 +130,18 @@ fn null() -> Result<OwnedFd> {
         .map_err(|e| EngineError::io("open /dev/null", e))
 }
 
+/// A background container's streams: its stdin FIFO (or /dev/null) and its log files.
+fn container_stdio(bundle: &Bundle) -> Result<Stdio> {
+    Ok(Stdio {
+        stdin: Some(match bundle.open_stdin_for_container()? {
+            Some(f) => f.into(),
+            None => null()?,
+        }),
+        stdout: Some(bundle.open_log("stdout")?.into()),
+        stderr: Some(bundle.open_log("stderr")?.into()),
+    })
+}
+
 /// The shim of a background container (`strata shim start`): reports `0 started` or
 /// `CODE why` on its standard output, then lets go of the caller's streams, waits for the
 /// container, records its exit and cleans up. Returns the shim's own exit status.
@@ -150,14 +162,7 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
         let bundle = Bundle::of(&engine.config().data_root, id);
         let mut plan = runtime::spec::plan(&bundle.spec()?)?;
         plan.seccomp_cache = Some(engine.seccomp_cache());
-        let stdio = Stdio {
-            stdin: Some(match bundle.open_stdin_for_container()? {
-                Some(f) => f.into(),
-                None => null()?,
-            }),
-            stdout: Some(bundle.open_log("stdout")?.into()),
-            stderr: Some(bundle.open_log("stderr")?.into()),
-        };
+        let stdio = container_stdio(&bundle)?;
         Ok((bundle, plan, stdio))
     })();
     let (bundle, plan, stdio) = match setup {
@@ -215,17 +220,9 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                     break;
                 }
                 restarts += 1;
-                let stdio = (|| -> Result<Stdio> {
-                    Ok(Stdio {
-                        stdin: Some(match bundle.open_stdin_for_container()? {
-                            Some(f) => f.into(),
-                            None => null()?,
-                        }),
-                        stdout: Some(bundle.open_log("stdout")?.into()),
-                        stderr: Some(bundle.open_log("stderr")?.into()),
-                    })
-                })();
-                let Ok(stdio) = stdio else { break };
+                let Ok(stdio) = container_stdio(&bundle) else {
+                    break;
+                };
                 match launch::start(&plan, stdio) {
                     Ok(s) => {
                         started = s;

@@ -1,6 +1,7 @@
 //! `/containers/...`: create, list, inspect, start, stop, restart, kill, wait, logs,
 //! attach, changes, export, top, remove, prune, and `/commit`.
 
+use super::strings;
 use crate::http::ChunkedWriter;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
@@ -11,17 +12,6 @@ use engine::Status;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::time::Duration;
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
 
 fn opt_str(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
@@ -786,7 +776,7 @@ fn stats_doc(
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let limit = now.memory_limit.unwrap_or_else(total_memory);
+    let limit = now.memory_limit.unwrap_or_else(super::total_memory);
     json!({
         "id": id,
         "name": format!("/{name}"),
@@ -808,18 +798,6 @@ fn stats_doc(
         "blkio_stats": {},
         "networks": {},
     })
-}
-
-fn total_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
 }
 
 /// The host's CPU time (all CPUs, nanoseconds), as Docker's `system_cpu_usage`.

@@ -2,10 +2,11 @@
 //! the daemon's memory (as dockerd does); each runs under the engine's exec shim with pipes
 //! whose output is framed onto the client's connection.
 
+use super::strings;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::containers::{ExecIo, ExecOptions};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Mutex;
@@ -27,16 +28,6 @@ static EXECS: Mutex<Option<HashMap<String, Instance>>> = Mutex::new(None);
 fn with<T>(f: impl FnOnce(&mut HashMap<String, Instance>) -> T) -> T {
     let mut g = EXECS.lock().unwrap_or_else(|p| p.into_inner());
     f(g.get_or_insert_with(HashMap::new))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {

@@ -7,6 +7,31 @@ pub mod images;
 pub mod system;
 pub mod volumes;
 
+/// A JSON string array (or one string) as strings; anything else is empty.
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
+        serde_json::Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The host's memory in bytes (`MemTotal`).
+pub fn total_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
 /// Docker's time format for a time in seconds since the epoch.
 pub fn rfc3339(secs: u64) -> String {
     layerstore::export::rfc3339(secs)

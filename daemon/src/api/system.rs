@@ -60,15 +60,7 @@ pub fn info(c: &mut Call<'_>) -> ApiResult<Reply> {
         .iter()
         .map(|(k, v)| [k.clone(), v.clone()])
         .collect();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024;
+    let mem = super::total_memory();
     let host = rustix::system::uname()
         .nodename()
         .to_string_lossy()
