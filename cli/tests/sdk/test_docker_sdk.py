@@ -144,3 +144,69 @@ def test_volumes(client):
     with pytest.raises(docker.errors.NotFound):
         client.volumes.get("sdk-v2")
     client.volumes.prune()
+
+
+def test_run_with_more_options(client):
+    out = client.containers.run(
+        "busybox-wh:1",
+        [BB, "sh", "-c", "grep -w db /etc/hosts; grep nameserver /etc/resolv.conf; grep -c ' /run tmpfs' /proc/mounts"],
+        extra_hosts={"db": "10.1.2.3"},
+        dns=["10.0.0.53"],
+        tmpfs={"/run": "size=1m"},
+        read_only=True,
+        cap_drop=["ALL"],
+        network_mode="none",
+        remove=True,
+    )
+    assert out == b"10.1.2.3\tdb\nnameserver 10.0.0.53\n1\n"
+    c = client.containers.run(
+        "busybox-wh:1",
+        [BB, "sh", "-c", "trap 'exit 12' USR1; while true; do sleep 0.05; done"],
+        detach=True,
+        stop_signal="SIGUSR1",
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 2},
+    )
+    try:
+        c.reload()
+        assert c.attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+        assert c.attrs["Config"]["StopSignal"] == "SIGUSR1"
+        stats = c.stats(stream=False)
+        assert stats["pids_stats"]["current"] >= 1
+        c.pause()
+        c.reload()
+        assert c.status == "paused"
+        c.unpause()
+        c.rename("sdk-renamed")
+        c.reload()
+        assert c.name == "sdk-renamed"
+        c.stop(timeout=2)
+        assert c.wait()["StatusCode"] == 12
+    finally:
+        c.remove(force=True)
+
+
+def test_exec_with_stdin_socket(client):
+    c = client.containers.run("busybox-wh:1", [BB, "sleep", "30"], detach=True)
+    try:
+        low = docker.APIClient(base_url=os.environ["STRATA_HOST"], version="auto")
+        ex = low.exec_create(c.id, [BB, "sh", "-c", "cat; echo end"], stdin=True)
+        sock = low.exec_start(ex["Id"], socket=True)
+        raw = sock._sock
+        raw.sendall(b"piped\n")
+        raw.shutdown(1)
+        got = b""
+        while True:
+            d = raw.recv(65536)
+            if not d:
+                break
+            got += d
+        # Multiplexed frames: 8-byte headers before each payload.
+        payload = b""
+        while got:
+            n = int.from_bytes(got[4:8], "big")
+            payload += got[8:8 + n]
+            got = got[8 + n:]
+        assert payload == b"piped\nend\n"
+        assert low.exec_inspect(ex["Id"])["ExitCode"] == 0
+    finally:
+        c.remove(force=True)
