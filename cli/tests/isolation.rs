@@ -190,8 +190,10 @@ fn with_fd7(mut c: Command, dir: &Path) -> Command {
 
 /// Lists the descriptors a process of the container inherited (a child's: busybox runs
 /// `ls` inside the shell's own process, with a descriptor of its own) and tries to use
-/// fd 7 to write on the host.
-const FD_ATTACK: &str = "sleep 2 & p=$!; ls /proc/$p/fd | tr '\\n' ' '; echo; kill $p; echo pwned > /proc/self/fd/7/pwned && echo WROTE; ls /proc/self/fd/7/ >/dev/null 2>&1 && echo LISTED; true";
+/// fd 7 to write on the host. The child is given a moment first: a background job's stdin
+/// is closed and reopened on /dev/null just after the fork, and a listing in between sees
+/// no descriptor 0.
+const FD_ATTACK: &str = "sleep 2 & p=$!; sleep 0.3; ls /proc/$p/fd | tr '\\n' ' '; echo; kill $p; echo pwned > /proc/self/fd/7/pwned && echo WROTE; ls /proc/self/fd/7/ >/dev/null 2>&1 && echo LISTED; true";
 
 fn assert_no_leak(text: &str, what: &str, host: &Path) {
     let fds = text.lines().next().unwrap_or("").trim().to_string();
