@@ -6,11 +6,11 @@
 
 use crate::containers::bundle::Bundle;
 use crate::containers::exec::ExecOptions;
-use crate::containers::start::{record_exit, record_start};
+use crate::containers::start::{record_exit, record_start, record_start_failure};
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use layerstore::containers::ContainerRecord;
-use runtime::launch::{self, Exit, Stdio};
+use runtime::launch::{self, Stdio};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, Stdio as PStdio};
@@ -175,20 +175,14 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
     };
     match launch::start(&plan, stdio) {
         Err(e) => {
-            let code = e.exit_code();
-            let _ = record_exit(
-                &bundle,
-                Some(Exit { code, signal: None }),
-                false,
-                Some(e.to_string()),
-            );
+            let code = record_start_failure(&bundle, &e);
             let _ = engine.finish(id, remove);
             let _ = writeln!(report, "{code} {e}");
             code
         }
         Ok(mut started) => {
             relay_terminal(&bundle, &mut started);
-            let _ = record_start(&bundle, started.pid, std::process::id());
+            let _ = record_start(&bundle, started.pid, std::process::id(), 0);
             crate::events::record(&engine.config().data_root, "container", "start", id, "");
             let _ = writeln!(report, "0 started");
             drop(report);
@@ -227,10 +221,7 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                     Ok(s) => {
                         started = s;
                         relay_terminal(&bundle, &mut started);
-                        let _ = record_start(&bundle, started.pid, std::process::id());
-                        let mut st = bundle.state_or_default();
-                        st.restart_count = restarts;
-                        let _ = bundle.save_state(&st);
+                        let _ = record_start(&bundle, started.pid, std::process::id(), restarts);
                         crate::events::record(
                             &engine.config().data_root,
                             "container",
@@ -240,15 +231,7 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                         );
                     }
                     Err(e) => {
-                        let _ = record_exit(
-                            &bundle,
-                            Some(Exit {
-                                code: e.exit_code(),
-                                signal: None,
-                            }),
-                            false,
-                            Some(e.to_string()),
-                        );
+                        record_start_failure(&bundle, &e);
                         break;
                     }
                 }

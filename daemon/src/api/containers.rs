@@ -17,6 +17,22 @@ fn opt_str(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
+/// CPUs from Docker's `NanoCpus`, else `CpuQuota`/`CpuPeriod` (create and update).
+fn cpus_of(h: &Value) -> Option<f64> {
+    h["NanoCpus"]
+        .as_i64()
+        .filter(|n| *n > 0)
+        .map(|n| n as f64 / 1e9)
+        .or_else(|| {
+            let q = h["CpuQuota"].as_i64().filter(|q| *q > 0)?;
+            let p = h["CpuPeriod"]
+                .as_i64()
+                .filter(|p| *p > 0)
+                .unwrap_or(100_000);
+            Some(q as f64 / p as f64)
+        })
+}
+
 /// Docker's create body onto the engine's options.
 fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
     let image = opt_str(&b["Image"]).ok_or_else(|| ApiError::bad("config has no Image"))?;
@@ -67,18 +83,7 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         .as_i64()
         .filter(|m| *m > 0)
         .map(|m| m.to_string());
-    let cpus = h["NanoCpus"]
-        .as_i64()
-        .filter(|n| *n > 0)
-        .map(|n| n as f64 / 1e9)
-        .or_else(|| {
-            let q = h["CpuQuota"].as_i64().filter(|q| *q > 0)?;
-            let p = h["CpuPeriod"]
-                .as_i64()
-                .filter(|p| *p > 0)
-                .unwrap_or(100_000);
-            Some(q as f64 / p as f64)
-        });
+    let cpus = cpus_of(h);
     let network = match h["NetworkMode"].as_str().unwrap_or("default") {
         "host" => "host",
         "none" | "default" | "bridge" | "" => "none",
@@ -190,15 +195,6 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
     Ok(Reply::Json(201, json!({"Id": rec.id, "Warnings": []})))
 }
 
-/// Docker's state word for a view.
-fn state_word(v: &ContainerView) -> &'static str {
-    if v.status() == Status::Running && v.state.paused {
-        "paused"
-    } else {
-        v.status().as_str()
-    }
-}
-
 /// Docker's list entry for a container.
 pub fn summary(v: &ContainerView) -> Value {
     let spec = v.bundle.spec().ok();
@@ -207,7 +203,7 @@ pub fn summary(v: &ContainerView) -> Value {
         .and_then(|s| s.process().as_ref().and_then(|p| p.args().clone()))
         .unwrap_or_default();
     let status = match v.status() {
-        Status::Running if v.state.paused => "Up (Paused)".to_string(),
+        Status::Running if v.paused() => "Up (Paused)".to_string(),
         Status::Running => "Up".to_string(),
         Status::Exited => format!("Exited ({})", v.state.exit_code.unwrap_or(0)),
         Status::Created => "Created".to_string(),
@@ -220,7 +216,7 @@ pub fn summary(v: &ContainerView) -> Value {
         "ImageID": v.record.image.to_string(),
         "Command": args.join(" "),
         "Created": v.record.created,
-        "State": state_word(v),
+        "State": v.state_word(),
         "Status": status,
         "Ports": [],
         "Labels": hc.get("Labels").cloned().unwrap_or_else(|| json!({})),
@@ -236,7 +232,7 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
     let all = c.req.flag("all") || filters.contains_key("status");
     let mut views = c.engine.containers(all)?;
     if let Some(st) = filters.get("status") {
-        views.retain(|v| st.iter().any(|s| s == state_word(v)));
+        views.retain(|v| st.iter().any(|s| s == v.state_word()));
     }
     if let Some(names) = filters.get("name") {
         views.retain(|v| {
@@ -396,23 +392,15 @@ pub fn inspect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     Ok(Reply::Json(200, doc))
 }
 
-fn remove_flag(c: &Call<'_>, id: &str) -> bool {
-    c.engine
-        .container(id)
-        .map(|v| {
-            v.bundle.host_config()["AutoRemove"]
-                .as_bool()
-                .unwrap_or(false)
-        })
-        .unwrap_or(false)
-}
-
 pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
-    if c.engine.container(id)?.state.is_running() {
+    let view = c.engine.container(id)?;
+    if view.state.is_running() {
         return Ok(Reply::Empty(304));
     }
     let o = StartOptions {
-        remove: remove_flag(c, id),
+        remove: view.bundle.host_config()["AutoRemove"]
+            .as_bool()
+            .unwrap_or(false),
         interactive: false,
     };
     match c.engine.start_detached(id, o) {
@@ -876,18 +864,7 @@ pub fn stats(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
 
 pub fn update(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     let b = c.json()?;
-    let cpus = b["NanoCpus"]
-        .as_i64()
-        .filter(|n| *n > 0)
-        .map(|n| n as f64 / 1e9)
-        .or_else(|| {
-            let q = b["CpuQuota"].as_i64().filter(|q| *q > 0)?;
-            let p = b["CpuPeriod"]
-                .as_i64()
-                .filter(|p| *p > 0)
-                .unwrap_or(100_000);
-            Some(q as f64 / p as f64)
-        });
+    let cpus = cpus_of(&b);
     let restart = b["RestartPolicy"]["Name"]
         .as_str()
         .filter(|n| !n.is_empty())

@@ -101,9 +101,9 @@ pub fn inspect(c: &mut Call<'_>, name: &str) -> ApiResult<Reply> {
 }
 
 pub fn history(c: &mut Call<'_>, name: &str) -> ApiResult<Reply> {
-    let (short, rows) = c.engine.history(name)?;
-    let id = c.engine.image_json(name)?["Id"].clone();
-    let tags = c.engine.image_json(name)?["RepoTags"].clone();
+    let (_, rows) = c.engine.history(name)?;
+    let doc = c.engine.image_json(name)?;
+    let (id, tags) = (doc["Id"].clone(), doc["RepoTags"].clone());
     let out: Vec<Value> = rows
         .iter()
         .enumerate()
@@ -118,7 +118,6 @@ pub fn history(c: &mut Call<'_>, name: &str) -> ApiResult<Reply> {
             })
         })
         .collect();
-    let _ = short;
     Ok(Reply::Json(200, Value::Array(out)))
 }
 

@@ -39,16 +39,16 @@ impl Engine {
     /// [`Engine::exec`] with the command's streams given (a server's pipes).
     pub fn exec_with_io(&self, key: &str, o: &ExecOptions, io: ExecIo) -> Result<i32> {
         let store = self.store_ro()?;
-        let c = store.resolve_container(key)?;
+        let view = super::ContainerView::of_record(&store, store.resolve_container(key)?);
         let driver = store.driver.name().to_string();
         drop(store);
-        if !self.container(&c.id)?.state.is_running() {
+        if !view.state.is_running() {
             return Err(EngineError::Conflict(format!(
                 "container {} is not running: start it first",
-                c.name
+                view.record.name
             )));
         }
-        crate::shim::spawn_exec(self, &driver, &c.id, o, io)
+        crate::shim::spawn_exec(self, &driver, &view.record.id, o, io)
     }
 
     /// The shim's half of [`Engine::exec`]: joins the container from this process (which

@@ -23,6 +23,20 @@ impl ContainerView {
         self.state.effective_status()
     }
 
+    /// Docker's state word: its status, or `paused` for a running container that is frozen.
+    pub fn state_word(&self) -> &'static str {
+        if self.paused() {
+            "paused"
+        } else {
+            self.status().as_str()
+        }
+    }
+
+    /// Whether it runs and is frozen by `pause`.
+    pub fn paused(&self) -> bool {
+        self.status() == Status::Running && self.state.paused
+    }
+
     pub(crate) fn of_record(store: &Store, record: ContainerRecord) -> ContainerView {
         let bundle = Bundle::of(&store.root, &record.id);
         let state = bundle.state_or_default();
@@ -52,8 +66,8 @@ impl ContainerView {
             "Config": {"Image": c.image_ref},
             "Created": layerstore::export::rfc3339(c.created),
             "State": {
-                "Status": if running && st.paused { "paused" } else { status.as_str() },
-                "Paused": running && st.paused,
+                "Status": self.state_word(),
+                "Paused": self.paused(),
                 "Running": running,
                 "Pid": if running { st.pid } else { 0 },
                 "ExitCode": st.exit_code.unwrap_or(0),

@@ -3,6 +3,7 @@
 //! Works whether or not the container has a cgroup of its own; a memory limit, when set,
 //! is read from it.
 
+use super::ContainerView;
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use serde::Serialize;
@@ -79,45 +80,49 @@ fn read_process(pid: u32) -> Option<ProcessInfo> {
     })
 }
 
+/// The processes in the pid namespace of running container `v`.
+fn processes_of(v: &ContainerView) -> Result<Vec<ProcessInfo>> {
+    if !v.state.is_running() {
+        return Err(EngineError::Conflict(format!(
+            "container {} is not running",
+            v.record.name
+        )));
+    }
+    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", v.state.pid))
+        .map_err(|e| EngineError::io("read the container's pid namespace", e))?;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc")
+        .map_err(|e| EngineError::io("read /proc", e))?
+        .flatten()
+    {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            != Some(&ns)
+        {
+            continue;
+        }
+        if let Some(p) = read_process(pid) {
+            out.push(p);
+        }
+    }
+    out.sort_by_key(|p| p.pid);
+    Ok(out)
+}
+
 impl Engine {
     /// The processes of running container `key`.
     pub fn processes(&self, key: &str) -> Result<Vec<ProcessInfo>> {
-        let v = self.container(key)?;
-        if !v.state.is_running() {
-            return Err(EngineError::Conflict(format!(
-                "container {} is not running",
-                v.record.name
-            )));
-        }
-        let ns = std::fs::read_link(format!("/proc/{}/ns/pid", v.state.pid))
-            .map_err(|e| EngineError::io("read the container's pid namespace", e))?;
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc")
-            .map_err(|e| EngineError::io("read /proc", e))?
-            .flatten()
-        {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
-                .ok()
-                .as_ref()
-                != Some(&ns)
-            {
-                continue;
-            }
-            if let Some(p) = read_process(pid) {
-                out.push(p);
-            }
-        }
-        out.sort_by_key(|p| p.pid);
-        Ok(out)
+        processes_of(&self.container(key)?)
     }
 
     /// What running container `key` uses now.
     pub fn usage(&self, key: &str) -> Result<Usage> {
         let v = self.container(key)?;
-        let procs = self.processes(key)?;
+        let procs = processes_of(&v)?;
         let memory_limit = v
             .bundle
             .spec()

@@ -53,16 +53,31 @@ impl Attached {
     }
 }
 
-/// Records that the container's process `pid` started, run by `runner`.
-pub(crate) fn record_start(bundle: &Bundle, pid: u32, runner: u32) -> Result<()> {
+/// Records that the container's process `pid` started, run by `runner`, after `restarts`
+/// restarts by its shim.
+pub(crate) fn record_start(bundle: &Bundle, pid: u32, runner: u32, restarts: u32) -> Result<()> {
     bundle.save_state(&State {
         status: Status::Running,
         pid,
         pid_start: runtime::state::start_time(pid).unwrap_or(0),
         started_at: Some(runtime::state::now()),
         monitor_pid: runner,
+        restart_count: restarts,
         ..Default::default()
     })
+}
+
+/// Records a start that failed (its exit status is Docker's for the failure: 127, 126 or
+/// 125, and its error is kept); returns that status.
+pub(crate) fn record_start_failure(bundle: &Bundle, e: &runtime::error::RuntimeError) -> i32 {
+    let code = e.exit_code();
+    let _ = record_exit(
+        bundle,
+        Some(Exit { code, signal: None }),
+        false,
+        Some(e.to_string()),
+    );
+    code
 }
 
 /// Records the container's end: its exit (125 when unknown), whether the kernel killed
@@ -177,13 +192,7 @@ impl Engine {
         let started = match launch::start(&plan, stdio) {
             Ok(s) => s,
             Err(e) => {
-                let code = e.exit_code();
-                record_exit(
-                    &bundle,
-                    Some(Exit { code, signal: None }),
-                    false,
-                    Some(e.to_string()),
-                )?;
+                let code = record_start_failure(&bundle, &e);
                 self.finish(&c.id, o.remove)?;
                 return Err(EngineError::Start {
                     name: c.name,
@@ -192,7 +201,7 @@ impl Engine {
                 });
             }
         };
-        record_start(&bundle, started.pid, std::process::id())?;
+        record_start(&bundle, started.pid, std::process::id(), 0)?;
         crate::events::record(&self.cfg.data_root, "container", "start", &c.id, &c.name);
         Ok(Attached {
             engine: self.clone(),
@@ -217,10 +226,5 @@ impl Engine {
         drop(store);
         crate::shim::spawn_start(self, &driver, &c, o.remove)?;
         Ok(c)
-    }
-
-    /// Whether container `key` is running now.
-    pub fn is_running(&self, key: &str) -> Result<bool> {
-        Ok(self.container(key)?.state.is_running())
     }
 }
