@@ -8,7 +8,9 @@
 //! - the exec helper's `/proc/PID/exe`, `mem`, `fd` and `root` while it waits inside the
 //!   container (CVE-2019-5736 class);
 //! - a write under a submount of a `:ro` bind;
-//! - the caller's session (and so its terminal) shared with the container.
+//! - the caller's session (and so its terminal) shared with the container;
+//! - a program, a device node and a setuid binary planted on a `--tmpfs` mount (noexec,
+//!   nodev, nosuid by default, as Docker's).
 //!
 //! `--privileged` and `seccomp=unconfined` are checked to lift what they should, which also
 //! shows each attack would succeed without its defense.
@@ -271,6 +273,22 @@ fn descriptors_of_the_caller_never_reach_the_container() {
         s.ok(&["rm", "-f", "bg", "c"]);
         s.assert_fsck_ok();
     }
+}
+
+/// A static program that prints its effective uid (`tests/helpers/euid.c`), in a folder of
+/// its own under `dir`.
+fn euid_helper(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/euid.c");
+    let bin_dir = dir.join("euid-helper");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let o = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(bin_dir.join("euid"))
+        .arg(&src)
+        .output()
+        .expect("cc (gcc) is needed to build the setuid test helper");
+    assert!(o.status.success(), "cc: {}", err(&o));
+    bin_dir
 }
 
 /// The static helper that tries the refused system calls (built from
@@ -716,4 +734,92 @@ fn capabilities_rlimits_mounts_and_cgroups_follow_docker() {
     assert!(opts.contains("name=seccomp,profile=builtin"), "{opts}");
     assert!(opts.contains("name=cgroupns"), "{opts}");
     s.ok(&["rm", "c"]);
+}
+
+/// A `--tmpfs` mount is `noexec`, `nodev` and `nosuid` unless asked otherwise: a program
+/// copied there does not run, a device node made there does not open, and a setuid-root
+/// copy does not give another user root. `:exec`, `:dev` and `:suid` lift each, which shows
+/// each attack is real.
+#[test]
+fn tmpfs_mounts_refuse_programs_devices_and_setuid() {
+    let s = setup("overlay2");
+    let attack = "cp /bin/busybox /t/busybox && /t/busybox echo RAN; \
+                  mknod /t/null c 1 3 && echo x > /t/null && echo DEVICE";
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/t",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        attack,
+    ]);
+    assert!(
+        !out(&o).contains("RAN"),
+        "a program ran from a tmpfs: {}",
+        out(&o)
+    );
+    assert!(
+        !out(&o).contains("DEVICE"),
+        "a device opened on a tmpfs: {}",
+        out(&o)
+    );
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/t:exec,dev",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        attack,
+    ]);
+    assert!(
+        out(&o).contains("RAN") && out(&o).contains("DEVICE"),
+        "{}{}",
+        out(&o),
+        err(&o)
+    );
+
+    // setuid: root plants a setuid-root copy of a program printing its effective uid;
+    // another user runs it. no_new_privs (strata's default) also stops it, so it is lifted
+    // here to attack nosuid alone; `:exec` so the copy runs at all.
+    let helpers = euid_helper(s.dir.path());
+    let vol = format!("{}:/h:ro", helpers.display());
+    for (opts, want) in [("/t:exec", "1000"), ("/t:exec,suid", "0")] {
+        let id = s.ok(&[
+            "run",
+            "-d",
+            "--security-opt",
+            "no-new-privileges=false",
+            "-v",
+            &vol,
+            "--tmpfs",
+            opts,
+            "busybox-wh:1",
+            BB,
+            "sleep",
+            "30",
+        ]);
+        let id = id.trim();
+        s.ok(&[
+            "exec",
+            id,
+            BB,
+            "sh",
+            "-c",
+            "cp /h/euid /t/euid && chmod 4755 /t/euid",
+        ]);
+        let euid = s.ok(&["exec", "-u", "1000", id, "/t/euid"]);
+        assert_eq!(
+            euid.trim(),
+            want,
+            "--tmpfs {opts}: the setuid copy ran as uid {euid}"
+        );
+        s.ok(&["rm", "-f", id]);
+    }
+    s.assert_fsck_ok();
 }

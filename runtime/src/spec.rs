@@ -321,6 +321,11 @@ fn mount_flags(options: &[String]) -> (u64, String, bool, bool) {
             "nosuid" => flags |= libc::MS_NOSUID,
             "noexec" => flags |= libc::MS_NOEXEC,
             "nodev" => flags |= libc::MS_NODEV,
+            // Their opposites, as mount(8) reads them: the later option wins (a `--tmpfs
+            // PATH:exec` over the default `noexec`).
+            "suid" => flags &= !libc::MS_NOSUID,
+            "exec" => flags &= !libc::MS_NOEXEC,
+            "dev" => flags &= !libc::MS_NODEV,
             "strictatime" => flags |= libc::MS_STRICTATIME,
             "ro" => ro = true,
             "rw" => {}
