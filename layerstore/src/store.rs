@@ -101,14 +101,17 @@ impl Store {
             .map_err(|e| StoreError::io("restrict the data root to root", &root, e))?;
         let locks = StoreLocks::new(&root);
         let tmp = root.join("tmp");
-        if !opts.read_only && tmp.exists() {
+        fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
+        if !opts.read_only {
             // Work in progress holds the content lock (shared); when nobody holds it at
-            // all, whatever is in tmp/ was left by a crash.
+            // all, whatever is in tmp/ was left by a crash. Only its entries go: another
+            // process that opened the store already may take the lock next and use tmp/.
             if let Some(_l) = locks.try_content_exclusive() {
-                let _ = fs::remove_dir_all(&tmp);
+                if let Ok(fd) = fsutil::open_root(&tmp) {
+                    let _ = fsutil::clear_dir_at(std::os::fd::AsFd::as_fd(&fd), &|_| false);
+                }
             }
         }
-        fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
         let driver = match &opts.driver {
             Some(n) => drivers::open(n, &root.join(n), &opts.driver_opts)?,
             None => Self::detect_driver(&root, &opts.driver_opts)?,
