@@ -76,6 +76,25 @@ impl Drop for Daemon {
 
 /// The docker client: Debian's (`docker.io`, which the README's test command installs)
 /// where it is, else the one on PATH.
+/// The first of `files` found in container `id`'s cgroup (v1 hierarchies or v2): later
+/// names are the other cgroup version's.
+fn cgroup_value(id: &str, files: &[&str]) -> Option<String> {
+    let roots = [
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ];
+    files.iter().find_map(|f| {
+        roots
+            .iter()
+            .map(|r| Path::new(r).join("strata").join(id).join(f))
+            .find(|p| p.exists())
+            .map(|p| std::fs::read_to_string(p).unwrap().trim().to_string())
+    })
+}
+
 fn docker_client() -> PathBuf {
     let debian = Path::new("/usr/bin/docker");
     if debian.is_file() {
@@ -622,10 +641,18 @@ fn restart_policies_are_honoured_by_the_shim() {
             .trim(),
         "exited"
     );
-    // update: limits applied to a running container's cgroup and kept, a new policy.
+    // Limits at create (memory, memory plus swap, CPU weight, pids) land in the
+    // container's cgroup; update changes them on the running container and keeps them,
+    // with a new restart policy.
     let id = dk.ok(&[
         "run",
         "-d",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--cpu-shares",
+        "512",
         "--pids-limit",
         "50",
         "busybox-wh:1",
@@ -634,24 +661,57 @@ fn restart_policies_are_honoured_by_the_shim() {
         "30",
     ]);
     let id = id.trim();
+    let limits = || {
+        (
+            cgroup_value(id, &["memory.limit_in_bytes", "memory.max"]).expect("memory cgroup"),
+            cgroup_value(id, &["memory.memsw.limit_in_bytes"]),
+            cgroup_value(id, &["cpu.shares", "cpu.weight"]).expect("cpu cgroup"),
+            cgroup_value(id, &["pids.max"]).expect("pids cgroup"),
+        )
+    };
+    let (mem, memsw, cpu, pids) = limits();
+    assert_eq!(mem, (64 << 20).to_string());
+    if let Some(memsw) = memsw {
+        assert_eq!(memsw, (128 << 20).to_string());
+    } else {
+        eprintln!(
+            "no memory.memsw file on this host (swap accounting off): swap limit not checked"
+        );
+    }
+    // v1 takes the shares as given; v2 the weight runc maps them to.
+    assert!(cpu == "512" || cpu == "20", "cpu weight {cpu}");
+    assert_eq!(pids, "50");
     dk.ok(&[
         "update",
+        "-m",
+        "96m",
+        "--memory-swap",
+        "200m",
+        "--cpu-shares",
+        "256",
         "--pids-limit",
         "60",
         "--restart",
         "on-failure:3",
         id,
     ]);
-    let pids_max = [
-        "/sys/fs/cgroup/pids",
-        "/sys/fs/cgroup/unified",
-        "/sys/fs/cgroup",
-    ]
-    .iter()
-    .map(|r| Path::new(r).join("strata").join(id).join("pids.max"))
-    .find(|p| p.exists())
-    .expect("the container's pids cgroup");
-    assert_eq!(std::fs::read_to_string(&pids_max).unwrap().trim(), "60");
+    let (mem, memsw, cpu, pids) = limits();
+    assert_eq!(mem, (96 << 20).to_string());
+    if let Some(memsw) = memsw {
+        assert_eq!(memsw, (200 << 20).to_string());
+    }
+    assert!(cpu == "256" || cpu == "10", "cpu weight {cpu}");
+    assert_eq!(pids, "60");
+    assert_eq!(
+        dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}} {{.HostConfig.PidsLimit}}",
+            id
+        ])
+        .trim(),
+        format!("{} {} 256 60", 96 << 20, 200 << 20)
+    );
     assert_eq!(
         dk.ok(&[
             "inspect",
@@ -661,6 +721,20 @@ fn restart_policies_are_honoured_by_the_shim() {
         ])
         .trim(),
         "on-failure 3"
+    );
+    // memory plus swap below the memory is refused, as Docker does.
+    assert_eq!(
+        dk.code(&[
+            "run",
+            "--rm",
+            "-m",
+            "64m",
+            "--memory-swap",
+            "32m",
+            "busybox-wh:1",
+            "true"
+        ]),
+        125
     );
     dk.ok(&["rm", "-f", id]);
     // A restart policy and --rm conflict, as in Docker.

@@ -99,6 +99,13 @@ impl DeviceMode {
     }
 }
 
+/// cgroup v2's `cpu.weight` (1..10000) for Docker's `--cpu-shares` (2..262144), the
+/// mapping runc uses.
+pub fn cpu_weight(shares: u64) -> u64 {
+    let s = shares.clamp(2, 262_144);
+    1 + ((s - 2) * 9999) / 262_142
+}
+
 /// A container's cgroup (in every hierarchy it uses).
 #[derive(Debug, Clone)]
 pub struct Cgroup {
@@ -121,7 +128,10 @@ impl Cgroup {
     /// device rules `rules`, not created yet: only the hierarchies they need.
     pub fn for_container(rel: &str, r: &Resources, rules: &[Rule]) -> Result<Cgroup> {
         let devices = DeviceMode::for_rules(rules)?;
-        let limited = r.memory.is_some() || r.pids.is_some() || r.cpu_quota.is_some();
+        let limited = r.memory.is_some()
+            || r.pids.is_some()
+            || r.cpu_quota.is_some()
+            || r.cpu_shares.is_some();
         let mut cg = Cgroup {
             v1: Vec::new(),
             v2: None,
@@ -140,7 +150,7 @@ impl Cgroup {
                 let wanted = [
                     ("memory", r.memory.is_some()),
                     ("pids", r.pids.is_some()),
-                    ("cpu", r.cpu_quota.is_some()),
+                    ("cpu", r.cpu_quota.is_some() || r.cpu_shares.is_some()),
                     ("devices", devices == DeviceMode::V1),
                 ];
                 for (c, want) in wanted {
@@ -286,17 +296,38 @@ impl Cgroup {
         let v2 = self.v2_limits;
         if let Some(m) = r.memory {
             let d = need("memory", "--memory")?;
+            let total = r.swap.unwrap_or(m);
             if v2 {
                 write(&d.join("memory.max"), &m.to_string())?;
-                let _ = fs::write(d.join("memory.swap.max"), "0");
+                let swap = if total < 0 {
+                    "max".to_string()
+                } else {
+                    (total - m).max(0).to_string()
+                };
+                // Absent without swap accounting: then there is no swap to limit.
+                let _ = fs::write(d.join("memory.swap.max"), swap);
             } else {
-                write(&d.join("memory.limit_in_bytes"), &m.to_string())?;
-                // Without swap accounting the file is absent; with it, no swap either.
+                // memsw must stay at least the limit: raise it first, lower it after.
                 let memsw = d.join("memory.memsw.limit_in_bytes");
-                if memsw.exists() {
-                    write(&memsw, &m.to_string())?;
+                let has_memsw = memsw.exists();
+                if has_memsw {
+                    let _ = fs::write(&memsw, total.to_string());
                 }
-                let _ = fs::write(d.join("memory.swappiness"), "0");
+                write(&d.join("memory.limit_in_bytes"), &m.to_string())?;
+                if has_memsw {
+                    write(&memsw, &total.to_string())?;
+                }
+                if total == m {
+                    let _ = fs::write(d.join("memory.swappiness"), "0");
+                }
+            }
+        }
+        if let Some(shares) = r.cpu_shares {
+            let d = need("cpu", "--cpu-shares")?;
+            if v2 {
+                write(&d.join("cpu.weight"), &cpu_weight(shares).to_string())?;
+            } else {
+                write(&d.join("cpu.shares"), &shares.clamp(2, 262_144).to_string())?;
             }
         }
         if let Some(p) = r.pids {

@@ -71,6 +71,11 @@ pub struct RunSpec {
     pub pids: Option<i64>,
     /// CPUs (`--cpus 1.5`).
     pub cpus: Option<f64>,
+    /// Memory plus swap in bytes (`--memory-swap`; -1 unlimited swap). Unset with a
+    /// memory limit: twice the memory, as Docker.
+    pub memory_swap: Option<i64>,
+    /// Relative CPU weight (`--cpu-shares`, Docker's 2..262144, default 1024).
+    pub cpu_shares: Option<u64>,
     pub terminal: bool,
     /// The cgroup path under each hierarchy (`strata/<id>`).
     pub cgroup: String,
@@ -117,13 +122,21 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
     }
     let mut resources = json!({});
     if let Some(m) = r.memory {
-        resources["memory"] = json!({"limit": m, "swap": m});
+        resources["memory"] = json!({"limit": m, "swap": swap_of(m, r.memory_swap)?});
+    } else if r.memory_swap.is_some_and(|s| s > 0) {
+        return Err(RuntimeError::Spec(
+            "--memory-swap needs --memory: give both (the first is memory plus swap)".into(),
+        ));
+    }
+    if let Some(s) = r.cpu_shares {
+        resources["cpu"] = json!({"shares": s});
     }
     if let Some(p) = r.pids {
         resources["pids"] = json!({"limit": p});
     }
     if let Some(c) = r.cpus {
-        resources["cpu"] = json!({"quota": (c * 100_000.0) as i64, "period": 100_000});
+        resources["cpu"]["quota"] = json!((c * 100_000.0) as i64);
+        resources["cpu"]["period"] = json!(100_000);
     }
     // Devices: Docker's allowlist plus what was asked for; everything with --privileged.
     let mut nodes = Vec::new();
@@ -243,6 +256,9 @@ pub struct PlanMount {
 #[derive(Debug, Clone, Default)]
 pub struct Resources {
     pub memory: Option<i64>,
+    /// Memory plus swap (-1: unlimited swap).
+    pub swap: Option<i64>,
+    pub cpu_shares: Option<u64>,
     pub pids: Option<i64>,
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<u64>,
@@ -455,6 +471,8 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         readonly_paths: strings(&v["linux"]["readonlyPaths"]),
         resources: Resources {
             memory: r["memory"]["limit"].as_i64(),
+            swap: r["memory"]["swap"].as_i64(),
+            cpu_shares: r["cpu"]["shares"].as_u64(),
             pids: r["pids"]["limit"].as_i64(),
             cpu_quota: r["cpu"]["quota"].as_i64(),
             cpu_period: r["cpu"]["period"].as_u64(),
@@ -497,17 +515,49 @@ pub fn bind_sources(spec: &Spec) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Memory plus swap for memory limit `m` and the asked total `swap` (Docker's rules:
+/// unset is twice the memory, -1 unlimited, anything else at least the memory).
+pub fn swap_of(m: i64, swap: Option<i64>) -> Result<i64> {
+    match swap {
+        None | Some(0) => Ok(m.saturating_mul(2)),
+        Some(-1) => Ok(-1),
+        Some(s) if s >= m => Ok(s),
+        Some(s) => Err(RuntimeError::Spec(format!(
+            "--memory-swap {s} is less than --memory {m}: it is memory plus swap, so give at least the memory (or -1 for unlimited swap)"
+        ))),
+    }
+}
+
 /// Sets the limits a start applies (`update`): memory and swap bytes, pids, CPU quota and
 /// period; `None` leaves one as it is.
 pub fn set_limits(spec: &mut Spec, r: &Resources) -> Result<()> {
     use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
     let mut linux = spec.linux().clone().unwrap_or_default();
     let mut res: LinuxResources = linux.resources().clone().unwrap_or_default();
-    if let Some(m) = r.memory {
+    if r.memory.is_some() || r.swap.is_some() {
         let mut mem: LinuxMemory = res.memory().unwrap_or_default();
+        let m = match r.memory.or(mem.limit()) {
+            Some(m) => m,
+            None => {
+                return Err(RuntimeError::Spec(
+                    "--memory-swap needs a memory limit: give --memory too".into(),
+                ))
+            }
+        };
+        // A new memory limit without a new swap keeps Docker's default (twice it).
+        let swap = match (r.swap, r.memory) {
+            (Some(s), _) => swap_of(m, Some(s))?,
+            (None, Some(_)) => swap_of(m, None)?,
+            (None, None) => mem.swap().unwrap_or(m),
+        };
         mem.set_limit(Some(m));
-        mem.set_swap(Some(m));
+        mem.set_swap(Some(swap));
         res.set_memory(Some(mem));
+    }
+    if let Some(s) = r.cpu_shares {
+        let mut cpu: LinuxCpu = res.cpu().clone().unwrap_or_default();
+        cpu.set_shares(Some(s));
+        res.set_cpu(Some(cpu));
     }
     if let Some(p) = r.pids {
         let mut pids: LinuxPids = res.pids().unwrap_or_default();

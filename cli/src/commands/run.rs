@@ -35,6 +35,12 @@ pub struct ContainerOpts {
     /// Memory limit (e.g. 64m, 1g).
     #[arg(short = 'm', long)]
     pub memory: Option<String>,
+    /// Memory plus swap (e.g. 128m); -1 for unlimited swap. Default: twice --memory.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Relative CPU weight (default 1024).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
     /// Maximum number of processes.
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
@@ -151,6 +157,8 @@ impl ContainerOpts {
             user: self.user.clone(),
             hostname: self.hostname.clone(),
             memory: self.memory.clone(),
+            memory_swap: self.memory_swap.clone(),
+            cpu_shares: self.cpu_shares,
             pids_limit: self.pids_limit,
             cpus: self.cpus,
             network: self.network.clone(),

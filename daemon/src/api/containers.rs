@@ -127,6 +127,11 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         user: opt_str(&b["User"]),
         hostname: opt_str(&b["Hostname"]),
         memory,
+        memory_swap: h["MemorySwap"]
+            .as_i64()
+            .filter(|m| *m != 0)
+            .map(|m| m.to_string()),
+        cpu_shares: h["CpuShares"].as_u64().filter(|s| *s > 0),
         pids_limit: h["PidsLimit"].as_i64().filter(|p| *p > 0),
         cpus,
         network: network.into(),
@@ -876,6 +881,8 @@ pub fn update(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         });
     let o = engine::containers::UpdateOptions {
         memory: b["Memory"].as_i64().filter(|m| *m > 0),
+        memory_swap: b["MemorySwap"].as_i64().filter(|m| *m != 0),
+        cpu_shares: b["CpuShares"].as_u64().filter(|s| *s > 0),
         pids: b["PidsLimit"].as_i64().filter(|p| *p != 0),
         cpus,
         restart,

@@ -166,6 +166,9 @@ impl Engine {
 pub struct UpdateOptions {
     /// Bytes.
     pub memory: Option<i64>,
+    /// Memory plus swap in bytes (-1: unlimited swap).
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<u64>,
     pub pids: Option<i64>,
     pub cpus: Option<f64>,
     pub restart: Option<super::create::RestartPolicy>,
@@ -191,16 +194,36 @@ impl Engine {
         }
         let res = runtime::spec::Resources {
             memory: o.memory,
+            swap: o.memory_swap,
+            cpu_shares: o.cpu_shares,
             pids: o.pids,
             cpu_quota: o.cpus.map(|c| (c * 100_000.0) as i64),
             cpu_period: o.cpus.map(|_| 100_000),
         };
-        if res.memory.is_none() && res.pids.is_none() && res.cpu_quota.is_none() {
+        if res.memory.is_none()
+            && res.swap.is_none()
+            && res.cpu_shares.is_none()
+            && res.pids.is_none()
+            && res.cpu_quota.is_none()
+        {
             return Ok(());
         }
         let mut spec = bundle.spec()?;
         runtime::spec::set_limits(&mut spec, &res)?;
         runtime::spec::save(&spec, bundle.dir())?;
+        // Memory and swap go to the cgroup together, as the spec now has them.
+        let mut res = res;
+        if res.memory.is_some() || res.swap.is_some() {
+            let mem = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.memory().as_ref().map(|m| (m.limit(), m.swap())));
+            if let Some((limit, swap)) = mem {
+                res.memory = limit;
+                res.swap = swap;
+            }
+        }
         if view.state.is_running() {
             runtime::cgroups::Cgroup::existing(&format!("strata/{}", view.record.id))
                 .update(&res)

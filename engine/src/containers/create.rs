@@ -56,6 +56,10 @@ pub struct CreateOptions {
     pub hostname: Option<String>,
     /// A memory limit like `64m`.
     pub memory: Option<String>,
+    /// Memory plus swap like `128m`, or `-1` for unlimited swap.
+    pub memory_swap: Option<String>,
+    /// Relative CPU weight (Docker's default 1024).
+    pub cpu_shares: Option<u64>,
     pub pids_limit: Option<i64>,
     pub cpus: Option<f64>,
     /// `none` (own network namespace with loopback) or `host`.
@@ -334,6 +338,19 @@ impl Engine {
             .as_deref()
             .map(|m| drivers::DriverOptions::parse_size("--memory", m).map(|b| b as i64))
             .transpose()?;
+        let memory_swap = match o.memory_swap.as_deref() {
+            None => None,
+            Some("-1") => Some(-1),
+            Some(m) => Some(drivers::DriverOptions::parse_size("--memory-swap", m)? as i64),
+        };
+        if o.cpu_shares
+            .is_some_and(|s| s != 0 && !(2..=262_144).contains(&s))
+        {
+            return Err(EngineError::Invalid(
+                "--cpu-shares must be between 2 and 262144 (Docker's default weight is 1024)"
+                    .into(),
+            ));
+        }
         let network_host = match o.network.as_str() {
             "none" | "bridge" | "default" | "" => false,
             "host" => true,
@@ -424,6 +441,8 @@ impl Engine {
                 binds,
                 tmpfs: tmpfs_mounts(&o.tmpfs)?,
                 memory,
+                memory_swap,
+                cpu_shares: o.cpu_shares.filter(|s| *s != 0),
                 pids: o.pids_limit,
                 cpus: o.cpus,
                 terminal: o.tty,
