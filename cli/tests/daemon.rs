@@ -294,6 +294,13 @@ fn the_docker_cli_drives_the_daemon() {
         dk.ok(&["exec", "web", BB, "cat", "/bind/f"]),
         "from the host"
     );
+    // exec -t: a terminal of the container's own devpts (its output has the terminal's
+    // line endings).
+    let tty = dk.ok(&["exec", "-t", "web", BB, "tty"]);
+    assert!(
+        tty.starts_with("/dev/pts/") && tty.ends_with("\r\n"),
+        "{tty:?}"
+    );
     // stdin through exec -i and run -i (the attached client's input, then end of file).
     assert_eq!(
         dk.ok_input(

@@ -44,6 +44,8 @@ fn the_python_docker_sdk_drives_the_daemon() {
         .unwrap();
     let _ = daemon.kill();
     let _ = daemon.wait();
+    // The summary ("N passed") in the test's output.
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
     assert!(
         out.status.success(),
         "pytest failed:\n{}{}",

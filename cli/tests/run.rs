@@ -165,6 +165,14 @@ fn detached_containers_log_stop_wait_and_exec() {
         "{text}"
     );
     assert_eq!(s.run(&["exec", "bg", "/nope"]).status.code(), Some(127));
+    // exec -t: the command's terminal from the container's devpts, its exit status kept.
+    let o = s.run(&["exec", "-t", "bg", BB, "sh", "-c", "tty; exit 5"]);
+    assert_eq!(o.status.code(), Some(5));
+    let text = out(&o);
+    assert!(
+        text.starts_with("/dev/pts/") && text.ends_with("\r\n"),
+        "{text:?}"
+    );
     let err = s.fails(&["rm", "bg"], 125);
     assert!(err.contains("running"), "{err}");
     s.ok(&["stop", "-t", "5", "bg"]);

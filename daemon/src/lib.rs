@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod base64;
+pub mod detach;
 pub mod error;
 pub mod http;
 pub mod listen;

@@ -31,7 +31,7 @@ pub struct Call<'a> {
     pub body: &'a mut dyn Read,
     pub out: &'a mut (dyn Write + Send),
     /// Whether the client is still connected (for long streams that rarely write).
-    pub alive: &'a dyn Fn() -> bool,
+    pub alive: &'a (dyn Fn() -> bool + Sync),
     /// The connection's socket, for what a client sends after a hijack (stdin); `None`
     /// where it cannot be read raw (TLS).
     pub input: Option<std::os::fd::OwnedFd>,
@@ -84,7 +84,7 @@ pub fn handle<R: BufRead, W: Write + Send>(
     req: &Request,
     r: &mut R,
     w: &mut W,
-    alive: &dyn Fn() -> bool,
+    alive: &(dyn Fn() -> bool + Sync),
     input: Option<std::os::fd::OwnedFd>,
 ) -> bool {
     let mut body = http::body(req, r);
@@ -185,7 +185,7 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
                 ("POST", _, "wait") => api::containers::wait(c, &id),
                 ("GET", _, "logs") => api::containers::logs(c, &id),
                 ("POST", _, "attach") => api::containers::attach(c, &id),
-                ("POST", _, "resize") => Ok(Reply::Empty(200)),
+                ("POST", _, "resize") => api::containers::resize(c, &id),
                 ("GET", _, "changes") => api::containers::changes(c, &id),
                 ("GET", _, "export") => api::containers::export(c, &id),
                 ("GET", _, "top") => api::containers::top(c, &id),
@@ -202,7 +202,7 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
         }
         (_, "exec") => match (method.as_str(), seg(2)) {
             ("POST", "start") => api::exec::start(c, seg(1)),
-            ("POST", "resize") => Ok(Reply::Empty(200)),
+            ("POST", "resize") => api::exec::resize(c, seg(1)),
             ("GET", "json") => api::exec::inspect(c, seg(1)),
             _ => Err(not_found(c)),
         },

@@ -93,6 +93,9 @@ pub(crate) fn spawn_exec(
     if o.interactive {
         cmd.arg("--interactive");
     }
+    if o.tty {
+        cmd.arg("--tty");
+    }
     for e in &o.env {
         cmd.arg(format!("--env={e}"));
     }
@@ -112,9 +115,16 @@ pub(crate) fn spawn_exec(
     if let Some(fd) = io.stderr {
         cmd.stderr(PStdio::from(fd));
     }
-    let status = cmd
-        .status()
+    let mut child = cmd
+        .spawn()
         .map_err(|e| EngineError::io("start the exec shim", e))?;
+    drop(cmd);
+    if let Some(p) = &io.shim_pid {
+        p.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| EngineError::io("wait for the exec shim", e))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status
         .code()

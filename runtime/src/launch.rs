@@ -452,18 +452,7 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     };
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
-    let (tty_parent, tty_child) = if plan.terminal {
-        let (a, b) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| RuntimeError::io("socketpair", "", std::io::Error::from(e)))?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
+    let (tty_parent, tty_child) = terminal_socket(plan.terminal)?;
     // The cgroup namespace is made after the v1 joins, so it is rooted at them too.
     let new_cgroupns = plan.namespaces & libc::CLONE_NEWCGROUP as u64 != 0;
     let flags = plan.namespaces & !(libc::CLONE_NEWCGROUP as u64);
@@ -582,6 +571,9 @@ pub struct ExecSpec {
     /// Test hook (`STRATA_TEST_EXEC_PAUSE_MS`): how long the process waits inside the
     /// container, fully set up, before it execs; lets a test attack it meanwhile.
     pub pause_before_exec: Option<std::time::Duration>,
+    /// `exec -t`: the command gets a terminal of the container's devpts, relayed to this
+    /// process's own standard streams.
+    pub terminal: bool,
 }
 
 impl ExecSpec {
@@ -594,8 +586,24 @@ impl ExecSpec {
             cwd: plan.cwd.clone(),
             identity: Identity::of(plan)?,
             pause_before_exec: None,
+            terminal: false,
         })
     }
+}
+
+/// With `-t`: the socket pair the container's side sends its terminal over.
+fn terminal_socket(wanted: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !wanted {
+        return Ok((None, None));
+    }
+    let (a, b) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| RuntimeError::io("socketpair", "", std::io::Error::from(e)))?;
+    Ok((Some(a), Some(b)))
 }
 
 /// Runs a command inside running container `pid` (its namespaces and cgroup) and returns
@@ -629,10 +637,12 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
     let cg_fd = cgroup.v2_fd()?;
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
+    let (tty_parent, tty_child) = terminal_socket(spec.terminal)?;
     let helper = clone3(0, cg_fd.as_ref()).map_err(|e| RuntimeError::io("fork", "", e))?;
     if helper == 0 {
         drop(go_w);
         drop(rep_r);
+        drop(tty_parent);
         let rep = rep_w.as_raw_fd();
         await_go(go_r, rep);
         if let Err(e) = install_stdio(&stdio) {
@@ -663,7 +673,15 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
             Err(e) => report_and_exit(rep, SETUP, &format!("fork: {e}"), 125),
         };
         if child == 0 {
-            if let Err(e) = rustix::process::setsid() {
+            if let Some(sock) = &tty_child {
+                // Its own session, the terminal's secondary side as its streams.
+                let sent = crate::tty::open_in_container().and_then(|primary| {
+                    crate::tty::send_fd(sock, std::os::fd::AsFd::as_fd(&primary))
+                });
+                if let Err(e) = sent {
+                    report_and_exit(rep, SETUP, &format!("terminal: {e}"), 125);
+                }
+            } else if let Err(e) = rustix::process::setsid() {
                 report_and_exit(rep, SETUP, &format!("setsid: {e}"), 125);
             }
             if let Err(e) = spec.identity.enter() {
@@ -679,6 +697,9 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
             report_and_exit(rep, kind, &why, if kind == NOT_FOUND { 127 } else { 126 });
         }
         drop(rep_w);
+        // Only the command holds its end now: a failure before it sends the terminal
+        // closes the socket and the waiting parent sees that.
+        drop(tty_child);
         let code = wait(child).map(|e| e.code).unwrap_or(125);
         // SAFETY: exiting the helper with the command's status, without unwinding.
         unsafe { libc::_exit(code) }
@@ -687,11 +708,23 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
     drop(rep_w);
     drop(stdio);
     drop(cg_fd);
+    drop(tty_child);
     let joined = cgroup.add(helper);
     let go: &[u8] = if joined.is_ok() { b"g" } else { b"x" };
     let _ = std::fs::File::from(go_w).write_all(go);
+    let terminal = match &tty_parent {
+        Some(sock) => crate::tty::recv_fd(sock).ok().flatten(),
+        None => None,
+    };
+    drop(tty_parent);
     let report = read_report(rep_r);
+    // The terminal relayed while the command runs; the relay ends when the command's
+    // side closes.
+    let relay = terminal.map(|t| std::thread::spawn(move || crate::tty::relay(t)));
     let exit = wait(helper)?;
+    if let Some(r) = relay {
+        let _ = r.join();
+    }
     joined?;
     if !report.is_empty() {
         return Err(error_of(&report, &cmd.name));

@@ -121,3 +121,59 @@ pub fn relay(primary: OwnedFd) {
         let _ = rustix::termios::tcsetattr(stdin.as_fd(), rustix::termios::OptionalActions::Now, t);
     }
 }
+
+/// Sets the window size of the terminal process `pid` has as its standard streams (its
+/// first of fd 0, 1, 2 that is a terminal), which signals SIGWINCH to the terminal's
+/// foreground processes: `resize` of a `-t` container or exec. False when it has none.
+pub fn resize(pid: u32, rows: u16, cols: u16) -> std::io::Result<bool> {
+    use rustix::fs::{Mode, OFlags};
+    for fd in 0..3 {
+        let path = format!("/proc/{pid}/fd/{fd}");
+        let Ok(f) = rustix::fs::open(
+            path.as_str(),
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        if !rustix::termios::isatty(&f) {
+            continue;
+        }
+        let ws = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&f, ws)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// [`resize`] for the first process under `pid` (not `pid` itself: an exec's shim, whose
+/// own streams are its caller's) that has a terminal, breadth first.
+pub fn resize_below(pid: u32, rows: u16, cols: u16) -> std::io::Result<bool> {
+    let mut queue = children(pid);
+    let mut seen = 0;
+    while let Some(p) = queue.first().copied() {
+        queue.remove(0);
+        if resize(p, rows, cols)? {
+            return Ok(true);
+        }
+        seen += 1;
+        if seen > 64 {
+            break;
+        }
+        queue.extend(children(p));
+    }
+    Ok(false)
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}

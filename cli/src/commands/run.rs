@@ -435,7 +435,8 @@ impl ExecArgs {
     fn options(&self) -> ExecOptions {
         ExecOptions {
             command: self.command.clone(),
-            interactive: self.flags.interactive || self.flags.tty,
+            interactive: self.flags.interactive,
+            tty: self.flags.tty,
             env: self.flags.env.clone(),
             workdir: self.flags.workdir.clone(),
             user: self.flags.user.clone(),

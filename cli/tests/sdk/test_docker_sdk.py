@@ -7,6 +7,7 @@ import io
 import os
 import tarfile
 import tempfile
+import time
 
 import docker
 import pytest
@@ -208,5 +209,79 @@ def test_exec_with_stdin_socket(client):
             got = got[8 + n:]
         assert payload == b"piped\nend\n"
         assert low.exec_inspect(ex["Id"])["ExitCode"] == 0
+    finally:
+        c.remove(force=True)
+
+
+def read_until(raw, want, limit=200):
+    """Reads a hijacked socket until `want` appears (or it closes); returns all read."""
+    got = b""
+    raw.settimeout(10)
+    for _ in range(limit):
+        if want in got:
+            break
+        d = raw.recv(65536)
+        if not d:
+            break
+        got += d
+    return got
+
+
+def test_exec_terminal_and_resize(client):
+    c = client.containers.run("busybox-wh:1", [BB, "sleep", "30"], detach=True)
+    try:
+        # A terminal from the container's own devpts.
+        code, out = c.exec_run([BB, "tty"], tty=True)
+        assert code == 0 and out.strip().startswith(b"/dev/pts/"), out
+        # Its size follows exec_resize (the command sees SIGWINCH's new size).
+        low = docker.APIClient(base_url=os.environ["STRATA_HOST"], version="auto")
+        ex = low.exec_create(c.id, [BB, "sh", "-c", "read x; stty size; exit 4"], stdin=True, tty=True)
+        sock = low.exec_start(ex["Id"], socket=True, tty=True)
+        raw = sock._sock
+        low.exec_resize(ex["Id"], height=33, width=101)
+        raw.sendall(b"go\n")
+        got = read_until(raw, b"33 101")
+        assert b"33 101" in got, got
+        for _ in range(100):
+            if low.exec_inspect(ex["Id"])["ExitCode"] is not None:
+                break
+            time.sleep(0.05)
+        assert low.exec_inspect(ex["Id"])["ExitCode"] == 4
+    finally:
+        c.remove(force=True)
+
+
+def test_container_resize_and_detach_keys(client):
+    c = client.containers.run(
+        "busybox-wh:1",
+        [BB, "sh", "-c", "while read line; do echo got $line; stty size; done"],
+        detach=True, tty=True, stdin_open=True,
+    )
+    try:
+        c.resize(height=40, width=120)
+        low = docker.APIClient(base_url=os.environ["STRATA_HOST"], version="auto")
+        sock = low.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-x,y"})
+        raw = sock._sock
+        raw.sendall(b"one\n")
+        got = read_until(raw, b"40 120")
+        assert b"got one" in got and b"40 120" in got, got
+        # A near miss (ctrl-x then something else) goes through; the full sequence
+        # ends the attach and leaves the container running.
+        raw.sendall(b"\x18z\n")
+        assert b"got" in read_until(raw, b"got \x18z")
+        raw.sendall(b"\x18y")
+        rest = read_until(raw, b"never")
+        assert b"never" not in rest
+        c.reload()
+        assert c.status == "running"
+        # A second attach still reaches it.
+        sock2 = low.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1})
+        sock2._sock.sendall(b"two\n")
+        assert b"got two" in read_until(sock2._sock, b"got two")
+        sock2._sock.close()
+        # Bad detach keys are a 400.
+        with pytest.raises(docker.errors.APIError) as e:
+            low.attach_socket(c.id, params={"stdin": 1, "stream": 1, "detachKeys": "ctrl-1"})
+        assert e.value.status_code == 400
     finally:
         c.remove(force=True)

@@ -11,6 +11,8 @@ use engine::containers::{
 use engine::Status;
 use serde_json::{json, Value};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn opt_str(v: &Value) -> Option<String> {
@@ -601,11 +603,31 @@ pub fn logs(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         "application/vnd.docker.multiplexed-stream"
     };
     let mut w = ChunkedWriter::start(c.out, 200, ct)?;
-    let engine = c.engine;
-    let Some(w2) = stream_logs(engine, id, o, &mut w, stdout, stderr, tty) else {
-        return Ok(Reply::Closed);
+    let (engine, alive) = (c.engine, c.alive);
+    // A follow of a quiet container ends when its client goes away, not at its next write.
+    let stop = Arc::new(AtomicBool::new(false));
+    let o = LogOptions {
+        stop: Some(stop.clone()),
+        ..o
     };
-    let _ = w2;
+    let finished = AtomicBool::new(false);
+    let streamed = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                if !alive() {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let r = stream_logs(engine, id, o, &mut w, stdout, stderr, tty).is_some();
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    if !streamed || stop.load(Ordering::Relaxed) {
+        return Ok(Reply::Closed);
+    }
     w.finish()?;
     Ok(Reply::Written)
 }
@@ -615,10 +637,17 @@ pub fn logs(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
 pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     c.engine.container(id)?;
     let tty = is_tty(c, id);
+    // A terminal's input is watched for the detach keys (Docker only does so with -t).
+    let escape = if tty {
+        crate::detach::Escape::parse(c.req.param("detachKeys").unwrap_or(crate::detach::DEFAULT))?
+    } else {
+        None
+    };
     // The client's input goes to the container's stdin FIFO until the client closes it
     // (or the container is gone). Opened before the client hears back, so
     // a start it sends next finds the writer there.
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let detached = Arc::new(AtomicBool::new(false));
     let mut shut = None;
     if c.req.flag("stdin") {
         let bundle = c.engine.container(id)?.bundle;
@@ -626,12 +655,18 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         tracing::debug!(fifo = ?fifo.as_ref().err(), input = c.input.is_some(), "attach stdin");
         if let (Ok(fifo), Some(sock)) = (fifo, c.input.take()) {
             shut = sock.try_clone().ok();
-            let done = done.clone();
+            let (done, detached) = (done.clone(), detached.clone());
             std::thread::spawn(move || {
-                copy_stdin(std::fs::File::from(sock), &fifo, &done);
+                let mut input = Input {
+                    from: std::fs::File::from(sock),
+                    escape,
+                };
+                if copy_stdin(&mut input, &fifo, &done) == Copied::Detached {
+                    detached.store(true, Ordering::Relaxed);
+                }
                 // A FIFO's buffered bytes go with its last open descriptor: the writer is
                 // kept until the container has opened its end.
-                while !done.load(std::sync::atomic::Ordering::Relaxed)
+                while !done.load(Ordering::Relaxed)
                     && bundle.state().is_ok_and(|s| s.status == Status::Created)
                     && bundle.dir().exists()
                 {
@@ -641,6 +676,13 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
             });
         }
     }
+    // Output from now on: taken before the client hears back and can send input.
+    let running = c.engine.container(id)?.state.is_running();
+    let from = if running && !c.req.flag("logs") {
+        Some(c.engine.log_ends(id)?)
+    } else {
+        None
+    };
     let head = if c.req.header("upgrade").is_some() {
         format!(
             "HTTP/1.1 101 UPGRADED\r\nContent-Type: {}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
@@ -652,11 +694,11 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     c.out.write_all(head.as_bytes())?;
     c.out.flush()?;
     if c.req.flag("stream") || c.req.flag("logs") {
-        let running = c.engine.container(id)?.state.is_running();
         let o = LogOptions {
             follow: c.req.flag("stream"),
-            from_end: running && !c.req.flag("logs"),
+            from,
             wait_for_start: true,
+            stop: Some(detached.clone()),
             ..Default::default()
         };
         let (so, se) = (c.req.flag("stdout"), c.req.flag("stderr"));
@@ -664,34 +706,56 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         let out = &mut *c.out;
         let _ = stream_logs(engine, id, o, out, so, se, tty);
     }
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    done.store(true, Ordering::Relaxed);
     if let Some(fd) = &shut {
-        let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Read);
+        // Detached: the client's whole connection ends, the container runs on.
+        let how = if detached.load(Ordering::Relaxed) {
+            rustix::net::Shutdown::Both
+        } else {
+            rustix::net::Shutdown::Read
+        };
+        let _ = rustix::net::shutdown(fd, how);
     }
     Ok(Reply::Closed)
 }
 
-/// Copies a client's input into a container's stdin FIFO (opened non-blocking), giving up
-/// once `done` is set: a container that stops reading never holds a thread.
-fn copy_stdin(
-    mut from: std::fs::File,
-    mut to: &std::fs::File,
-    done: &std::sync::atomic::AtomicBool,
-) {
+/// A client's input, watched for the detach keys when it has them.
+pub(crate) struct Input {
+    pub from: std::fs::File,
+    pub escape: Option<crate::detach::Escape>,
+}
+
+/// How a [`copy_stdin`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Copied {
+    /// The client closed its input, the container stopped reading, or `done` was set.
+    Ended,
+    /// The client typed the detach keys.
+    Detached,
+}
+
+/// Copies a client's input into a container's stdin (a FIFO opened non-blocking, or a
+/// pipe), giving up once `done` is set: a container that stops reading never holds a
+/// thread.
+pub(crate) fn copy_stdin(input: &mut Input, mut to: &std::fs::File, done: &AtomicBool) -> Copied {
     use std::io::Read;
     use std::os::fd::AsRawFd;
     let mut buf = vec![0u8; 32 << 10];
     loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+        let n = match input.from.read(&mut buf) {
+            Ok(0) | Err(_) => return Copied::Ended,
             Ok(n) => n,
         };
+        let (data, detach) = match &mut input.escape {
+            Some(e) => e.feed(&buf[..n]),
+            None => (buf[..n].to_vec(), false),
+        };
         let mut off = 0;
-        while off < n {
-            if done.load(std::sync::atomic::Ordering::Relaxed) {
-                return;
+        while off < data.len() {
+            if done.load(Ordering::Relaxed) {
+                return Copied::Ended;
             }
-            match to.write(&buf[off..n]) {
+            match to.write(&data[off..]) {
                 Ok(w) => off += w,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let mut p = libc::pollfd {
@@ -702,8 +766,11 @@ fn copy_stdin(
                     // SAFETY: one valid pollfd.
                     unsafe { libc::poll(&mut p, 1, 100) };
                 }
-                Err(_) => return,
+                Err(_) => return Copied::Ended,
             }
+        }
+        if detach {
+            return Copied::Detached;
         }
     }
 }
@@ -889,6 +956,13 @@ pub fn update(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     };
     c.engine.update(id, &o)?;
     Ok(Reply::Json(200, json!({"Warnings": []})))
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: the size of a `Tty` container's terminal.
+pub fn resize(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let (rows, cols) = super::exec::size_of(c)?;
+    c.engine.resize(id, rows, cols)?;
+    Ok(Reply::Empty(200))
 }
 
 pub fn pause(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

@@ -9,7 +9,8 @@ use engine::containers::{ExecIo, ExecOptions};
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// One exec instance.
 #[derive(Clone)]
@@ -21,6 +22,8 @@ struct Instance {
     stdin: bool,
     running: bool,
     exit_code: Option<i32>,
+    /// The exec shim's pid while it runs (0 before): `resize` finds the terminal below it.
+    shim_pid: Arc<AtomicU32>,
 }
 
 static EXECS: Mutex<Option<HashMap<String, Instance>>> = Mutex::new(None);
@@ -49,6 +52,7 @@ pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
         options: ExecOptions {
             command,
             interactive: b["AttachStdin"].as_bool().unwrap_or(false),
+            tty: b["Tty"].as_bool().unwrap_or(false),
             env: strings(&b["Env"]),
             workdir: b["WorkingDir"]
                 .as_str()
@@ -63,6 +67,7 @@ pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
         stdin: b["AttachStdin"].as_bool().unwrap_or(false),
         running: false,
         exit_code: None,
+        shim_pid: Arc::new(AtomicU32::new(0)),
     };
     with(|m| m.insert(id.clone(), inst));
     Ok(Reply::Json(201, json!({"Id": id})))
@@ -108,6 +113,7 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
                     .open("/dev/null")
                     .ok()
                     .map(Into::into),
+                shim_pid: Some(inst.shim_pid.clone()),
             };
             let code = engine
                 .exec_with_io(&inst.container, &inst.options, io)
@@ -128,14 +134,32 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     // stdin: what the client sends after the upgrade, copied into a pipe until it closes
     // its side (the command then sees end of file).
     let mut shut = None;
+    // A terminal's input is watched for the detach keys, as for attach.
+    let escape = if inst.tty {
+        crate::detach::Escape::parse(b["DetachKeys"].as_str().unwrap_or(crate::detach::DEFAULT))?
+    } else {
+        None
+    };
     let stdin = match (inst.stdin, c.input.take()) {
         (true, Some(sock)) => {
             shut = sock.try_clone().ok();
+            let on_detach = sock.try_clone().ok();
             let (in_r, in_w) = pipe()?;
             std::thread::spawn(move || {
-                let mut from = std::fs::File::from(sock);
-                let mut to = std::fs::File::from(in_w);
-                let _ = std::io::copy(&mut from, &mut to);
+                let mut input = super::containers::Input {
+                    from: std::fs::File::from(sock),
+                    escape,
+                };
+                let to = std::fs::File::from(in_w);
+                let done = std::sync::atomic::AtomicBool::new(false);
+                if super::containers::copy_stdin(&mut input, &to, &done)
+                    == super::containers::Copied::Detached
+                {
+                    // The client is let go; the command runs on.
+                    if let Some(fd) = &on_detach {
+                        let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Both);
+                    }
+                }
             });
             Some(in_r)
         }
@@ -145,6 +169,7 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         stdin,
         stdout: Some(out_w),
         stderr: Some(err_w),
+        shim_pid: Some(inst.shim_pid.clone()),
     };
     let (container, options) = (inst.container.clone(), inst.options.clone());
     let runner = std::thread::spawn(move || engine.exec_with_io(&container, &options, io));
@@ -186,6 +211,37 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Read);
     }
     Ok(Reply::Closed)
+}
+
+/// `POST /exec/{id}/resize?h=&w=`: the size of a `Tty` exec's terminal.
+pub fn resize(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let inst = with(|m| m.get(id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))?;
+    let (rows, cols) = size_of(c)?;
+    if !inst.running {
+        return Err(ApiError::new(409, format!("exec {id} is not running")));
+    }
+    if inst.tty {
+        // The shim may not run yet, nor the command have its terminal: try for a moment.
+        for _ in 0..50 {
+            let pid = inst.shim_pid.load(Ordering::SeqCst);
+            if pid != 0 && runtime::tty::resize_below(pid, rows, cols).unwrap_or(false) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    Ok(Reply::Empty(200))
+}
+
+/// `h` and `w` of a resize request.
+pub fn size_of(c: &Call<'_>) -> ApiResult<(u16, u16)> {
+    let num = |k: &str| -> ApiResult<u16> {
+        c.req.param(k).unwrap_or("0").parse().map_err(|_| {
+            ApiError::bad(format!("{k} must be a number of rows or columns (0-65535)"))
+        })
+    };
+    Ok((num("h")?, num("w")?))
 }
 
 pub fn inspect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

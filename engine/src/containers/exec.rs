@@ -14,6 +14,8 @@ pub struct ExecOptions {
     pub command: Vec<String>,
     /// Keep stdin open.
     pub interactive: bool,
+    /// A terminal for the command (`-t`).
+    pub tty: bool,
     /// `K=V`, over the container's.
     pub env: Vec<String>,
     pub workdir: Option<String>,
@@ -27,9 +29,27 @@ pub struct ExecIo {
     pub stdin: Option<std::os::fd::OwnedFd>,
     pub stdout: Option<std::os::fd::OwnedFd>,
     pub stderr: Option<std::os::fd::OwnedFd>,
+    /// Set to the exec shim's pid once it runs (a server resizes the command's terminal
+    /// through it).
+    pub shim_pid: Option<std::sync::Arc<std::sync::atomic::AtomicU32>>,
 }
 
 impl Engine {
+    /// Sets the terminal size of `-t` container `key` (Docker's `resize`); an error when
+    /// it is not running, nothing when it has no terminal.
+    pub fn resize(&self, key: &str, rows: u16, cols: u16) -> Result<()> {
+        let view = self.container(key)?;
+        if !view.state.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                view.record.name
+            )));
+        }
+        runtime::tty::resize(view.state.pid, rows, cols)
+            .map_err(|e| EngineError::io("resize the container's terminal", e))?;
+        Ok(())
+    }
+
     /// Runs `o.command` in running container `key` with the caller's standard streams;
     /// returns its exit status (126/127 when it cannot be run, as Docker).
     pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32> {
@@ -71,6 +91,7 @@ impl Engine {
             .ok()
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis);
+        es.terminal = o.tty;
         for e in &o.env {
             let key = e.split('=').next().unwrap_or("");
             es.env.retain(|x| x.split('=').next() != Some(key));
@@ -85,6 +106,13 @@ impl Engine {
             es.identity.uid = uid;
             es.identity.gid = gid;
             es.identity.additional_gids = groups;
+        }
+        if o.tty && !o.interactive {
+            // `-t` without `-i`: the terminal gets no input (the relay reads this stdin).
+            let null = std::fs::File::open("/dev/null")
+                .map_err(|e| EngineError::io("open /dev/null", e))?;
+            rustix::stdio::dup2_stdin(&null)
+                .map_err(|e| EngineError::io("replace stdin", std::io::Error::from(e)))?;
         }
         let stdio = Stdio {
             stdin: if o.interactive {

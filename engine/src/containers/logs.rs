@@ -13,16 +13,19 @@ pub struct LogSinks<'a> {
 }
 
 /// Which part of the logs, and for how long.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     /// Keep following until the container exits.
     pub follow: bool,
     /// Only the last N lines of each stream written so far.
     pub tail: Option<usize>,
-    /// Only what is written from now on (attach without logs).
-    pub from_end: bool,
+    /// Only what is written after these offsets of stdout and stderr (attach without
+    /// logs, from [`Engine::log_ends`] taken before the client can cause output).
+    pub from: Option<[u64; 2]>,
     /// A container not started yet is waited for (attach before start), not ended at once.
     pub wait_for_start: bool,
+    /// Set by the caller to end a follow early (its client went away or detached).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The offset where the last `n` lines of `f` begin (read backwards in 64 KiB pieces).
@@ -55,6 +58,13 @@ fn tail_offset(f: &mut std::fs::File, n: usize) -> std::io::Result<u64> {
 }
 
 impl Engine {
+    /// Where container `key`'s stdout and stderr logs end now (0 for one not made yet).
+    pub fn log_ends(&self, key: &str) -> Result<[u64; 2]> {
+        let bundle = self.container(key)?.bundle;
+        let len = |s: &str| std::fs::metadata(bundle.log_path(s)).map_or(0, |m| m.len());
+        Ok([len("stdout"), len("stderr")])
+    }
+
     /// Copies a container's logs to `sinks` (in 64 KiB pieces: a log can be larger than
     /// memory); with `follow`, until it exits or a sink fails (a client gone).
     pub fn logs(&self, key: &str, o: LogOptions, sinks: LogSinks<'_>) -> Result<()> {
@@ -63,7 +73,11 @@ impl Engine {
         if o.wait_for_start {
             // Until a start is recorded (or the container is gone).
             while bundle.state()?.status == Status::Created {
-                if !bundle.dir().exists() {
+                let stopped = o
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+                if stopped || !bundle.dir().exists() {
                     return Ok(());
                 }
                 std::thread::sleep(Duration::from_millis(2));
@@ -74,8 +88,8 @@ impl Engine {
         for (i, s) in ["stdout", "stderr"].iter().enumerate() {
             let mut f = std::fs::File::open(bundle.log_path(s)).ok();
             if let Some(file) = f.as_mut() {
-                pos[i] = if o.from_end {
-                    file.metadata()?.len()
+                pos[i] = if let Some(from) = o.from {
+                    from[i]
                 } else if let Some(n) = o.tail {
                     if n == 0 {
                         file.metadata()?.len()
@@ -117,7 +131,11 @@ impl Engine {
                     sinks.stdout.flush().map_err(out)?;
                 }
             }
-            if !o.follow {
+            if !o.follow
+                || o.stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+            {
                 break;
             }
             if !got && !bundle.state()?.is_running() {
