@@ -161,6 +161,13 @@ impl Docker {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// Runs a command that must fail; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(!o.status.success(), "docker {args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
     fn code(&self, args: &[&str]) -> i32 {
         self.run(args).status.code().unwrap_or(-1)
     }
@@ -379,20 +386,53 @@ fn the_docker_cli_drives_the_daemon() {
     assert!(dk.ok(&["ps", "--format", "{{.Names}}"]).contains("web"));
     dk.ok(&["kill", "web"]);
     // commit, history, tag, save, export, import, rmi.
-    dk.ok(&["commit", "web", "webimg:1"]);
+    dk.ok(&[
+        "commit",
+        "-c",
+        "ENV STAGE=committed",
+        "-c",
+        "WORKDIR /tmp",
+        "web",
+        "webimg:1",
+    ]);
     assert!(dk
         .ok(&["history", "webimg:1"])
         .contains("strata commit web"));
+    assert_eq!(
+        dk.ok(&[
+            "run",
+            "--rm",
+            "webimg:1",
+            BB,
+            "sh",
+            "-c",
+            "echo $STAGE $(pwd)"
+        ]),
+        "committed /tmp\n"
+    );
+    // A change Docker does not allow is a 400 with the instructions it does allow.
+    let err = dk.fails(&["commit", "-c", "RUN true", "web", "webimg:bad"]);
+    assert!(err.contains("RUN cannot be changed"), "{err}");
     dk.ok(&["tag", "webimg:1", "webimg:2"]);
     let saved = s.dir.path().join("saved.tar");
     dk.ok(&["save", "-o", saved.to_str().unwrap(), "webimg:2"]);
     assert!(std::fs::metadata(&saved).unwrap().len() > 1000);
     let exported = s.dir.path().join("exported.tar");
     dk.ok(&["export", "-o", exported.to_str().unwrap(), "web"]);
-    dk.ok(&["import", exported.to_str().unwrap(), "imported:1"]);
+    dk.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["/bin/busybox", "cat", "/tmp/hi.txt"]"#,
+        "-c",
+        "LABEL origin=export",
+        exported.to_str().unwrap(),
+        "imported:1",
+    ]);
+    assert_eq!(dk.ok(&["run", "--rm", "imported:1"]), "hi there");
     assert_eq!(
-        dk.ok(&["run", "--rm", "imported:1", BB, "cat", "/tmp/hi.txt"]),
-        "hi there"
+        dk.ok(&["inspect", "-f", "{{.Config.Labels.origin}}", "imported:1"])
+            .trim(),
+        "export"
     );
     dk.ok(&["rm", "web"]);
     dk.ok(&["rmi", "webimg:1", "webimg:2", "imported:1"]);

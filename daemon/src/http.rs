@@ -36,6 +36,16 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated query parameter (`changes=...&changes=...`), empty ones
+    /// left out.
+    pub fn params(&self, name: &str) -> Vec<String> {
+        self.query
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// A boolean query parameter (`1`, `true`, `True`).
     pub fn flag(&self, name: &str) -> bool {
         matches!(self.param(name), Some("1" | "true" | "True" | "yes"))

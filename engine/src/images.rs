@@ -111,9 +111,9 @@ impl Engine {
     }
 
     /// Imports a rootfs tarball as a one-layer image named `reference`.
-    pub fn import(&self, file: &Path, reference: &str) -> Result<Loaded> {
+    pub fn import(&self, file: &Path, reference: &str, changes: &[String]) -> Result<Loaded> {
         let store = self.store()?;
-        let l = import::import_rootfs(&store, file, reference)
+        let l = import::import_rootfs(&store, file, reference, changes)
             .ctx(|| format!("import {}", file.display()))?;
         crate::events::record(&store.root, "image", "import", &l.id.to_string(), reference);
         Ok(l)

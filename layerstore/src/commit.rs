@@ -22,10 +22,13 @@ pub struct CommitOptions {
     pub message: Option<String>,
     /// The author (`-a`).
     pub author: Option<String>,
+    /// Dockerfile instructions applied to the config (`-c`, see [`crate::config_change`]).
+    pub changes: Vec<String>,
 }
 
 /// Commits container `key`; returns the new image id.
 pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> {
+    let changes = crate::config_change::parse_all(&opts.changes)?;
     let _content = store.locks.content_shared()?;
     let c = store.resolve_container(key)?;
     let base = store
@@ -86,6 +89,7 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
     if let Some(a) = &opts.author {
         cfg["author"] = a.clone().into();
     }
+    crate::config_change::apply(&mut cfg["config"], &changes);
     let diff_ids = cfg["rootfs"]["diff_ids"]
         .as_array_mut()
         .ok_or_else(|| StoreError::Format("base image config has no rootfs.diff_ids".into()))?;

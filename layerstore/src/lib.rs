@@ -7,6 +7,7 @@
 pub mod blobs;
 pub mod commit;
 pub mod compress;
+pub mod config_change;
 pub mod containers;
 pub mod digest;
 pub mod error;

@@ -125,6 +125,9 @@ pub struct CommitArgs {
     /// Author of the new image.
     #[arg(short, long)]
     author: Option<String>,
+    /// A Dockerfile instruction for the image's config, e.g. 'CMD ["/bin/sh"]' (repeatable).
+    #[arg(short = 'c', long = "change")]
+    change: Vec<String>,
     /// Container name or id.
     container: String,
     /// Name for the new image.
@@ -136,6 +139,7 @@ pub fn commit(ctx: &Context, a: CommitArgs) -> Result<i32> {
         reference: a.reference.clone(),
         message: a.message.clone(),
         author: a.author.clone(),
+        changes: a.change.clone(),
     };
     let id = ctx
         .engine

@@ -65,10 +65,14 @@ pub struct ImportArgs {
     file: PathBuf,
     /// The name to give the image.
     reference: String,
+    /// A Dockerfile instruction for the image's config, e.g. 'CMD ["/bin/sh"]' (repeatable:
+    /// CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL).
+    #[arg(short = 'c', long = "change")]
+    change: Vec<String>,
 }
 
 pub fn import(ctx: &Context, a: ImportArgs) -> Result<i32> {
-    let l = ctx.engine.import(&a.file, &a.reference)?;
+    let l = ctx.engine.import(&a.file, &a.reference, &a.change)?;
     println!("{}", l.id);
     Ok(0)
 }

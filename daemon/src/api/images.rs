@@ -244,9 +244,6 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
         }
         let repo = c.req.param("repo").unwrap_or("").to_string();
         let tag = c.req.param("tag").filter(|t| !t.is_empty());
-        if c.req.param("changes").is_some_and(|v| !v.is_empty()) {
-            return Err(ApiError::new(501, "import --change is not supported yet"));
-        }
         // `repo` may carry its tag already (the docker CLI sends `repo=name:tag`).
         let reference = match (repo.is_empty(), tag) {
             (true, _) => format!("import-{}:{}", layerstore::now(), tag.unwrap_or("latest")),
@@ -254,7 +251,9 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
             (false, None) => repo,
         };
         let file = stage_body(c, "import.tar")?;
-        let l = c.engine.import(&file.path, &reference)?;
+        let l = c
+            .engine
+            .import(&file.path, &reference, &c.req.params("changes"))?;
         return progress_stream(&[json!({"status": l.id.to_string()})]);
     }
     let image = c

@@ -142,7 +142,13 @@ pub fn commit(store: &Store, p: Pending) -> Result<Loaded> {
 }
 
 /// `import FILE REF`: a rootfs tar (plain, gzip or zstd) becomes a one-layer image.
-pub fn import_rootfs(store: &Store, file: &Path, reference: &str) -> Result<Loaded> {
+pub fn import_rootfs(
+    store: &Store,
+    file: &Path,
+    reference: &str,
+    changes: &[String],
+) -> Result<Loaded> {
+    let changes = crate::config_change::parse_all(changes)?;
     let _content = store.locks.content_shared()?;
     let name = crate::refs::normalize(reference)?;
     let f = fs::File::open(file).map_err(|e| StoreError::io("open", file, e))?;
@@ -164,7 +170,7 @@ pub fn import_rootfs(store: &Store, file: &Path, reference: &str) -> Result<Load
         crate::compress::Compression::Zstd => spec::OCI_LAYER_ZSTD,
     };
     let created = crate::export::rfc3339(crate::now());
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "created": created,
@@ -172,6 +178,7 @@ pub fn import_rootfs(store: &Store, file: &Path, reference: &str) -> Result<Load
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         "history": [{"created": created, "created_by": format!("strata import {}", file.display())}],
     });
+    crate::config_change::apply(&mut config["config"], &changes);
     let cfg_bytes = serde_json::to_vec(&config).map_err(|e| StoreError::json("config", e))?;
     let config_digest = store.blobs.put(&cfg_bytes, "config", None)?;
     let size = store
