@@ -78,7 +78,21 @@ fn run(cli: Cli) -> Result<i32> {
         .unwrap_or_else(|| "warn".into());
     init_logging(&level)?;
     let ctx = commands::Context::new(cfg);
-    commands::dispatch(&ctx, cli.command)
+    // What a command wrote is flushed to disk after it, in the background.
+    let flush_after = !matches!(
+        cli.command,
+        commands::Command::Flush
+            | commands::Command::Shim { .. }
+            | commands::Command::Daemon(_)
+            | commands::Command::UnionfsServe(_)
+    );
+    let result = commands::dispatch(&ctx, cli.command);
+    if flush_after {
+        if let Err(e) = ctx.engine.flush_in_background() {
+            tracing::warn!(error = %e, "recent writes stay unflushed until the next command");
+        }
+    }
+    result
 }
 
 /// Logs strata's `tracing` events at `level` and above to stderr: what a user needs to

@@ -89,6 +89,16 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
         .collect::<std::io::Result<Vec<_>>>()?;
     crate::api::staging_clean(&engine);
     restart_on_boot(&engine);
+    // What requests wrote reaches the disk off their critical path.
+    let flusher = engine.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if std::env::var_os("STRATA_TEST_NO_FLUSH").is_none() && flusher.flush_pending() {
+            if let Err(e) = flusher.flush() {
+                tracing::warn!(error = %e, "flushing recent writes failed; retrying");
+            }
+        }
+    });
     std::thread::scope(|scope| {
         for l in listeners {
             let engine = engine.clone();

@@ -13,6 +13,7 @@ pub mod containers;
 pub mod cp;
 pub mod error;
 pub mod events;
+pub mod flush;
 pub mod images;
 pub mod registry;
 pub mod shim;

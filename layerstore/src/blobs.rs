@@ -1,5 +1,7 @@
 //! Content-addressed blobs: `blobs/sha256/<hex>`, written crash-safely and hashed while
-//! written, so nothing becomes visible under a digest it does not have.
+//! written, so nothing becomes visible under a digest it does not have. With a flush
+//! journal (the store's default) a blob is named once its journal line is on disk and is
+//! flushed later ([`crate::journal`]); without one, it is flushed before it is named.
 
 use crate::digest::{Digest, HashWriter};
 use crate::error::{Result, StoreError};
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub struct BlobStore {
     dir: PathBuf,
     tmp: PathBuf,
+    journal: Option<crate::journal::Journal>,
 }
 
 /// A file written to the temp area whose digest is known but which is not yet a blob.
@@ -27,7 +30,17 @@ impl BlobStore {
     /// Blobs under `dir`, temp files under `tmp` (same filesystem, for atomic renames).
     pub fn new(dir: PathBuf, tmp: PathBuf) -> Result<BlobStore> {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
-        Ok(BlobStore { dir, tmp })
+        Ok(BlobStore {
+            dir,
+            tmp,
+            journal: None,
+        })
+    }
+
+    /// Names new blobs after noting them in `journal` instead of flushing each first.
+    pub fn with_journal(mut self, journal: crate::journal::Journal) -> BlobStore {
+        self.journal = Some(journal);
+        self
     }
 
     /// Where blob `d` lives.
@@ -52,7 +65,10 @@ impl BlobStore {
         fs::read(&p).map_err(|e| StoreError::io("read blob", p, e))
     }
 
-    /// Writes `r` to a temp file in `dir`, hashing as it goes, and fsyncs it.
+    /// Writes `r` to a temp file in `dir`, hashing as it goes (flushed by [`commit`]
+    /// when the store keeps no journal).
+    ///
+    /// [`commit`]: BlobStore::commit
     pub fn stage_in(dir: &Path, r: &mut dyn Read) -> Result<Staged> {
         let path = dir.join(format!("stage-{}", crate::random_id()));
         let f = File::create(&path).map_err(|e| StoreError::io("create", &path, e))?;
@@ -63,11 +79,8 @@ impl BlobStore {
             return Err(StoreError::io("write", &path, e));
         }
         let (digest, size, bw) = w.finish();
-        let f = bw
-            .into_inner()
+        bw.into_inner()
             .map_err(|e| StoreError::io("write", &path, e.into_error()))?;
-        f.sync_all()
-            .map_err(|e| StoreError::io("fsync", &path, e))?;
         Ok(Staged { path, digest, size })
     }
 
@@ -91,8 +104,16 @@ impl BlobStore {
         let dst = self.path(&staged.digest);
         if dst.exists() {
             let _ = fs::remove_file(&staged.path);
-        } else {
-            fs::rename(&staged.path, &dst).map_err(|e| StoreError::io("rename", &dst, e))?;
+            return Ok(staged.digest);
+        }
+        match &self.journal {
+            Some(j) => j.note_blob(&staged.digest)?,
+            None => File::open(&staged.path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StoreError::io("fsync", &staged.path, e))?,
+        }
+        fs::rename(&staged.path, &dst).map_err(|e| StoreError::io("rename", &dst, e))?;
+        if self.journal.is_none() {
             fsync_dir(&self.dir).map_err(|e| StoreError::io("fsync", &self.dir, e))?;
         }
         Ok(staged.digest)

@@ -78,6 +78,7 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
         diff_id: &diff_id,
         blob: &blob,
         media_type: layer_type,
+        source: None,
     };
     let chain = store.register_layer(base.layers.last(), layer, size, data_size)?;
 

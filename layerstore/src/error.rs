@@ -60,6 +60,10 @@ pub enum StoreError {
     /// This host, driver or store cannot do it (no driver works, a container in another driver).
     #[error("{0}")]
     Unsupported(String),
+    /// Content lost in an unclean shutdown before it reached the disk, with no source
+    /// kept to rebuild it from (the message says how to get it back).
+    #[error("{0}")]
+    Damaged(String),
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -107,6 +111,7 @@ impl StoreError {
             | StoreError::Json { .. }
             | StoreError::MediaType { .. }
             | StoreError::Format(_)
+            | StoreError::Damaged(_)
             | StoreError::Apply(_) => ErrorKind::BadContent,
             StoreError::Driver(_) | StoreError::Io { .. } => ErrorKind::Other,
         }

@@ -23,4 +23,12 @@ pub struct LayerRecord {
     /// driver name -> that driver's id for this layer.
     #[serde(default)]
     pub cache: BTreeMap<String, String>,
+    /// Lost in an unclean shutdown before it reached the disk, with no source to apply it
+    /// from again: unusable until the image is loaded or pulled again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub damaged: bool,
+    /// Kept as its files plus a tar-split record (`tarsplit/<chain>`), with no blob: it
+    /// arrived uncompressed (see [`crate::tarsplit`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tar_split: bool,
 }

@@ -107,7 +107,12 @@ pub fn migrate(
         moves.push((c, tar, before));
     }
 
-    // 2. Image layers, applied in the target from their blobs (DiffIDs checked).
+    // 2. Image layers, applied in the target from their blobs (DiffIDs checked). A layer
+    //    kept as the source driver's files gets its blob first, read back from them.
+    for chain in &p.layers {
+        let rec = store.layer(chain)?;
+        store.keep_blob(&rec)?;
+    }
     let source = std::mem::replace(&mut store.driver, target);
     let result = (|| -> Result<()> {
         let n = p.layers.len();

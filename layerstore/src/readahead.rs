@@ -4,8 +4,11 @@
 
 use crate::compress::{decompress, Compression};
 use crate::digest::Digest;
+use crate::tarsplit::Recorder;
 use sha2::{Digest as _, Sha256};
+use std::cell::RefCell;
 use std::io::{self, Read};
+use std::rc::Rc;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 const CHUNK: usize = 256 * 1024;
@@ -34,6 +37,8 @@ pub struct ChunkReader {
     cur: Vec<u8>,
     pos: usize,
     done: bool,
+    /// Sees every byte handed to the consumer (a tar-split record being made).
+    recorder: Option<Rc<RefCell<Recorder>>>,
 }
 
 impl Read for ChunkReader {
@@ -63,11 +68,19 @@ impl Read for ChunkReader {
         let n = buf.len().min(self.cur.len() - self.pos);
         buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
         self.pos += n;
+        if let Some(r) = &self.recorder {
+            r.borrow_mut().consumed(&buf[..n]);
+        }
         Ok(n)
     }
 }
 
 impl ChunkReader {
+    /// Hands every byte read from now on to `r` as well.
+    pub fn record_to(&mut self, r: Rc<RefCell<Recorder>>) {
+        self.recorder = Some(r);
+    }
+
     /// Reads to the end so the producer hashes everything (tar padding after the last entry).
     pub fn drain(&mut self) -> io::Result<()> {
         io::copy(self, &mut io::sink()).map(|_| ())
@@ -130,6 +143,7 @@ where
             cur: Vec::new(),
             pos: 0,
             done: false,
+            recorder: None,
         };
         let out = consume(&mut reader);
         let ChunkReader {

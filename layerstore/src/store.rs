@@ -8,7 +8,9 @@ use crate::blobs::BlobStore;
 use crate::containers::ContainerRecord;
 use crate::digest::{chain_id, Digest};
 use crate::error::{Result, StoreError};
+use crate::flush::damaged;
 use crate::images::ImageRecord;
+use crate::journal::Journal;
 use crate::layers::LayerRecord;
 use crate::locks::StoreLocks;
 use crate::records::JsonDir;
@@ -49,12 +51,23 @@ pub struct Store {
     pub images: JsonDir<ImageRecord>,
     pub containers: JsonDir<ContainerRecord>,
     pub refs: Refs,
-    tmp: PathBuf,
+    pub(crate) tmp: PathBuf,
     progress: Option<ProgressFn>,
     /// What one untrusted layer or image may ask for.
     pub limits: Limits,
     /// The data root's locks (see [`crate::locks`]); the store holds none between calls.
     pub locks: StoreLocks,
+    /// What was written and not flushed yet (see [`crate::journal`]).
+    pub journal: Journal,
+}
+
+impl Drop for Store {
+    /// What this store wrote unflushed may be flushed by anyone from now on.
+    fn drop(&mut self) {
+        if let Err(e) = self.journal.note_done() {
+            tracing::warn!(error = %e, "could not note the end of writes in the flush journal");
+        }
+    }
 }
 
 /// Receives progress of long work: (what, done, total). Called from worker threads too.
@@ -66,6 +79,9 @@ pub struct NewLayer<'a> {
     pub diff_id: &'a Digest,
     pub blob: &'a Digest,
     pub media_type: &'a str,
+    /// Where to read the tar when `blob` is not stored (applied from there, kept as
+    /// files plus a tar-split record).
+    pub source: Option<crate::split_layers::LayerSource<'a>>,
 }
 
 /// Why each driver could or could not be used, for `info`.
@@ -128,8 +144,10 @@ impl Store {
             fsutil::restrict_dir(&home, 0o700)
                 .map_err(|e| StoreError::io("restrict the driver's folder to root", &home, e))?;
         }
-        Ok(Store {
-            blobs: BlobStore::new(root.join("blobs").join("sha256"), tmp.clone())?,
+        let journal = Journal::new(&root);
+        let store = Store {
+            blobs: BlobStore::new(root.join("blobs").join("sha256"), tmp.clone())?
+                .with_journal(journal.clone()),
             layers: JsonDir::new(root.join("layers"))?,
             images: JsonDir::new(root.join("images"))?,
             containers: JsonDir::new(root.join("containers"))?,
@@ -140,7 +158,11 @@ impl Store {
             progress: None,
             limits: opts.limits,
             locks,
-        })
+            journal,
+        };
+        // Writes of a boot that ended before they were flushed are checked before use.
+        store.repair_unflushed()?;
+        Ok(store)
     }
 
     /// Keeps using the driver whose folder already holds layers; else opens the first that
@@ -373,6 +395,7 @@ impl Store {
                 }
             }
             self.layers.remove(&key)?;
+            let _ = fs::remove_file(self.split_path(&l.chain_id));
             removed_layers += 1;
         }
         // Driver layers no record names: left by a crash between create and record. A
@@ -432,6 +455,7 @@ impl Store {
     /// The driver id of layer `chain`, materialising it (and its parents) in the active
     /// driver from their blobs when this driver does not have it yet.
     pub fn ensure_layer(&self, chain: &Digest) -> Result<String> {
+        self.check_chain(chain)?;
         if let Some(id) = self.cached_layer(chain)? {
             return Ok(id);
         }
@@ -439,9 +463,30 @@ impl Store {
         self.ensure_layer_held(&held, chain)
     }
 
+    /// Refuses a chain with a layer an unclean shutdown damaged (its own or one below).
+    pub fn check_chain(&self, chain: &Digest) -> Result<()> {
+        let mut cur = Some(chain.clone());
+        let mut n = 0;
+        while let Some(c) = cur {
+            let rec = self.layer(&c)?;
+            if rec.damaged {
+                return Err(damaged(&rec));
+            }
+            cur = rec.parent;
+            n += 1;
+            if n > 10_000 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The active driver's layer of `chain`, if it has one.
     fn cached_layer(&self, chain: &Digest) -> Result<Option<String>> {
         let rec = self.layer(chain)?;
+        if rec.damaged {
+            return Err(damaged(&rec));
+        }
         Ok(rec
             .cache
             .get(self.driver.name())
@@ -452,6 +497,9 @@ impl Store {
     /// [`Store::ensure_layer`] with the layers lock `_held`.
     fn ensure_layer_held(&self, _held: &FileLock, chain: &Digest) -> Result<String> {
         let rec = self.layer(chain)?;
+        if rec.damaged {
+            return Err(damaged(&rec));
+        }
         if let Some(id) = rec.cache.get(self.driver.name()) {
             if self.driver.exists(id) {
                 return Ok(id.clone());
@@ -461,9 +509,22 @@ impl Store {
             Some(p) => Some(self.ensure_layer_held(_held, p)?),
             None => None,
         };
+        if rec.damaged {
+            return Err(damaged(&rec));
+        }
+        if rec.tar_split && !self.blobs.exists(&rec.blob) {
+            return Err(StoreError::Unsupported(format!(
+                "layer {} is kept as the files of another storage driver ({}) and this one ({}) has no copy: move the store with `strata migrate`, or load the image again",
+                rec.chain_id,
+                rec.cache.keys().cloned().collect::<Vec<_>>().join(", "),
+                self.driver.name()
+            )));
+        }
         let what = format!("layer {}", rec.chain_id);
         let (id, _) = self.materialize(&rec.blob, &rec.diff_id, parent_id.as_deref(), &what)?;
         let mut rec = rec;
+        self.journal
+            .note_layer(&rec.chain_id, self.driver.name(), &id)?;
         rec.cache.insert(self.driver.name().to_string(), id.clone());
         self.layers.put(rec.chain_id.hex(), &rec)?;
         Ok(id)
@@ -471,7 +532,7 @@ impl Store {
 
     /// Applies `blob` into the (new, empty) driver layer `id` over the layers below it,
     /// checking the DiffID. `gate` waits for layers below still being applied.
-    fn apply_blob(
+    pub(crate) fn apply_blob(
         &self,
         id: &str,
         blob: &Digest,
@@ -488,6 +549,7 @@ impl Store {
             format: self.driver.whiteout_format(),
             lowers: &lowers,
             gate,
+            split_to: None,
         };
         let res = apply_layer_onto(f, &target, &self.limits)?;
         tracing::debug!(
@@ -510,12 +572,14 @@ impl Store {
         Ok(res)
     }
 
-    /// Flushes every applied layer's files to disk (one syncfs covers the whole data root),
-    /// so a power cut can never leave a registered layer with missing data.
-    fn sync_layers(&self) -> Result<()> {
-        let home = self.driver.home();
-        let fd = fsutil::open_root(home).map_err(|e| StoreError::io("open", home, e))?;
-        rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", home, e))
+    /// Flushes the data root's filesystem and the driver's (one syncfs each covers
+    /// every blob and applied layer written so far).
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        for dir in [self.root.as_path(), self.driver.home()] {
+            let fd = fsutil::open_root(dir).map_err(|e| StoreError::io("open", dir, e))?;
+            rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", dir, e))?;
+        }
+        Ok(())
     }
 
     /// Creates a driver layer on `parent` and applies `blob` into it, checking the DiffID,
@@ -529,9 +593,7 @@ impl Store {
     ) -> Result<(String, crate::tarfs::ApplyResult)> {
         let id = crate::random_id();
         self.driver.create(&id, parent, LayerKind::ReadOnly)?;
-        let result = self
-            .apply_blob(&id, blob, diff_id, what, None)
-            .and_then(|res| self.sync_layers().map(|()| res));
+        let result = self.apply_blob(&id, blob, diff_id, what, None);
         match result {
             Ok(res) => Ok((id, res)),
             Err(e) => {
@@ -555,6 +617,7 @@ impl Store {
             diff_id,
             blob,
             media_type,
+            source: None,
         };
         let chains = self.add_layers(parent, std::slice::from_ref(&layer), what)?;
         Ok(chains
@@ -586,6 +649,8 @@ impl Store {
                 tar_size,
                 size,
                 cache: Default::default(),
+                damaged: false,
+                tar_split: false,
             };
             self.layers.put(chain.hex(), &rec)?;
         }
@@ -620,10 +685,9 @@ impl Store {
             for l in layers {
                 let chain = chain_id(pc.as_ref(), l.diff_id);
                 if ok {
-                    ok = self
-                        .layers
-                        .get(chain.hex())?
-                        .is_some_and(|_| self.cached_layer(&chain).ok().flatten().is_some());
+                    ok = self.layers.get(chain.hex())?.is_some_and(|r| {
+                        !r.damaged && self.cached_layer(&chain).ok().flatten().is_some()
+                    });
                 }
                 pc = Some(chain);
             }
@@ -646,9 +710,12 @@ impl Store {
         };
         for (i, l) in layers.iter().enumerate() {
             let chain = chain_id(parent_chain.as_ref(), l.diff_id);
+            // Above a layer made now (a damaged one made again), every layer is made
+            // again too: the old ones are stacked on the old, damaged copy.
             let existing = self
                 .layers
                 .get(chain.hex())?
+                .filter(|r| !r.damaged && created.is_empty())
                 .and_then(|r| r.cache.get(self.driver.name()).cloned())
                 .filter(|id| self.driver.exists(id));
             match existing {
@@ -671,7 +738,7 @@ impl Store {
                     let what = format!("{what} {}/{}", i + 1, layers.len());
                     if full_tree {
                         // The next layer copies this one: apply it now.
-                        let r = self.apply_blob(&id, l.blob, l.diff_id, &what, None);
+                        let r = self.apply_new(&id, l, &chain, &what, None);
                         if let Err(e) = r {
                             cleanup(&created);
                             return Err(e);
@@ -708,10 +775,10 @@ impl Store {
                         let Some((i, id)) = created.get(k) else { break };
                         let l = &layers[*i];
                         let gate = || finished.wait_below(k);
-                        let r = self.apply_blob(
+                        let r = self.apply_new(
                             id,
-                            l.blob,
-                            l.diff_id,
+                            l,
+                            &chains[*i],
                             &format!("{what} {}/{}", i + 1, layers.len()),
                             Some(&gate),
                         );
@@ -745,12 +812,6 @@ impl Store {
                 }
             }
         }
-        if !created.is_empty() {
-            if let Err(e) = self.sync_layers() {
-                cleanup(&created);
-                return Err(e);
-            }
-        }
         for ((i, id), res) in created.into_iter().zip(applied) {
             let l = &layers[i];
             let chain = &chains[i];
@@ -767,7 +828,16 @@ impl Store {
                 tar_size: res.tar_size,
                 size: res.data_size,
                 cache: Default::default(),
+                damaged: false,
+                tar_split: false,
             });
+            self.forget_damaged(&mut rec);
+            // Kept as files only when no blob is stored for it (an earlier image may have
+            // brought the blob).
+            rec.tar_split = res.split == Some(true) && !self.blobs.exists(&rec.blob);
+            // Flushed later: the journal line goes first, so a crash before the flush
+            // has this layer checked before use.
+            self.journal.note_layer(chain, self.driver.name(), &id)?;
             rec.cache.insert(self.driver.name().to_string(), id);
             self.layers.put(chain.hex(), &rec)?;
         }

@@ -211,8 +211,7 @@ pub fn fetch_blob(
         let actual: Digest = format!("sha256:{}", hex::encode(hasher.finalize()))
             .parse()
             .map_err(|e: layerstore::digest::BadDigest| RegistryError::Protocol(e.to_string()))?;
-        file.sync_all()
-            .map_err(|e| RegistryError::io("fsync", path.display(), e))?;
+        // Flushed by the store: before it is named, or later under its flush journal.
         tracing::debug!(
             blob = %d.digest,
             bytes = have,
@@ -328,6 +327,7 @@ pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -
     }
     let _ = digest;
     let pending = Pending {
+        sources: Vec::new(),
         names: r.local_name().into_iter().collect(),
         manifest: body,
         manifest_media_type: media_type,

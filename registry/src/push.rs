@@ -76,15 +76,21 @@ fn with_query(loc: &str, q: &str) -> String {
     }
 }
 
-/// Uploads blob `d` of `size` bytes from the store.
-fn upload(client: &Client, store: &Store, repo: &str, d: &Digest, size: u64) -> Result<()> {
+/// Uploads blob `d` of `size` bytes read from `file` (a stored blob, or a layer's tar
+/// read back from its files; the registry checks the digest either way).
+fn upload(
+    client: &Client,
+    mut file: Box<dyn std::io::Read + Send>,
+    repo: &str,
+    d: &Digest,
+    size: u64,
+) -> Result<()> {
     let start = format!("/v2/{repo}/blobs/uploads/");
     let mut r = client.request("POST", &start, &[], Payload::Empty)?;
     if r.status().as_u16() != 202 {
         return Err(status_error(&client.url(&start), &mut r));
     }
     let mut loc = location(&r, &start)?;
-    let mut file = store.blobs.open(d)?;
     if size > CHUNK {
         let mut offset = 0u64;
         while offset < size {
@@ -165,13 +171,28 @@ pub fn push(store: &Store, client: &Client, local: &str, r: &Reference) -> Resul
     let repo = &r.repository;
     let mut report = PushReport::default();
     let mut known = KnownBlobs::load(store);
-    let mut blobs: Vec<(Digest, u64)> = manifest
+    // Each blob with the layer it belongs to (a layer kept as files has no blob file).
+    let mut blobs: Vec<(Digest, u64, Option<&Digest>)> = manifest
         .layers
         .iter()
-        .map(|l| (l.digest.clone(), l.size))
+        .zip(img.layers.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(l, chain)| (l.digest.clone(), l.size, chain))
         .collect();
-    blobs.push((manifest.config.digest.clone(), manifest.config.size as u64));
-    for (d, size) in blobs {
+    blobs.push((
+        manifest.config.digest.clone(),
+        manifest.config.size as u64,
+        None,
+    ));
+    let open = |d: &Digest, chain: Option<&Digest>| -> Result<Box<dyn std::io::Read + Send>> {
+        if store.blobs.exists(d) {
+            return Ok(Box::new(store.blobs.open(d)?));
+        }
+        match chain {
+            Some(c) => Ok(store.layer_tar(&store.layer(c)?)?),
+            None => Ok(Box::new(store.blobs.open(d)?)),
+        }
+    };
+    for (d, size, chain) in blobs {
         if exists(client, repo, &d)? {
             report.existing.push(d.clone());
         } else if let Some(from) = known
@@ -182,11 +203,11 @@ pub fn push(store: &Store, client: &Client, local: &str, r: &Reference) -> Resul
             if mount(client, repo, &d, &from)? {
                 report.mounted.push(d.clone());
             } else {
-                upload(client, store, repo, &d, size)?;
+                upload(client, open(&d, chain)?, repo, &d, size)?;
                 report.uploaded.push(d.clone());
             }
         } else {
-            upload(client, store, repo, &d, size)?;
+            upload(client, open(&d, chain)?, repo, &d, size)?;
             report.uploaded.push(d.clone());
         }
         known.note(&r.registry, &d, repo);

@@ -88,6 +88,8 @@ pub enum Command {
     Migrate(storage::MigrateArgs),
     /// Verify every blob, layer, image and container.
     Fsck(storage::FsckArgs),
+    /// Write recent writes to disk now (strata does it in the background after each command).
+    Flush,
     /// Serve the Docker Engine API (the docker CLI and SDKs drive strata through it).
     Daemon(storage::DaemonArgs),
     /// Show what happened to containers and images.
@@ -175,6 +177,10 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Export(a) => containers::export(ctx, a),
         Command::Info(a) => storage::info(ctx, a),
         Command::Fsck(a) => storage::fsck(ctx, a),
+        Command::Flush => {
+            ctx.engine.flush()?;
+            Ok(0)
+        }
         Command::Migrate(a) => storage::migrate(ctx, a),
         Command::Bench(a) => bench::bench(ctx, a),
         Command::System { cmd } => storage::system(ctx, cmd),

@@ -32,7 +32,7 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
                 let name = format!("{}/layer.tar", rec.diff_id.hex());
                 if done.insert(name.clone()) {
                     w.dir(rec.diff_id.hex()).map_err(io)?;
-                    let (_, plain) = decompress(store.blobs.open(&rec.blob)?)
+                    let (_, plain) = decompress(store.layer_tar(&rec)?)
                         .map_err(|e| StoreError::io("read", store.blobs.path(&rec.blob), e))?;
                     let mut hr = HashReader::new(plain);
                     w.file(&name, rec.tar_size, &mut hr).map_err(io)?;

@@ -73,8 +73,20 @@ fn write_blobs(store: &Store, sel: &[Selected], sink: &mut dyn Sink) -> Result<V
         let mut m: Manifest =
             serde_json::from_slice(&raw).map_err(|e| StoreError::json("stored manifest", e))?;
         put_blob(sink, &mut written, &m.config.digest)?;
-        for l in &m.layers {
-            put_blob(sink, &mut written, &l.digest)?;
+        for (l, chain) in m.layers.iter().zip(&s.img.layers) {
+            if store.blobs.exists(&l.digest) {
+                put_blob(sink, &mut written, &l.digest)?;
+                continue;
+            }
+            // Kept as files: the tar read back, checked against the DiffID to its end.
+            let rec = store.layer(chain)?;
+            if written.insert(l.digest.clone()) {
+                let mut r = store.layer_tar(&rec)?;
+                let name = format!("blobs/sha256/{}", l.digest.hex());
+                sink.add(&name, rec.tar_size, &mut r)
+                    .and_then(|()| io::copy(&mut r, &mut io::sink()).map(|_| ()))
+                    .map_err(|e| StoreError::io("write", name, e))?;
+            }
         }
         let bytes = if s.img.manifest_media_type == spec::OCI_MANIFEST {
             raw

@@ -37,8 +37,17 @@ fn digest_in_name(name: &str) -> Option<Digest> {
     Digest::from_hex(base).ok()
 }
 
+/// Whether member `name` is an uncompressed tar (no gzip or zstd magic).
+fn is_plain(src: &Source, name: &str, what: &str) -> Result<bool> {
+    let (r, _) = src.open_member(name, what)?;
+    let mut r = BufReader::new(r);
+    let c = Compression::detect(&mut r)
+        .map_err(|e| StoreError::io("read", std::path::PathBuf::from(name), e))?;
+    Ok(c == Compression::None)
+}
+
 /// Reads every image of the archive, storing and verifying its blobs.
-pub(crate) fn read(store: &Store, src: &Source) -> Result<Vec<Pending>> {
+pub(crate) fn read<'a>(store: &Store, src: &'a Source) -> Result<Vec<Pending<'a>>> {
     let data = src.read_small("manifest.json", "docker manifest.json", MAX_MANIFEST)?;
     let entries: Vec<DockerArchiveEntry> = serde_json::from_slice(&data)
         .map_err(|e| StoreError::json(format!("manifest.json in {}", src.label), e))?;
@@ -57,8 +66,12 @@ pub(crate) fn read(store: &Store, src: &Source) -> Result<Vec<Pending>> {
                 entry.config
             )));
         }
+        let cfg: crate::spec::ImageConfig =
+            serde_json::from_slice(&store.blobs.read(&config_digest)?)
+                .map_err(|e| StoreError::json(format!("image config {}", entry.config), e))?;
         let mut layers = Vec::new();
         let mut descs = Vec::new();
+        let mut sources: Vec<Option<super::SourceFn<'a>>> = Vec::new();
         for (i, name) in entry.layers.iter().enumerate() {
             // Classic `<id>/layer.tar` ids are v1 ids, not digests; only `blobs/sha256/`
             // names are a claim to check. The DiffID check at apply covers the rest.
@@ -67,6 +80,34 @@ pub(crate) fn read(store: &Store, src: &Source) -> Result<Vec<Pending>> {
                 .then(|| digest_in_name(name))
                 .flatten();
             let what = format!("layer {}", i + 1);
+            // An uncompressed layer is applied from the archive itself and kept as files
+            // plus a tar-split record: its digest is its DiffID (checked as it is applied).
+            if let Some(diff_id) = cfg.rootfs.diff_ids.get(i) {
+                if !store.blobs.exists(diff_id) && is_plain(src, name, &what)? {
+                    if let Some(c) = &claim {
+                        if c != diff_id {
+                            return Err(StoreError::DigestMismatch {
+                                what: format!("{what} ({name} in {})", src.label),
+                                expected: c.clone(),
+                                actual: diff_id.clone(),
+                            });
+                        }
+                    }
+                    let (_, size) = src.open_member(name, &what)?;
+                    descs.push(Descriptor {
+                        media_type: spec::DOCKER_LAYER.into(),
+                        digest: diff_id.clone(),
+                        size,
+                        annotations: None,
+                        platform: None,
+                    });
+                    layers.push((diff_id.clone(), spec::DOCKER_LAYER.to_string()));
+                    let (name, what) = (name.clone(), what.clone());
+                    sources.push(Some(Box::new(move || Ok(src.open_member(&name, &what)?.0))));
+                    continue;
+                }
+            }
+            sources.push(None);
             let (digest, size) = src.ingest(&store.blobs, name, &what, claim.as_ref(), None)?;
             let mut r = BufReader::new(store.blobs.open(&digest)?);
             let mt = match Compression::detect(&mut r)
@@ -105,6 +146,7 @@ pub(crate) fn read(store: &Store, src: &Source) -> Result<Vec<Pending>> {
             .map(|t| crate::refs::normalize(t))
             .collect::<Result<Vec<_>>>()?;
         out.push(Pending {
+            sources,
             names,
             manifest: serde_json::to_vec(&manifest).map_err(|e| StoreError::json("manifest", e))?,
             manifest_media_type: spec::DOCKER_MANIFEST.into(),

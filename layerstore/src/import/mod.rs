@@ -42,14 +42,21 @@ pub struct Loaded {
 
 /// An image whose blobs are stored and verified, waiting for its layers to be applied
 /// (by [`commit`]): what an import or a registry pull produces first.
-pub struct Pending {
+pub struct Pending<'a> {
     pub names: Vec<String>,
     pub manifest: Vec<u8>,
     pub manifest_media_type: String,
     pub config_digest: Digest,
     /// Layer blobs bottom-up with their media types.
     pub layers: Vec<(Digest, String)>,
+    /// Per layer (or none at all): where to read its tar when its blob is not stored (an
+    /// uncompressed layer of the archive being loaded, applied from there and kept as
+    /// files plus a tar-split record, never copied as a blob).
+    pub sources: Vec<Option<SourceFn<'a>>>,
 }
+
+/// Opens one layer's tar (see [`Pending::sources`]).
+pub type SourceFn<'a> = Box<dyn Fn() -> Result<Box<dyn std::io::Read + Send>> + Sync + 'a>;
 
 /// Loads every image in the archive or layout at `path`.
 pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>> {
@@ -98,7 +105,7 @@ pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded
 }
 
 /// Applies a pending image's layers and registers it.
-pub fn commit(store: &Store, p: Pending) -> Result<Loaded> {
+pub fn commit(store: &Store, p: Pending<'_>) -> Result<Loaded> {
     let cfg_bytes = store.blobs.read(&p.config_digest)?;
     let cfg: ImageConfig = serde_json::from_slice(&cfg_bytes)
         .map_err(|e| StoreError::json(format!("image config {}", p.config_digest), e))?;
@@ -114,10 +121,16 @@ pub fn commit(store: &Store, p: Pending) -> Result<Loaded> {
         .layers
         .iter()
         .zip(&cfg.rootfs.diff_ids)
-        .map(|((blob, mt), diff_id)| NewLayer {
+        .enumerate()
+        .map(|(i, ((blob, mt), diff_id))| NewLayer {
             diff_id,
             blob,
             media_type: mt,
+            source: p
+                .sources
+                .get(i)
+                .and_then(|s| s.as_ref())
+                .map(|f| crate::split_layers::LayerSource(f.as_ref())),
         })
         .collect();
     let chains = store.add_layers(None, &news, "layer")?;
@@ -209,6 +222,7 @@ pub fn import_rootfs(
     commit(
         store,
         Pending {
+            sources: Vec::new(),
             names: vec![name],
             manifest: serde_json::to_vec(&manifest).map_err(|e| StoreError::json("manifest", e))?,
             manifest_media_type: spec::OCI_MANIFEST.into(),

@@ -90,7 +90,11 @@ fn names_of(desc: &Descriptor, hint: &str) -> Vec<String> {
 }
 
 /// Reads every image the layout's index names.
-pub(crate) fn read(store: &Store, src: &Source, opts: &LoadOptions) -> Result<Vec<Pending>> {
+pub(crate) fn read<'a>(
+    store: &Store,
+    src: &'a Source,
+    opts: &LoadOptions,
+) -> Result<Vec<Pending<'a>>> {
     let data = src.read_small("index.json", "index.json", MAX_MANIFEST)?;
     let index: Index = serde_json::from_slice(&data)
         .map_err(|e| StoreError::json(format!("index.json in {}", src.label), e))?;
@@ -116,13 +120,13 @@ pub(crate) fn read(store: &Store, src: &Source, opts: &LoadOptions) -> Result<Ve
 }
 
 /// Follows `desc` down to one image manifest; `None` for non-image artifacts.
-fn resolve(
+fn resolve<'a>(
     store: &Store,
-    src: &Source,
+    src: &'a Source,
     desc: &Descriptor,
     wanted: &Platform,
     depth: u32,
-) -> Result<Option<Pending>> {
+) -> Result<Option<Pending<'a>>> {
     if depth > 4 {
         return Err(StoreError::Format(format!(
             "{}: indexes nested too deep",
@@ -169,8 +173,11 @@ fn resolve(
             media_type: cfg_mt.to_string(),
         });
     }
-    fetch_json(store, src, &m.config, "image config", MAX_CONFIG)?;
+    let cfg_bytes = fetch_json(store, src, &m.config, "image config", MAX_CONFIG)?;
+    let cfg: crate::spec::ImageConfig = serde_json::from_slice(&cfg_bytes)
+        .map_err(|e| StoreError::json(format!("image config {}", m.config.digest), e))?;
     let mut layers = Vec::new();
+    let mut sources: Vec<Option<super::SourceFn<'a>>> = Vec::new();
     for (i, l) in m.layers.iter().enumerate() {
         if !spec::is_layer_type(&l.media_type) {
             return Err(StoreError::MediaType {
@@ -180,6 +187,25 @@ fn resolve(
         }
         let what = format!("layer {}", i + 1);
         let size = Some(l.size);
+        // An uncompressed layer (its digest is its DiffID) is applied from the layout
+        // itself and kept as files plus a tar-split record, never copied as a blob.
+        let plain = matches!(l.media_type.as_str(), spec::OCI_LAYER | spec::DOCKER_LAYER);
+        if plain && cfg.rootfs.diff_ids.get(i) == Some(&l.digest) && !store.blobs.exists(&l.digest)
+        {
+            let name = blob_name(&l.digest);
+            let (_, len) = src.open_member(&name, &what)?;
+            if len != l.size {
+                return Err(StoreError::SizeMismatch {
+                    what: format!("{what} ({name} in {})", src.label),
+                    expected: l.size,
+                    actual: len,
+                });
+            }
+            layers.push((l.digest.clone(), l.media_type.clone()));
+            sources.push(Some(Box::new(move || Ok(src.open_member(&name, &what)?.0))));
+            continue;
+        }
+        sources.push(None);
         src.ingest(
             &store.blobs,
             &blob_name(&l.digest),
@@ -190,6 +216,7 @@ fn resolve(
         layers.push((l.digest.clone(), l.media_type.clone()));
     }
     Ok(Some(Pending {
+        sources,
         names: Vec::new(),
         manifest: bytes,
         manifest_media_type: mt,

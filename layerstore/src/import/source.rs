@@ -26,6 +26,9 @@ pub struct Source {
     staged: HashMap<PathBuf, (Digest, u64)>,
     /// Archive symlinks and hardlinks: name -> the member they point to.
     aliases: HashMap<PathBuf, PathBuf>,
+    /// An uncompressed archive read in place: member -> (offset, length) in `archive`.
+    indexed: HashMap<PathBuf, (u64, u64)>,
+    archive: Option<PathBuf>,
 }
 
 fn hint_of(p: &Path) -> String {
@@ -73,6 +76,8 @@ impl Source {
                 root_path: path.to_path_buf(),
                 staged: HashMap::new(),
                 aliases: HashMap::new(),
+                indexed: HashMap::new(),
+                archive: None,
             };
             s.descend_single_dir()?;
             return Ok(s);
@@ -84,11 +89,95 @@ impl Source {
             root_path: staging.to_path_buf(),
             staged: HashMap::new(),
             aliases: HashMap::new(),
+            indexed: HashMap::new(),
+            archive: None,
             label,
         };
-        s.stage_archive(f, staging)?;
+        let mut head = [0u8; 4];
+        let n = (&f)
+            .read(&mut head)
+            .map_err(|e| StoreError::io("read", path, e))?;
+        let plain = !head[..n].starts_with(&[0x1f, 0x8b])
+            && !head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+        if plain {
+            // Read in place: members are ranges of the archive, nothing is copied.
+            s.index_archive(path)?;
+            s.archive = Some(path.to_path_buf());
+        } else {
+            s.stage_archive(
+                File::open(path).map_err(|e| StoreError::io("open", path, e))?,
+                staging,
+            )?;
+        }
         s.descend_single_dir()?;
         Ok(s)
+    }
+
+    /// Lists an uncompressed archive's members (offset and length), seeking past their
+    /// contents.
+    fn index_archive(&mut self, path: &Path) -> Result<()> {
+        let label = self.label.clone();
+        let corrupt = |e: std::io::Error| {
+            StoreError::Format(format!(
+                "{label}: not a readable tar archive ({e}); is it truncated?"
+            ))
+        };
+        let f = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+        let len = f
+            .metadata()
+            .map_err(|e| StoreError::io("stat", path, e))?
+            .len();
+        let mut ar = tar::Archive::new(f);
+        for entry in ar.entries_with_seek().map_err(corrupt)? {
+            let entry = entry.map_err(corrupt)?;
+            let raw = entry.path_bytes().into_owned();
+            let name = clean(&raw).ok_or_else(|| {
+                StoreError::Format(format!(
+                    "{label}: member {:?} escapes the archive (a `..` component)",
+                    String::from_utf8_lossy(&raw)
+                ))
+            })?;
+            if name.as_os_str().is_empty() {
+                continue;
+            }
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let (off, size) = (entry.raw_file_position(), entry.size());
+                    if off.checked_add(size).is_none_or(|end| end > len) {
+                        return Err(corrupt(std::io::Error::other(format!(
+                            "member {} runs past the end",
+                            name.display()
+                        ))));
+                    }
+                    self.indexed.insert(name, (off, size));
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => self.note_link(&entry, name),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an archive symlink or hardlink member as an alias of its target.
+    fn note_link<R: Read>(&mut self, entry: &tar::Entry<'_, R>, name: PathBuf) {
+        let target = entry
+            .link_name_bytes()
+            .map(|c| c.into_owned())
+            .unwrap_or_default();
+        let t = if entry.header().entry_type() == tar::EntryType::Symlink {
+            let base = if target.starts_with(b"/") {
+                PathBuf::new()
+            } else {
+                name.parent().unwrap_or(Path::new("")).to_path_buf()
+            };
+            let joined = [base.as_os_str().as_encoded_bytes(), b"/", &target].concat();
+            resolve_dots(&joined)
+        } else {
+            clean(&target)
+        };
+        if let Some(t) = t {
+            self.aliases.insert(name, t);
+        }
     }
 
     fn stage_archive(&mut self, f: File, staging: &Path) -> Result<()> {
@@ -131,30 +220,7 @@ impl Source {
                         .map_err(|e| StoreError::io("rename", &dest, e))?;
                     self.staged.insert(name, (staged.digest, staged.size));
                 }
-                tar::EntryType::Symlink => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|c| c.into_owned())
-                        .unwrap_or_default();
-                    let base = if target.starts_with(b"/") {
-                        PathBuf::new()
-                    } else {
-                        name.parent().unwrap_or(Path::new("")).to_path_buf()
-                    };
-                    let joined = [base.as_os_str().as_encoded_bytes(), b"/", &target].concat();
-                    if let Some(t) = resolve_dots(&joined) {
-                        self.aliases.insert(name, t);
-                    }
-                }
-                tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|c| c.into_owned())
-                        .unwrap_or_default();
-                    if let Some(t) = clean(&target) {
-                        self.aliases.insert(name, t);
-                    }
-                }
+                tar::EntryType::Symlink | tar::EntryType::Link => self.note_link(&entry, name),
                 _ => {}
             }
         }
@@ -165,6 +231,37 @@ impl Source {
     /// layout dir, like `busybox-wh.oci/`), use that directory as the root.
     fn descend_single_dir(&mut self) -> Result<()> {
         if self.exists("index.json") || self.exists("manifest.json") {
+            return Ok(());
+        }
+        if self.archive.is_some() {
+            let tops: std::collections::BTreeSet<PathBuf> = self
+                .indexed
+                .keys()
+                .filter(|k| k.components().count() > 1)
+                .filter_map(|k| k.components().next())
+                .map(|c| PathBuf::from(c.as_os_str()))
+                .collect();
+            if tops.len() != 1 {
+                return Ok(());
+            }
+            let sub = tops.into_iter().next().unwrap_or_default();
+            let has = |n: &str| self.indexed.contains_key(&sub.join(n));
+            if has("index.json") || has("manifest.json") {
+                self.indexed = std::mem::take(&mut self.indexed)
+                    .into_iter()
+                    .filter_map(|(k, v)| k.strip_prefix(&sub).ok().map(|k| (k.to_path_buf(), v)))
+                    .collect();
+                self.aliases = std::mem::take(&mut self.aliases)
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.strip_prefix(&sub).ok()?.to_path_buf(),
+                            v.strip_prefix(&sub).ok()?.to_path_buf(),
+                        ))
+                    })
+                    .collect();
+                self.name_hint = hint_of(&sub);
+            }
             return Ok(());
         }
         let dirs: Vec<PathBuf> = fs::read_dir(&self.root_path)
@@ -221,25 +318,49 @@ impl Source {
     /// Whether `name` exists as a file.
     pub fn exists(&self, name: &str) -> bool {
         self.resolve(name)
-            .map(|p| open_in_root(&self.root, &p, OpenMode::ReadFile).is_ok())
+            .map(|p| {
+                if self.archive.is_some() {
+                    self.indexed.contains_key(&p)
+                } else {
+                    open_in_root(&self.root, &p, OpenMode::ReadFile).is_ok()
+                }
+            })
             .unwrap_or(false)
     }
 
-    fn open_file(&self, name: &str, what: &str) -> Result<File> {
+    /// Opens member `name` for reading: its content and length. A directory's member must
+    /// be a regular file.
+    pub fn open_member(&self, name: &str, what: &str) -> Result<(Box<dyn Read + Send>, u64)> {
         let p = self.resolve(name)?;
-        match open_in_root(&self.root, &p, OpenMode::ReadFile) {
-            Ok(fd) => Ok(File::from(fd)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Missing {
-                what: format!("{what} ({name})"),
-                source_name: self.label.clone(),
-            }),
-            Err(e) => Err(StoreError::io("open", self.root_path.join(p), e)),
+        let missing = || StoreError::Missing {
+            what: format!("{what} ({name})"),
+            source_name: self.label.clone(),
+        };
+        if let Some(archive) = &self.archive {
+            let &(off, len) = self.indexed.get(&p).ok_or_else(missing)?;
+            let mut f = File::open(archive).map_err(|e| StoreError::io("open", archive, e))?;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(off))
+                .map_err(|e| StoreError::io("seek", archive, e))?;
+            return Ok((Box::new(f.take(len)), len));
         }
+        let f = match open_in_root(&self.root, &p, OpenMode::ReadFile) {
+            Ok(fd) => File::from(fd),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(StoreError::io("open", self.root_path.join(p), e)),
+        };
+        let md = f.metadata().map_err(|e| StoreError::io("stat", &p, e))?;
+        if !md.is_file() {
+            return Err(StoreError::Format(format!(
+                "{what} ({name} in {}) is not a regular file",
+                self.label
+            )));
+        }
+        Ok((Box::new(f), md.len()))
     }
 
     /// Reads a JSON document of at most `limit` bytes.
     pub fn read_small(&self, name: &str, what: &str, limit: u64) -> Result<Vec<u8>> {
-        let f = self.open_file(name, what)?;
+        let (f, _) = self.open_member(name, what)?;
         let mut data = Vec::new();
         f.take(limit + 1)
             .read_to_end(&mut data)
@@ -304,14 +425,10 @@ impl Source {
                 return Ok((exp.clone(), size.unwrap_or(0)));
             }
         }
-        let mut f = self.open_file(name, &what)?;
         // The size on disk is checked before anything is copied: a layout's blob file may
         // be far larger than its descriptor says, or not a file at all.
-        let md = f.metadata().map_err(|e| StoreError::io("stat", &p, e))?;
-        if !md.is_file() {
-            return Err(StoreError::Format(format!("{what} is not a regular file")));
-        }
-        check_size(md.len())?;
+        let (mut f, len) = self.open_member(name, &what)?;
+        check_size(len)?;
         let staged = blobs.stage(&mut f)?;
         let (d, n) = (staged.digest.clone(), staged.size);
         if let Err(e) = check_size(n) {

@@ -13,9 +13,11 @@ use super::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::readahead::with_read_ahead;
+use crate::tarsplit::Recorder;
 use drivers::WhiteoutFormat;
 use fsutil::{open_root, remove_all_at, times_of, xattr};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -23,6 +25,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use tar::EntryType;
 
 /// Why a layer could not be applied.
@@ -63,6 +66,9 @@ pub struct ApplyResult {
     pub entries: u64,
     /// The compression the stream had.
     pub compression: Compression,
+    /// With [`Target::split_to`]: whether the tar-split record is complete (else the
+    /// layer's files cannot give its tar back and the blob must be kept).
+    pub split: Option<bool>,
 }
 
 fn display(p: &Path) -> String {
@@ -101,6 +107,7 @@ pub fn apply_layer<R: Read + Send>(
         format: hook,
         lowers: &[],
         gate: None,
+        split_to: None,
     };
     apply_layer_onto(reader, &target, &Limits::default())
 }
@@ -125,6 +132,7 @@ pub fn apply_to_layer<R: Read + Send>(
         format: driver.whiteout_format(),
         lowers: &lowers,
         gate: None,
+        split_to: None,
     };
     apply_layer_onto(reader, &target, limits)
 }
@@ -139,6 +147,8 @@ pub struct Target<'a> {
     /// Called (once) before the lower layers are first read: where layers are applied in
     /// parallel it waits for the ones below to be complete.
     pub gate: Option<Gate<'a>>,
+    /// Record a tar-split of the stream here (see [`crate::tarsplit`]).
+    pub split_to: Option<&'a Path>,
 }
 
 /// Applies a layer onto `target` under `limits`: an oversized PAX or long-name record,
@@ -152,7 +162,20 @@ pub fn apply_layer_onto<R: Read + Send>(
 ) -> Result<ApplyResult, ApplyError> {
     let root = target.root;
     let root_fd = open_root(root).map_err(io_err(Path::new(""), "open layer root"))?;
+    let recorder = match target.split_to {
+        Some(p) => Some(Rc::new(RefCell::new(Recorder::create(p).map_err(|e| {
+            ApplyError::Io {
+                path: p.display().to_string(),
+                op: "start the tar-split record",
+                source: io::Error::other(e.to_string()),
+            }
+        })?))),
+        None => None,
+    };
     let (applied, produced) = with_read_ahead(reader, |stream| -> Result<(u64, u64), ApplyError> {
+        if let Some(r) = &recorder {
+            stream.record_to(r.clone());
+        }
         let (guard, refused) = HeaderGuard::new(&mut *stream, limits.max_header_record);
         let refusal = || refused.borrow().clone().map(ApplyError::Limit);
         let mut archive = tar::Archive::new(guard);
@@ -168,6 +191,7 @@ pub fn apply_layer_onto<R: Read + Send>(
             max_bytes: limits.max_layer_bytes,
             data_size: 0,
             entries: 0,
+            recorder: recorder.clone(),
         };
         let entries = archive
             .entries()
@@ -196,6 +220,15 @@ pub fn apply_layer_onto<R: Read + Send>(
         stream.drain().map_err(ApplyError::Tar)?;
         Ok((ap.data_size, ap.entries))
     });
+    let split = match recorder.map(Rc::try_unwrap) {
+        Some(Ok(r)) => Some(r.into_inner().finish().map_err(|e| ApplyError::Io {
+            path: "/".into(),
+            op: "write the tar-split record",
+            source: io::Error::other(e.to_string()),
+        })),
+        Some(Err(_)) => Some(Ok(false)),
+        None => None,
+    };
     let (data_size, entries) = applied?;
     let p = produced.map_err(ApplyError::Tar)?;
     Ok(ApplyResult {
@@ -204,6 +237,7 @@ pub fn apply_layer_onto<R: Read + Send>(
         data_size,
         entries,
         compression: p.compression,
+        split: split.transpose()?,
     })
 }
 
@@ -231,6 +265,8 @@ struct Applier<'a> {
     max_bytes: u64,
     data_size: u64,
     entries: u64,
+    /// The tar-split record being made, if any.
+    recorder: Option<Rc<RefCell<Recorder>>>,
 }
 
 fn timestamps(hdr: &tar::Header, pax: &PaxInfo) -> Timestamps {
@@ -328,6 +364,9 @@ impl Applier<'_> {
                 // one: what the layers below had at this path stays hidden.
                 hide_below |= is_dir && !existing_dir;
                 if !(existing_dir && is_dir) {
+                    if let Some(r) = &self.recorder {
+                        r.borrow_mut().replaced(&rpath);
+                    }
                     remove_all_at(pfd.as_fd(), &name)
                         .map_err(io_err(&path, "replace existing entry"))?;
                     if existing_dir {
@@ -357,6 +396,14 @@ impl Applier<'_> {
                 )
                 .map_err(|e| io_err(&path, "create file")(errno(e)))?;
                 let file = File::from(fd);
+                if let Some(r) = &self.recorder {
+                    let mut r = r.borrow_mut();
+                    if pax.sparse.present() || kind == EntryType::GNUSparse {
+                        r.taint(format!("{} is a sparse file", display(&path)));
+                    } else {
+                        r.file(&rpath, entry.raw_file_position(), entry.size());
+                    }
+                }
                 if pax.sparse.present() {
                     self.write_pax_sparse(entry, &file, &pax.sparse, &path)?;
                 } else {
