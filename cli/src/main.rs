@@ -81,7 +81,7 @@ fn run(cli: Cli) -> Result<i32> {
     // What a command wrote is flushed to disk after it, in the background.
     let flush_after = !matches!(
         cli.command,
-        commands::Command::Flush
+        commands::Command::Flush { .. }
             | commands::Command::Shim { .. }
             | commands::Command::Daemon(_)
             | commands::Command::UnionfsServe(_)

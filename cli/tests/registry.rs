@@ -47,6 +47,13 @@ fn push_then_pull_round_trips_and_a_second_push_uploads_nothing() {
     let reg = Registry::start(None);
     let a = Strata::new();
     a.load("images/busybox-wh.docker.tar");
+    // The archive's layers are uncompressed: kept as files plus tar-split records, no
+    // layer blobs (only the config and the manifest). What is pushed is read back from
+    // the files, and the registry checks every digest.
+    let blobs = std::fs::read_dir(a.root().join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 2);
     let dest = format!("{}/test/bb:v1", reg.addr);
     let o = a.run(&strs(&plain(&["push", "busybox-wh:1", &dest])));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -42,7 +42,10 @@ impl Engine {
         for o in &cfg.storage_opts {
             cmd.arg(format!("--storage-opt={o}"));
         }
+        // A second later: a command that follows at once (create after load) is not
+        // made to wait behind the flush's writeback for its own small fsyncs.
         cmd.arg("flush")
+            .arg("--after-ms=1000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -1,6 +1,8 @@
 //! Reading a stream on a second core: one thread reads and decompresses while the caller
 //! hashes and consumes, so inflating a layer overlaps with hashing it and writing its files
 //! (inflate is the largest cost, so the hash goes with the consumer to balance two cores).
+//! An uncompressed stream leaves the reading thread idle: it hashes then (debian-min as a
+//! docker-archive ran on one core, 0.93 CPU-s in 0.89 s, sha256 14 % of it).
 
 use crate::compress::{decompress, Compression};
 use crate::digest::Digest;
@@ -9,7 +11,9 @@ use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
 use std::io::{self, Read};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 const CHUNK: usize = 256 * 1024;
 const DEPTH: usize = 16;
@@ -33,6 +37,8 @@ pub struct ChunkReader {
     rx: Receiver<Msg>,
     hasher: Sha256,
     count: u64,
+    /// The producer hashes (set before its first chunk, seen through the channel).
+    producer_hashes: Arc<AtomicBool>,
     recycle: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
@@ -49,8 +55,10 @@ impl Read for ChunkReader {
             }
             match self.rx.recv() {
                 Ok(Msg::Data(v)) => {
-                    self.hasher.update(&v);
-                    self.count += v.len() as u64;
+                    if !self.producer_hashes.load(Ordering::Relaxed) {
+                        self.hasher.update(&v);
+                        self.count += v.len() as u64;
+                    }
                     let old = std::mem::replace(&mut self.cur, v);
                     let _ = self.recycle.try_send(old);
                     self.pos = 0;
@@ -95,50 +103,61 @@ where
     F: FnOnce(&mut ChunkReader) -> T,
 {
     let (tx, rx) = sync_channel::<Msg>(DEPTH);
+    let producer_hashes = Arc::new(AtomicBool::new(false));
+    let flag = producer_hashes.clone();
     let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
     std::thread::scope(|scope| {
-        let producer = scope.spawn(move || -> io::Result<Compression> {
-            let (compression, plain) = match decompress(input) {
-                Ok(x) => x,
-                Err(e) => {
-                    let kind = e.kind();
-                    let _ = tx.send(Msg::Err(e));
-                    return Err(io::Error::new(kind, "reading the layer failed"));
-                }
-            };
-            let mut hr = plain;
-            loop {
-                let mut buf = recycle_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-                buf.resize(CHUNK, 0);
-                let mut filled = 0;
-                while filled < CHUNK {
-                    match hr.read(&mut buf[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let msg = e.to_string();
-                            let _ = tx.send(Msg::Err(e));
-                            return Err(io::Error::other(msg));
+        let producer = scope.spawn(
+            move || -> io::Result<(Compression, Option<(Sha256, u64)>)> {
+                let (compression, plain) = match decompress(input) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let kind = e.kind();
+                        let _ = tx.send(Msg::Err(e));
+                        return Err(io::Error::new(kind, "reading the layer failed"));
+                    }
+                };
+                let mut hr = plain;
+                let mut own = (compression == Compression::None).then(|| (Sha256::new(), 0u64));
+                flag.store(own.is_some(), Ordering::Relaxed);
+                loop {
+                    let mut buf = recycle_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    buf.resize(CHUNK, 0);
+                    let mut filled = 0;
+                    while filled < CHUNK {
+                        match hr.read(&mut buf[filled..]) {
+                            Ok(0) => break,
+                            Ok(n) => filled += n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                let msg = e.to_string();
+                                let _ = tx.send(Msg::Err(e));
+                                return Err(io::Error::other(msg));
+                            }
                         }
                     }
+                    if filled == 0 {
+                        break;
+                    }
+                    buf.truncate(filled);
+                    if let Some((h, n)) = &mut own {
+                        h.update(&buf);
+                        *n += filled as u64;
+                    }
+                    if tx.send(Msg::Data(buf)).is_err() {
+                        break; // the consumer stopped early (an error)
+                    }
                 }
-                if filled == 0 {
-                    break;
-                }
-                buf.truncate(filled);
-                if tx.send(Msg::Data(buf)).is_err() {
-                    break; // the consumer stopped early (an error)
-                }
-            }
-            Ok(compression)
-        });
+                Ok((compression, own))
+            },
+        );
         let mut reader = ChunkReader {
             rx,
             hasher: Sha256::new(),
             count: 0,
+            producer_hashes,
             recycle: recycle_tx,
             cur: Vec::new(),
             pos: 0,
@@ -153,10 +172,13 @@ where
         let produced = producer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("layer reader thread panicked")))
-            .map(|compression| Produced {
-                compression,
-                digest: Digest::from_bytes(&hasher.finalize()),
-                size: count,
+            .map(|(compression, own)| {
+                let (hasher, count) = own.unwrap_or((hasher, count));
+                Produced {
+                    compression,
+                    digest: Digest::from_bytes(&hasher.finalize()),
+                    size: count,
+                }
             });
         (out, produced)
     })

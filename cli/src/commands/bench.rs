@@ -4,6 +4,7 @@
 //! table of median (min–max) per step and driver, and writes JSON and a self-contained
 //! HTML page with a bar chart.
 
+use super::bench_peers::{self, Forms, Peer};
 use super::Context;
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
@@ -15,7 +16,11 @@ use std::time::Instant;
 
 /// The steps, in order, with what each does.
 const STEPS: &[(&str, &str)] = &[
-    ("load", "load the image"),
+    ("load", "load the image (docker-archive, uncompressed)"),
+    (
+        "flush",
+        "write what load left in the page cache to disk (strata flush; else in the background)",
+    ),
     ("create+mount", "create a container and mount its rootfs"),
     ("start", "run --rm IMAGE true"),
     (
@@ -27,6 +32,11 @@ const STEPS: &[(&str, &str)] = &[
     ("diff", "diff the container"),
     ("remove", "umount, rm and rmi"),
     ("migrate", "migrate a loaded store to another driver"),
+    (
+        "unpack",
+        "the image's OCI layout to a mounted rootfs (load + create + mount)",
+    ),
+    ("pull", "pull the image from a local registry on 127.0.0.1"),
 ];
 
 #[derive(Args, Debug)]
@@ -52,6 +62,10 @@ pub struct BenchArgs {
     /// Where to make the scratch filesystem.
     #[arg(long, default_value = "/var/tmp")]
     dir: PathBuf,
+    /// Also time load, pull and unpack through a peer in the same run: `docker` (the
+    /// dockerd at /var/run/docker.sock), `docker=SOCKET`, or `umoci` (repeatable).
+    #[arg(long)]
+    compare: Vec<String>,
 }
 
 struct Runner {
@@ -110,13 +124,23 @@ fn one_run(
     image: &Path,
     big: u64,
     run: usize,
+    forms: &Forms,
 ) -> Result<(BTreeMap<String, f64>, u64)> {
     let root = base.join(format!("{driver}-{run}"));
     let mut t: BTreeMap<String, f64> = BTreeMap::new();
     let used_before = used_bytes(base);
     let t0 = Instant::now();
-    let loaded = r.run(&root, driver, &["load", "-i", &image.to_string_lossy()])?;
+    let loaded = r.run(
+        &root,
+        driver,
+        &["load", "-i", &forms.archive.to_string_lossy()],
+    )?;
     t.insert("load".into(), ms(t0));
+    // The flush load leaves for later, timed on its own so it does not land in the
+    // steps after it.
+    let t0 = Instant::now();
+    r.run(&root, driver, &["flush"])?;
+    t.insert("flush".into(), ms(t0));
     let name = loaded
         .lines()
         .find_map(|l| {
@@ -176,6 +200,30 @@ fn one_run(
     r.run(&root, driver, &["migrate", "--to", other, "--prune"])?;
     t.insert("migrate".into(), ms(t0));
     let _ = std::fs::remove_dir_all(&root);
+    // Unpack: the OCI layout to a mounted rootfs, in a fresh store.
+    let root = base.join(format!("{driver}-{run}-unpack"));
+    let t0 = Instant::now();
+    let out = r.run(&root, driver, &["load", "-i", &forms.oci.to_string_lossy()])?;
+    let oci_name = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Loaded image: "))
+        .ok_or_else(|| anyhow!("the OCI layout named no image"))?
+        .trim()
+        .to_string();
+    r.run(&root, driver, &["create", "--name", "u", &oci_name, "true"])?;
+    r.run(&root, driver, &["mount", "u"])?;
+    t.insert("unpack".into(), ms(t0));
+    r.run(&root, driver, &["flush"])?;
+    r.run(&root, driver, &["umount", "u"])?;
+    let _ = std::fs::remove_dir_all(&root);
+    if let Some(p) = &forms.pushed {
+        let root = base.join(format!("{driver}-{run}-pull"));
+        let t0 = Instant::now();
+        r.run(&root, driver, &["pull", "--tls-verify=false", p])?;
+        t.insert("pull".into(), ms(t0));
+        r.run(&root, driver, &["flush"])?;
+        let _ = std::fs::remove_dir_all(&root);
+    }
     Ok((t, disk))
 }
 
@@ -237,12 +285,14 @@ fn html(doc: &serde_json::Value, drivers: &[String]) -> String {
         rows += &format!("<tr><td>{s}</td><td>{what}</td>");
         for d in drivers {
             let c = &doc["drivers"][d]["steps"][s];
-            rows += &format!(
-                "<td>{:.1} ({:.1}–{:.1})</td>",
-                c["median_ms"].as_f64().unwrap_or(0.0),
-                c["min_ms"].as_f64().unwrap_or(0.0),
-                c["max_ms"].as_f64().unwrap_or(0.0)
-            );
+            rows += &match c["median_ms"].as_f64() {
+                Some(m) => format!(
+                    "<td>{m:.1} ({:.1}–{:.1})</td>",
+                    c["min_ms"].as_f64().unwrap_or(0.0),
+                    c["max_ms"].as_f64().unwrap_or(0.0)
+                ),
+                None => "<td>-</td>".into(),
+            };
         }
         rows += "</tr>";
     }
@@ -315,6 +365,29 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
     let size = (4u64 << 30).max((a.big_file_mb << 20) * 6);
     let mut fs = loopfs::LoopFs::create(fstype, &work.join("fs.img"), &work.join("fs"), size)
         .with_context(|| format!("making a {fstype} filesystem for the benchmark (needs root)"))?;
+    let peers = a
+        .compare
+        .iter()
+        .map(|p| Peer::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    for p in &peers {
+        if let Some(why) = p.unavailable() {
+            bail!("--compare {}: {why}", p.name());
+        }
+    }
+    let registry = bench_peers::Registry::start(&work.join("registry"))?;
+    if registry.is_none() {
+        eprintln!("bench: no docker-registry on PATH: the pull step is skipped");
+    }
+    let forms = bench_peers::prepare(
+        &exe,
+        &config,
+        &fs.path().join("prepare"),
+        &image,
+        fs.path(),
+        registry.as_ref(),
+    )
+    .context("preparing the image for the benchmark")?;
     let runner = Runner { exe, config };
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut doc = json!({
@@ -333,7 +406,7 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
                 if tty {
                     eprintln!("bench {d}: run {}/{}", run + 1, a.runs);
                 }
-                let (t, du) = one_run(&runner, fs.path(), d, &image, a.big_file_mb, run)
+                let (t, du) = one_run(&runner, fs.path(), d, &image, a.big_file_mb, run, &forms)
                     .with_context(|| format!("bench {d}"))?;
                 disk = disk.max(du);
                 for (k, v) in t {
@@ -350,8 +423,36 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
             }
             doc["drivers"][d] = json!({"steps": steps, "disk_bytes": disk});
         }
+        // The peers, run after the drivers in the same session.
+        for p in &peers {
+            let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            for run in 0..a.runs {
+                if tty {
+                    eprintln!("bench {}: run {}/{}", p.name(), run + 1, a.runs);
+                }
+                for (k, v) in bench_peers::one_run(p, &forms, fs.path())
+                    .with_context(|| format!("bench {}", p.name()))?
+                {
+                    samples.entry(k.to_string()).or_default().push(v);
+                }
+            }
+            let mut steps = serde_json::Map::new();
+            for (k, mut v) in samples {
+                let (med, min, max) = stats(&mut v);
+                steps.insert(
+                    k,
+                    json!({"median_ms": med, "min_ms": min, "max_ms": max, "samples": v}),
+                );
+            }
+            doc["drivers"][p.name()] = json!({"steps": steps, "peer": true});
+        }
         Ok(())
     })();
+    drop(registry);
+    let drivers: Vec<String> = drivers
+        .into_iter()
+        .chain(peers.iter().map(|p| p.name().to_string()))
+        .collect();
     let _ = fs.destroy();
     let _ = std::fs::remove_dir_all(&work);
     result?;
@@ -363,20 +464,23 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
         let mut row = vec![s.to_string()];
         for d in &drivers {
             let c = &doc["drivers"][d]["steps"][s];
-            row.push(format!(
-                "{:.1} ms ({:.1}–{:.1})",
-                c["median_ms"].as_f64().unwrap_or(0.0),
-                c["min_ms"].as_f64().unwrap_or(0.0),
-                c["max_ms"].as_f64().unwrap_or(0.0)
-            ));
+            row.push(match c["median_ms"].as_f64() {
+                Some(m) => format!(
+                    "{m:.1} ms ({:.1}–{:.1})",
+                    c["min_ms"].as_f64().unwrap_or(0.0),
+                    c["max_ms"].as_f64().unwrap_or(0.0)
+                ),
+                None => "-".into(),
+            });
         }
         t.add_row(row);
     }
     let mut row = vec!["disk".to_string()];
     for d in &drivers {
-        row.push(crate::output::human_size(
-            doc["drivers"][d]["disk_bytes"].as_u64().unwrap_or(0),
-        ));
+        row.push(match doc["drivers"][d]["disk_bytes"].as_u64() {
+            Some(b) => crate::output::human_size(b),
+            None => "-".into(),
+        });
     }
     t.add_row(row);
     println!(

@@ -1,6 +1,7 @@
 //! The verbs of `../shared/design/cli.md`, each a thin layer over the library crates.
 
 mod bench;
+mod bench_peers;
 mod containers;
 mod images;
 mod registry;
@@ -89,7 +90,11 @@ pub enum Command {
     /// Verify every blob, layer, image and container.
     Fsck(storage::FsckArgs),
     /// Write recent writes to disk now (strata does it in the background after each command).
-    Flush,
+    Flush {
+        /// Wait this long first (the background flush lets a following command run first).
+        #[arg(long, default_value_t = 0, hide = true)]
+        after_ms: u64,
+    },
     /// Serve the Docker Engine API (the docker CLI and SDKs drive strata through it).
     Daemon(storage::DaemonArgs),
     /// Show what happened to containers and images.
@@ -177,7 +182,8 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Export(a) => containers::export(ctx, a),
         Command::Info(a) => storage::info(ctx, a),
         Command::Fsck(a) => storage::fsck(ctx, a),
-        Command::Flush => {
+        Command::Flush { after_ms } => {
+            std::thread::sleep(std::time::Duration::from_millis(after_ms));
             ctx.engine.flush()?;
             Ok(0)
         }

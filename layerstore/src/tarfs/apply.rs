@@ -192,6 +192,7 @@ pub fn apply_layer_onto<R: Read + Send>(
             data_size: 0,
             entries: 0,
             recorder: recorder.clone(),
+            copied_up: false,
         };
         let entries = archive
             .entries()
@@ -267,6 +268,9 @@ struct Applier<'a> {
     entries: u64,
     /// The tar-split record being made, if any.
     recorder: Option<Rc<RefCell<Recorder>>>,
+    /// A hardlink target was copied up from a layer below (names this layer did not
+    /// write may exist in it from then on).
+    copied_up: bool,
 }
 
 fn timestamps(hdr: &tar::Header, pax: &PaxInfo) -> Timestamps {
@@ -356,8 +360,19 @@ impl Applier<'_> {
                 .hook
                 .clear_whiteout(pfd.as_fd(), &name)
                 .map_err(io_err(&path, "replace whiteout"))?;
-        // Anything already there is replaced, except a directory by a directory.
-        match rustix::fs::statat(&pfd, &name, AtFlags::SYMLINK_NOFOLLOW) {
+        // Anything already there is replaced, except a directory by a directory. In a
+        // layer that holds only its own changes a name can be there only if this layer
+        // put it there: otherwise the lookup is skipped (one syscall per entry).
+        let may_exist = self.hook.full_tree()
+            || self.copied_up
+            || self.touched(&rpath)
+            || self.dir_times.contains_key(&rpath);
+        let existing = if may_exist {
+            rustix::fs::statat(&pfd, &name, AtFlags::SYMLINK_NOFOLLOW)
+        } else {
+            Err(rustix::io::Errno::NOENT)
+        };
+        match existing {
             Ok(st) => {
                 let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                 // A directory in place of a non-directory of this layer is a new, empty
@@ -852,6 +867,7 @@ impl Applier<'_> {
             Hit::Dir(_) | Hit::Absent { .. } => return Err(missing()),
         };
         if let Some((st, Place::Lower(layer, from))) = place {
+            self.copied_up = true;
             let (tdir, _) = self.layer_dir(&dir.path, path)?;
             let copy = fsutil::CopyOptions::new(true);
             fsutil::copy_entry_at(from.as_fd(), tname, tdir.as_fd(), tname, &copy)
