@@ -26,9 +26,17 @@ fn bench_compares_drivers_in_a_table_json_and_html() {
         json.to_str().unwrap(),
         "--html",
         html.to_str().unwrap(),
+        "--compare",
+        "umoci",
     ]);
+    // The pull step needs a local registry (Debian's docker-registry, which the test
+    // command installs).
+    let registry = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("docker-registry").is_file()));
     for step in [
         "load",
+        "flush",
+        "unpack",
         "create+mount",
         "start",
         "write",
@@ -48,7 +56,7 @@ fn bench_compares_drivers_in_a_table_json_and_html() {
     assert_eq!(v["runs"], 2);
     for d in ["overlay2", "vfs"] {
         let steps = v["drivers"][d]["steps"].as_object().unwrap();
-        assert_eq!(steps.len(), 9, "{d}: {steps:?}");
+        assert_eq!(steps.len(), 11 + registry as usize, "{d}: {steps:?}");
         for (name, st) in steps {
             let (med, min, max) = (
                 st["median_ms"].as_f64().unwrap(),
@@ -62,6 +70,16 @@ fn bench_compares_drivers_in_a_table_json_and_html() {
             v["drivers"][d]["disk_bytes"].as_u64().unwrap() > 4 << 20,
             "{d}: the 4 MiB file is counted"
         );
+    }
+    // The peer in the same run: umoci's unpack, in the table and the JSON.
+    let umoci = &v["drivers"]["umoci"];
+    assert_eq!(umoci["peer"], true);
+    assert!(umoci["steps"]["unpack"]["median_ms"].as_f64().unwrap() > 0.0);
+    assert!(umoci["steps"]["load"].is_null());
+    let head = out.lines().find(|l| l.starts_with("step")).unwrap();
+    assert!(head.contains("umoci"), "{head}");
+    if registry {
+        assert!(out.lines().any(|l| l.starts_with("pull")), "{out}");
     }
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(
