@@ -12,6 +12,11 @@ impl Engine {
         if !self.flush_pending() {
             return Ok(());
         }
+        // The common case needs no store (no driver opened, nothing made): only a repair
+        // after an unclean shutdown does.
+        if layerstore::journal::flush_root(&self.config().data_root)? {
+            return Ok(());
+        }
         Ok(self.store()?.flush()?)
     }
 
@@ -36,6 +41,7 @@ impl Engine {
         let cfg = self.config();
         let mut cmd = Command::new(exe);
         cmd.arg("--data-root").arg(&cfg.data_root);
+        // The driver and its options, for the rare flush that must repair first.
         if let Some(d) = &cfg.driver {
             cmd.arg("--storage-driver").arg(d);
         }

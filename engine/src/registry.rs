@@ -50,7 +50,11 @@ impl Engine {
         let r = Reference::parse(reference)?;
         let client = conn.client(&r.registry)?;
         let store = self.store()?;
-        let opts = registry::pull::PullOptions { platform, progress };
+        let opts = registry::pull::PullOptions {
+            platform,
+            progress,
+            stream: true,
+        };
         let loaded =
             registry::pull::pull(&store, &client, &r, &opts).ctx(|| format!("pull {reference}"))?;
         if let Ok(Some(img)) = store.images.get(loaded.id.hex()) {

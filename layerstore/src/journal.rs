@@ -89,6 +89,52 @@ fn op_alive(op: &str) -> bool {
     }
 }
 
+/// Flushes what the journal of data root `root` lists without opening the store (no
+/// driver, nothing created): one syncfs of the data root's filesystem (and of any
+/// filesystem mounted right below it), then the lines of settled operations go. Returns
+/// false, doing nothing, when lines of an earlier boot need a repair first
+/// ([`crate::Store::repair_unflushed`], which opening the store runs).
+pub fn flush_root(root: &Path) -> Result<bool> {
+    let j = Journal::new(root);
+    if !j.pending() {
+        return Ok(true);
+    }
+    if !j.from_earlier_boots()?.is_empty() {
+        return Ok(false);
+    }
+    let settled = j.settled_ops()?;
+    sync_tree(root)?;
+    if !settled.is_empty() {
+        j.forget(&settled, false)?;
+    }
+    Ok(true)
+}
+
+/// syncfs of `root`'s filesystem and of filesystems mounted on its subdirectories (a
+/// driver's home on a filesystem of its own).
+pub(crate) fn sync_tree(root: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let sync = |p: &Path| -> Result<()> {
+        let fd = fsutil::open_root(p).map_err(|e| StoreError::io("open", p, e))?;
+        rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", p, e))
+    };
+    sync(root)?;
+    let dev = fs::metadata(root)
+        .map_err(|e| StoreError::io("stat", root, e))?
+        .dev();
+    if let Ok(entries) = fs::read_dir(root) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if let Ok(md) = fs::symlink_metadata(&p) {
+                if md.is_dir() && md.dev() != dev {
+                    sync(&p)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Journal {
     /// The journal under data root `root`, for this process's writes.
     pub fn new(root: &Path) -> Journal {

@@ -11,11 +11,16 @@ use crate::tarfs::{apply_layer_onto, ApplyResult, Target};
 use std::io::Read;
 use std::path::PathBuf;
 
-/// Opens a layer's tar when its blob is not stored: an uncompressed layer inside an
-/// archive being loaded. Called once to apply it, and again only if the blob must be
-/// kept after all.
+/// Opens a layer's blob when it is not stored yet: an uncompressed layer inside an
+/// archive being loaded (called once to apply it, again only if the blob must be kept
+/// after all), or a download that stores the blob itself as it ends (`stores_blob`).
 #[derive(Clone, Copy)]
-pub struct LayerSource<'a>(pub &'a (dyn Fn() -> Result<Box<dyn Read + Send>> + Sync + 'a));
+pub struct LayerSource<'a> {
+    pub open: &'a (dyn Fn() -> Result<Box<dyn Read + Send>> + Sync + 'a),
+    /// The reader names the blob itself once it checks out at its end (a download): no
+    /// tar-split is recorded and the source is never read twice.
+    pub stores_blob: bool,
+}
 
 impl std::fmt::Debug for LayerSource<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,9 +110,9 @@ impl Store {
             format: self.driver.whiteout_format(),
             lowers: &lowers,
             gate,
-            split_to: Some(&tmp),
+            split_to: (!source.stores_blob).then_some(tmp.as_path()),
         };
-        let res = apply_layer_onto((source.0)()?, &target, &self.limits);
+        let res = apply_layer_onto((source.open)()?, &target, &self.limits);
         let res = match res {
             Ok(r) => r,
             Err(e) => {
@@ -123,6 +128,19 @@ impl Store {
                 actual: res.diff_id,
             });
         }
+        if source.stores_blob {
+            // A download: its blob was named when its digest checked out at the end.
+            if !self.blobs.exists(l.blob) {
+                return Err(StoreError::Format(format!(
+                    "{what}: the download of {} did not complete",
+                    l.blob
+                )));
+            }
+            return Ok(ApplyResult {
+                split: Some(false),
+                ..res
+            });
+        }
         let kept_split = if res.split == Some(true) {
             let dst = self.split_path(chain);
             let parent = dst.parent().unwrap_or(&self.root);
@@ -131,7 +149,7 @@ impl Store {
             true
         } else {
             let _ = std::fs::remove_file(&tmp);
-            let staged = self.blobs.stage(&mut (source.0)()?)?;
+            let staged = self.blobs.stage(&mut (source.open)()?)?;
             self.blobs.commit(staged, what, Some(l.blob))?;
             false
         };

@@ -228,6 +228,11 @@ impl Store {
         self.report(what, done, total);
     }
 
+    /// A fresh file name in the store's temp area (the caller removes what it makes).
+    pub fn temp_path(&self, stem: &str) -> PathBuf {
+        self.tmp.join(format!("{stem}-{}", crate::random_id()))
+    }
+
     /// A fresh directory under the store's temp area (same filesystem as the store).
     pub fn temp_dir(&self) -> Result<PathBuf> {
         let p = self.tmp.join(format!("work-{}", crate::random_id()));
@@ -575,11 +580,10 @@ impl Store {
     /// Flushes the data root's filesystem and the driver's (one syncfs each covers
     /// every blob and applied layer written so far).
     pub(crate) fn sync_all(&self) -> Result<()> {
-        for dir in [self.root.as_path(), self.driver.home()] {
-            let fd = fsutil::open_root(dir).map_err(|e| StoreError::io("open", dir, e))?;
-            rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", dir, e))?;
-        }
-        Ok(())
+        crate::journal::sync_tree(&self.root)?;
+        let home = self.driver.home();
+        let fd = fsutil::open_root(home).map_err(|e| StoreError::io("open", home, e))?;
+        rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", home, e))
     }
 
     /// Creates a driver layer on `parent` and applies `blob` into it, checking the DiffID,

@@ -51,6 +51,18 @@ impl Client {
         }
     }
 
+    /// Another client for the same registry with the same credentials and the
+    /// authorization that worked so far (for a download that outlives the caller's
+    /// borrow).
+    pub fn duplicate(&self) -> Client {
+        Client {
+            agent: self.agent.clone(),
+            base: self.base.clone(),
+            creds: self.creds.clone(),
+            authz: Mutex::new(self.authz.lock().ok().and_then(|a| a.clone())),
+        }
+    }
+
     /// The full URL of `path_or_url` (registries answer with relative `Location`s).
     pub fn url(&self, path_or_url: &str) -> String {
         if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {

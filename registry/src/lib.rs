@@ -10,6 +10,7 @@ pub mod error;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod stream;
 
 pub use client::Client;
 pub use error::{RegistryError, Result};

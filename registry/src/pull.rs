@@ -1,7 +1,9 @@
-//! `pull`: manifest (or index, then the platform's manifest), config, and layers in
-//! parallel, each verified against its digest before it is stored; a dropped connection
-//! resumes with a Range request; layers already in the store are not fetched. The image is
-//! then registered exactly as an imported one (layers applied, DiffIDs checked).
+//! `pull`: manifest (or index, then the platform's manifest), config, and layers, each
+//! applied while it downloads ([`crate::stream`]) and verified against its digest before it
+//! is stored; a dropped connection resumes with a Range request; layers already in the
+//! store are not fetched. The image is registered exactly as an imported one (layers
+//! applied, DiffIDs checked). Should applying while downloading fail, the layers are
+//! downloaded (in parallel) and checked first, then applied.
 
 use crate::client::{status_error, Client, Payload};
 use crate::error::{RegistryError, Result};
@@ -28,6 +30,8 @@ pub type Progress = Box<dyn Fn(&str, u64, u64) + Send + Sync>;
 pub struct PullOptions {
     pub platform: Option<Platform>,
     pub progress: Option<Progress>,
+    /// Apply each layer while it downloads (else download all, then apply).
+    pub stream: bool,
 }
 
 /// Fetches manifest `target` of `repo`: its bytes, media type and digest (checked when
@@ -292,6 +296,55 @@ pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -
             .blobs
             .put(&cfg, "config", Some(&manifest.config.digest))?;
     }
+    let pending = |sources| Pending {
+        sources,
+        names: r.local_name().into_iter().collect(),
+        manifest: body.clone(),
+        manifest_media_type: media_type.clone(),
+        config_digest: manifest.config.digest.clone(),
+        layers: manifest
+            .layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.media_type.clone()))
+            .collect(),
+    };
+    // Each missing layer applied as it downloads. Should that fail (a registry that will
+    // not resume, a wrong digest), nothing of it was kept: the blobs are then downloaded
+    // first and checked, and the error, if any, comes from there.
+    if opts.stream {
+        let sources = manifest
+            .layers
+            .iter()
+            .map(|l| {
+                if store.blobs.exists(&l.digest) {
+                    return None;
+                }
+                let open = move || -> layerstore::Result<Box<dyn Read + Send>> {
+                    let path = store.temp_path("pull");
+                    let s = crate::stream::BlobStream::new(
+                        client.duplicate(),
+                        repo,
+                        l,
+                        path.clone(),
+                        store.blobs.clone(),
+                    )
+                    .map_err(|e| layerstore::StoreError::io("create", &path, e))?;
+                    Ok(Box::new(s))
+                };
+                Some(import::PendingSource {
+                    open: Box::new(open),
+                    stores_blob: true,
+                })
+            })
+            .collect();
+        match import::commit(store, pending(sources)) {
+            Ok(l) => return Ok(l),
+            Err(e) => tracing::info!(
+                error = %e,
+                "applying layers while they download failed; downloading them first"
+            ),
+        }
+    }
     let missing: Vec<&Descriptor> = manifest
         .layers
         .iter()
@@ -326,17 +379,5 @@ pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -
         return Err(e);
     }
     let _ = digest;
-    let pending = Pending {
-        sources: Vec::new(),
-        names: r.local_name().into_iter().collect(),
-        manifest: body,
-        manifest_media_type: media_type,
-        config_digest: manifest.config.digest.clone(),
-        layers: manifest
-            .layers
-            .iter()
-            .map(|l| (l.digest.clone(), l.media_type.clone()))
-            .collect(),
-    };
-    Ok(import::commit(store, pending)?)
+    Ok(import::commit(store, pending(Vec::new()))?)
 }

@@ -71,7 +71,7 @@ pub(crate) fn read<'a>(store: &Store, src: &'a Source) -> Result<Vec<Pending<'a>
                 .map_err(|e| StoreError::json(format!("image config {}", entry.config), e))?;
         let mut layers = Vec::new();
         let mut descs = Vec::new();
-        let mut sources: Vec<Option<super::SourceFn<'a>>> = Vec::new();
+        let mut sources: Vec<Option<super::PendingSource<'a>>> = Vec::new();
         for (i, name) in entry.layers.iter().enumerate() {
             // Classic `<id>/layer.tar` ids are v1 ids, not digests; only `blobs/sha256/`
             // names are a claim to check. The DiffID check at apply covers the rest.
@@ -103,7 +103,9 @@ pub(crate) fn read<'a>(store: &Store, src: &'a Source) -> Result<Vec<Pending<'a>
                     });
                     layers.push((diff_id.clone(), spec::DOCKER_LAYER.to_string()));
                     let (name, what) = (name.clone(), what.clone());
-                    sources.push(Some(Box::new(move || Ok(src.open_member(&name, &what)?.0))));
+                    sources.push(super::PendingSource::in_place(Box::new(move || {
+                        Ok(src.open_member(&name, &what)?.0)
+                    })));
                     continue;
                 }
             }

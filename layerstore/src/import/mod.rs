@@ -52,11 +52,28 @@ pub struct Pending<'a> {
     /// Per layer (or none at all): where to read its tar when its blob is not stored (an
     /// uncompressed layer of the archive being loaded, applied from there and kept as
     /// files plus a tar-split record, never copied as a blob).
-    pub sources: Vec<Option<SourceFn<'a>>>,
+    pub sources: Vec<Option<PendingSource<'a>>>,
 }
 
-/// Opens one layer's tar (see [`Pending::sources`]).
+/// Opens one layer's blob (see [`Pending::sources`]).
 pub type SourceFn<'a> = Box<dyn Fn() -> Result<Box<dyn std::io::Read + Send>> + Sync + 'a>;
+
+/// Where one layer of a [`Pending`] image is read from.
+pub struct PendingSource<'a> {
+    pub open: SourceFn<'a>,
+    /// The reader names the blob itself at its end (a download).
+    pub stores_blob: bool,
+}
+
+impl<'a> PendingSource<'a> {
+    /// A layer read in place from the archive being loaded.
+    pub fn in_place(open: SourceFn<'a>) -> Option<PendingSource<'a>> {
+        Some(PendingSource {
+            open,
+            stores_blob: false,
+        })
+    }
+}
 
 /// Loads every image in the archive or layout at `path`.
 pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded>> {
@@ -126,11 +143,12 @@ pub fn commit(store: &Store, p: Pending<'_>) -> Result<Loaded> {
             diff_id,
             blob,
             media_type: mt,
-            source: p
-                .sources
-                .get(i)
-                .and_then(|s| s.as_ref())
-                .map(|f| crate::split_layers::LayerSource(f.as_ref())),
+            source: p.sources.get(i).and_then(|s| s.as_ref()).map(|f| {
+                crate::split_layers::LayerSource {
+                    open: f.open.as_ref(),
+                    stores_blob: f.stores_blob,
+                }
+            }),
         })
         .collect();
     let chains = store.add_layers(None, &news, "layer")?;

@@ -177,7 +177,7 @@ fn resolve<'a>(
     let cfg: crate::spec::ImageConfig = serde_json::from_slice(&cfg_bytes)
         .map_err(|e| StoreError::json(format!("image config {}", m.config.digest), e))?;
     let mut layers = Vec::new();
-    let mut sources: Vec<Option<super::SourceFn<'a>>> = Vec::new();
+    let mut sources: Vec<Option<super::PendingSource<'a>>> = Vec::new();
     for (i, l) in m.layers.iter().enumerate() {
         if !spec::is_layer_type(&l.media_type) {
             return Err(StoreError::MediaType {
@@ -202,7 +202,9 @@ fn resolve<'a>(
                 });
             }
             layers.push((l.digest.clone(), l.media_type.clone()));
-            sources.push(Some(Box::new(move || Ok(src.open_member(&name, &what)?.0))));
+            sources.push(super::PendingSource::in_place(Box::new(move || {
+                Ok(src.open_member(&name, &what)?.0)
+            })));
             continue;
         }
         sources.push(None);
