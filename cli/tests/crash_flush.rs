@@ -188,3 +188,27 @@ fn layers_kept_as_files_are_checked_after_a_power_cut() {
     let fsck = ok_in(&s, "boot-b", &["fsck"]);
     assert!(fsck.contains(": ok"), "{fsck}");
 }
+
+#[test]
+fn an_image_whose_config_was_lost_is_removed_with_its_names() {
+    let s = Strata::with_driver("overlay2");
+    let archive = fixture("images/busybox-wh.docker.tar");
+    ok_in(&s, "boot-a", &["load", "-i", archive.to_str().unwrap()]);
+    // (Still in the load's boot: a command in another boot would check the writes now.)
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok_in(&s, "boot-a", &["images", "--format", "json"])).unwrap();
+    let id = listed[0]["Id"].as_str().unwrap().to_string();
+    let hex = id.trim_start_matches("sha256:");
+    std::fs::write(s.root().join("blobs/sha256").join(hex), b"").unwrap();
+    let o = in_boot(&s, "boot-b", &["images", "--format", "json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("load or pull it again"), "{err}");
+    let fsck = ok_in(&s, "boot-b", &["fsck"]);
+    assert!(fsck.contains(": ok"), "{fsck}");
+    // Loading it again brings it back.
+    ok_in(&s, "boot-b", &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(s.images_json()[0]["Id"], id.as_str());
+}

@@ -89,8 +89,31 @@ impl BlobStore {
         Self::stage_in(&self.tmp, r)
     }
 
-    /// Makes a staged file the blob of its digest, after checking it against `expected`.
+    /// Makes a staged file the blob of its digest, after checking it against `expected`:
+    /// journaled (flushed later) when the store keeps a journal, else flushed first.
     pub fn commit(&self, staged: Staged, what: &str, expected: Option<&Digest>) -> Result<Digest> {
+        self.commit_with(staged, what, expected, self.journal.is_none())
+    }
+
+    /// [`BlobStore::commit`], flushed before it returns whatever the store's mode: for
+    /// blobs that records written right after depend on (configs, manifests, a committed
+    /// layer), which are small or already flushed by their writer.
+    pub fn commit_durable(
+        &self,
+        staged: Staged,
+        what: &str,
+        expected: Option<&Digest>,
+    ) -> Result<Digest> {
+        self.commit_with(staged, what, expected, true)
+    }
+
+    fn commit_with(
+        &self,
+        staged: Staged,
+        what: &str,
+        expected: Option<&Digest>,
+        durable: bool,
+    ) -> Result<Digest> {
         if let Some(exp) = expected {
             if *exp != staged.digest {
                 let _ = fs::remove_file(&staged.path);
@@ -106,20 +129,21 @@ impl BlobStore {
             let _ = fs::remove_file(&staged.path);
             return Ok(staged.digest);
         }
-        match &self.journal {
-            Some(j) => j.note_blob(&staged.digest)?,
-            None => File::open(&staged.path)
+        match (&self.journal, durable) {
+            (Some(j), false) => j.note_blob(&staged.digest)?,
+            _ => File::open(&staged.path)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| StoreError::io("fsync", &staged.path, e))?,
         }
         fs::rename(&staged.path, &dst).map_err(|e| StoreError::io("rename", &dst, e))?;
-        if self.journal.is_none() {
+        if durable {
             fsync_dir(&self.dir).map_err(|e| StoreError::io("fsync", &self.dir, e))?;
         }
         Ok(staged.digest)
     }
 
-    /// Stores `data` as a blob (checked against `expected`) and returns its digest.
+    /// Stores `data` as a blob (checked against `expected`), flushed (configs and
+    /// manifests: small, and image records depend on them), and returns its digest.
     pub fn put(&self, data: &[u8], what: &str, expected: Option<&Digest>) -> Result<Digest> {
         let d = Digest::of(data);
         if self.exists(&d) {
@@ -135,7 +159,7 @@ impl BlobStore {
             return Ok(d);
         }
         let staged = self.stage(&mut &data[..])?;
-        self.commit(staged, what, expected)
+        self.commit_durable(staged, what, expected)
     }
 
     /// Every stored blob's digest (files with other names are ignored).

@@ -55,7 +55,8 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
         .and_then(|()| bw.into_inner().map_err(|e| e.into_error()))
         .and_then(|f| f.sync_all())
         .map_err(|e| StoreError::io("write layer", &staged_path, e))?;
-    let blob = store.blobs.commit(
+    // Flushed above: the layer's record, written next, depends on it.
+    let blob = store.blobs.commit_durable(
         crate::blobs::Staged {
             path: staged_path,
             digest: diff_id.clone(),

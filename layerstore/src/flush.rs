@@ -25,6 +25,8 @@ pub struct Repair {
     pub layers_checked: Vec<Digest>,
     /// Layers with no source left: marked damaged.
     pub layers_damaged: Vec<Digest>,
+    /// Images whose config or manifest was lost: removed.
+    pub images_lost: Vec<Digest>,
 }
 
 impl Store {
@@ -68,6 +70,22 @@ impl Store {
             if !good {
                 self.blobs.remove(d)?;
                 report.blobs_lost.push(d.clone());
+            }
+        }
+        if !report.blobs_lost.is_empty() {
+            // An image whose config or manifest did not survive cannot be used at all:
+            // its record and names go (loading or pulling it again brings it back).
+            for (key, img) in self.images.all()? {
+                if self.blobs.exists(&img.id) && self.blobs.exists(&img.manifest) {
+                    continue;
+                }
+                tracing::warn!(image = %img.id, "image lost in the shutdown: load or pull it again");
+                self.refs.update(|refs| {
+                    refs.retain(|_, id| *id != img.id);
+                    Ok(())
+                })?;
+                self.images.remove(&key)?;
+                report.images_lost.push(img.id.clone());
             }
         }
         let _held = self.locks.layers()?;

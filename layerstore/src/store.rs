@@ -418,6 +418,18 @@ impl Store {
                 break;
             }
         }
+        // Tar-split records no layer names (a crash between the record and the layer's).
+        if let Ok(entries) = fs::read_dir(self.root.join("tarsplit")) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let known = name
+                    .to_str()
+                    .is_some_and(|n| self.layers.get(n).ok().flatten().is_some());
+                if !known {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         let mut removed_blobs = 0;
         for d in self.blobs.list()? {
             if !live_blobs.contains(&d) {

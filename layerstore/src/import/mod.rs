@@ -151,12 +151,13 @@ pub fn commit(store: &Store, p: Pending<'_>) -> Result<Loaded> {
             }),
         })
         .collect();
+    // Flushed before the layers' data is written, so its flush is cheap.
+    let manifest = store.blobs.put(&p.manifest, "manifest", None)?;
     let chains = store.add_layers(None, &news, "layer")?;
     let mut size = 0;
     for c in &chains {
         size += store.layer(c)?.size;
     }
-    let manifest = store.blobs.put(&p.manifest, "manifest", None)?;
     let img = ImageRecord {
         id: p.config_digest.clone(),
         manifest,
