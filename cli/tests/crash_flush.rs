@@ -53,6 +53,19 @@ fn journal_lines(root: &Path) -> usize {
         .count()
 }
 
+/// Loading `archive` again in the new boot brings the damaged image back whole.
+fn loads_again(s: &Strata, archive: &Path) {
+    ok_in(s, "boot-b", &["load", "-i", archive.to_str().unwrap()]);
+    let out = ok_in(
+        s,
+        "boot-b",
+        &["run", "--rm", "busybox-wh:1", BB, "echo", "back"],
+    );
+    assert_eq!(out, "back\n");
+    let fsck = ok_in(s, "boot-b", &["fsck"]);
+    assert!(fsck.contains(": ok"), "{fsck}");
+}
+
 #[test]
 fn a_power_cut_before_the_flush_is_repaired_from_the_kept_blobs() {
     let s = Strata::with_driver("overlay2");
@@ -122,16 +135,7 @@ fn a_layer_whose_source_was_lost_too_is_reported_damaged_until_loaded_again() {
     let fsck = in_boot(&s, "boot-b", &["fsck"]);
     assert!(!fsck.status.success());
     assert!(String::from_utf8_lossy(&fsck.stdout).contains("unclean shutdown"));
-    // Loading it again brings it back.
-    ok_in(&s, "boot-b", &["load", "-i", archive.to_str().unwrap()]);
-    let out = ok_in(
-        &s,
-        "boot-b",
-        &["run", "--rm", "busybox-wh:1", BB, "echo", "back"],
-    );
-    assert_eq!(out, "back\n");
-    let fsck = ok_in(&s, "boot-b", &["fsck"]);
-    assert!(fsck.contains(": ok"), "{fsck}");
+    loads_again(&s, &archive);
 }
 
 #[test]
@@ -178,15 +182,7 @@ fn layers_kept_as_files_are_checked_after_a_power_cut() {
     assert!(err.contains("lost in an unclean shutdown"), "{err}");
     let o = in_boot(&s, "boot-b", &["save", "-o", "/dev/null", "busybox-wh:1"]);
     assert!(!o.status.success());
-    ok_in(&s, "boot-b", &["load", "-i", archive.to_str().unwrap()]);
-    let out = ok_in(
-        &s,
-        "boot-b",
-        &["run", "--rm", "busybox-wh:1", BB, "echo", "back"],
-    );
-    assert_eq!(out, "back\n");
-    let fsck = ok_in(&s, "boot-b", &["fsck"]);
-    assert!(fsck.contains(": ok"), "{fsck}");
+    loads_again(&s, &archive);
 }
 
 #[test]

@@ -130,16 +130,9 @@ impl Source {
         let mut ar = tar::Archive::new(f);
         for entry in ar.entries_with_seek().map_err(corrupt)? {
             let entry = entry.map_err(corrupt)?;
-            let raw = entry.path_bytes().into_owned();
-            let name = clean(&raw).ok_or_else(|| {
-                StoreError::Format(format!(
-                    "{label}: member {:?} escapes the archive (a `..` component)",
-                    String::from_utf8_lossy(&raw)
-                ))
-            })?;
-            if name.as_os_str().is_empty() {
+            let Some(name) = member_name(&label, &entry)? else {
                 continue;
-            }
+            };
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let (off, size) = (entry.raw_file_position(), entry.size());
@@ -191,16 +184,9 @@ impl Source {
         let mut ar = tar::Archive::new(plain);
         for entry in ar.entries().map_err(corrupt)? {
             let mut entry = entry.map_err(corrupt)?;
-            let raw = entry.path_bytes().into_owned();
-            let name = clean(&raw).ok_or_else(|| {
-                StoreError::Format(format!(
-                    "{label}: member {:?} escapes the archive (a `..` component)",
-                    String::from_utf8_lossy(&raw)
-                ))
-            })?;
-            if name.as_os_str().is_empty() {
+            let Some(name) = member_name(&label, &entry)? else {
                 continue;
-            }
+            };
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let dest = staging.join(&name);
@@ -438,6 +424,19 @@ impl Source {
         blobs.commit(staged, &what, expected)?;
         Ok((d, n))
     }
+}
+
+/// An archive member's name, cleaned; `None` for the archive's root. A name with `..`
+/// is refused.
+fn member_name<R: Read>(label: &str, entry: &tar::Entry<'_, R>) -> Result<Option<PathBuf>> {
+    let raw = entry.path_bytes();
+    let name = clean(&raw).ok_or_else(|| {
+        StoreError::Format(format!(
+            "{label}: member {:?} escapes the archive (a `..` component)",
+            String::from_utf8_lossy(&raw)
+        ))
+    })?;
+    Ok((!name.as_os_str().is_empty()).then_some(name))
 }
 
 /// Resolves `.` and `..` in a symlink target within the archive (never above its root).
