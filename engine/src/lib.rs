@@ -8,6 +8,7 @@
 //! background runs under a shim (`strata shim`, started with exec), which owns its stdio
 //! and logs and records its exit, so it outlives whoever started it.
 
+pub mod build;
 pub mod config;
 pub mod containers;
 pub mod cp;
