@@ -8,19 +8,15 @@
 use crate::client::{status_error, Client, Payload};
 use crate::error::{RegistryError, Result};
 use crate::reference::Reference;
-use layerstore::blobs::Staged;
+use crate::stream::BlobStream;
 use layerstore::import::{self, Loaded, Pending};
 use layerstore::spec::{self, Descriptor, Index, Manifest, Platform, Versioned};
 use layerstore::{Digest, Store};
-use sha2::{Digest as _, Sha256};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Media types a pull accepts, most preferred first.
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
-
-/// How many times a blob download is resumed before giving up.
-const RETRIES: usize = 5;
 
 /// Receives (layer digest, bytes done, bytes total) as layers download.
 pub type Progress = Box<dyn Fn(&str, u64, u64) + Send + Sync>;
@@ -127,7 +123,8 @@ fn fetch_small(client: &Client, repo: &str, d: &Descriptor) -> Result<Vec<u8>> {
 }
 
 /// Downloads blob `d` into the store: streamed to a temp file while hashed, resumed with
-/// `Range` after a cut, verified, flushed, and only then given its name.
+/// `Range` after a cut (from the start where the registry ignores `Range`), verified, and
+/// only then given its name ([`crate::stream::BlobStream`] read to its end).
 pub fn fetch_blob(
     store: &Store,
     client: &Client,
@@ -136,120 +133,35 @@ pub fn fetch_blob(
     progress: &dyn Fn(u64),
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let dir = store.temp_dir()?;
-    let path = dir.join("blob");
-    let result = (|| -> Result<Staged> {
-        let mut file = std::fs::File::create(&path)
-            .map_err(|e| RegistryError::io("create", path.display(), e))?;
-        let mut hasher = Sha256::new();
-        let mut have: u64 = 0;
-        let url = format!("/v2/{repo}/blobs/{}", d.digest);
-        let mut last_err: Option<RegistryError> = None;
-        for _attempt in 0..=RETRIES {
-            let headers: Vec<(&str, String)> = if have > 0 {
-                vec![("Range", format!("bytes={have}-"))]
-            } else {
-                Vec::new()
-            };
-            let mut r = match client.request("GET", &url, &headers, Payload::Empty) {
-                Ok(r) => r,
-                Err(e @ RegistryError::Http { .. }) => {
-                    last_err = Some(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let status = r.status().as_u16();
-            if status == 200 && have > 0 {
-                // The registry ignored the range: start over.
-                have = 0;
-                hasher = Sha256::new();
-                file.set_len(0)
-                    .map_err(|e| RegistryError::io("truncate", path.display(), e))?;
-                std::io::Seek::rewind(&mut file)
-                    .map_err(|e| RegistryError::io("seek", path.display(), e))?;
-            } else if !(status == 200 || status == 206) {
-                return Err(status_error(&client.url(&url), &mut r));
+    let path = store.temp_path("pull");
+    let mut s = BlobStream::new(
+        client.duplicate(),
+        repo,
+        d,
+        path.clone(),
+        store.blobs.clone(),
+    )
+    .map_err(|e| RegistryError::io("create", path.display(), e))?
+    .restartable();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => progress(s.have()),
+            Err(e) => {
+                return Err(s
+                    .take_failure()
+                    .unwrap_or_else(|| RegistryError::io("download", &d.digest, e)))
             }
-            let mut reader = r.body_mut().as_reader();
-            let mut buf = vec![0u8; 256 * 1024];
-            let cut = loop {
-                match reader.read(&mut buf) {
-                    Ok(0) => break None,
-                    Ok(n) => {
-                        if have + n as u64 > d.size {
-                            return Err(RegistryError::DigestMismatch {
-                                what: format!("layer {}", d.digest),
-                                expected: format!("{} bytes", d.size),
-                                actual: "more bytes".into(),
-                            });
-                        }
-                        hasher.update(&buf[..n]);
-                        file.write_all(&buf[..n])
-                            .map_err(|e| RegistryError::io("write", path.display(), e))?;
-                        have += n as u64;
-                        progress(have);
-                    }
-                    Err(e) => break Some(e),
-                }
-            };
-            if have == d.size {
-                break;
-            }
-            tracing::info!(
-                blob = %d.digest,
-                have,
-                size = d.size,
-                "download cut; resuming with a Range request"
-            );
-            last_err = Some(RegistryError::io(
-                "download (connection cut)",
-                format!("{} at {have}/{} bytes", d.digest, d.size),
-                cut.unwrap_or_else(|| std::io::Error::other("the body ended early")),
-            ));
         }
-        if have != d.size {
-            return Err(last_err
-                .unwrap_or_else(|| RegistryError::Protocol(format!("{}: incomplete", d.digest))));
-        }
-        let actual: Digest = format!("sha256:{}", hex::encode(hasher.finalize()))
-            .parse()
-            .map_err(|e: layerstore::digest::BadDigest| RegistryError::Protocol(e.to_string()))?;
-        // Flushed by the store: before it is named, or later under its flush journal.
-        tracing::debug!(
-            blob = %d.digest,
-            bytes = have,
-            ms = started.elapsed().as_millis() as u64,
-            "blob downloaded and verified"
-        );
-        Ok(Staged {
-            path: path.clone(),
-            digest: actual,
-            size: have,
-        })
-    })();
-    let r = match result {
-        Ok(staged) => {
-            let actual = staged.digest.clone();
-            store
-                .blobs
-                .commit(staged, &format!("layer {}", d.digest), Some(&d.digest))
-                .map(|_| ())
-                .map_err(|e| match e {
-                    layerstore::StoreError::DigestMismatch { .. } => {
-                        RegistryError::DigestMismatch {
-                            what: format!("layer {}", d.digest),
-                            expected: d.digest.to_string(),
-                            actual: actual.to_string(),
-                        }
-                    }
-                    e => e.into(),
-                })
-        }
-        Err(e) => Err(e),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    r
+    }
+    tracing::debug!(
+        blob = %d.digest,
+        bytes = s.have(),
+        ms = started.elapsed().as_millis() as u64,
+        "blob downloaded and verified"
+    );
+    Ok(())
 }
 
 /// Pulls `r` into `store` and registers it under its name.
@@ -321,7 +233,7 @@ pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -
                 }
                 let open = move || -> layerstore::Result<Box<dyn Read + Send>> {
                     let path = store.temp_path("pull");
-                    let s = crate::stream::BlobStream::new(
+                    let s = BlobStream::new(
                         client.duplicate(),
                         repo,
                         l,

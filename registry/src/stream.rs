@@ -1,8 +1,9 @@
-//! A layer blob read straight from the registry while it is applied (`pull` applies each
-//! layer as it downloads): the bytes are hashed and kept in a temp file as they pass, a
-//! cut connection resumes with a `Range` request, and the blob gets its name only once
-//! its size and digest check out at the end. A wrong digest is a read error, so the layer
-//! applied from it is removed and nothing is stored.
+//! The download of one layer blob, readable as it arrives: the bytes are hashed and kept
+//! in a temp file as they pass, a dropped connection resumes with a `Range` request, and
+//! the blob gets its name only once its size and digest check out at the end. `pull`
+//! applies layers straight from it (a wrong digest is then a read error, so the layer
+//! applied from it is removed and nothing is stored), and [`crate::pull::fetch_blob`]
+//! reads it to the end when layers are downloaded before they are applied.
 
 use crate::client::{Client, Payload};
 use crate::error::RegistryError;
@@ -11,13 +12,13 @@ use layerstore::spec::Descriptor;
 use layerstore::Digest;
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 
 /// How many times a cut download is resumed.
 const RETRIES: usize = 5;
 
-/// The download of one layer blob, readable as it arrives.
+/// The download of one layer blob.
 pub struct BlobStream {
     client: Client,
     url: String,
@@ -30,11 +31,12 @@ pub struct BlobStream {
     path: PathBuf,
     blobs: BlobStore,
     retries: usize,
+    /// A registry that ignores `Range` may be read again from the start (only when the
+    /// reader throws away what it read: bytes handed out cannot be taken back).
+    restartable: bool,
+    /// Why the last read failed, with its own type (the `io::Error` carries its text).
+    failure: Option<RegistryError>,
     done: bool,
-}
-
-fn other(e: RegistryError) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 impl BlobStream {
@@ -60,8 +62,45 @@ impl BlobStream {
             path,
             blobs,
             retries: 0,
+            restartable: false,
+            failure: None,
             done: false,
         })
+    }
+
+    /// Lets a registry that ignores `Range` send the blob again from its start.
+    pub fn restartable(mut self) -> BlobStream {
+        self.restartable = true;
+        self
+    }
+
+    /// Bytes received so far.
+    pub fn have(&self) -> u64 {
+        self.have
+    }
+
+    /// The typed error behind the last failed read.
+    pub fn take_failure(&mut self) -> Option<RegistryError> {
+        self.failure.take()
+    }
+
+    /// Fails the read with `e` (kept typed for [`BlobStream::take_failure`]).
+    fn fail(&mut self, e: RegistryError) -> io::Error {
+        let err = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+        self.failure = Some(e);
+        err
+    }
+
+    /// Starts over: what was kept is dropped.
+    fn restart(&mut self) -> io::Result<()> {
+        self.have = 0;
+        self.hasher = Sha256::new();
+        if let Some(f) = self.file.as_mut() {
+            f.flush()?;
+            f.get_mut().set_len(0)?;
+            f.get_mut().rewind()?;
+        }
+        Ok(())
     }
 
     fn open(&mut self) -> io::Result<()> {
@@ -70,36 +109,44 @@ impl BlobStream {
         } else {
             Vec::new()
         };
-        let mut r = self
+        let mut r = match self
             .client
             .request("GET", &self.url, &headers, Payload::Empty)
-            .map_err(other)?;
-        let status = r.status().as_u16();
-        let ok = if self.have > 0 {
-            status == 206
-        } else {
-            status == 200
+        {
+            Ok(r) => r,
+            Err(e @ RegistryError::Http { .. }) => return self.cut(e),
+            Err(e) => return Err(self.fail(e)),
         };
-        if !ok {
-            return Err(other(crate::client::status_error(
-                &self.client.url(&self.url),
-                &mut r,
-            )));
+        let status = r.status().as_u16();
+        if status == 200 && self.have > 0 {
+            if !self.restartable {
+                return Err(self.fail(RegistryError::Protocol(format!(
+                    "{}: the registry ignored the Range request to resume at byte {}",
+                    self.digest, self.have
+                ))));
+            }
+            self.restart()?;
+        } else if !(status == 200 || status == 206) {
+            let e = crate::client::status_error(&self.client.url(&self.url), &mut r);
+            return Err(self.fail(e));
         }
         self.body = Some(Box::new(r.into_body().into_reader()));
         Ok(())
     }
 
-    fn cut(&mut self, why: String) -> io::Result<()> {
+    /// A cut connection: resumed at the next read, up to [`RETRIES`] times.
+    fn cut(&mut self, why: RegistryError) -> io::Result<()> {
         self.body = None;
         self.retries += 1;
         if self.retries > RETRIES {
-            return Err(io::Error::other(format!(
-                "download of {} cut {RETRIES} times ({why})",
-                self.digest
-            )));
+            let e = RegistryError::io(
+                "download (connection cut)",
+                format!("{} at {}/{} bytes", self.digest, self.have, self.size),
+                io::Error::other(why.to_string()),
+            );
+            return Err(self.fail(e));
         }
-        tracing::info!(blob = %self.digest, have = self.have, why, "download cut; resuming with a Range request");
+        tracing::info!(blob = %self.digest, have = self.have, size = self.size, why = %why, "download cut; resuming with a Range request");
         Ok(())
     }
 
@@ -107,15 +154,12 @@ impl BlobStream {
     fn finish(&mut self) -> io::Result<()> {
         let actual = Digest::from_bytes(&std::mem::take(&mut self.hasher).finalize());
         if actual != self.digest {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                RegistryError::DigestMismatch {
-                    what: format!("layer {}", self.digest),
-                    expected: self.digest.to_string(),
-                    actual: actual.to_string(),
-                }
-                .to_string(),
-            ));
+            let e = RegistryError::DigestMismatch {
+                what: format!("layer {}", self.digest),
+                expected: self.digest.to_string(),
+                actual: actual.to_string(),
+            };
+            return Err(self.fail(e));
         }
         if let Some(f) = self.file.take() {
             f.into_inner().map_err(|e| e.into_error())?;
@@ -125,13 +169,11 @@ impl BlobStream {
             digest: actual,
             size: self.have,
         };
-        self.blobs
-            .commit(
-                staged,
-                &format!("layer {}", self.digest),
-                Some(&self.digest),
-            )
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let what = format!("layer {}", self.digest);
+        let expected = self.digest.clone();
+        if let Err(e) = self.blobs.commit(staged, &what, Some(&expected)) {
+            return Err(self.fail(e.into()));
+        }
         Ok(())
     }
 }
@@ -154,16 +196,15 @@ impl Read for BlobStream {
                 continue;
             };
             match body.read(buf) {
-                Ok(0) => self.cut("the body ended early".into())?,
+                Ok(0) => self.cut(RegistryError::Protocol("the body ended early".into()))?,
                 Ok(n) => {
                     if self.have + n as u64 > self.size {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "layer {}: the registry sent more than {} bytes",
-                                self.digest, self.size
-                            ),
-                        ));
+                        let e = RegistryError::DigestMismatch {
+                            what: format!("layer {}", self.digest),
+                            expected: format!("{} bytes", self.size),
+                            actual: "more bytes".into(),
+                        };
+                        return Err(self.fail(e));
                     }
                     self.hasher.update(&buf[..n]);
                     if let Some(f) = self.file.as_mut() {
@@ -173,7 +214,7 @@ impl Read for BlobStream {
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.cut(e.to_string())?,
+                Err(e) => self.cut(RegistryError::io("download", &self.digest, e))?,
             }
         }
     }
