@@ -126,9 +126,18 @@ pub fn relay(primary: OwnedFd) {
 /// first of fd 0, 1, 2 that is a terminal), which signals SIGWINCH to the terminal's
 /// foreground processes: `resize` of a `-t` container or exec. False when it has none.
 pub fn resize(pid: u32, rows: u16, cols: u16) -> std::io::Result<bool> {
-    use rustix::fs::{Mode, OFlags};
+    use rustix::fs::{FileType, Mode, OFlags};
     for fd in 0..3 {
         let path = format!("/proc/{pid}/fd/{fd}");
+        // The process chose what its streams are: only a pseudo-terminal's secondary side
+        // (Unix98 pty majors 136-143) is opened, never a file or a device it was given.
+        let is_pty = rustix::fs::stat(path.as_str()).is_ok_and(|st| {
+            FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                && (136..=143).contains(&rustix::fs::major(st.st_rdev))
+        });
+        if !is_pty {
+            continue;
+        }
         let Ok(f) = rustix::fs::open(
             path.as_str(),
             OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK,
