@@ -4,14 +4,11 @@
 
 use crate::error::{EngineError, Result};
 use crate::Engine;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 impl Engine {
     /// Flushes every pending write now (and repairs what an unclean shutdown lost first).
     pub fn flush(&self) -> Result<()> {
-        if !self.flush_pending() {
-            return Ok(());
-        }
         // The common case needs no store (no driver opened, nothing made): only a repair
         // after an unclean shutdown does.
         if layerstore::journal::flush_root(&self.config().data_root)? {
@@ -22,8 +19,7 @@ impl Engine {
 
     /// Whether recent writes wait for a flush.
     pub fn flush_pending(&self) -> bool {
-        std::fs::metadata(self.config().data_root.join("unflushed.jsonl"))
-            .is_ok_and(|m| m.len() > 0)
+        layerstore::journal::pending(&self.config().data_root)
     }
 
     /// Starts a detached `strata flush` when writes wait for one (after a command), so
@@ -33,21 +29,8 @@ impl Engine {
         if std::env::var_os("STRATA_TEST_NO_FLUSH").is_some() || !self.flush_pending() {
             return Ok(());
         }
-        let exe = fsutil::strata_binary().ok_or_else(|| {
-            EngineError::Unsupported(
-                "cannot find the strata executable to flush in the background: put strata on PATH or set STRATA_HELPER".into(),
-            )
-        })?;
-        let cfg = self.config();
-        let mut cmd = Command::new(exe);
-        cmd.arg("--data-root").arg(&cfg.data_root);
         // The driver and its options, for the rare flush that must repair first.
-        if let Some(d) = &cfg.driver {
-            cmd.arg("--storage-driver").arg(d);
-        }
-        for o in &cfg.storage_opts {
-            cmd.arg(format!("--storage-opt={o}"));
-        }
+        let mut cmd = crate::shim::strata_command(self, None, "flush in the background")?;
         // A second later: a command that follows at once (create after load) is not
         // made to wait behind the flush's writeback for its own small fsyncs.
         cmd.arg("flush")

@@ -15,25 +15,30 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, Stdio as PStdio};
 
-fn strata() -> Result<std::path::PathBuf> {
-    fsutil::strata_binary().ok_or_else(|| {
-        EngineError::Unsupported(
-            "cannot find the strata executable to run the container's shim: put strata on PATH or set STRATA_HELPER".into(),
-        )
-    })
-}
-
-/// `strata` with the engine's data root, driver and storage options.
-fn shim_command(engine: &Engine, driver: &str) -> Result<Command> {
+/// `strata` with the engine's data root, `driver` (else the configured one, if any) and
+/// storage options: a helper process of the engine's (`why` names it in the error when
+/// the executable cannot be found).
+pub(crate) fn strata_command(engine: &Engine, driver: Option<&str>, why: &str) -> Result<Command> {
+    let exe = fsutil::strata_binary().ok_or_else(|| {
+        EngineError::Unsupported(format!(
+            "cannot find the strata executable to {why}: put strata on PATH or set STRATA_HELPER"
+        ))
+    })?;
     let cfg = engine.config();
-    let mut cmd = Command::new(strata()?);
-    cmd.arg("--data-root")
-        .arg(&cfg.data_root)
-        .arg("--storage-driver")
-        .arg(driver);
+    let mut cmd = Command::new(exe);
+    cmd.arg("--data-root").arg(&cfg.data_root);
+    if let Some(d) = driver.or(cfg.driver.as_deref()) {
+        cmd.arg("--storage-driver").arg(d);
+    }
     for o in &cfg.storage_opts {
         cmd.arg(format!("--storage-opt={o}"));
     }
+    Ok(cmd)
+}
+
+/// `strata ... shim` for a container of `driver`.
+fn shim_command(engine: &Engine, driver: &str) -> Result<Command> {
+    let mut cmd = strata_command(engine, Some(driver), "run the container's shim")?;
     cmd.arg("shim");
     Ok(cmd)
 }

@@ -29,10 +29,14 @@ impl Compression {
 pub fn decompress<'a, R: Read + 'a>(r: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
     let mut br = BufReader::with_capacity(256 * 1024, r);
     let c = Compression::detect(&mut br)?;
-    let out: Box<dyn Read + 'a> = match c {
+    Ok((c, decoder(c, br)?))
+}
+
+/// The decoder for compression `c` (already detected) over buffered `br`.
+pub fn decoder<'a, R: BufRead + 'a>(c: Compression, br: R) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match c {
         Compression::None => Box::new(br),
         Compression::Gzip => Box::new(MultiGzDecoder::new(br)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(br)?),
-    };
-    Ok((c, out))
+    })
 }

@@ -35,14 +35,7 @@ impl Store {
     /// boot left unflushed writes.
     pub fn flush(&self) -> Result<()> {
         self.repair_unflushed()?;
-        if !self.journal.pending() {
-            return Ok(());
-        }
-        let settled = self.journal.settled_ops()?;
-        self.sync_all()?;
-        if !settled.is_empty() {
-            self.journal.forget(&settled, false)?;
-        }
+        crate::journal::flush_root(&self.root)?;
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One line of the journal.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -55,6 +55,9 @@ pub struct Journal {
     wrote: Arc<AtomicBool>,
 }
 
+/// The journal's file in a data root.
+const FILE: &str = "unflushed.jsonl";
+
 /// Operations of this process so far (each opened store is one).
 static OPS: AtomicU64 = AtomicU64::new(0);
 
@@ -67,6 +70,24 @@ pub fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// This boot's id and this process's `<pid>-<start time>`, read once per process (every
+/// opened store makes a journal).
+fn process_identity() -> &'static (String, String) {
+    static ID: OnceLock<(String, String)> = OnceLock::new();
+    ID.get_or_init(|| {
+        let pid = std::process::id();
+        (
+            boot_id(),
+            format!("{pid}-{}", start_time(pid).unwrap_or_default()),
+        )
+    })
+}
+
+/// Whether the journal of data root `root` lists anything waiting for a flush.
+pub fn pending(root: &Path) -> bool {
+    fs::metadata(root.join(FILE)).is_ok_and(|m| m.len() > 0)
 }
 
 /// The start time of process `pid` (field 22 of its stat), `None` when it is gone.
@@ -138,13 +159,13 @@ pub(crate) fn sync_tree(root: &Path) -> Result<()> {
 impl Journal {
     /// The journal under data root `root`, for this process's writes.
     pub fn new(root: &Path) -> Journal {
-        let pid = std::process::id();
+        let (boot, process) = process_identity();
         let n = OPS.fetch_add(1, Ordering::Relaxed);
         Journal {
-            path: root.join("unflushed.jsonl"),
+            path: root.join(FILE),
             lock: root.join("unflushed.lock"),
-            boot: boot_id(),
-            op: format!("{pid}-{}-{n}", start_time(pid).unwrap_or_default()),
+            boot: boot.clone(),
+            op: format!("{process}-{n}"),
             wrote: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -174,7 +195,6 @@ impl Journal {
             let dir = self.path.parent().unwrap_or(Path::new("/"));
             fsutil::fsync_dir(dir).map_err(|e| StoreError::io("fsync", dir, e))?;
         }
-        self.wrote.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -183,7 +203,9 @@ impl Journal {
         self.append(Line {
             blob: Some(d.clone()),
             ..Line::default()
-        })
+        })?;
+        self.wrote.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Notes layer `chain`, applied into `driver`'s layer `id`, before its record.
@@ -193,7 +215,9 @@ impl Journal {
             driver: Some(driver.to_string()),
             id: Some(id.to_string()),
             ..Line::default()
-        })
+        })?;
+        self.wrote.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Notes that this operation wrote all it will (its lines may go once flushed).
@@ -204,9 +228,7 @@ impl Journal {
         self.append(Line {
             done: true,
             ..Line::default()
-        })?;
-        self.wrote.store(false, Ordering::Relaxed);
-        Ok(())
+        })
     }
 
     /// Every line (unreadable ones, a torn last line after a crash, are skipped).

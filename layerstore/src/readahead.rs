@@ -4,16 +4,14 @@
 //! An uncompressed stream leaves the reading thread idle: it hashes then (debian-min as a
 //! docker-archive ran on one core, 0.93 CPU-s in 0.89 s, sha256 14 % of it).
 
-use crate::compress::{decompress, Compression};
+use crate::compress::{decoder, Compression};
 use crate::digest::Digest;
 use crate::tarsplit::Recorder;
 use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
 
 const CHUNK: usize = 256 * 1024;
 const DEPTH: usize = 16;
@@ -37,8 +35,8 @@ pub struct ChunkReader {
     rx: Receiver<Msg>,
     hasher: Sha256,
     count: u64,
-    /// The producer hashes (set before its first chunk, seen through the channel).
-    producer_hashes: Arc<AtomicBool>,
+    /// The producer hashes (an uncompressed stream), not this reader.
+    producer_hashes: bool,
     recycle: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
@@ -55,7 +53,7 @@ impl Read for ChunkReader {
             }
             match self.rx.recv() {
                 Ok(Msg::Data(v)) => {
-                    if !self.producer_hashes.load(Ordering::Relaxed) {
+                    if !self.producer_hashes {
                         self.hasher.update(&v);
                         self.count += v.len() as u64;
                     }
@@ -103,13 +101,16 @@ where
     F: FnOnce(&mut ChunkReader) -> T,
 {
     let (tx, rx) = sync_channel::<Msg>(DEPTH);
-    let producer_hashes = Arc::new(AtomicBool::new(false));
-    let flag = producer_hashes.clone();
+    // The compression is known before the threads start, so each knows who hashes.
+    let mut input = BufReader::with_capacity(256 * 1024, input);
+    let detected = Compression::detect(&mut input);
+    let producer_hashes = matches!(detected, Ok(Compression::None));
     let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
     std::thread::scope(|scope| {
         let producer = scope.spawn(
             move || -> io::Result<(Compression, Option<(Sha256, u64)>)> {
-                let (compression, plain) = match decompress(input) {
+                let read = detected.and_then(|c| Ok((c, decoder(c, input)?)));
+                let (compression, plain) = match read {
                     Ok(x) => x,
                     Err(e) => {
                         let kind = e.kind();
@@ -118,8 +119,7 @@ where
                     }
                 };
                 let mut hr = plain;
-                let mut own = (compression == Compression::None).then(|| (Sha256::new(), 0u64));
-                flag.store(own.is_some(), Ordering::Relaxed);
+                let mut own = producer_hashes.then(|| (Sha256::new(), 0u64));
                 loop {
                     let mut buf = recycle_rx
                         .try_recv()

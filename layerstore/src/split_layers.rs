@@ -7,7 +7,7 @@ use crate::error::{Result, StoreError};
 use crate::layers::LayerRecord;
 use crate::store::{NewLayer, Store};
 use crate::tarfs::view::Gate;
-use crate::tarfs::{apply_layer_onto, ApplyResult, Target};
+use crate::tarfs::ApplyResult;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -102,32 +102,17 @@ impl Store {
             _ => return self.apply_blob(id, l.blob, l.diff_id, what, gate),
         };
         let started = std::time::Instant::now();
-        let dir = self.driver.diff_dir(id)?;
-        let lowers = self.driver.lower_dirs(id)?;
-        let tmp = self.tmp.join(format!("split-{}", crate::random_id()));
-        let target = Target {
-            root: &dir,
-            format: self.driver.whiteout_format(),
-            lowers: &lowers,
-            gate,
-            split_to: (!source.stores_blob).then_some(tmp.as_path()),
-        };
-        let res = apply_layer_onto((source.open)()?, &target, &self.limits);
+        let tmp = self.temp_path("split");
+        let split_to = (!source.stores_blob).then_some(tmp.as_path());
+        let res = (source.open)()
+            .and_then(|r| self.apply_stream(id, r, l.diff_id, what, "its tar", gate, split_to));
         let res = match res {
             Ok(r) => r,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(e.into());
+                return Err(e);
             }
         };
-        if res.diff_id != *l.diff_id {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(StoreError::DigestMismatch {
-                what: format!("{what}: its tar (config rootfs.diff_ids)"),
-                expected: l.diff_id.clone(),
-                actual: res.diff_id,
-            });
-        }
         if source.stores_blob {
             // A download: its blob was named when its digest checked out at the end.
             if !self.blobs.exists(l.blob) {

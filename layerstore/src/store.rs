@@ -501,9 +501,6 @@ impl Store {
     /// The active driver's layer of `chain`, if it has one.
     fn cached_layer(&self, chain: &Digest) -> Result<Option<String>> {
         let rec = self.layer(chain)?;
-        if rec.damaged {
-            return Err(damaged(&rec));
-        }
         Ok(rec
             .cache
             .get(self.driver.name())
@@ -526,9 +523,6 @@ impl Store {
             Some(p) => Some(self.ensure_layer_held(_held, p)?),
             None => None,
         };
-        if rec.damaged {
-            return Err(damaged(&rec));
-        }
         if rec.tar_split && !self.blobs.exists(&rec.blob) {
             return Err(StoreError::Unsupported(format!(
                 "layer {} is kept as the files of another storage driver ({}) and this one ({}) has no copy: move the store with `strata migrate`, or load the image again",
@@ -557,18 +551,36 @@ impl Store {
         what: &str,
         gate: Option<Gate<'_>>,
     ) -> Result<crate::tarfs::ApplyResult> {
+        let f = self.blobs.open(blob)?;
+        let from = format!("uncompressed content of blob {blob}");
+        self.apply_stream(id, f, diff_id, what, &from, gate, None)
+    }
+
+    /// Applies the layer tar read from `r` (`from` names it in errors) into the (new,
+    /// empty) driver layer `id` over the layers below it, checking the DiffID; records a
+    /// tar-split at `split_to` when given.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply_stream<R: std::io::Read + Send>(
+        &self,
+        id: &str,
+        r: R,
+        diff_id: &Digest,
+        what: &str,
+        from: &str,
+        gate: Option<Gate<'_>>,
+        split_to: Option<&Path>,
+    ) -> Result<crate::tarfs::ApplyResult> {
         let started = std::time::Instant::now();
         let dir = self.driver.diff_dir(id)?;
         let lowers = self.driver.lower_dirs(id)?;
-        let f = self.blobs.open(blob)?;
         let target = Target {
             root: &dir,
             format: self.driver.whiteout_format(),
             lowers: &lowers,
             gate,
-            split_to: None,
+            split_to,
         };
-        let res = apply_layer_onto(f, &target, &self.limits)?;
+        let res = apply_layer_onto(r, &target, &self.limits)?;
         tracing::debug!(
             layer = what,
             entries = res.entries,
@@ -579,9 +591,7 @@ impl Store {
         );
         if res.diff_id != *diff_id {
             return Err(StoreError::DigestMismatch {
-                what: format!(
-                    "{what}: uncompressed content of blob {blob} (config rootfs.diff_ids)"
-                ),
+                what: format!("{what}: {from} (config rootfs.diff_ids)"),
                 expected: diff_id.clone(),
                 actual: res.diff_id,
             });
@@ -592,10 +602,9 @@ impl Store {
     /// Flushes the data root's filesystem and the driver's (one syncfs each covers
     /// every blob and applied layer written so far).
     pub(crate) fn sync_all(&self) -> Result<()> {
-        crate::journal::sync_tree(&self.root)?;
-        let home = self.driver.home();
-        let fd = fsutil::open_root(home).map_err(|e| StoreError::io("open", home, e))?;
-        rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("sync", home, e))
+        // The driver's home is a folder of the data root (on its filesystem, or mounted
+        // there): one walk covers both.
+        crate::journal::sync_tree(&self.root)
     }
 
     /// Creates a driver layer on `parent` and applies `blob` into it, checking the DiffID,
@@ -702,7 +711,10 @@ impl Store {
                 let chain = chain_id(pc.as_ref(), l.diff_id);
                 if ok {
                     ok = self.layers.get(chain.hex())?.is_some_and(|r| {
-                        !r.damaged && self.cached_layer(&chain).ok().flatten().is_some()
+                        !r.damaged
+                            && r.cache
+                                .get(self.driver.name())
+                                .is_some_and(|id| self.driver.exists(id))
                     });
                 }
                 pc = Some(chain);

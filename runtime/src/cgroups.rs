@@ -128,10 +128,7 @@ impl Cgroup {
     /// device rules `rules`, not created yet: only the hierarchies they need.
     pub fn for_container(rel: &str, r: &Resources, rules: &[Rule]) -> Result<Cgroup> {
         let devices = DeviceMode::for_rules(rules)?;
-        let limited = r.memory.is_some()
-            || r.pids.is_some()
-            || r.cpu_quota.is_some()
-            || r.cpu_shares.is_some();
+        let limited = r.any();
         let mut cg = Cgroup {
             v1: Vec::new(),
             v2: None,

@@ -264,6 +264,17 @@ pub struct Resources {
     pub cpu_period: Option<u64>,
 }
 
+impl Resources {
+    /// Whether any limit is set (a cgroup with controllers is needed).
+    pub fn any(&self) -> bool {
+        self.memory.is_some()
+            || self.swap.is_some()
+            || self.cpu_shares.is_some()
+            || self.pids.is_some()
+            || self.cpu_quota.is_some()
+    }
+}
+
 /// The flat form of a spec the launcher works from.
 #[derive(Debug, Clone)]
 pub struct Plan {

@@ -200,12 +200,7 @@ impl Engine {
             cpu_quota: o.cpus.map(|c| (c * 100_000.0) as i64),
             cpu_period: o.cpus.map(|_| 100_000),
         };
-        if res.memory.is_none()
-            && res.swap.is_none()
-            && res.cpu_shares.is_none()
-            && res.pids.is_none()
-            && res.cpu_quota.is_none()
-        {
+        if !res.any() {
             return Ok(());
         }
         let mut spec = bundle.spec()?;

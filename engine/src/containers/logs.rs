@@ -28,6 +28,15 @@ pub struct LogOptions {
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
+impl LogOptions {
+    /// Whether the caller asked the follow to end.
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// The offset where the last `n` lines of `f` begin (read backwards in 64 KiB pieces).
 fn tail_offset(f: &mut std::fs::File, n: usize) -> std::io::Result<u64> {
     let len = f.metadata()?.len();
@@ -73,11 +82,7 @@ impl Engine {
         if o.wait_for_start {
             // Until a start is recorded (or the container is gone).
             while bundle.state()?.status == Status::Created {
-                let stopped = o
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
-                if stopped || !bundle.dir().exists() {
+                if o.stopped() || !bundle.dir().exists() {
                     return Ok(());
                 }
                 std::thread::sleep(Duration::from_millis(2));
@@ -131,11 +136,7 @@ impl Engine {
                     sinks.stdout.flush().map_err(out)?;
                 }
             }
-            if !o.follow
-                || o.stop
-                    .as_ref()
-                    .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
-            {
+            if !o.follow || o.stopped() {
                 break;
             }
             if !got && !bundle.state()?.is_running() {

@@ -37,13 +37,13 @@ fn digest_in_name(name: &str) -> Option<Digest> {
     Digest::from_hex(base).ok()
 }
 
-/// Whether member `name` is an uncompressed tar (no gzip or zstd magic).
-fn is_plain(src: &Source, name: &str, what: &str) -> Result<bool> {
-    let (r, _) = src.open_member(name, what)?;
+/// The length of member `name` when it is an uncompressed tar (no gzip or zstd magic).
+fn plain_len(src: &Source, name: &str, what: &str) -> Result<Option<u64>> {
+    let (r, len) = src.open_member(name, what)?;
     let mut r = BufReader::new(r);
     let c = Compression::detect(&mut r)
         .map_err(|e| StoreError::io("read", std::path::PathBuf::from(name), e))?;
-    Ok(c == Compression::None)
+    Ok((c == Compression::None).then_some(len))
 }
 
 /// Reads every image of the archive, storing and verifying its blobs.
@@ -83,7 +83,12 @@ pub(crate) fn read<'a>(store: &Store, src: &'a Source) -> Result<Vec<Pending<'a>
             // An uncompressed layer is applied from the archive itself and kept as files
             // plus a tar-split record: its digest is its DiffID (checked as it is applied).
             if let Some(diff_id) = cfg.rootfs.diff_ids.get(i) {
-                if !store.blobs.exists(diff_id) && is_plain(src, name, &what)? {
+                let plain = if store.blobs.exists(diff_id) {
+                    None
+                } else {
+                    plain_len(src, name, &what)?
+                };
+                if let Some(size) = plain {
                     if let Some(c) = &claim {
                         if c != diff_id {
                             return Err(StoreError::DigestMismatch {
@@ -93,7 +98,6 @@ pub(crate) fn read<'a>(store: &Store, src: &'a Source) -> Result<Vec<Pending<'a>
                             });
                         }
                     }
-                    let (_, size) = src.open_member(name, &what)?;
                     descs.push(Descriptor {
                         media_type: spec::DOCKER_LAYER.into(),
                         digest: diff_id.clone(),
