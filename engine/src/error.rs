@@ -37,6 +37,9 @@ pub enum EngineError {
         code: i32,
         message: String,
     },
+    /// A build step's command exited with `code` (Docker's "returned a non-zero code").
+    #[error("{message}")]
+    StepFailed { code: i32, message: String },
     /// An I/O error from a step whose caller says what it was doing.
     #[error(transparent)]
     RawIo(#[from] std::io::Error),
@@ -60,7 +63,8 @@ impl EngineError {
             | EngineError::Driver(_)
             | EngineError::Io { .. }
             | EngineError::RawIo(_)
-            | EngineError::Start { .. } => ErrorKind::Other,
+            | EngineError::Start { .. }
+            | EngineError::StepFailed { .. } => ErrorKind::Other,
             EngineError::Registry(e) => match e {
                 RegistryError::Store(s) => s.kind(),
                 RegistryError::NotFound(_) => ErrorKind::NotFound,
@@ -87,7 +91,7 @@ impl EngineError {
     /// failed (126, 127), else 125 (strata's own failure, as Docker).
     pub fn exit_code(&self) -> i32 {
         match self {
-            EngineError::Start { code, .. } => *code,
+            EngineError::Start { code, .. } | EngineError::StepFailed { code, .. } => *code,
             EngineError::Context { inner, .. } => inner.exit_code(),
             _ => 125,
         }

@@ -119,11 +119,26 @@ impl Engine {
         Ok(l)
     }
 
-    /// Every image with its names, newest first.
+    /// Every image with its names, newest first, less a build's intermediate images
+    /// (untagged, and the parent of another), as `docker images` lists them.
     pub fn images(&self) -> Result<Vec<ImageSummary>> {
+        self.list_images(false)
+    }
+
+    /// [`Engine::images`], with the intermediate images too when `all` (`images -a`).
+    pub fn list_images(&self, all: bool) -> Result<Vec<ImageSummary>> {
         let store = self.store_ro()?;
         let refs = store.refs.load()?;
-        let mut all = store.images.all()?;
+        let mut all_images = store.images.all()?;
+        if !all {
+            let parents: std::collections::HashSet<layerstore::Digest> = all_images
+                .iter()
+                .filter_map(|(_, i)| i.parent.clone())
+                .collect();
+            let named: std::collections::HashSet<&layerstore::Digest> = refs.values().collect();
+            all_images.retain(|(_, i)| named.contains(&i.id) || !parents.contains(&i.id));
+        }
+        let mut all = all_images;
         all.sort_by_key(|(_, i)| std::cmp::Reverse(i.added));
         Ok(all
             .iter()

@@ -29,5 +29,6 @@ pub use helper::strata_binary;
 pub use kernel::kernel_has;
 pub use manifest::tree_manifest;
 pub use mounts::{is_mounted, mount};
+pub use nofollow::chmod_at;
 pub use resolve::{open_in_root, open_root, read_regular_in_root, OpenMode};
-pub use tree::{clear_dir_at, remove_all_at};
+pub use tree::{clear_dir_at, list_dir, remove_all_at};

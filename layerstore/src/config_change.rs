@@ -91,7 +91,7 @@ fn single(line: &str, rest: &str) -> Result<String> {
 
 /// Splits on unquoted whitespace; quotes group and are removed, a backslash escapes the
 /// next character (outside single quotes), as Dockerfile words.
-fn words(line: &str, s: &str) -> Result<Vec<String>> {
+pub fn words(line: &str, s: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -219,10 +219,17 @@ pub fn apply(config: &mut Value, changes: &[Change]) {
             }
             Change::Env(kv) => {
                 let env = array(c, "Env");
+                // Replaced where it is, else appended, as Docker's ENV does.
                 for (k, v) in kv {
                     let prefix = format!("{k}=");
-                    env.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
-                    env.push(json!(format!("{k}={v}")));
+                    let value = json!(format!("{k}={v}"));
+                    match env
+                        .iter_mut()
+                        .find(|e| e.as_str().is_some_and(|s| s.starts_with(&prefix)))
+                    {
+                        Some(e) => *e = value,
+                        None => env.push(value),
+                    }
                 }
             }
             Change::Label(kv) => {

@@ -14,4 +14,8 @@ pub struct ImageRecord {
     pub added: u64,
     /// Sum of the layers' content bytes.
     pub size: u64,
+    /// The image a build step made this one from (Docker's `Parent`): an untagged image
+    /// that is another's parent is an intermediate one, which `images` leaves out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
 }

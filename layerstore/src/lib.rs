@@ -5,6 +5,7 @@
 //! storage driver only through [`drivers::Driver`].
 
 pub mod blobs;
+pub mod child;
 pub mod commit;
 pub mod compress;
 pub mod config_change;

@@ -881,12 +881,27 @@ impl Store {
         out: W,
         path: &Path,
     ) -> Result<(W, u64)> {
+        self.write_layer_changes_with(layer, out, path, crate::tarfs::WriteOptions::default())
+    }
+
+    /// [`Store::write_layer_changes`] with the tar's options (a build's clamped times and
+    /// parent directories); the private xattrs are the driver's.
+    pub fn write_layer_changes_with<W: std::io::Write>(
+        &self,
+        layer: &str,
+        out: W,
+        path: &Path,
+        mut opts: crate::tarfs::WriteOptions,
+    ) -> Result<(W, u64)> {
         let (changes, source) = self.driver.changes_with_source(layer)?;
-        let (root, hidden, mounted) = match source {
-            Some(s) => (s.dir, s.private_xattrs, false),
-            None => (self.driver.get(layer)?, None, true),
+        let (root, mounted) = match source {
+            Some(s) => {
+                opts.private_xattrs = s.private_xattrs;
+                (s.dir, false)
+            }
+            None => (self.driver.get(layer)?, true),
         };
-        let written = crate::tarfs::write_layer_sized(&root, &changes, out, hidden);
+        let written = crate::tarfs::write_layer_sized(&root, &changes, out, &opts);
         if mounted {
             self.driver.put(layer)?;
         }

@@ -82,12 +82,15 @@ pub struct ImagesArgs {
     /// Only ids.
     #[arg(short, long)]
     quiet: bool,
+    /// Also a build's intermediate images.
+    #[arg(short, long)]
+    all: bool,
     #[arg(long, value_enum, default_value = "table")]
     format: OutFormat,
 }
 
 pub fn images(ctx: &Context, a: ImagesArgs) -> Result<i32> {
-    let all = ctx.engine.images()?;
+    let all = ctx.engine.list_images(a.all)?;
     if a.quiet {
         all.iter().for_each(|img| println!("{}", img.short_id));
         return Ok(0);

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_peers;
+mod build;
 mod containers;
 mod images;
 mod registry;
@@ -16,6 +17,8 @@ use engine::Engine;
 /// Every command.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Load images from a docker-archive, OCI archive or OCI layout directory.
     Load(images::LoadArgs),
     /// Save images as a docker-archive or OCI layout.
@@ -149,6 +152,7 @@ impl Context {
 /// Runs one command; returns the exit status.
 pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
     match cmd {
+        Command::Build(a) => build::build(ctx, a),
         Command::Load(a) => images::load(ctx, a),
         Command::Save(a) => images::save(ctx, a),
         Command::Import(a) => images::import(ctx, a),

@@ -165,6 +165,7 @@ pub fn commit(store: &Store, p: Pending<'_>) -> Result<Loaded> {
         layers: chains,
         added: crate::now(),
         size,
+        parent: None,
     };
     store.register_image(&img, &p.names)?;
     Ok(Loaded {

@@ -17,22 +17,45 @@ use tar::{EntryType, Header};
 
 /// Writes a layer tar to `out` for `changes` of the tree at `root`; returns `out`.
 pub fn write_layer<W: Write>(root: &Path, changes: &[Change], out: W) -> io::Result<W> {
-    write_layer_sized(root, changes, out, None).map(|(w, _)| w)
+    write_layer_sized(root, changes, out, &WriteOptions::default()).map(|(w, _)| w)
+}
+
+/// How a layer tar is written beyond the changes themselves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Xattrs starting with this are left out (a driver's bookkeeping when the root is
+    /// its own directory).
+    pub private_xattrs: Option<&'static str>,
+    /// Modification times later than this are written as this (`SOURCE_DATE_EPOCH`), so
+    /// a rebuild gives the same bytes.
+    pub clamp_mtime: Option<u64>,
+    /// Also write every parent directory of a change (as they are now), so the tar does
+    /// not depend on whether the driver reports a directory whose entries changed (an
+    /// overlay upper dir has it, a tree comparison may not): the same changes give the
+    /// same tar on every driver.
+    pub with_parents: bool,
 }
 
 /// [`write_layer`], also returning the bytes of file content written (the layer's size as
-/// `images` shows it), so a commit need not read the layer back to know it. Xattrs starting
-/// with `private_xattrs` are left out (a driver's bookkeeping when `root` is its own dir).
+/// `images` shows it), so a commit need not read the layer back to know it.
 pub fn write_layer_sized<W: Write>(
     root: &Path,
     changes: &[Change],
     out: W,
-    private_xattrs: Option<&'static str>,
+    opts: &WriteOptions,
 ) -> io::Result<(W, u64)> {
     let mut w = LayerTarWriter::new(out);
-    if let Some(p) = private_xattrs {
+    if let Some(p) = opts.private_xattrs {
         w.hide_xattrs(p);
     }
+    w.clamp = opts.clamp_mtime;
+    let with_parents;
+    let changes = if opts.with_parents {
+        with_parents = add_parents(changes);
+        &with_parents[..]
+    } else {
+        changes
+    };
     let rootfd = fsutil::open_root(root)?;
     for c in changes {
         match c.kind {
@@ -48,6 +71,25 @@ pub fn write_layer_sized<W: Write>(
     Ok((w.finish()?, size))
 }
 
+/// `changes` with every missing parent directory added as modified, in path order.
+fn add_parents(changes: &[Change]) -> Vec<Change> {
+    let mut all: std::collections::BTreeMap<PathBuf, Change> = changes
+        .iter()
+        .map(|c| (c.path.clone(), c.clone()))
+        .collect();
+    for c in changes {
+        let mut p = c.path.parent();
+        while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
+            all.entry(dir.to_path_buf()).or_insert_with(|| Change {
+                path: dir.to_path_buf(),
+                kind: ChangeKind::Modified,
+            });
+            p = dir.parent();
+        }
+    }
+    all.into_values().collect()
+}
+
 /// A streaming tar writer for layer entries.
 pub struct LayerTarWriter<W: Write> {
     out: W,
@@ -55,6 +97,7 @@ pub struct LayerTarWriter<W: Write> {
     data_size: u64,
     parent: Option<(PathBuf, std::os::fd::OwnedFd)>,
     private_xattrs: Option<&'static str>,
+    clamp: Option<u64>,
 }
 
 const ZEROS: [u8; 1024] = [0; 1024];
@@ -68,6 +111,7 @@ impl<W: Write> LayerTarWriter<W> {
             data_size: 0,
             parent: None,
             private_xattrs: None,
+            clamp: None,
         }
     }
 
@@ -143,7 +187,8 @@ impl<W: Write> LayerTarWriter<W> {
         h.set_uid(st.st_uid as u64);
         h.set_gid(st.st_gid as u64);
         h.set_mode(st.st_mode & 0o7777);
-        h.set_mtime(st.st_mtime.max(0) as u64);
+        let mtime = st.st_mtime.max(0) as u64;
+        h.set_mtime(self.clamp.map_or(mtime, |c| mtime.min(c)));
         h.set_size(0);
         let mut name = rel.as_os_str().as_bytes().to_vec();
         let mut link: Option<Vec<u8>> = None;

@@ -1,0 +1,105 @@
+//! `build`: an image from a Dockerfile (the engine's build; progress printed as
+//! `docker build` prints it).
+
+use super::Context;
+use anyhow::{bail, Result};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name the image (repeatable).
+    #[arg(short, long = "tag")]
+    tag: Vec<String>,
+    /// The Dockerfile (default CONTEXT/Dockerfile).
+    #[arg(short, long = "file")]
+    file: Option<PathBuf>,
+    /// A build argument `K=V` (`K` alone takes the value from the environment).
+    #[arg(long = "build-arg")]
+    build_arg: Vec<String>,
+    /// Build up to this stage.
+    #[arg(long)]
+    target: Option<String>,
+    /// Run every step, whatever the cache has.
+    #[arg(long)]
+    no_cache: bool,
+    /// Write the image id here.
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// A label `K=V` for the image (repeatable).
+    #[arg(long)]
+    label: Vec<String>,
+    /// Print only the image id.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The build context directory.
+    context: PathBuf,
+}
+
+fn pairs(flag: &str, v: &[String], from_env: bool) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for s in v {
+        match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if from_env && !s.is_empty() => {
+                if let Ok(v) = std::env::var(s) {
+                    out.insert(s.clone(), v);
+                }
+            }
+            _ => bail!("invalid {flag} {s:?}: use KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+pub fn build(ctx: &Context, a: BuildArgs) -> Result<i32> {
+    if !a.context.is_dir() {
+        bail!(
+            "the build context {} is not a directory (give the directory that holds the Dockerfile and the files it copies)",
+            a.context.display()
+        );
+    }
+    let o = engine::build::BuildOptions {
+        context: a.context.clone(),
+        dockerfile: a.file.clone(),
+        tags: a.tag.clone(),
+        build_args: pairs("--build-arg", &a.build_arg, true)?,
+        target: a.target.clone(),
+        no_cache: a.no_cache,
+        labels: pairs("--label", &a.label, false)?,
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+    };
+    let quiet = a.quiet;
+    let out: engine::build::BuildOutput = Arc::new(move |s: &str| {
+        if !quiet {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(s.as_bytes());
+            let _ = o.flush();
+        }
+    });
+    let built = match ctx.engine.build(&o, out) {
+        Ok(b) => b,
+        Err(e) => {
+            if let engine::EngineError::StepFailed { code, message } = e.root() {
+                eprintln!("strata: {message}");
+                return Ok(*code);
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, built.id.to_string())
+            .map_err(|e| anyhow::anyhow!("write --iidfile {}: {e}", f.display()))?;
+    }
+    if a.quiet {
+        println!("{}", built.id);
+    }
+    Ok(0)
+}

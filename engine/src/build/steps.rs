@@ -1,0 +1,471 @@
+//! The steps that change files: RUN, COPY/ADD and WORKDIR, each in a container made on
+//! the stage's image (not flushed: a crash removes it anyway), whose changes become the
+//! step's layer (none when nothing changed, as Docker records an empty layer). The
+//! container is removed whatever happens.
+
+use super::context::{Source, Tree};
+use super::copy::{CopyJob, Ownership};
+use super::dockerfile::{Args, Instruction};
+use super::stage::{Build, Stage, Work};
+use crate::containers::{CreateOptions, StartOptions};
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use layerstore::child::CommittedLayer;
+use layerstore::tarfs::WriteOptions;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::Path;
+
+/// A container made for one step, removed when dropped.
+struct StepContainer {
+    engine: Engine,
+    id: String,
+    mounted: bool,
+}
+
+impl StepContainer {
+    fn mount(&mut self) -> Result<std::path::PathBuf> {
+        let p = self.engine.mount(&self.id)?;
+        self.mounted = true;
+        Ok(p)
+    }
+}
+
+impl Drop for StepContainer {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = self.engine.umount(&self.id);
+        }
+        let _ = self.engine.remove_container(&self.id, true);
+    }
+}
+
+fn container(engine: &Engine, o: &CreateOptions) -> Result<StepContainer> {
+    let c = engine.create_container(o)?;
+    Ok(StepContainer {
+        engine: engine.clone(),
+        id: c.id,
+        mounted: false,
+    })
+}
+
+/// Where a COPY reads: the context, or a rootfs mounted for `--from`.
+pub(super) struct CopyStep {
+    from: Option<(Tree, StepContainer)>,
+    sources: Vec<Source>,
+    dest: String,
+    chown: Option<String>,
+    chmod: Option<u32>,
+    unpack: bool,
+    sum: String,
+    line: usize,
+}
+
+impl CopyStep {
+    /// The history line's text (Docker's `COPY file:HEX in /dest `).
+    pub(super) fn history(&self, kw: &str) -> String {
+        let mut flags = String::new();
+        if let Some(c) = &self.chown {
+            flags.push_str(&format!("--chown={c} "));
+        }
+        if let Some(m) = self.chmod {
+            flags.push_str(&format!("--chmod={m:o} "));
+        }
+        format!("{kw} {flags}{} in {} ", self.sum, self.dest)
+    }
+}
+
+impl Build<'_> {
+    /// Resolves a COPY/ADD: its flags, sources (checked to exist) and their checksum.
+    pub(super) fn copy_step(&mut self, stage: &Stage, inst: &Instruction) -> Result<CopyStep> {
+        let kw = inst.keyword.as_str();
+        let bad =
+            |why: String| EngineError::Invalid(format!("Dockerfile line {}: {why}", inst.line));
+        let (mut from, mut chown, mut chmod) = (None, None, None);
+        for (k, v) in &inst.flags {
+            match k.as_str() {
+                "from" => from = Some(v.clone()),
+                "chown" => chown = Some(v.clone()),
+                "chmod" => {
+                    chmod = Some(
+                        u32::from_str_radix(v, 8)
+                            .ok()
+                            .filter(|m| *m <= 0o7777)
+                            .ok_or_else(|| {
+                                bad(format!("--chmod={v}: give an octal mode such as 0755"))
+                            })?,
+                    )
+                }
+                other => return Err(bad(format!("{kw} has no --{other} flag"))),
+            }
+        }
+        let mut words = match &inst.args {
+            Args::Json(v) => v.clone(),
+            Args::Text(t) => {
+                layerstore::config_change::words(t, t).map_err(|e| bad(e.to_string()))?
+            }
+        };
+        let lookup = |n: &str| {
+            let prefix = format!("{n}=");
+            stage
+                .env()
+                .iter()
+                .find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
+                .or_else(|| stage.args.get(n).cloned())
+        };
+        for w in &mut words {
+            *w = super::dockerfile::substitute(w, '\\', &lookup, inst.line)?;
+        }
+        if words.len() < 2 {
+            return Err(bad(format!(
+                "{kw} needs at least one source and a destination"
+            )));
+        }
+        let dest = words.pop().unwrap_or_default();
+        let dest = if dest.starts_with('/') {
+            dest
+        } else {
+            let wd = stage.workdir();
+            let joined = format!("{}/{dest}", wd.trim_end_matches('/'));
+            if dest == "." || dest.ends_with('/') {
+                format!("{}/", joined.trim_end_matches(['.', '/']))
+            } else {
+                joined
+            }
+        };
+        if kw == "ADD" {
+            if let Some(u) = words
+                .iter()
+                .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            {
+                return Err(EngineError::Unsupported(format!(
+                    "Dockerfile line {}: ADD {u}: strata build does not download (this host reaches no outside network): fetch the file into the context and COPY it",
+                    inst.line
+                )));
+            }
+        }
+        let mut tree_from = None;
+        if let Some(f) = &from {
+            let f = super::dockerfile::substitute(f, '\\', &lookup, inst.line)?;
+            let img = match self.stage_image(&f) {
+                Some(i) => i,
+                None => self.store.resolve_image(&f).map_err(|e| {
+                    EngineError::NotFound(format!("Dockerfile line {}: --from={f}: no stage of that name before this one, and {e}", inst.line))
+                })?,
+            };
+            let mut c = container(
+                self.engine,
+                &CreateOptions {
+                    image: img.id.to_string(),
+                    scratch: true,
+                    ..Default::default()
+                },
+            )?;
+            let root = c.mount()?;
+            tree_from = Some((Tree::rootfs(&root, format!("image of --from={f}"))?, c));
+        }
+        let tree = match &tree_from {
+            Some((t, _)) => t,
+            None => &self.tree,
+        };
+        let mut sources = Vec::new();
+        for w in &words {
+            sources.extend(tree.sources(w, inst.line)?);
+        }
+        let sum = tree.checksum(&sources, tree_from.is_some())?;
+        Ok(CopyStep {
+            from: tree_from,
+            sources,
+            dest,
+            chown,
+            chmod,
+            unpack: kw == "ADD",
+            sum,
+            line: inst.line,
+        })
+    }
+
+    /// The image of an earlier stage, by name or index.
+    fn stage_image(&self, f: &str) -> Option<layerstore::images::ImageRecord> {
+        if let Ok(n) = f.parse::<usize>() {
+            return self.stages.get(n).map(|(_, i)| i.clone());
+        }
+        let f = f.to_ascii_lowercase();
+        self.stages
+            .iter()
+            .rev()
+            .find(|(n, _)| n.as_deref() == Some(f.as_str()))
+            .map(|(_, i)| i.clone())
+    }
+
+    /// Runs the step's work in a container on the stage's image; returns its layer.
+    pub(super) fn in_container(
+        &mut self,
+        stage: &Stage,
+        work: &Work,
+    ) -> Result<Option<CommittedLayer>> {
+        let mut o = CreateOptions {
+            image: stage.image.id.to_string(),
+            scratch: true,
+            network: "host".into(),
+            ..Default::default()
+        };
+        if let Work::Run(argv) = work {
+            o.command = argv.clone();
+            o.entrypoint = Some(Vec::new());
+            let env = stage.env();
+            let mut extra: Vec<String> = stage
+                .args
+                .iter()
+                .filter(|(k, _)| !env.iter().any(|e| e.starts_with(&format!("{k}="))))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            for p in super::PROXY_ARGS {
+                if let Some(v) = self.o.build_args.get(*p) {
+                    if !stage.args.contains_key(*p) {
+                        extra.push(format!("{p}={v}"));
+                    }
+                }
+            }
+            o.env = extra;
+            o.user = stage.config["User"].as_str().map(str::to_string);
+            o.workdir = Some(stage.workdir());
+        }
+        let mut c = container(self.engine, &o)?;
+        self.say(&format!(" ---> Running in {}\n", &c.id[..12]));
+        match work {
+            Work::Config => {}
+            Work::Run(argv) => {
+                // The runtime makes the mountpoints an image lacks; like Docker's init
+                // layer, they are not the step's changes.
+                let missing = mountpoints(&mut c, false, &[])?;
+                self.run_in(&c.id, argv)?;
+                mountpoints(&mut c, true, &missing)?;
+            }
+            Work::Mkdir(dir) => {
+                let root = c.mount()?;
+                let rootfd =
+                    fsutil::open_root(&root).map_err(|e| EngineError::io("open the rootfs", e))?;
+                super::copy::ensure_dir(
+                    std::os::fd::AsFd::as_fd(&rootfd),
+                    Path::new(&super::ignore::clean(dir)),
+                    Ownership::default(),
+                )
+                .map_err(|e| EngineError::io(format!("WORKDIR {dir}"), e))?;
+            }
+            Work::Copy(step) => {
+                let root = c.mount()?;
+                let owner = match &step.chown {
+                    None => Ownership::default(),
+                    Some(spec) => {
+                        let spec = if spec.contains(':') {
+                            spec.clone()
+                        } else {
+                            format!("{spec}:{spec}")
+                        };
+                        let (uid, gid, _) = crate::containers::user::resolve_user(&root, &spec)?;
+                        Ownership {
+                            uid,
+                            gid,
+                            mode: None,
+                        }
+                    }
+                };
+                let job = CopyJob {
+                    tree: match &step.from {
+                        Some((t, _)) => t,
+                        None => &self.tree,
+                    },
+                    sources: &step.sources,
+                    dest: step.dest.clone(),
+                    owner: Ownership {
+                        mode: step.chmod,
+                        ..owner
+                    },
+                    unpack: step.unpack,
+                    line: step.line,
+                };
+                super::copy::copy(&job, &root)?;
+            }
+        }
+        if c.mounted {
+            self.engine.umount(&c.id)?;
+            c.mounted = false;
+        }
+        let layer_id = self.store.resolve_container(&c.id)?.layer;
+        let layer = layerstore::child::container_layer(
+            &self.store,
+            &layer_id,
+            WriteOptions {
+                clamp_mtime: self.epoch(),
+                with_parents: true,
+                ..Default::default()
+            },
+            true,
+        )?;
+        self.say(&format!(
+            "Removing intermediate container {}\n",
+            &c.id[..12]
+        ));
+        drop(c);
+        Ok(layer)
+    }
+
+    /// Runs a RUN's command attached, its output to the build's; an exit other than 0
+    /// fails the step with Docker's message and the code.
+    fn run_in(&self, id: &str, argv: &[String]) -> Result<()> {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| EngineError::io("make a pipe for the step's output", e))?;
+        let out = self.out.clone();
+        let pump = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(r);
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = f.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let started = self
+            .engine
+            .start_attached_to(id, StartOptions::default(), Some(w));
+        let code = match started {
+            Ok(a) => a.wait(),
+            Err(e) => Err(e),
+        };
+        let _ = pump.join();
+        let code = code?;
+        if code != 0 {
+            return Err(EngineError::StepFailed {
+                code,
+                message: format!(
+                    "The command '{}' returned a non-zero code: {code}",
+                    argv.join(" ")
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where the runtime mounts `/proc`, `/sys` and `/dev`.
+const MOUNTPOINTS: &[&str] = &["proc", "sys", "dev"];
+
+/// Before a RUN (`remove` false): which of the runtime's mountpoints the rootfs lacks.
+/// After it: removes those of them that are still empty directories.
+fn mountpoints(
+    c: &mut StepContainer,
+    remove: bool,
+    missing: &[&'static str],
+) -> Result<Vec<&'static str>> {
+    use rustix::fs::AtFlags;
+    let root = c.mount()?;
+    let result = (|| -> std::io::Result<Vec<&'static str>> {
+        let fd = fsutil::open_root(&root)?;
+        if !remove {
+            return Ok(MOUNTPOINTS
+                .iter()
+                .copied()
+                .filter(|m| rustix::fs::statat(&fd, *m, AtFlags::SYMLINK_NOFOLLOW).is_err())
+                .collect());
+        }
+        for m in missing {
+            // Fails (and is left) unless it is an empty directory.
+            let _ = rustix::fs::unlinkat(&fd, *m, AtFlags::REMOVEDIR);
+        }
+        Ok(Vec::new())
+    })();
+    c.engine.umount(&c.id)?;
+    c.mounted = false;
+    result.map_err(|e| EngineError::io("check the rootfs's mountpoints", e))
+}
+
+/// Go's `time.ParseDuration` (`1m30s`, `500ms`) in nanoseconds.
+fn duration(s: &str) -> Option<i64> {
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let v: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += v * mult;
+        rest = &rest[u..];
+    }
+    Some(total as i64)
+}
+
+/// HEALTHCHECK's config (Docker's `Healthcheck` object).
+pub(super) fn healthcheck(inst: &Instruction, shell: &[String]) -> Result<Value> {
+    let bad = |why: String| EngineError::Invalid(format!("Dockerfile line {}: {why}", inst.line));
+    let text = match &inst.args {
+        Args::Text(t) => t.trim().to_string(),
+        Args::Json(v) => serde_json::to_string(v)?,
+    };
+    let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((&text, ""));
+    let mut hc = serde_json::Map::new();
+    if word.eq_ignore_ascii_case("NONE") {
+        if !rest.trim().is_empty() || !inst.flags.is_empty() {
+            return Err(bad("HEALTHCHECK NONE takes no arguments".into()));
+        }
+        hc.insert("Test".into(), json!(["NONE"]));
+        return Ok(Value::Object(hc));
+    }
+    if !word.eq_ignore_ascii_case("CMD") {
+        return Err(bad(
+            "use HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE".into(),
+        ));
+    }
+    let rest = rest.trim();
+    let test = match serde_json::from_str::<Vec<String>>(rest) {
+        Ok(v) if rest.starts_with('[') => {
+            let mut t = vec!["CMD".to_string()];
+            t.extend(v);
+            t
+        }
+        _ => {
+            let _ = shell;
+            vec!["CMD-SHELL".to_string(), rest.to_string()]
+        }
+    };
+    hc.insert("Test".into(), json!(test));
+    for (k, v) in &inst.flags {
+        let key = match k.as_str() {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "start-interval" => "StartInterval",
+            "retries" => {
+                let n: i64 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad(format!("--retries={v}: give a number")))?;
+                hc.insert("Retries".into(), json!(n));
+                continue;
+            }
+            other => return Err(bad(format!("HEALTHCHECK has no --{other} flag"))),
+        };
+        let d = duration(v)
+            .ok_or_else(|| bad(format!("--{k}={v}: give a duration such as 30s or 1m30s")))?;
+        hc.insert(key.into(), json!(d));
+    }
+    Ok(Value::Object(hc))
+}
