@@ -268,7 +268,11 @@ fn cgroup_limits_are_enforced() {
 fn isolation_flags_user_readonly_and_network() {
     let s = setup("overlay2");
     let o = s.run(&["run", "--rm", "-u", "1000:1000", "busybox-wh:1", BB, "id"]);
-    assert_eq!(out(&o).trim(), "uid=1000 gid=1000");
+    assert_eq!(
+        out(&o).trim(),
+        "uid=1000 gid=1000 groups=1000",
+        "as docker run -u 1000:1000 prints it"
+    );
     let o = s.run(&[
         "run",
         "--rm",

@@ -76,6 +76,15 @@ pub(super) fn ensure_dir(
     open_in_root(root, rel, OpenMode::Dir)
 }
 
+/// Files with more than one link already copied: (dev, ino) -> where the copy is.
+type Links = std::collections::HashMap<(u64, u64), (OwnedFd, std::ffi::OsString)>;
+
+/// How entries are copied, and the linked files copied so far.
+struct Copier {
+    opts: CopyOptions,
+    links: Links,
+}
+
 /// Whether `rel` in the rootfs is an existing directory.
 fn is_dir(root: BorrowedFd<'_>, rel: &Path) -> bool {
     open_in_root(root, rel, OpenMode::Dir).is_ok()
@@ -92,7 +101,10 @@ pub fn copy(job: &CopyJob<'_>, rootfs: &Path) -> Result<()> {
             job.line
         )));
     }
-    let opts = CopyOptions::new(true);
+    let mut cp = Copier {
+        opts: CopyOptions::new(true),
+        links: Links::new(),
+    };
     for s in job.sources {
         let src_parent = open_in_root(
             job.tree.root(),
@@ -107,14 +119,17 @@ pub fn copy(job: &CopyJob<'_>, rootfs: &Path) -> Result<()> {
             let src = open_in_root(job.tree.root(), &s.rel, OpenMode::Dir)
                 .map_err(io(format!("open {}", s.rel.display())))?;
             let mut rel = s.rel.clone();
-            copy_dir_contents(job, src.as_fd(), &mut rel, d.as_fd(), &opts)
+            copy_dir_contents(job, src.as_fd(), &mut rel, d.as_fd(), &mut cp)
                 .map_err(io(format!("copy {} to {}", s.rel.display(), job.dest)))?;
             continue;
         }
         if job.unpack && is_archive(job.tree, &s.rel) {
+            // Entries keep the archive's owners and modes, as Docker's ADD keeps them.
             let d = ensure_dir(root.as_fd(), &dest_rel, job.owner)
                 .map_err(io(format!("make {}", job.dest)))?;
-            unpack(job.tree, &s.rel, d.as_fd())?;
+            // The directory by its descriptor: nothing can swap the path meanwhile.
+            let at = PathBuf::from(format!("/proc/self/fd/{}", d.as_raw_fd()));
+            unpack(job.tree, &s.rel, &at)?;
             continue;
         }
         let (dir, name) = if into_dir {
@@ -138,7 +153,7 @@ pub fn copy(job: &CopyJob<'_>, rootfs: &Path) -> Result<()> {
             &mut s.rel.clone(),
             dir.as_fd(),
             &name,
-            &opts,
+            &mut cp,
         )
         .map_err(io(format!("copy {} to {}", s.rel.display(), job.dest)))?;
     }
@@ -150,13 +165,13 @@ fn copy_dir_contents(
     src: BorrowedFd<'_>,
     rel: &mut PathBuf,
     dst: BorrowedFd<'_>,
-    opts: &CopyOptions,
+    cp: &mut Copier,
 ) -> std::io::Result<()> {
     let mut names = fsutil::list_dir(src)?;
     names.sort();
     for n in names {
         rel.push(&n);
-        copy_node(job, src, &n, rel, dst, &n, opts)?;
+        copy_node(job, src, &n, rel, dst, &n, cp)?;
         rel.pop();
     }
     Ok(())
@@ -171,7 +186,7 @@ fn copy_node(
     rel: &mut PathBuf,
     dst: BorrowedFd<'_>,
     dst_name: &OsStr,
-    opts: &CopyOptions,
+    cp: &mut Copier,
 ) -> std::io::Result<()> {
     let st = rustix::fs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
     let ft = FileType::from_raw_mode(st.st_mode);
@@ -191,9 +206,21 @@ fn copy_node(
         }
         let s = rustix::fs::openat(src, name, dir_flags, Mode::empty()).map_err(errno)?;
         let d = rustix::fs::openat(dst, dst_name, dir_flags, Mode::empty()).map_err(errno)?;
-        copy_dir_contents(job, s.as_fd(), rel, d.as_fd(), opts)?;
+        copy_dir_contents(job, s.as_fd(), rel, d.as_fd(), cp)?;
     } else {
-        copy_entry_at(src, name, dst, dst_name, opts)?;
+        // Files linked to each other in the source stay linked in the copy.
+        let key = (st.st_dev, st.st_ino);
+        if st.st_nlink > 1 {
+            if let Some((dir, first)) = cp.links.get(&key) {
+                rustix::fs::linkat(dir, first, dst, dst_name, AtFlags::empty()).map_err(errno)?;
+                return Ok(());
+            }
+        }
+        copy_entry_at(src, name, dst, dst_name, &cp.opts)?;
+        if st.st_nlink > 1 {
+            let dir = rustix::io::fcntl_dupfd_cloexec(dst, 0).map_err(errno)?;
+            cp.links.insert(key, (dir, dst_name.to_os_string()));
+        }
     }
     // Owner and mode as COPY gives them; the time the source had.
     rustix::fs::chownat(
@@ -230,18 +257,12 @@ fn is_archive(tree: &Tree, rel: &Path) -> bool {
     r.read_exact(&mut block).is_ok() && &block[257..262] == b"ustar"
 }
 
-/// Unpacks the archive `rel` into the directory `dst`, through the layer applier (paths
-/// confined to `dst`; a whiteout entry deletes, as unpacking a layer would).
-fn unpack(tree: &Tree, rel: &Path, dst: BorrowedFd<'_>) -> Result<()> {
+/// Unpacks the archive `rel` into the directory `dst` through the layer applier
+/// (paths confined to `dst`; a whiteout entry deletes, as unpacking a layer would).
+fn unpack(tree: &Tree, rel: &Path, dst: &Path) -> Result<()> {
     let f = open_in_root(tree.root(), rel, OpenMode::ReadFile)
         .map_err(io(format!("open {}", rel.display())))?;
-    // The directory itself, by its descriptor: nothing can swap the path meanwhile.
-    let at = PathBuf::from(format!("/proc/self/fd/{}", dst.as_raw_fd()));
-    layerstore::tarfs::apply_layer(
-        std::fs::File::from(f),
-        &at,
-        &drivers::whiteout::RemoveWhiteouts,
-    )
-    .map_err(|e| EngineError::Invalid(format!("ADD {}: {e}", rel.display())))?;
+    layerstore::tarfs::apply_layer(std::fs::File::from(f), dst, &drivers::RemoveWhiteouts)
+        .map_err(|e| EngineError::Invalid(format!("ADD {}: {e}", rel.display())))?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 /// the rootfs at `rootfs`.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
     if user.is_empty() {
-        return Ok((0, 0, Vec::new()));
+        return Ok((0, 0, vec![0]));
     }
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -26,7 +26,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
     };
     // Numeric user and group need no lookup at all.
     if let (Ok(uid), Some(Ok(gid))) = (u.parse::<u32>(), g.map(str::parse::<u32>)) {
-        return Ok((uid, gid, Vec::new()));
+        return Ok((uid, gid, vec![gid]));
     }
     let fields = |text: &str| -> Vec<Vec<String>> {
         text.lines()
@@ -40,7 +40,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
                 .iter()
                 .find(|f| f.len() > 3 && f[2] == n.to_string())
                 .and_then(|f| f[3].parse().ok())
-                .unwrap_or(n);
+                .unwrap_or(0);
             (n, gid)
         }
         Err(_) => passwd
@@ -53,6 +53,10 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
                 ))
             })?,
     };
+    let name = passwd
+        .iter()
+        .find(|f| f.len() > 3 && f[2] == uid.to_string())
+        .map(|f| f[0].clone());
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
@@ -67,5 +71,19 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
                 })?,
         };
     }
-    Ok((uid, gid, Vec::new()))
+    // Supplementary groups: those that list the user as a member (only when no group was
+    // named), and always the primary group, as Docker's runtime sets them.
+    let mut groups = vec![gid];
+    if let (None, Some(name)) = (g, name) {
+        for f in fields(&read("etc/group")?) {
+            if f.len() > 3 && f[3].split(',').any(|m| m == name) {
+                if let Ok(n) = f[2].parse::<u32>() {
+                    if !groups.contains(&n) {
+                        groups.push(n);
+                    }
+                }
+            }
+        }
+    }
+    Ok((uid, gid, groups))
 }

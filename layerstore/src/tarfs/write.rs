@@ -98,6 +98,8 @@ pub struct LayerTarWriter<W: Write> {
     parent: Option<(PathBuf, std::os::fd::OwnedFd)>,
     private_xattrs: Option<&'static str>,
     clamp: Option<u64>,
+    /// The directory entry written last, with its permissions and owner.
+    last_dir: Option<(PathBuf, (u32, u64, u64))>,
 }
 
 const ZEROS: [u8; 1024] = [0; 1024];
@@ -112,6 +114,7 @@ impl<W: Write> LayerTarWriter<W> {
             parent: None,
             private_xattrs: None,
             clamp: None,
+            last_dir: None,
         }
     }
 
@@ -128,28 +131,34 @@ impl<W: Write> LayerTarWriter<W> {
         Ok(self.out)
     }
 
-    /// A whiteout entry hiding `path` of the lower layers.
+    /// A whiteout entry hiding `path` of the lower layers (mode 0600, as Docker writes
+    /// them).
     pub fn whiteout(&mut self, path: &Path) -> io::Result<()> {
         let name = path.file_name().unwrap_or_default();
         let mut wh = std::ffi::OsString::from(WHITEOUT_PREFIX);
         wh.push(name);
         let p = path.parent().unwrap_or(Path::new("")).join(wh);
-        self.marker(&p)
+        self.marker(&p, (0o600, 0, 0))
     }
 
-    /// An opaque marker for directory `dir`.
+    /// An opaque marker for directory `dir`, with the directory's permissions and owner
+    /// when it was the entry just written (as Docker writes them).
     pub fn opaque(&mut self, dir: &Path) -> io::Result<()> {
-        self.marker(&dir.join(OPAQUE_MARKER))
+        let meta = match &self.last_dir {
+            Some((p, m)) if p == dir => *m,
+            _ => (0, 0, 0),
+        };
+        self.marker(&dir.join(OPAQUE_MARKER), meta)
     }
 
-    fn marker(&mut self, p: &Path) -> io::Result<()> {
+    fn marker(&mut self, p: &Path, (mode, uid, gid): (u32, u64, u64)) -> io::Result<()> {
         let mut h = Header::new_ustar();
         h.set_entry_type(EntryType::Regular);
-        h.set_mode(0);
+        h.set_mode(mode);
         h.set_size(0);
         h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
+        h.set_uid(uid);
+        h.set_gid(gid);
         self.header(h, p.as_os_str().as_bytes(), None, &[])
     }
 
@@ -205,6 +214,10 @@ impl<W: Write> LayerTarWriter<W> {
             FileType::Directory => {
                 h.set_entry_type(EntryType::Directory);
                 name.push(b'/');
+                self.last_dir = Some((
+                    rel.to_path_buf(),
+                    (st.st_mode & 0o777, st.st_uid as u64, st.st_gid as u64),
+                ));
             }
             FileType::RegularFile => h.set_entry_type(EntryType::Regular),
             FileType::Symlink => {
