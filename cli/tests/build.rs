@@ -435,9 +435,19 @@ fn cache_serves_an_unchanged_build_and_a_changed_source_rebuilds_from_its_step()
     assert_eq!(s.ok(&["run", "--rm", "cached:3"]), "uno\n");
     assert_eq!(s.ok(&["run", "--rm", "cached:1"]), "one\n");
 
-    // --no-cache runs everything.
-    let fourth = s.ok(&["build", "--no-cache", dir]);
+    // --no-cache runs everything; --label is one more step, its value kept as given.
+    let fourth = s.ok(&[
+        "build",
+        "--no-cache",
+        "--label",
+        "note=two words $HOME \"q\"",
+        "-t",
+        "labelled:1",
+        dir,
+    ]);
     assert_eq!(steps_from_cache(&fourth), 0, "{fourth}");
+    let v: Value = serde_json::from_str(&s.ok(&["inspect", "labelled:1"])).unwrap();
+    assert_eq!(v[0]["Config"]["Labels"]["note"], "two words $HOME \"q\"");
 
     // history: one row per instruction, metadata steps as empty layers.
     let h = s.ok(&["history", "cached:3"]);

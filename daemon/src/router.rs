@@ -214,8 +214,8 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
             ("DELETE", name) => api::volumes::remove(c, name),
             _ => Err(not_found(c)),
         },
+        ("POST", "build") if seg(1).is_empty() => api::build::build(c),
         (_, "networks")
-        | (_, "build")
         | (_, "swarm")
         | (_, "services")
         | (_, "nodes")

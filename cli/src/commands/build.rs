@@ -66,7 +66,11 @@ pub fn build(ctx: &Context, a: BuildArgs) -> Result<i32> {
     }
     let o = engine::build::BuildOptions {
         context: a.context.clone(),
-        dockerfile: a.file.clone(),
+        // -f is relative to where strata runs, not to the context.
+        dockerfile: match &a.file {
+            Some(f) => Some(std::path::absolute(f)?),
+            None => None,
+        },
         tags: a.tag.clone(),
         build_args: pairs("--build-arg", &a.build_arg, true)?,
         target: a.target.clone(),
@@ -77,8 +81,8 @@ pub fn build(ctx: &Context, a: BuildArgs) -> Result<i32> {
             .and_then(|v| v.parse().ok()),
     };
     let quiet = a.quiet;
-    let out: engine::build::BuildOutput = Arc::new(move |s: &str| {
-        if !quiet {
+    let out: engine::build::BuildOutput = Arc::new(move |e| {
+        if let (engine::build::BuildEvent::Text(s), false) = (e, quiet) {
             let mut o = std::io::stdout().lock();
             let _ = o.write_all(s.as_bytes());
             let _ = o.flush();

@@ -1,6 +1,7 @@
 //! The Docker Engine API's endpoints, one module per resource.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;

@@ -257,3 +257,15 @@ fn entry_sum(
     h.write_all(b"\n")?;
     Ok(())
 }
+
+/// Unpacks a context sent as a tar (plain, gzip or zstd; the API's `POST /build` body)
+/// into the empty directory `into`, through the layer applier: no entry lands outside it,
+/// whatever its name or the links before it.
+pub fn unpack_context(tar: &Path, into: &Path) -> Result<()> {
+    let f = std::fs::File::open(tar)
+        .map_err(|e| EngineError::io(format!("open {}", tar.display()), e))?;
+    layerstore::tarfs::apply_layer(f, into, &drivers::RemoveWhiteouts).map_err(|e| {
+        EngineError::Invalid(format!("the build context is not a readable tar: {e}"))
+    })?;
+    Ok(())
+}

@@ -19,15 +19,26 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Receives the build's progress text (`Step 1/5 : ...`, a RUN's output) as it comes.
-pub type BuildOutput = Arc<dyn Fn(&str) + Send + Sync>;
+/// What a build reports as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum BuildEvent<'a> {
+    /// Progress text (`Step 1/5 : ...`, a RUN's output), as `docker build` prints it.
+    Text(&'a str),
+    /// The finished image, before it is named (the API's `aux` message).
+    Built(&'a Digest),
+}
+
+/// Receives a build's events as they come.
+pub type BuildOutput = Arc<dyn Fn(BuildEvent<'_>) + Send + Sync>;
 
 /// What `build` is asked to do (Docker's `build` flags).
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// The context directory.
     pub context: PathBuf,
-    /// The Dockerfile (default `Dockerfile` in the context).
+    /// The Dockerfile: an absolute path is read as it is (the CLI's `-f`), a relative one
+    /// inside the context (the API's `dockerfile`: no symlink leads out of it). Default
+    /// `Dockerfile` in the context.
     pub dockerfile: Option<PathBuf>,
     /// Names the finished image gets.
     pub tags: Vec<String>,
@@ -72,19 +83,12 @@ impl Engine {
     /// Builds the image the Dockerfile describes; names it with `o.tags` once every step
     /// worked. A failed step leaves no container behind and names nothing.
     pub fn build(&self, o: &BuildOptions, out: BuildOutput) -> Result<Built> {
-        let path = o
-            .dockerfile
-            .clone()
-            .unwrap_or_else(|| o.context.join("Dockerfile"));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            EngineError::io(
-                format!(
-                    "read the Dockerfile {} (give another with -f)",
-                    path.display()
-                ),
-                e,
-            )
-        })?;
+        // Every name checked before anything runs: a bad one must not leave the others set.
+        for t in &o.tags {
+            layerstore::refs::normalize(t)
+                .map_err(|e| EngineError::Invalid(format!("invalid tag {t:?}: {e}")))?;
+        }
+        let text = read_dockerfile(o)?;
         let df = dockerfile::parse(&text)?;
         // `--label`s are one more LABEL step at the end of the target stage.
         let labels = (!o.labels.is_empty()).then(|| {
@@ -108,7 +112,46 @@ impl Engine {
     }
 }
 
-/// Double-quotes a word for an instruction line.
+/// The Dockerfile's text (see [`BuildOptions::dockerfile`]).
+fn read_dockerfile(o: &BuildOptions) -> Result<String> {
+    let rel = match &o.dockerfile {
+        Some(p) if p.is_absolute() => {
+            return std::fs::read_to_string(p)
+                .map_err(|e| EngineError::io(format!("read the Dockerfile {}", p.display()), e))
+        }
+        Some(p) => p.clone(),
+        None => PathBuf::from("Dockerfile"),
+    };
+    let missing = || {
+        EngineError::NotFound(format!(
+            "no Dockerfile {} in the build context {} (give another with -f)",
+            rel.display(),
+            o.context.display()
+        ))
+    };
+    let root = fsutil::open_root(&o.context).map_err(|e| {
+        EngineError::io(format!("open the build context {}", o.context.display()), e)
+    })?;
+    let data = fsutil::read_regular_in_root(&root, &rel, 16 << 20)
+        .map_err(|e| EngineError::io(format!("read the Dockerfile {}", rel.display()), e))?
+        .ok_or_else(missing)?;
+    String::from_utf8(data).map_err(|_| {
+        EngineError::Invalid(format!(
+            "the Dockerfile {} is not UTF-8 text",
+            rel.display()
+        ))
+    })
+}
+
+/// A word for an instruction line, double-quoted where it needs to be.
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    if !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || "\"'\\$=".contains(c)) {
+        return s.to_string();
+    }
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$")
+    )
 }

@@ -154,7 +154,7 @@ impl<'a> Build<'a> {
     }
 
     pub(super) fn say(&self, s: &str) {
-        (self.out)(s);
+        (self.out)(super::BuildEvent::Text(s));
     }
 
     /// Runs the whole build; returns the image of the target stage.
@@ -246,6 +246,7 @@ impl<'a> Build<'a> {
                 .tag(&img.id.to_string(), t)
                 .ctx(|| format!("tag the built image {t}"))?;
         }
+        (self.out)(super::BuildEvent::Built(&img.id));
         self.say(&format!("Successfully built {}\n", img.id.short()));
         for t in &self.o.tags {
             self.say(&format!(

@@ -324,7 +324,7 @@ impl Build<'_> {
                 if n == 0 {
                     break;
                 }
-                out(&String::from_utf8_lossy(&buf[..n]));
+                out(super::BuildEvent::Text(&String::from_utf8_lossy(&buf[..n])));
             }
         });
         let started = self
