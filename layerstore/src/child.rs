@@ -29,14 +29,17 @@ pub fn container_layer(
     opts: WriteOptions,
     skip_empty: bool,
 ) -> Result<Option<CommittedLayer>> {
-    if skip_empty && store.driver.changes(layer)?.is_empty() {
+    let (changes, source) = store.driver.changes_with_source(layer)?;
+    if skip_empty && changes.iter().all(|c| opts.drops(c)) {
         return Ok(None);
     }
     let work = store.temp_dir()?;
     let staged_path = work.join("layer.tar");
     let f = File::create(&staged_path).map_err(|e| StoreError::io("create", &staged_path, e))?;
-    let (w, data_size) = store.write_layer_changes_with(
+    let (w, data_size) = store.write_changes(
         layer,
+        &changes,
+        source,
         HashWriter::new(BufWriter::with_capacity(1 << 20, f)),
         &staged_path,
         opts,

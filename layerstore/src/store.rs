@@ -891,9 +891,23 @@ impl Store {
         layer: &str,
         out: W,
         path: &Path,
-        mut opts: crate::tarfs::WriteOptions,
+        opts: crate::tarfs::WriteOptions,
     ) -> Result<(W, u64)> {
         let (changes, source) = self.driver.changes_with_source(layer)?;
+        self.write_changes(layer, &changes, source, out, path, opts)
+    }
+
+    /// Writes `changes` of driver layer `layer` (from [`drivers::Driver::changes_with_source`])
+    /// as a layer tar to `out`.
+    pub fn write_changes<W: std::io::Write>(
+        &self,
+        layer: &str,
+        changes: &[drivers::Change],
+        source: Option<drivers::ChangesSource>,
+        out: W,
+        path: &Path,
+        mut opts: crate::tarfs::WriteOptions,
+    ) -> Result<(W, u64)> {
         let (root, mounted) = match source {
             Some(s) => {
                 opts.private_xattrs = s.private_xattrs;
@@ -901,7 +915,7 @@ impl Store {
             }
             None => (self.driver.get(layer)?, true),
         };
-        let written = crate::tarfs::write_layer_sized(&root, &changes, out, &opts);
+        let written = crate::tarfs::write_layer_sized(&root, changes, out, &opts);
         if mounted {
             self.driver.put(layer)?;
         }

@@ -37,6 +37,10 @@ const STEPS: &[(&str, &str)] = &[
         "the image's OCI layout to a mounted rootfs (load + create + mount)",
     ),
     ("pull", "pull the image from a local registry on 127.0.0.1"),
+    (
+        "build",
+        "build a Dockerfile of 10 steps (5 RUN) on the image, no cache",
+    ),
 ];
 
 #[derive(Args, Debug)]
@@ -215,6 +219,21 @@ fn one_run(
     t.insert("unpack".into(), ms(t0));
     r.run(&root, driver, &["flush"])?;
     r.run(&root, driver, &["umount", "u"])?;
+    // Build: the same Dockerfile docker's classic builder gets, in a store with no cache.
+    let t0 = Instant::now();
+    r.run(
+        &root,
+        driver,
+        &[
+            "build",
+            "-q",
+            "--no-cache",
+            "--build-arg",
+            &format!("BASE={oci_name}"),
+            &forms.build_context.to_string_lossy(),
+        ],
+    )?;
+    t.insert("build".into(), ms(t0));
     let _ = std::fs::remove_dir_all(&root);
     if let Some(p) = &forms.pushed {
         let root = base.join(format!("{driver}-{run}-pull"));

@@ -92,6 +92,38 @@ pub struct Forms {
     pub oci_tag: String,
     /// Pushed to the local registry, when there is one.
     pub pushed: Option<String>,
+    /// A build context whose Dockerfile takes the base image as `--build-arg BASE=`.
+    pub build_context: PathBuf,
+}
+
+/// The build step's Dockerfile: FROM the image and 10 steps, 5 of them RUN, as a
+/// typical application image has (files copied in, commands run over them).
+const BENCH_DOCKERFILE: &str = "ARG BASE
+FROM $BASE
+ENV BENCH=1
+WORKDIR /bench
+COPY files/ ./files/
+RUN echo one > one
+RUN cp -r files files2
+RUN echo three > three && ls > list
+LABEL bench=build
+RUN rm -rf files2
+RUN i=0; while [ $i -lt 100 ]; do echo $i > n$i; i=$((i+1)); done
+CMD [\"sh\"]
+";
+
+/// Writes the build step's context under `dir`: the Dockerfile and 100 small files.
+fn write_build_context(dir: &Path) -> Result<PathBuf> {
+    let ctx = dir.join("build-context");
+    std::fs::create_dir_all(ctx.join("files"))?;
+    std::fs::write(ctx.join("Dockerfile"), BENCH_DOCKERFILE)?;
+    for i in 0..100 {
+        std::fs::write(
+            ctx.join("files").join(format!("f{i:03}.txt")),
+            format!("file {i}\n").repeat(i + 1),
+        )?;
+    }
+    Ok(ctx)
 }
 
 /// A local registry on 127.0.0.1 for the pull step, stopped when dropped.
@@ -193,6 +225,7 @@ pub fn prepare(
         oci,
         oci_tag,
         pushed,
+        build_context: write_build_context(dir)?,
     })
 }
 
@@ -232,6 +265,19 @@ pub fn one_run(peer: &Peer, forms: &Forms, scratch: &Path) -> Result<Vec<(&'stat
                 t.push(("pull", ms(t0)));
                 clean(p);
             }
+            // build: the classic builder (what `strata build` does), no cache.
+            docker(&["load", "-i", &forms.archive.to_string_lossy()])?;
+            let t0 = Instant::now();
+            run(Command::new("docker")
+                .env("DOCKER_HOST", &host)
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "-q", "--no-cache", "-t", "strata-bench:build"])
+                .arg("--build-arg")
+                .arg(format!("BASE={loaded}"))
+                .arg(&forms.build_context))?;
+            t.push(("build", ms(t0)));
+            clean("strata-bench:build");
+            clean(&loaded);
         }
         Peer::Umoci => {
             let dest = scratch.join("umoci-bundle");

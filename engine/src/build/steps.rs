@@ -235,13 +235,7 @@ impl Build<'_> {
         self.say(&format!(" ---> Running in {}\n", &c.id[..12]));
         match work {
             Work::Config => {}
-            Work::Run(argv) => {
-                // The runtime makes the mountpoints an image lacks; like Docker's init
-                // layer, they are not the step's changes.
-                let missing = mountpoints(&mut c, false, &[])?;
-                self.run_in(&c.id, argv)?;
-                mountpoints(&mut c, true, &missing)?;
-            }
+            Work::Run(argv) => self.run_in(&c.id, argv)?,
             Work::Mkdir(dir) => {
                 let root = c.mount()?;
                 let rootfd =
@@ -299,6 +293,13 @@ impl Build<'_> {
             WriteOptions {
                 clamp_mtime: self.epoch(),
                 with_parents: true,
+                // The mountpoints the runtime makes where an image lacks them; like
+                // Docker's init layer, they are not the step's changes.
+                drop_added: if matches!(work, Work::Run(_)) {
+                    &["proc", "sys", "dev"]
+                } else {
+                    &[]
+                },
                 ..Default::default()
             },
             true,
@@ -347,38 +348,6 @@ impl Build<'_> {
         }
         Ok(())
     }
-}
-
-/// Where the runtime mounts `/proc`, `/sys` and `/dev`.
-const MOUNTPOINTS: &[&str] = &["proc", "sys", "dev"];
-
-/// Before a RUN (`remove` false): which of the runtime's mountpoints the rootfs lacks.
-/// After it: removes those of them that are still empty directories.
-fn mountpoints(
-    c: &mut StepContainer,
-    remove: bool,
-    missing: &[&'static str],
-) -> Result<Vec<&'static str>> {
-    use rustix::fs::AtFlags;
-    let root = c.mount()?;
-    let result = (|| -> std::io::Result<Vec<&'static str>> {
-        let fd = fsutil::open_root(&root)?;
-        if !remove {
-            return Ok(MOUNTPOINTS
-                .iter()
-                .copied()
-                .filter(|m| rustix::fs::statat(&fd, *m, AtFlags::SYMLINK_NOFOLLOW).is_err())
-                .collect());
-        }
-        for m in missing {
-            // Fails (and is left) unless it is an empty directory.
-            let _ = rustix::fs::unlinkat(&fd, *m, AtFlags::REMOVEDIR);
-        }
-        Ok(Vec::new())
-    })();
-    c.engine.umount(&c.id)?;
-    c.mounted = false;
-    result.map_err(|e| EngineError::io("check the rootfs's mountpoints", e))
 }
 
 /// Go's `time.ParseDuration` (`1m30s`, `500ms`) in nanoseconds.

@@ -34,6 +34,20 @@ pub struct WriteOptions {
     /// overlay upper dir has it, a tree comparison may not): the same changes give the
     /// same tar on every driver.
     pub with_parents: bool,
+    /// Top-level paths left out when the layer added them (a build's RUN: the mountpoints
+    /// the runtime made, which Docker keeps in a container's init layer).
+    pub drop_added: &'static [&'static str],
+}
+
+impl WriteOptions {
+    /// Whether `c` is left out of the tar ([`WriteOptions::drop_added`]).
+    pub fn drops(&self, c: &Change) -> bool {
+        c.kind == ChangeKind::Added
+            && self
+                .drop_added
+                .iter()
+                .any(|d| c.path.as_os_str() == OsStr::new(d))
+    }
 }
 
 /// [`write_layer`], also returning the bytes of file content written (the layer's size as
@@ -49,10 +63,15 @@ pub fn write_layer_sized<W: Write>(
         w.hide_xattrs(p);
     }
     w.clamp = opts.clamp_mtime;
-    let with_parents;
-    let changes = if opts.with_parents {
-        with_parents = add_parents(changes);
-        &with_parents[..]
+    let kept: Vec<Change>;
+    let changes = if opts.with_parents || !opts.drop_added.is_empty() {
+        let left: Vec<Change> = changes.iter().filter(|c| !opts.drops(c)).cloned().collect();
+        kept = if opts.with_parents {
+            add_parents(&left)
+        } else {
+            left
+        };
+        &kept[..]
     } else {
         changes
     };
