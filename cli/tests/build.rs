@@ -558,3 +558,53 @@ fn layers_are_the_same_on_every_driver_with_source_date_epoch() {
         assert_eq!(l, &seen[0].1, "{d} and {} give the same DiffIDs", seen[0].0);
     }
 }
+
+#[test]
+fn a_killed_build_leaves_a_store_that_fsck_passes_and_builds_again() {
+    use std::io::BufRead;
+    let s = Strata::new();
+    s.load("images/busybox-wh.docker.tar");
+    let ctx = tempfile::tempdir().unwrap();
+    let dir = ctx.path().to_str().unwrap().to_string();
+    write(ctx.path(), "a.txt", "a\n", 0o644);
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox-wh:1\nCOPY a.txt /a\nRUN echo started; sleep 30\n",
+        0o644,
+    );
+    let mut child = s
+        .cmd(&["build", "-t", "killed:1", &dir])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // Killed while the RUN runs, after the COPY step's image was made.
+    for l in lines.by_ref() {
+        if l.unwrap().contains("started") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!s.ok(&["images"]).contains("killed"), "nothing named");
+    s.assert_fsck_ok();
+    // What the killed build left (its step's container, as dockerd leaves one) goes with
+    // rm -f; the build then runs again, its COPY step from the cache.
+    for id in s.ok(&["ps", "-a", "-q"]).lines() {
+        s.ok(&["rm", "-f", id]);
+    }
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox-wh:1\nCOPY a.txt /a\nRUN echo finished > /b\n",
+        0o644,
+    );
+    let out = s.ok(&["build", "-t", "killed:1", &dir]);
+    assert_eq!(steps_from_cache(&out), 1, "{out}");
+    assert_eq!(
+        s.ok(&["run", "--rm", "killed:1", "cat", "/a", "/b"]),
+        "a\nfinished\n"
+    );
+    s.assert_fsck_ok();
+}

@@ -7,13 +7,12 @@ use super::context::{Source, Tree};
 use super::copy::{CopyJob, Ownership};
 use super::dockerfile::{Args, Instruction};
 use super::stage::{Build, Stage, Work};
-use crate::containers::{CreateOptions, StartOptions};
+use crate::containers::{CreateOptions, LogOptions, LogSinks, StartOptions};
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use layerstore::child::CommittedLayer;
 use layerstore::tarfs::WriteOptions;
 use serde_json::{json, Value};
-use std::io::Read;
 use std::path::Path;
 
 /// A container made for one step, removed when dropped.
@@ -312,31 +311,26 @@ impl Build<'_> {
         Ok(layer)
     }
 
-    /// Runs a RUN's command attached, its output to the build's; an exit other than 0
-    /// fails the step with Docker's message and the code.
+    /// Runs a RUN's command under its shim (never a fork of this process, which may be a
+    /// many-threaded daemon), its output followed from the logs into the build's; an exit
+    /// other than 0 fails the step with Docker's message and the code.
     fn run_in(&self, id: &str, argv: &[String]) -> Result<()> {
-        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| EngineError::io("make a pipe for the step's output", e))?;
-        let out = self.out.clone();
-        let pump = std::thread::spawn(move || {
-            let mut f = std::fs::File::from(r);
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Ok(n) = f.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                out(super::BuildEvent::Text(&String::from_utf8_lossy(&buf[..n])));
-            }
-        });
-        let started = self
-            .engine
-            .start_attached_to(id, StartOptions::default(), Some(w));
-        let code = match started {
-            Ok(a) => a.wait(),
-            Err(e) => Err(e),
-        };
-        let _ = pump.join();
-        let code = code?;
+        self.engine.start_detached(id, StartOptions::default())?;
+        let mut out = OutputWriter(self.out.clone());
+        let mut err = OutputWriter(self.out.clone());
+        self.engine.logs(
+            id,
+            LogOptions {
+                follow: true,
+                wait_for_start: true,
+                ..Default::default()
+            },
+            LogSinks {
+                stdout: &mut out,
+                stderr: &mut err,
+            },
+        )?;
+        let code = self.engine.wait(id)?;
         if code != 0 {
             return Err(EngineError::StepFailed {
                 code,
@@ -346,6 +340,20 @@ impl Build<'_> {
                 ),
             });
         }
+        Ok(())
+    }
+}
+
+/// The build's output as a writer (a RUN's logs go there).
+struct OutputWriter(super::BuildOutput);
+
+impl std::io::Write for OutputWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (self.0)(super::BuildEvent::Text(&String::from_utf8_lossy(buf)));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }

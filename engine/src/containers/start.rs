@@ -177,17 +177,6 @@ impl Engine {
     /// standard ones (stdin /dev/null unless interactive or a terminal). A start that
     /// fails is recorded and cleaned up, and returned as [`EngineError::Start`].
     pub fn start_attached(&self, key: &str, o: StartOptions) -> Result<Attached> {
-        self.start_attached_to(key, o, None)
-    }
-
-    /// [`Engine::start_attached`] with the container's stdout and stderr both going to
-    /// `output` (a build step's pipe) instead of the caller's.
-    pub fn start_attached_to(
-        &self,
-        key: &str,
-        o: StartOptions,
-        output: Option<OwnedFd>,
-    ) -> Result<Attached> {
         let store = self.store()?;
         let (c, bundle) = self.startable(&store, key)?;
         let plan = self.prepare_or_drop(&store, &c, o.remove)?;
@@ -198,14 +187,7 @@ impl Engine {
             } else {
                 Some(dev_null()?)
             },
-            stderr: match &output {
-                Some(fd) => Some(
-                    fd.try_clone()
-                        .map_err(|e| EngineError::io("duplicate the output pipe", e))?,
-                ),
-                None => None,
-            },
-            stdout: output,
+            ..Default::default()
         };
         let started = match launch::start(&plan, stdio) {
             Ok(s) => s,
