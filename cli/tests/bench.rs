@@ -45,6 +45,7 @@ fn bench_compares_drivers_in_a_table_json_and_html() {
         "diff",
         "remove",
         "migrate",
+        "build",
         "disk",
     ] {
         assert!(
@@ -56,7 +57,7 @@ fn bench_compares_drivers_in_a_table_json_and_html() {
     assert_eq!(v["runs"], 2);
     for d in ["overlay2", "vfs"] {
         let steps = v["drivers"][d]["steps"].as_object().unwrap();
-        assert_eq!(steps.len(), 11 + registry as usize, "{d}: {steps:?}");
+        assert_eq!(steps.len(), 12 + registry as usize, "{d}: {steps:?}");
         for (name, st) in steps {
             let (med, min, max) = (
                 st["median_ms"].as_f64().unwrap(),
