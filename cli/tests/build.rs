@@ -608,3 +608,21 @@ fn a_killed_build_leaves_a_store_that_fsck_passes_and_builds_again() {
     );
     s.assert_fsck_ok();
 }
+
+#[test]
+fn escape_directive_continuations_and_variables_in_copy() {
+    let s = Strata::new();
+    s.load("images/busybox-wh.docker.tar");
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "a.txt", "a\n", 0o644);
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "# escape=`\nFROM busybox-wh:1\nARG DIR=/dest\nENV FILE=a.txt\nCOPY ${FILE} $DIR/\nRUN echo one `\n    two > /joined\nWORKDIR ${DIR:-/nowhere}\nCMD [\"cat\", \"a.txt\", \"/joined\"]\n",
+        0o644,
+    );
+    s.ok(&["build", "-t", "esc:1", ctx.path().to_str().unwrap()]);
+    assert_eq!(s.ok(&["run", "--rm", "esc:1"]), "a\none two\n");
+    let v: Value = serde_json::from_str(&s.ok(&["inspect", "esc:1"])).unwrap();
+    assert_eq!(v[0]["Config"]["WorkingDir"], "/dest");
+}

@@ -5,6 +5,7 @@ use super::cache::Cache;
 use super::context::Tree;
 use super::dockerfile::{substitute, Args, Dockerfile, Instruction};
 use super::{BuildOptions, BuildOutput, Built, PROXY_ARGS};
+use crate::containers::create::strings;
 use crate::error::{Context as _, EngineError, Result};
 use crate::Engine;
 use layerstore::child::CommittedLayer;
@@ -18,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(super) struct Build<'a> {
     pub(super) engine: &'a Engine,
     pub(super) o: &'a BuildOptions,
-    df: &'a Dockerfile,
+    pub(super) df: &'a Dockerfile,
     pub(super) tree: Tree,
     extra: Option<Instruction>,
     pub(super) out: BuildOutput,
@@ -48,7 +49,7 @@ pub(super) struct Stage {
 
 impl Stage {
     /// A variable's value for substitution: ENV first, then ARG.
-    fn lookup(&self, name: &str) -> Option<String> {
+    pub(super) fn lookup(&self, name: &str) -> Option<String> {
         let prefix = format!("{name}=");
         self.env()
             .iter()
@@ -82,16 +83,6 @@ impl Stage {
     fn nop(&self, text: &str) -> String {
         format!("{} #(nop)  {text}", self.shell().join(" "))
     }
-}
-
-pub(super) fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Go's `%q` of a string list, as the classic builder writes CMD and friends in history.

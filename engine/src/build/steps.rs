@@ -104,16 +104,9 @@ impl Build<'_> {
                 layerstore::config_change::words(t, t).map_err(|e| bad(e.to_string()))?
             }
         };
-        let lookup = |n: &str| {
-            let prefix = format!("{n}=");
-            stage
-                .env()
-                .iter()
-                .find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
-                .or_else(|| stage.args.get(n).cloned())
-        };
+        let lookup = |n: &str| stage.lookup(n);
         for w in &mut words {
-            *w = super::dockerfile::substitute(w, '\\', &lookup, inst.line)?;
+            *w = super::dockerfile::substitute(w, self.df.escape, &lookup, inst.line)?;
         }
         if words.len() < 2 {
             return Err(bad(format!(
@@ -145,7 +138,7 @@ impl Build<'_> {
         }
         let mut tree_from = None;
         if let Some(f) = &from {
-            let f = super::dockerfile::substitute(f, '\\', &lookup, inst.line)?;
+            let f = super::dockerfile::substitute(f, self.df.escape, &lookup, inst.line)?;
             let img = match self.stage_image(&f) {
                 Some(i) => i,
                 None => self.store.resolve_image(&f).map_err(|e| {

@@ -194,7 +194,8 @@ impl SecurityOptions {
     }
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
+/// A JSON array's strings (an image config's `Cmd`, `Env`...); anything else is empty.
+pub(crate) fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
