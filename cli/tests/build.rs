@@ -626,3 +626,31 @@ fn escape_directive_continuations_and_variables_in_copy() {
     let v: Value = serde_json::from_str(&s.ok(&["inspect", "esc:1"])).unwrap();
     assert_eq!(v[0]["Config"]["WorkingDir"], "/dest");
 }
+
+#[test]
+fn rmi_of_a_built_image_deletes_its_intermediate_images() {
+    let s = Strata::new();
+    s.load("images/busybox-wh.docker.tar");
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "a.txt", "a\n", 0o644);
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox-wh:1\nENV A=1\nCOPY a.txt /a\nRUN echo b > /b\nCMD [\"sh\"]\n",
+        0o644,
+    );
+    let dir = ctx.path().to_str().unwrap();
+    s.ok(&["build", "-t", "one:1", dir]);
+    s.ok(&["tag", "one:1", "two:1"]);
+    let before = s.ok(&["images", "-a", "-q"]).lines().count();
+    assert_eq!(before, 5, "busybox and the build's four images");
+    // Untagging one of two names deletes nothing.
+    s.ok(&["rmi", "two:1"]);
+    assert_eq!(s.ok(&["images", "-a", "-q"]).lines().count(), 5);
+    // The last name: the image and the three intermediate ones below it go; the base stays.
+    let out = s.ok(&["rmi", "one:1"]);
+    assert_eq!(out.matches("Deleted:").count(), 4, "{out}");
+    assert_eq!(s.ok(&["images", "-a", "-q"]).lines().count(), 1);
+    assert!(s.ok(&["images"]).contains("busybox-wh"));
+    s.assert_fsck_ok();
+}

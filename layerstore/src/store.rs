@@ -347,8 +347,30 @@ impl Store {
                 .collect::<Vec<_>>())
         })?;
         self.images.remove(img.id.hex())?;
-        drop(held);
         out.push(format!("Deleted: {}", img.id));
+        // A build's intermediate images go with the last image made from them, as Docker
+        // deletes untagged parents: each while it has no name, no container and no other
+        // child.
+        let mut parent = img.parent.clone();
+        while let Some(p) = parent.take() {
+            let Some(rec) = self.images.get(p.hex())? else {
+                break;
+            };
+            let named = self.refs.load()?.values().any(|v| *v == p);
+            let used = self.containers.all()?.iter().any(|(_, c)| c.image == p);
+            let has_child = self
+                .images
+                .all()?
+                .iter()
+                .any(|(_, i)| i.parent.as_ref() == Some(&p));
+            if named || used || has_child {
+                break;
+            }
+            self.images.remove(p.hex())?;
+            out.push(format!("Deleted: {p}"));
+            parent = rec.parent;
+        }
+        drop(held);
         self.gc()?;
         Ok(out)
     }
