@@ -17,6 +17,7 @@ pub mod flush;
 pub mod fsck;
 pub mod images;
 pub mod import;
+pub mod ipam;
 pub mod journal;
 pub mod layers;
 pub mod locks;
