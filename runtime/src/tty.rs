@@ -128,10 +128,18 @@ pub fn relay(primary: OwnedFd) {
 pub fn resize(pid: u32, rows: u16, cols: u16) -> std::io::Result<bool> {
     use rustix::fs::{FileType, Mode, OFlags};
     for fd in 0..3 {
-        let path = format!("/proc/{pid}/fd/{fd}");
         // The process chose what its streams are: only a pseudo-terminal's secondary side
         // (Unix98 pty majors 136-143) is opened, never a file or a device it was given.
-        let is_pty = rustix::fs::stat(path.as_str()).is_ok_and(|st| {
+        // The node is pinned with O_PATH (which opens nothing) and checked, then that same
+        // node is opened: the process cannot swap its fd in between.
+        let Ok(node) = rustix::fs::open(
+            format!("/proc/{pid}/fd/{fd}").as_str(),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        let is_pty = rustix::fs::fstat(&node).is_ok_and(|st| {
             FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
                 && (136..=143).contains(&rustix::fs::major(st.st_rdev))
         });
@@ -139,7 +147,7 @@ pub fn resize(pid: u32, rows: u16, cols: u16) -> std::io::Result<bool> {
             continue;
         }
         let Ok(f) = rustix::fs::open(
-            path.as_str(),
+            format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&node)).as_str(),
             OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK,
             Mode::empty(),
         ) else {
