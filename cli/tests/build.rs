@@ -384,6 +384,18 @@ fn builds_what_docker_build_builds() {
     s.assert_fsck_ok();
 }
 
+/// A store with busybox-wh loaded and a context of `files` and this Dockerfile.
+fn setup(files: &[(&str, &str)], dockerfile: &str) -> (Strata, tempfile::TempDir) {
+    let s = Strata::new();
+    s.load("images/busybox-wh.docker.tar");
+    let ctx = tempfile::tempdir().unwrap();
+    for (name, data) in files {
+        write(ctx.path(), name, data, 0o644);
+    }
+    write(ctx.path(), "Dockerfile", dockerfile, 0o644);
+    (s, ctx)
+}
+
 fn id_of(s: &Strata, image: &str) -> Value {
     let v: Value = serde_json::from_str(&s.ok(&["inspect", image])).unwrap();
     v[0]["Id"].clone()
@@ -395,16 +407,9 @@ fn steps_from_cache(out: &str) -> usize {
 
 #[test]
 fn cache_serves_an_unchanged_build_and_a_changed_source_rebuilds_from_its_step() {
-    let s = Strata::new();
-    s.load("images/busybox-wh.docker.tar");
-    let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), "a.txt", "one\n", 0o644);
-    write(ctx.path(), "b.txt", "two\n", 0o644);
-    write(
-        ctx.path(),
-        "Dockerfile",
+    let (s, ctx) = setup(
+        &[("a.txt", "one\n"), ("b.txt", "two\n")],
         "FROM busybox-wh:1\nENV A=1\nRUN echo first > /first\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy-of-a\nCOPY b.txt /b.txt\nCMD [\"cat\", \"/copy-of-a\"]\n",
-        0o644,
     );
     let dir = ctx.path().to_str().unwrap();
     let first = s.ok(&["build", "-t", "cached:1", dir]);
@@ -463,14 +468,13 @@ fn cache_serves_an_unchanged_build_and_a_changed_source_rebuilds_from_its_step()
 
 #[test]
 fn bad_input_is_one_clear_error_and_leaves_nothing_behind() {
-    let s = Strata::new();
-    s.load("images/busybox-wh.docker.tar");
-    let ctx = tempfile::tempdir().unwrap();
+    let (s, ctx) = setup(
+        &[("a.txt", "a\n")],
+        "FROM busybox-wh:1\nRUN true\nFROBNICATE now\n",
+    );
     let dir = ctx.path().to_str().unwrap();
-    write(ctx.path(), "a.txt", "a\n", 0o644);
     let df = |text: &str| write(ctx.path(), "Dockerfile", text, 0o644);
 
-    df("FROM busybox-wh:1\nRUN true\nFROBNICATE now\n");
     let e = s.fails(&["build", "-t", "bad:1", dir], 125);
     assert!(e.contains("line 3") && e.contains("FROBNICATE"), "{e}");
 
@@ -562,17 +566,11 @@ fn layers_are_the_same_on_every_driver_with_source_date_epoch() {
 #[test]
 fn a_killed_build_leaves_a_store_that_fsck_passes_and_builds_again() {
     use std::io::BufRead;
-    let s = Strata::new();
-    s.load("images/busybox-wh.docker.tar");
-    let ctx = tempfile::tempdir().unwrap();
-    let dir = ctx.path().to_str().unwrap().to_string();
-    write(ctx.path(), "a.txt", "a\n", 0o644);
-    write(
-        ctx.path(),
-        "Dockerfile",
+    let (s, ctx) = setup(
+        &[("a.txt", "a\n")],
         "FROM busybox-wh:1\nCOPY a.txt /a\nRUN echo started; sleep 30\n",
-        0o644,
     );
+    let dir = ctx.path().to_str().unwrap().to_string();
     let mut child = s
         .cmd(&["build", "-t", "killed:1", &dir])
         .stdout(std::process::Stdio::piped())
@@ -611,15 +609,9 @@ fn a_killed_build_leaves_a_store_that_fsck_passes_and_builds_again() {
 
 #[test]
 fn escape_directive_continuations_and_variables_in_copy() {
-    let s = Strata::new();
-    s.load("images/busybox-wh.docker.tar");
-    let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), "a.txt", "a\n", 0o644);
-    write(
-        ctx.path(),
-        "Dockerfile",
+    let (s, ctx) = setup(
+        &[("a.txt", "a\n")],
         "# escape=`\nFROM busybox-wh:1\nARG DIR=/dest\nENV FILE=a.txt\nCOPY ${FILE} $DIR/\nRUN echo one `\n    two > /joined\nWORKDIR ${DIR:-/nowhere}\nCMD [\"cat\", \"a.txt\", \"/joined\"]\n",
-        0o644,
     );
     s.ok(&["build", "-t", "esc:1", ctx.path().to_str().unwrap()]);
     assert_eq!(s.ok(&["run", "--rm", "esc:1"]), "a\none two\n");
@@ -629,15 +621,9 @@ fn escape_directive_continuations_and_variables_in_copy() {
 
 #[test]
 fn rmi_of_a_built_image_deletes_its_intermediate_images() {
-    let s = Strata::new();
-    s.load("images/busybox-wh.docker.tar");
-    let ctx = tempfile::tempdir().unwrap();
-    write(ctx.path(), "a.txt", "a\n", 0o644);
-    write(
-        ctx.path(),
-        "Dockerfile",
+    let (s, ctx) = setup(
+        &[("a.txt", "a\n")],
         "FROM busybox-wh:1\nENV A=1\nCOPY a.txt /a\nRUN echo b > /b\nCMD [\"sh\"]\n",
-        0o644,
     );
     let dir = ctx.path().to_str().unwrap();
     s.ok(&["build", "-t", "one:1", dir]);

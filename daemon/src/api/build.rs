@@ -61,7 +61,7 @@ pub fn build(c: &mut Call<'_>) -> ApiResult<Reply> {
         .param("dockerfile")
         .filter(|d| !d.is_empty())
         .map(|d| PathBuf::from(d.trim_start_matches('/')));
-    let o_base = BuildOptions {
+    let mut o = BuildOptions {
         dockerfile,
         tags: c.req.params("t"),
         build_args: map_param(c, "buildargs")?,
@@ -81,10 +81,7 @@ pub fn build(c: &mut Call<'_>) -> ApiResult<Reply> {
     std::fs::create_dir(&dir.path)?;
     engine::build::context::unpack_context(&tar.path, &dir.path)?;
     drop(tar);
-    let o = BuildOptions {
-        context: dir.path.clone(),
-        ..o_base
-    };
+    o.context = dir.path.clone();
 
     let (tx, rx) = mpsc::channel::<Msg>();
     let out: engine::build::BuildOutput = std::sync::Arc::new(move |e| {

@@ -17,22 +17,33 @@ use std::path::{Path, PathBuf};
 /// (`--from`, where nothing is ignored).
 pub struct Tree {
     root: OwnedFd,
+    /// Where the root is (for telling where a resolved source ended up).
+    root_path: PathBuf,
     ignore: Ignore,
     /// What errors call the tree ("build context", "stage build").
     pub what: String,
 }
 
 /// One source a COPY names, resolved: its path in the tree and the name it is copied as.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Source {
     /// The resolved path, relative to the tree's root.
     pub rel: PathBuf,
     /// The name a file source gets in a destination directory.
     pub name: OsString,
-    pub is_dir: bool,
+    /// Its status (of what a symlink named by the source resolved to).
+    pub st: rustix::fs::Stat,
 }
 
-fn io_err(what: String) -> impl FnOnce(std::io::Error) -> EngineError {
+impl Source {
+    pub fn is_dir(&self) -> bool {
+        FileType::from_raw_mode(self.st.st_mode) == FileType::Directory
+    }
+}
+
+/// An I/O error while doing `what`, for `map_err`.
+pub(super) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
+    let what = what.into();
     move |e| EngineError::io(what, e)
 }
 
@@ -47,21 +58,24 @@ impl Tree {
             Ok(None) => Ignore::default(),
             Err(e) => return Err(EngineError::io("read .dockerignore", e)),
         };
+        Tree::of(root, ignore, "build context".into())
+    }
+
+    fn of(root: OwnedFd, ignore: Ignore, what: String) -> Result<Tree> {
+        let root_path = std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd()))
+            .map_err(io_err(format!("find where the {what} is")))?;
         Ok(Tree {
             root,
+            root_path,
             ignore,
-            what: "build context".into(),
+            what,
         })
     }
 
     /// A mounted rootfs, read whole.
     pub fn rootfs(dir: &Path, what: String) -> Result<Tree> {
         let root = fsutil::open_root(dir).map_err(io_err(format!("open {}", dir.display())))?;
-        Ok(Tree {
-            root,
-            ignore: Ignore::default(),
-            what,
-        })
+        Tree::of(root, Ignore::default(), what)
     }
 
     /// The tree's root directory.
@@ -95,10 +109,9 @@ impl Tree {
         )?;
         // Where it ended up, as a path under the root (for the ignore rules and copying
         // through its parent).
-        let root_path = std::fs::read_link(format!("/proc/self/fd/{}", self.root.as_raw_fd()))?;
         let at = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
         let inside = at
-            .strip_prefix(&root_path)
+            .strip_prefix(&self.root_path)
             .map(Path::to_path_buf)
             .unwrap_or_default();
         Ok((fd, inside))
@@ -124,11 +137,7 @@ impl Tree {
                 .file_name()
                 .map(OsStr::to_os_string)
                 .unwrap_or_else(|| rel.file_name().unwrap_or_default().to_os_string());
-            return Ok(vec![Source {
-                is_dir: FileType::from_raw_mode(st.st_mode) == FileType::Directory,
-                rel,
-                name,
-            }]);
+            return Ok(vec![Source { rel, name, st }]);
         }
         let mut out = Vec::new();
         self.walk(&mut PathBuf::new(), self.root.as_fd(), &mut |rel, st| {
@@ -136,11 +145,11 @@ impl Tree {
                 out.push(Source {
                     rel: rel.to_path_buf(),
                     name: rel.file_name().unwrap_or_default().to_os_string(),
-                    is_dir: FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+                    st: *st,
                 });
-                return false;
+                return Ok(false);
             }
-            true
+            Ok(true)
         })
         .map_err(|e| EngineError::io(format!("read the {}", self.what), e))?;
         if out.is_empty() {
@@ -150,12 +159,12 @@ impl Tree {
     }
 
     /// Visits every entry under `dir` (at `rel`) that is not ignored, in name order;
-    /// `visit` returns whether to go into a directory.
+    /// `visit` returns whether to go into a directory, or an error that ends the walk.
     fn walk(
         &self,
         rel: &mut PathBuf,
         dir: BorrowedFd<'_>,
-        visit: &mut dyn FnMut(&Path, &rustix::fs::Stat) -> bool,
+        visit: &mut dyn FnMut(&Path, &rustix::fs::Stat) -> std::io::Result<bool>,
     ) -> std::io::Result<()> {
         let mut names = fsutil::list_dir(dir)?;
         names.sort();
@@ -167,7 +176,7 @@ impl Tree {
             let enter = if excluded {
                 is_dir && self.walk_excluded(rel)
             } else {
-                visit(rel, &st) && is_dir
+                visit(rel, &st)? && is_dir
             };
             if enter {
                 let sub = rustix::fs::openat(
@@ -188,33 +197,24 @@ impl Tree {
     /// a time. Docker's form: `file:HEX`, `dir:HEX` or `multi:HEX`.
     pub fn checksum(&self, sources: &[Source], with_owners: bool) -> Result<String> {
         let mut h = HashWriter::new(std::io::sink());
-        let err = |e: std::io::Error| EngineError::io(format!("read the {}", "sources"), e);
-        for s in sources {
-            let (fd, _) = self.resolve(&s.rel).map_err(err)?;
-            let st = rustix::fs::fstat(&fd).map_err(|e| err(e.into()))?;
-            let mut rel = s.rel.clone();
-            entry_sum(&mut h, &self.root, &rel, &st, with_owners).map_err(err)?;
-            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                let dir =
-                    fsutil::open_in_root(&self.root, &s.rel, fsutil::OpenMode::Dir).map_err(err)?;
-                let mut failed = None;
-                self.walk(&mut rel, dir.as_fd(), &mut |p, st| {
-                    if failed.is_none() {
-                        if let Err(e) = entry_sum(&mut h, &self.root, p, st, with_owners) {
-                            failed = Some(e);
-                        }
-                    }
-                    true
-                })
-                .map_err(err)?;
-                if let Some(e) = failed {
-                    return Err(err(e));
+        let summed = (|| -> std::io::Result<()> {
+            for s in sources {
+                let mut rel = s.rel.clone();
+                entry_sum(&mut h, &self.root, &rel, &s.st, with_owners)?;
+                if s.is_dir() {
+                    let dir = fsutil::open_in_root(&self.root, &s.rel, fsutil::OpenMode::Dir)?;
+                    self.walk(&mut rel, dir.as_fd(), &mut |p, st| {
+                        entry_sum(&mut h, &self.root, p, st, with_owners)?;
+                        Ok(true)
+                    })?;
                 }
             }
-        }
+            Ok(())
+        })();
+        summed.map_err(io_err(format!("read the sources in the {}", self.what)))?;
         let (d, _, _) = h.finish();
         let kind = match sources {
-            [s] if s.is_dir => "dir",
+            [s] if s.is_dir() => "dir",
             [_] => "file",
             _ => "multi",
         };

@@ -6,7 +6,7 @@
 //! through descriptors, so an image's symlinks cannot send a write outside it. ADD of a
 //! local tar archive (plain, gzip or zstd) unpacks it through the layer applier.
 
-use super::context::{Source, Tree};
+use super::context::{io_err, Source, Tree};
 use crate::error::{EngineError, Result};
 use fsutil::{copy_entry_at, open_in_root, CopyOptions, OpenMode};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -34,11 +34,6 @@ pub struct CopyJob<'a> {
     /// ADD: unpack local tar archives.
     pub unpack: bool,
     pub line: usize,
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EngineError {
-    let what = what.into();
-    move |e| EngineError::io(what, e)
 }
 
 fn errno(e: rustix::io::Errno) -> std::io::Error {
@@ -92,7 +87,7 @@ fn is_dir(root: BorrowedFd<'_>, rel: &Path) -> bool {
 
 /// Runs one COPY/ADD into the rootfs at `rootfs`.
 pub fn copy(job: &CopyJob<'_>, rootfs: &Path) -> Result<()> {
-    let root = fsutil::open_root(rootfs).map_err(io(format!("open {}", rootfs.display())))?;
+    let root = fsutil::open_root(rootfs).map_err(io_err(format!("open {}", rootfs.display())))?;
     let dest_rel = PathBuf::from(super::ignore::clean(&job.dest));
     let into_dir = job.dest.ends_with('/') || is_dir(root.as_fd(), &dest_rel);
     if job.sources.len() > 1 && !into_dir {
@@ -105,57 +100,53 @@ pub fn copy(job: &CopyJob<'_>, rootfs: &Path) -> Result<()> {
         opts: CopyOptions::new(true),
         links: Links::new(),
     };
+    let dest_dir = || {
+        ensure_dir(root.as_fd(), &dest_rel, job.owner).map_err(io_err(format!("make {}", job.dest)))
+    };
     for s in job.sources {
-        let src_parent = open_in_root(
-            job.tree.root(),
-            s.rel.parent().unwrap_or(Path::new("")),
-            OpenMode::Dir,
-        )
-        .map_err(io(format!("open {}", s.rel.display())))?;
-        let src_name = s.rel.file_name().unwrap_or_default();
-        if s.is_dir {
-            let d = ensure_dir(root.as_fd(), &dest_rel, job.owner)
-                .map_err(io(format!("make {}", job.dest)))?;
+        if s.is_dir() {
+            let d = dest_dir()?;
             let src = open_in_root(job.tree.root(), &s.rel, OpenMode::Dir)
-                .map_err(io(format!("open {}", s.rel.display())))?;
+                .map_err(io_err(format!("open {}", s.rel.display())))?;
             let mut rel = s.rel.clone();
             copy_dir_contents(job, src.as_fd(), &mut rel, d.as_fd(), &mut cp)
-                .map_err(io(format!("copy {} to {}", s.rel.display(), job.dest)))?;
+                .map_err(io_err(format!("copy {} to {}", s.rel.display(), job.dest)))?;
             continue;
         }
         if job.unpack && is_archive(job.tree, &s.rel) {
             // Entries keep the archive's owners and modes, as Docker's ADD keeps them.
-            let d = ensure_dir(root.as_fd(), &dest_rel, job.owner)
-                .map_err(io(format!("make {}", job.dest)))?;
+            let d = dest_dir()?;
             // The directory by its descriptor: nothing can swap the path meanwhile.
             let at = PathBuf::from(format!("/proc/self/fd/{}", d.as_raw_fd()));
             unpack(job.tree, &s.rel, &at)?;
             continue;
         }
         let (dir, name) = if into_dir {
-            (
-                ensure_dir(root.as_fd(), &dest_rel, job.owner)
-                    .map_err(io(format!("make {}", job.dest)))?,
-                s.name.clone(),
-            )
+            (dest_dir()?, s.name.clone())
         } else {
             let parent = dest_rel.parent().unwrap_or(Path::new(""));
             (
                 ensure_dir(root.as_fd(), parent, job.owner)
-                    .map_err(io(format!("make {}", parent.display())))?,
+                    .map_err(io_err(format!("make {}", parent.display())))?,
                 dest_rel.file_name().unwrap_or_default().to_os_string(),
             )
         };
+        let src_parent = open_in_root(
+            job.tree.root(),
+            s.rel.parent().unwrap_or(Path::new("")),
+            OpenMode::Dir,
+        )
+        .map_err(io_err(format!("open {}", s.rel.display())))?;
         copy_node(
             job,
             src_parent.as_fd(),
-            src_name,
+            s.rel.file_name().unwrap_or_default(),
             &mut s.rel.clone(),
             dir.as_fd(),
             &name,
             &mut cp,
         )
-        .map_err(io(format!("copy {} to {}", s.rel.display(), job.dest)))?;
+        .map_err(io_err(format!("copy {} to {}", s.rel.display(), job.dest)))?;
     }
     Ok(())
 }
@@ -261,7 +252,7 @@ fn is_archive(tree: &Tree, rel: &Path) -> bool {
 /// (paths confined to `dst`; a whiteout entry deletes, as unpacking a layer would).
 fn unpack(tree: &Tree, rel: &Path, dst: &Path) -> Result<()> {
     let f = open_in_root(tree.root(), rel, OpenMode::ReadFile)
-        .map_err(io(format!("open {}", rel.display())))?;
+        .map_err(io_err(format!("open {}", rel.display())))?;
     layerstore::tarfs::apply_layer(std::fs::File::from(f), dst, &drivers::RemoveWhiteouts)
         .map_err(|e| EngineError::Invalid(format!("ADD {}: {e}", rel.display())))?;
     Ok(())

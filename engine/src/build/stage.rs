@@ -79,6 +79,27 @@ impl Stage {
             .to_string()
     }
 
+    /// A RUN/CMD/ENTRYPOINT's argv: the exec form as written, the shell form through the
+    /// stage's shell.
+    fn command(&self, args: &Args) -> Vec<String> {
+        match args {
+            Args::Json(v) => v.clone(),
+            Args::Text(t) => {
+                let mut s = self.shell();
+                s.push(t.clone());
+                s
+            }
+        }
+    }
+
+    /// The stage's ARGs a RUN sees as variables: those no ENV of the same name hides.
+    pub(super) fn visible_args(&self) -> impl Iterator<Item = (&String, &String)> {
+        let env = self.env();
+        self.args
+            .iter()
+            .filter(move |(k, _)| !env.iter().any(|e| e.starts_with(&format!("{k}="))))
+    }
+
     /// How history shows a step that changes only the config.
     fn nop(&self, text: &str) -> String {
         format!("{} #(nop)  {text}", self.shell().join(" "))
@@ -94,7 +115,7 @@ fn go_list(v: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-fn bad(line: usize, why: impl std::fmt::Display) -> EngineError {
+pub(super) fn bad(line: usize, why: impl std::fmt::Display) -> EngineError {
     if line == 0 {
         EngineError::Invalid(format!("--label: {why}"))
     } else {
@@ -177,7 +198,11 @@ impl<'a> Build<'a> {
         }
         let names: Vec<Option<String>> = ranges
             .iter()
-            .map(|(s, _)| from_parts(&insts[*s]).ok().and_then(|(_, n)| n))
+            .map(|(s, _)| {
+                from_parts(&text_of(&insts[*s].args), 0)
+                    .ok()
+                    .and_then(|(_, n)| n)
+            })
             .collect();
         let target = match &self.o.target {
             None => ranges.len() - 1,
@@ -261,14 +286,18 @@ impl<'a> Build<'a> {
         ));
     }
 
+    /// `--build-arg`'s value for a declared ARG `k`, which counts it as used.
+    fn build_arg(&mut self, k: &str) -> Option<String> {
+        let v = self.o.build_args.get(k)?;
+        self.used_args.insert(k.to_string());
+        Some(v.clone())
+    }
+
     /// An ARG before the first FROM: usable in FROM lines.
     fn global_arg(&mut self, inst: &Instruction) -> Result<()> {
         for (k, default) in arg_decls(inst)? {
-            let value = match self.o.build_args.get(&k) {
-                Some(v) => {
-                    self.used_args.insert(k.clone());
-                    Some(v.clone())
-                }
+            let value = match self.build_arg(&k) {
+                Some(v) => Some(v),
                 None => match default {
                     Some(d) => Some(substitute(
                         &d,
@@ -289,22 +318,14 @@ impl<'a> Build<'a> {
     /// FROM: the stage's base image (`scratch`, an earlier stage or an image in the store).
     fn from(&mut self, inst: &Instruction) -> Result<Stage> {
         self.begin(inst);
-        let text = match &inst.args {
-            Args::Text(t) => t.clone(),
-            Args::Json(v) => v.join(" "),
-        };
         let globals = self.global_args.clone();
         let text = substitute(
-            &text,
+            &text_of(&inst.args),
             self.df.escape,
             &|n| globals.get(n).cloned(),
             inst.line,
         )?;
-        let fake = Instruction {
-            args: Args::Text(text),
-            ..inst.clone()
-        };
-        let (base, name) = from_parts(&fake)?;
+        let (base, name) = from_parts(&text, inst.line)?;
         for (k, v) in &inst.flags {
             match k.as_str() {
                 "platform" => {
@@ -327,13 +348,8 @@ impl<'a> Build<'a> {
         }
         let image = if base.eq_ignore_ascii_case("scratch") {
             layerstore::child::scratch(&self.store)?
-        } else if let Some((_, img)) = self
-            .stages
-            .iter()
-            .rev()
-            .find(|(n, _)| n.as_deref() == Some(&base.to_ascii_lowercase()))
-        {
-            img.clone()
+        } else if let Some(img) = self.stage_named(&base) {
+            img
         } else {
             self.store.resolve_image(&base).map_err(|e| {
                 EngineError::NotFound(format!(
@@ -370,12 +386,7 @@ impl<'a> Build<'a> {
                 let df = super::dockerfile::parse(&t)
                     .map_err(|e| bad(inst.line, format!("ONBUILD trigger {t:?} of {base}: {e}")))?;
                 for i in &df.instructions {
-                    if matches!(i.keyword.as_str(), "FROM" | "ONBUILD" | "MAINTAINER") {
-                        return Err(bad(
-                            inst.line,
-                            format!("{} is not allowed as an ONBUILD trigger", i.keyword),
-                        ));
-                    }
+                    check_trigger(inst.line, &i.keyword)?;
                     let i = Instruction {
                         line: inst.line,
                         ..i.clone()
@@ -388,7 +399,7 @@ impl<'a> Build<'a> {
     }
 
     /// Substitutes variables in an instruction's text arguments.
-    fn expand(&self, stage: &Stage, inst: &Instruction, s: &str) -> Result<String> {
+    pub(super) fn expand(&self, stage: &Stage, inst: &Instruction, s: &str) -> Result<String> {
         substitute(s, self.df.escape, &|n| stage.lookup(n), inst.line)
     }
 
@@ -435,14 +446,7 @@ impl<'a> Build<'a> {
                 self.step_image(stage, &by, Work::Mkdir(dir))
             }
             "CMD" | "ENTRYPOINT" => {
-                let argv = match &inst.args {
-                    Args::Json(v) => v.clone(),
-                    Args::Text(t) => {
-                        let mut s = stage.shell();
-                        s.push(t.clone());
-                        s
-                    }
-                };
+                let argv = stage.command(&inst.args);
                 let c = stage
                     .config
                     .as_object_mut()
@@ -479,12 +483,7 @@ impl<'a> Build<'a> {
                 };
                 let trigger = super::dockerfile::parse(t).map_err(|e| bad(inst.line, e))?;
                 if let Some(i) = trigger.instructions.first() {
-                    if matches!(i.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                        return Err(bad(
-                            inst.line,
-                            format!("{} is not allowed as an ONBUILD trigger", i.keyword),
-                        ));
-                    }
+                    check_trigger(inst.line, &i.keyword)?;
                 }
                 config_change::apply(&mut stage.config, &[Change::Onbuild(t.clone())]);
                 let by = stage.nop(&format!("ONBUILD {t}"));
@@ -500,7 +499,7 @@ impl<'a> Build<'a> {
                 self.step_image(stage, &by, Work::Config)
             }
             "HEALTHCHECK" => {
-                let hc = super::steps::healthcheck(inst, &stage.shell())?;
+                let hc = super::steps::healthcheck(inst)?;
                 stage.config["Healthcheck"] = hc;
                 let by = stage.nop(&format!("HEALTHCHECK {}", text_of(&inst.args)));
                 self.step_image(stage, &by, Work::Config)
@@ -508,11 +507,8 @@ impl<'a> Build<'a> {
             "ARG" => {
                 let mut decl = Vec::new();
                 for (k, default) in arg_decls(inst)? {
-                    let value = match self.o.build_args.get(&k) {
-                        Some(v) => {
-                            self.used_args.insert(k.clone());
-                            Some(v.clone())
-                        }
+                    let value = match self.build_arg(&k) {
+                        Some(v) => Some(v),
                         None => match &default {
                             Some(d) => Some(self.expand(stage, inst, d)?),
                             None => self.global_args.get(&k).cloned(),
@@ -535,20 +531,10 @@ impl<'a> Build<'a> {
                 self.step_image(stage, &by, Work::Config)
             }
             "RUN" => {
-                let argv = match &inst.args {
-                    Args::Json(v) => v.clone(),
-                    Args::Text(t) => {
-                        let mut s = stage.shell();
-                        s.push(t.clone());
-                        s
-                    }
-                };
+                let argv = stage.command(&inst.args);
                 // The build args this RUN sees are part of its history line and its key.
-                let env = stage.env();
                 let shown: Vec<String> = stage
-                    .args
-                    .iter()
-                    .filter(|(k, _)| !env.iter().any(|e| e.starts_with(&format!("{k}="))))
+                    .visible_args()
                     .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
@@ -610,6 +596,16 @@ impl<'a> Build<'a> {
         Ok(())
     }
 
+    /// The image of the latest earlier stage called `name` (any case).
+    pub(super) fn stage_named(&self, name: &str) -> Option<ImageRecord> {
+        let name = name.to_ascii_lowercase();
+        self.stages
+            .iter()
+            .rev()
+            .find(|(n, _)| n.as_deref() == Some(name.as_str()))
+            .map(|(_, i)| i.clone())
+    }
+
     /// `SOURCE_DATE_EPOCH`, from the options or the build arg.
     pub(super) fn epoch(&self) -> Option<u64> {
         self.o.source_date_epoch.or_else(|| {
@@ -628,9 +624,19 @@ fn text_of(a: &Args) -> String {
     }
 }
 
-/// `IMAGE [AS name]` of a FROM line.
-fn from_parts(inst: &Instruction) -> Result<(String, Option<String>)> {
-    let text = text_of(&inst.args);
+/// Refuses the instructions ONBUILD cannot hold.
+fn check_trigger(line: usize, keyword: &str) -> Result<()> {
+    if matches!(keyword, "ONBUILD" | "FROM" | "MAINTAINER") {
+        return Err(bad(
+            line,
+            format!("{keyword} is not allowed as an ONBUILD trigger"),
+        ));
+    }
+    Ok(())
+}
+
+/// `IMAGE [AS name]` of a FROM line's text.
+fn from_parts(text: &str, line: usize) -> Result<(String, Option<String>)> {
     let w: Vec<&str> = text.split_whitespace().collect();
     match w.as_slice() {
         [img] => Ok((img.to_string(), None)),
@@ -641,11 +647,11 @@ fn from_parts(inst: &Instruction) -> Result<(String, Option<String>)> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
             {
-                return Err(bad(inst.line, format!("invalid stage name {name:?}: use letters, digits, _ . -, starting with a letter")));
+                return Err(bad(line, format!("invalid stage name {name:?}: use letters, digits, _ . -, starting with a letter")));
             }
             Ok((img.to_string(), Some(name)))
         }
-        _ => Err(bad(inst.line, "FROM takes an image and optionally AS name")),
+        _ => Err(bad(line, "FROM takes an image and optionally AS name")),
     }
 }
 

@@ -19,6 +19,8 @@ use std::path::Path;
 struct StepContainer {
     engine: Engine,
     id: String,
+    /// Its driver layer (whose changes become the step's layer).
+    layer: String,
     mounted: bool,
 }
 
@@ -44,6 +46,7 @@ fn container(engine: &Engine, o: &CreateOptions) -> Result<StepContainer> {
     Ok(StepContainer {
         engine: engine.clone(),
         id: c.id,
+        layer: c.layer,
         mounted: false,
     })
 }
@@ -61,6 +64,14 @@ pub(super) struct CopyStep {
 }
 
 impl CopyStep {
+    /// The tree the sources are in: the `--from` rootfs, else the build context.
+    fn tree<'a>(&'a self, context: &'a Tree) -> &'a Tree {
+        match &self.from {
+            Some((t, _)) => t,
+            None => context,
+        }
+    }
+
     /// The history line's text (Docker's `COPY file:HEX in /dest `).
     pub(super) fn history(&self, kw: &str) -> String {
         let mut flags = String::new();
@@ -78,8 +89,7 @@ impl Build<'_> {
     /// Resolves a COPY/ADD: its flags, sources (checked to exist) and their checksum.
     pub(super) fn copy_step(&mut self, stage: &Stage, inst: &Instruction) -> Result<CopyStep> {
         let kw = inst.keyword.as_str();
-        let bad =
-            |why: String| EngineError::Invalid(format!("Dockerfile line {}: {why}", inst.line));
+        let bad = |why: String| super::stage::bad(inst.line, why);
         let (mut from, mut chown, mut chmod) = (None, None, None);
         for (k, v) in &inst.flags {
             match k.as_str() {
@@ -104,9 +114,8 @@ impl Build<'_> {
                 layerstore::config_change::words(t, t).map_err(|e| bad(e.to_string()))?
             }
         };
-        let lookup = |n: &str| stage.lookup(n);
         for w in &mut words {
-            *w = super::dockerfile::substitute(w, self.df.escape, &lookup, inst.line)?;
+            *w = self.expand(stage, inst, w)?;
         }
         if words.len() < 2 {
             return Err(bad(format!(
@@ -138,7 +147,7 @@ impl Build<'_> {
         }
         let mut tree_from = None;
         if let Some(f) = &from {
-            let f = super::dockerfile::substitute(f, self.df.escape, &lookup, inst.line)?;
+            let f = self.expand(stage, inst, f)?;
             let img = match self.stage_image(&f) {
                 Some(i) => i,
                 None => self.store.resolve_image(&f).map_err(|e| {
@@ -156,38 +165,32 @@ impl Build<'_> {
             let root = c.mount()?;
             tree_from = Some((Tree::rootfs(&root, format!("image of --from={f}"))?, c));
         }
-        let tree = match &tree_from {
-            Some((t, _)) => t,
-            None => &self.tree,
-        };
-        let mut sources = Vec::new();
-        for w in &words {
-            sources.extend(tree.sources(w, inst.line)?);
-        }
-        let sum = tree.checksum(&sources, tree_from.is_some())?;
-        Ok(CopyStep {
+        let mut step = CopyStep {
             from: tree_from,
-            sources,
+            sources: Vec::new(),
             dest,
             chown,
             chmod,
             unpack: kw == "ADD",
-            sum,
+            sum: String::new(),
             line: inst.line,
-        })
+        };
+        let tree = step.tree(&self.tree);
+        let mut sources = Vec::new();
+        for w in &words {
+            sources.extend(tree.sources(w, inst.line)?);
+        }
+        step.sum = tree.checksum(&sources, step.from.is_some())?;
+        step.sources = sources;
+        Ok(step)
     }
 
     /// The image of an earlier stage, by name or index.
     fn stage_image(&self, f: &str) -> Option<layerstore::images::ImageRecord> {
-        if let Ok(n) = f.parse::<usize>() {
-            return self.stages.get(n).map(|(_, i)| i.clone());
+        match f.parse::<usize>() {
+            Ok(n) => self.stages.get(n).map(|(_, i)| i.clone()),
+            Err(_) => self.stage_named(f),
         }
-        let f = f.to_ascii_lowercase();
-        self.stages
-            .iter()
-            .rev()
-            .find(|(n, _)| n.as_deref() == Some(f.as_str()))
-            .map(|(_, i)| i.clone())
     }
 
     /// Runs the step's work in a container on the stage's image; returns its layer.
@@ -205,11 +208,8 @@ impl Build<'_> {
         if let Work::Run(argv) = work {
             o.command = argv.clone();
             o.entrypoint = Some(Vec::new());
-            let env = stage.env();
             let mut extra: Vec<String> = stage
-                .args
-                .iter()
-                .filter(|(k, _)| !env.iter().any(|e| e.starts_with(&format!("{k}="))))
+                .visible_args()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             for p in super::PROXY_ARGS {
@@ -258,10 +258,7 @@ impl Build<'_> {
                     }
                 };
                 let job = CopyJob {
-                    tree: match &step.from {
-                        Some((t, _)) => t,
-                        None => &self.tree,
-                    },
+                    tree: step.tree(&self.tree),
                     sources: &step.sources,
                     dest: step.dest.clone(),
                     owner: Ownership {
@@ -278,10 +275,9 @@ impl Build<'_> {
             self.engine.umount(&c.id)?;
             c.mounted = false;
         }
-        let layer_id = self.store.resolve_container(&c.id)?.layer;
         let layer = layerstore::child::container_layer(
             &self.store,
-            &layer_id,
+            &c.layer,
             WriteOptions {
                 clamp_mtime: self.epoch(),
                 with_parents: true,
@@ -383,8 +379,8 @@ fn duration(s: &str) -> Option<i64> {
 }
 
 /// HEALTHCHECK's config (Docker's `Healthcheck` object).
-pub(super) fn healthcheck(inst: &Instruction, shell: &[String]) -> Result<Value> {
-    let bad = |why: String| EngineError::Invalid(format!("Dockerfile line {}: {why}", inst.line));
+pub(super) fn healthcheck(inst: &Instruction) -> Result<Value> {
+    let bad = |why: String| super::stage::bad(inst.line, why);
     let text = match &inst.args {
         Args::Text(t) => t.trim().to_string(),
         Args::Json(v) => serde_json::to_string(v)?,
@@ -410,10 +406,7 @@ pub(super) fn healthcheck(inst: &Instruction, shell: &[String]) -> Result<Value>
             t.extend(v);
             t
         }
-        _ => {
-            let _ = shell;
-            vec!["CMD-SHELL".to_string(), rest.to_string()]
-        }
+        _ => vec!["CMD-SHELL".to_string(), rest.to_string()],
     };
     hc.insert("Test".into(), json!(test));
     for (k, v) in &inst.flags {

@@ -34,18 +34,17 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
             .collect()
     };
     let passwd = fields(&read("etc/passwd")?);
-    let (uid, mut gid) = match u.parse::<u32>() {
-        Ok(n) => {
-            let gid = passwd
-                .iter()
-                .find(|f| f.len() > 3 && f[2] == n.to_string())
-                .and_then(|f| f[3].parse().ok())
-                .unwrap_or(0);
-            (n, gid)
-        }
-        Err(_) => passwd
-            .iter()
-            .find(|f| f.len() > 3 && f[0] == u)
+    // The user's passwd entry: by name, or by uid for a numeric user (who may have none).
+    let entry = passwd.iter().find(|f| {
+        f.len() > 3
+            && match u.parse::<u32>() {
+                Ok(n) => f[2] == n.to_string(),
+                Err(_) => f[0] == u,
+            }
+    });
+    let (uid, mut gid) = match (u.parse::<u32>(), entry) {
+        (Ok(n), e) => (n, e.and_then(|f| f[3].parse().ok()).unwrap_or(0)),
+        (Err(_), e) => e
             .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
             .ok_or_else(|| {
                 EngineError::Invalid(format!(
@@ -53,10 +52,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
                 ))
             })?,
     };
-    let name = passwd
-        .iter()
-        .find(|f| f.len() > 3 && f[2] == uid.to_string())
-        .map(|f| f[0].clone());
+    let name = entry.map(|f| f[0].clone());
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
