@@ -570,6 +570,8 @@ fn bad_requests_get_docker_statuses_and_messages() {
     let (st, _) = d.request("GET", "/no/such/path", b"");
     assert_eq!(st, 404);
     let (st, _) = d.request("POST", "/networks/create", b"{}");
+    assert_eq!(st, 400, "a network needs a name");
+    let (st, _) = d.request("POST", "/swarm/init", b"{}");
     assert_eq!(st, 501);
     // A client that disconnects mid-stream leaves the container alone.
     let (st, _) = d.request("POST", "/containers/x/start", b"");

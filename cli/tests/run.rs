@@ -287,6 +287,8 @@ fn isolation_flags_user_readonly_and_network() {
     let o = s.run(&[
         "run",
         "--rm",
+        "--network",
+        "none",
         "busybox-wh:1",
         BB,
         "sh",

@@ -215,8 +215,17 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
             _ => Err(not_found(c)),
         },
         ("POST", "build") if seg(1).is_empty() => api::build::build(c),
-        (_, "networks")
-        | (_, "swarm")
+        (_, "networks") => match (method.as_str(), seg(1), seg(2)) {
+            ("GET", "", "") => api::networks::list(c),
+            ("POST", "create", "") => api::networks::create(c),
+            ("POST", "prune", "") => api::networks::prune(c),
+            ("GET", id, "") => api::networks::inspect(c, id),
+            ("DELETE", id, "") => api::networks::remove(c, id),
+            ("POST", id, "connect") => api::networks::connect(c, id),
+            ("POST", id, "disconnect") => api::networks::disconnect(c, id),
+            _ => Err(not_found(c)),
+        },
+        (_, "swarm")
         | (_, "services")
         | (_, "nodes")
         | (_, "plugins")

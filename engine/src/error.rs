@@ -17,6 +17,8 @@ pub enum EngineError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Driver(#[from] drivers::DriverError),
+    #[error(transparent)]
+    Network(#[from] network::NetError),
     /// No such container, image or volume.
     #[error("{0}")]
     NotFound(String),
@@ -70,6 +72,11 @@ impl EngineError {
                 RegistryError::NotFound(_) => ErrorKind::NotFound,
                 RegistryError::BadReference(_) => ErrorKind::InvalidArgument,
                 _ => ErrorKind::Other,
+            },
+            EngineError::Network(e) => match e {
+                network::NetError::Invalid(_) => ErrorKind::InvalidArgument,
+                network::NetError::InUse(_) => ErrorKind::Conflict,
+                network::NetError::Io { .. } => ErrorKind::Other,
             },
             EngineError::NotFound(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,

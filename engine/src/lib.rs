@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod flush;
 pub mod images;
+pub mod networks;
 pub mod registry;
 pub mod shim;
 pub mod system;

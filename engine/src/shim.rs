@@ -188,8 +188,19 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             return 125;
         }
     };
+    // Held until the container's last run ends: the proxy stops with it.
+    let proxy = match crate::networks::proxy::start(engine, id) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = record_exit(&bundle, None, false, Some(e.to_string()));
+            let _ = engine.finish(id, remove);
+            let _ = writeln!(report, "125 {e}");
+            return 125;
+        }
+    };
     match launch::start(&plan, stdio) {
         Err(e) => {
+            drop(proxy);
             let code = record_start_failure(&bundle, &e);
             let _ = engine.finish(id, remove);
             let _ = writeln!(report, "{code} {e}");
@@ -251,6 +262,7 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                     }
                 }
             }
+            drop(proxy);
             let _ = engine.finish(id, remove);
             0
         }

@@ -130,7 +130,16 @@ impl Engine {
         } else {
             self.store_ro()?
         };
-        Ok(layerstore::fsck::fsck(&store, repair)?)
+        let mut r = layerstore::fsck::fsck(&store, repair)?;
+        for found in crate::networks::sandbox::check(&store.root, repair)? {
+            if repair {
+                r.repaired.push(format!("attached again: {found}"));
+            } else {
+                r.problems
+                    .push(format!("{found} (`fsck --repair` attaches it again)"));
+            }
+        }
+        Ok(r)
     }
 
     /// Moves every image layer and stopped container from driver `from` (default: the one

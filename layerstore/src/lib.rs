@@ -22,6 +22,7 @@ pub mod journal;
 pub mod layers;
 pub mod locks;
 pub mod migrate;
+pub mod networks;
 pub mod readahead;
 pub mod records;
 pub mod refs;

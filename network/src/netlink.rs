@@ -84,7 +84,8 @@ impl Msg {
     fn begin(&mut self, kind: u16) -> usize {
         let at = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
-        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
         at
     }
 
@@ -165,8 +166,8 @@ impl Netlink {
             let got = &buf[..n as usize];
             let mut at = 0;
             while at + 16 <= got.len() {
-                let len = u32::from_ne_bytes([got[at], got[at + 1], got[at + 2], got[at + 3]])
-                    as usize;
+                let len =
+                    u32::from_ne_bytes([got[at], got[at + 1], got[at + 2], got[at + 3]]) as usize;
                 let kind = u16::from_ne_bytes([got[at + 4], got[at + 5]]);
                 if kind == NLMSG_ERROR && at + 20 <= got.len() {
                     let code = i32::from_ne_bytes([

@@ -18,13 +18,13 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Whether `path` is a namespace file (a live bind mount of one).
 pub fn is_live(path: &Path) -> bool {
-    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == NSFS_MAGIC)
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type == NSFS_MAGIC)
 }
 
 /// Opens the namespace at `path`, refusing anything that is not one.
 pub fn open(path: &Path) -> Result<File> {
     let f = File::open(path).map_err(|e| NetError::io(format!("open {}", path.display()), e))?;
-    let ok = rustix::fs::fstatfs(&f).is_ok_and(|s| s.f_type as i64 == NSFS_MAGIC);
+    let ok = rustix::fs::fstatfs(&f).is_ok_and(|s| s.f_type == NSFS_MAGIC);
     if !ok {
         return Err(NetError::io(
             format!("open {}", path.display()),

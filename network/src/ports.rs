@@ -96,13 +96,11 @@ pub fn parse_publish(spec: &str, map: &mut PortMap) -> Result<()> {
         let parts: Vec<&str> = rest.split(':').collect();
         match parts.len() {
             1 | 2 => (None, rest.to_string()),
-            3 => (Some(parts[0].to_string()), format!("{}:{}", parts[1], parts[2])),
-            _ => {
-                return Err(bad(
-                    spec,
-                    "use [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]",
-                ))
-            }
+            3 => (
+                Some(parts[0].to_string()),
+                format!("{}:{}", parts[1], parts[2]),
+            ),
+            _ => return Err(bad(spec, "use [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]")),
         }
     };
     if let Some(ip) = &ip {
@@ -127,10 +125,7 @@ pub fn parse_publish(spec: &str, map: &mut PortMap) -> Result<()> {
                 "a host port range needs a container range of the same size",
             ));
         } else {
-            return Err(bad(
-                spec,
-                "the host and container ranges differ in size",
-            ));
+            return Err(bad(spec, "the host and container ranges differ in size"));
         }
     };
     for (c, h) in cports.into_iter().zip(hports) {

@@ -11,6 +11,7 @@ use crate::error::{NetError, Result};
 use crate::netns;
 use crate::ports::{Forward, Proto};
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -182,28 +183,33 @@ fn udp_loop(host: UdpSocket, to: SocketAddr) {
         let Ok((n, client)) = host.recv_from(&mut buf) else {
             continue;
         };
-        if !peers.contains_key(&client) {
-            let Ok(s) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
-                continue;
-            };
-            if s.connect(to).is_err() {
-                continue;
+        let peer = match peers.entry(client) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                let Ok(s) = udp_peer(&host, client, to) else {
+                    continue;
+                };
+                v.insert(s)
             }
-            let (Ok(back), h) = (s.try_clone(), host.clone()) else {
-                continue;
-            };
-            std::thread::spawn(move || {
-                let mut b = vec![0u8; 65536];
-                while let Ok(n) = back.recv(&mut b) {
-                    if h.send_to(&b[..n], client).is_err() {
-                        break;
-                    }
-                }
-            });
-            peers.insert(client, s);
-        }
-        if let Some(s) = peers.get(&client) {
-            let _ = s.send(&buf[..n]);
-        }
+        };
+        let _ = peer.send(&buf[..n]);
     }
+}
+
+/// A socket inside the network for one UDP client, and the thread sending the
+/// container's replies back to that client through the host socket.
+fn udp_peer(host: &Arc<UdpSocket>, client: SocketAddr, to: SocketAddr) -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    s.connect(to)?;
+    let back = s.try_clone()?;
+    let h = host.clone();
+    std::thread::spawn(move || {
+        let mut b = vec![0u8; 65536];
+        while let Ok(n) = back.recv(&mut b) {
+            if h.send_to(&b[..n], client).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(s)
 }

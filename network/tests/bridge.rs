@@ -23,7 +23,11 @@ struct Dir(tempfile::TempDir);
 
 impl Drop for Dir {
     fn drop(&mut self) {
-        for e in std::fs::read_dir(self.0.path()).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(self.0.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             netns::remove(&e.path());
         }
     }
@@ -58,6 +62,24 @@ fn serve_in(ns: &Path, port: u16) -> std::thread::JoinHandle<()> {
     h
 }
 
+/// Echoes datagrams on `port` inside `ns` (a thread left running).
+fn udp_echo_in(ns: &Path, port: u16) -> std::thread::JoinHandle<()> {
+    let f = netns::open(ns).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let _ = netns::run_in(&f, || {
+            let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
+            tx.send(()).unwrap();
+            let mut b = [0u8; 64];
+            let (n, from) = s.recv_from(&mut b)?;
+            s.send_to(&b[..n], from)?;
+            Ok(())
+        });
+    });
+    rx.recv().unwrap();
+    h
+}
+
 fn connect_from(ns: &Path, to: SocketAddr) -> std::io::Result<String> {
     let f = netns::open(ns).unwrap();
     netns::run_in(&f, || {
@@ -85,16 +107,25 @@ fn containers_on_one_bridge_talk_and_others_do_not() {
     let a = ensure_container(&p("a")).unwrap();
     let b = ensure_container(&p("b")).unwrap();
     let c = ensure_container(&p("c")).unwrap();
-    assert_eq!(attach(&n1, &a, &at([10, 77, 1, 2], "va", gw1)).unwrap(), "eth0");
+    assert_eq!(
+        attach(&n1, &a, &at([10, 77, 1, 2], "va", gw1)).unwrap(),
+        "eth0"
+    );
     attach(&n1, &b, &at([10, 77, 1, 3], "vb", gw1)).unwrap();
     attach(&n2, &c, &at([10, 77, 2, 2], "vc", gw2)).unwrap();
     // Attached again (an interrupted attach redone): the old pair is replaced.
-    assert_eq!(attach(&n1, &b, &at([10, 77, 1, 3], "vb", gw1)).unwrap(), "eth0");
+    assert_eq!(
+        attach(&n1, &b, &at([10, 77, 1, 3], "vb", gw1)).unwrap(),
+        "eth0"
+    );
     let srv = serve_in(&p("a"), 8000);
     let got = connect_from(&p("b"), "10.77.1.2:8000".parse().unwrap()).unwrap();
     assert_eq!(got, "hello\n");
     let across = connect_from(&p("c"), "10.77.1.2:8000".parse().unwrap());
-    assert!(across.is_err(), "a container of another network reached it: {across:?}");
+    assert!(
+        across.is_err(),
+        "a container of another network reached it: {across:?}"
+    );
 
     // The proxy: listen on the host's loopback, connect from inside n1.
     let (stdin_r, stdin_w) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -103,6 +134,12 @@ fn containers_on_one_bridge_talk_and_others_do_not() {
         host: "127.0.0.1:0".parse().unwrap(),
         port: 8000,
     };
+    let ufwd = Forward {
+        proto: Proto::Udp,
+        host: "127.0.0.1:0".parse().unwrap(),
+        port: 9000,
+    };
+    let echo = udp_echo_in(&p("a"), 9000);
     let n1p = p("n1");
     let (tx, rx) = std::sync::mpsc::channel();
     let proxy = std::thread::spawn(move || {
@@ -118,7 +155,13 @@ fn containers_on_one_bridge_talk_and_others_do_not() {
                 Ok(())
             }
         }
-        network::proxy::serve(&n1p, Ipv4Addr::new(10, 77, 1, 2), &[fwd], Send(tx), stdin_r)
+        network::proxy::serve(
+            &n1p,
+            Ipv4Addr::new(10, 77, 1, 2),
+            &[fwd, ufwd],
+            Send(tx),
+            stdin_r,
+        )
     });
     let rep: network::proxy::Report = serde_json::from_slice(&rx.recv().unwrap()).unwrap();
     assert!(rep.error.is_none(), "{rep:?}");
@@ -128,6 +171,14 @@ fn containers_on_one_bridge_talk_and_others_do_not() {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert_eq!(out, "hello\n");
+    // UDP: a datagram to the host side comes back from the container's echo.
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    u.send_to(b"ping", rep.bound[1].host).unwrap();
+    let mut b = [0u8; 16];
+    let n = u.recv(&mut b).unwrap();
+    assert_eq!(&b[..n], b"ping");
+    drop(echo);
     drop(stdin_w);
     assert_eq!(proxy.join().unwrap(), 0);
     srv.join().unwrap();

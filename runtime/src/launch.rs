@@ -450,6 +450,20 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
             return Err(e);
         }
     };
+    let net_ns = match &plan.net_path {
+        Some(p) => Some(
+            rustix::fs::open(
+                p,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| {
+                cgroup.remove();
+                RuntimeError::io("open network namespace", p, std::io::Error::from(e))
+            })?,
+        ),
+        None => None,
+    };
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
     let (tty_parent, tty_child) = terminal_socket(plan.terminal)?;
@@ -468,6 +482,14 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         drop(rep_r);
         let rep = rep_w.as_raw_fd();
         await_go(go_r, rep);
+        if let Some(ns) = &net_ns {
+            // Before /sys is mounted, so it shows the container's interfaces.
+            // SAFETY: setns of this single-threaded child with a descriptor it holds.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+                let e = std::io::Error::last_os_error();
+                report_and_exit(rep, SETUP, &format!("join the network namespace: {e}"), 125);
+            }
+        }
         if !plan.terminal {
             // With -t the terminal's own session is made when it is opened.
             if let Err(e) = rustix::process::setsid() {
@@ -526,6 +548,7 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     }
     drop(go_r);
     drop(rep_w);
+    drop(net_ns);
     drop(stdio);
     drop(tty_child);
     drop(cg_fd);

@@ -304,6 +304,8 @@ pub struct Plan {
     pub seccomp: Option<serde_json::Value>,
     /// Where compiled seccomp programs are cached (set by the caller; `None`: compile).
     pub seccomp_cache: Option<PathBuf>,
+    /// A network namespace to join (a file the engine keeps one at) instead of a new one.
+    pub net_path: Option<PathBuf>,
     /// Device nodes to make in the container's `/dev`.
     pub device_nodes: Vec<devices::Node>,
     /// The device allowlist.
@@ -368,6 +370,24 @@ fn mount_flags(options: &[String]) -> (u64, String, bool, bool) {
     (flags, data.join(","), bind, ro)
 }
 
+/// Makes the container join the network namespace kept at `path` (`None`: a new one of
+/// its own, or the host's when the spec has no network namespace).
+pub fn set_network_path(spec: &mut Spec, path: Option<&Path>) -> Result<()> {
+    let Some(linux) = spec.linux().clone() else {
+        return Ok(());
+    };
+    let mut l = linux;
+    let mut list = l.namespaces().clone().unwrap_or_default();
+    for ns in list.iter_mut() {
+        if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+            ns.set_path(path.map(Path::to_path_buf));
+        }
+    }
+    l.set_namespaces(Some(list));
+    spec.set_linux(Some(l));
+    Ok(())
+}
+
 /// Reads the plan out of a spec.
 pub fn plan(spec: &Spec) -> Result<Plan> {
     // Through JSON: the spec's own serialization is its stable interface.
@@ -395,11 +415,22 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         }
     }
     let mut namespaces = 0u64;
+    let mut net_path = None;
     for ns in v["linux"]["namespaces"]
         .as_array()
         .cloned()
         .unwrap_or_default()
     {
+        if let Some(p) = ns["path"].as_str().filter(|p| !p.is_empty()) {
+            if ns["type"] != "network" {
+                return Err(RuntimeError::Spec(format!(
+                    "joining an existing {} namespace is not supported",
+                    ns["type"]
+                )));
+            }
+            net_path = Some(PathBuf::from(p));
+            continue;
+        }
         namespaces |= match ns["type"].as_str().unwrap_or("") {
             "pid" => libc::CLONE_NEWPID,
             "mount" => libc::CLONE_NEWNS,
@@ -457,6 +488,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         .collect::<Result<Vec<_>>>()?;
     let seccomp = Some(v["linux"]["seccomp"].clone()).filter(|s| !s.is_null());
     Ok(Plan {
+        net_path,
         args,
         env: strings(&p["env"]),
         cwd: p["cwd"].as_str().unwrap_or("/").to_string(),

@@ -5,6 +5,7 @@ mod bench_peers;
 mod build;
 mod containers;
 mod images;
+mod networks;
 mod registry;
 mod run;
 mod storage;
@@ -70,6 +71,16 @@ pub enum Command {
         #[command(subcommand)]
         cmd: volumes::VolumeCmd,
     },
+    /// Manage networks.
+    Network {
+        #[command(subcommand)]
+        cmd: networks::NetworkCmd,
+    },
+    /// List a container's published ports.
+    Port(networks::PortArgs),
+    /// Forward a container's published ports (started with it; not for people).
+    #[command(name = "port-proxy", hide = true)]
+    PortProxy(networks::PortProxyArgs),
     /// Mount a container's rootfs and print its path.
     Mount(containers::NameArg),
     /// Release a mount taken by `mount`.
@@ -177,6 +188,9 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Logs(a) => run::logs(ctx, a),
         Command::Cp(a) => volumes::cp(ctx, a),
         Command::Volume { cmd } => volumes::volume(ctx, cmd),
+        Command::Network { cmd } => networks::network(ctx, cmd),
+        Command::Port(a) => networks::port(ctx, a),
+        Command::PortProxy(a) => networks::port_proxy(a),
         Command::Mount(a) => containers::mount(ctx, a),
         Command::Umount(a) => containers::umount(ctx, a),
         Command::Rm(a) => containers::rm(ctx, a),

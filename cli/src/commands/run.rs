@@ -47,9 +47,24 @@ pub struct ContainerOpts {
     /// CPUs (e.g. 0.5).
     #[arg(long)]
     pub cpus: Option<f64>,
-    /// none (own network namespace with loopback) or host.
-    #[arg(long, default_value = "none")]
+    /// bridge (default), a network's name, none (loopback only), host, or container:NAME.
+    #[arg(long = "network", alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Another name for the container on its network (repeatable).
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// The container's IPv4 address on its network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp] (repeatable).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port (for -P) without publishing it (repeatable).
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// The signal `stop` sends first (default TERM).
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
@@ -162,6 +177,13 @@ impl ContainerOpts {
             pids_limit: self.pids_limit,
             cpus: self.cpus,
             network: self.network.clone(),
+            network_aliases: self.network_alias.clone(),
+            ip: self.ip.clone(),
+            more_networks: Vec::new(),
+            publish: self.publish.clone(),
+            port_bindings: Default::default(),
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
             read_only: self.read_only,
             tty: self.tty,
             security: SecurityOptions {

@@ -87,15 +87,39 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         .map(|m| m.to_string());
     let cpus = cpus_of(h);
     let network = match h["NetworkMode"].as_str().unwrap_or("default") {
-        "host" => "host",
-        "none" | "default" | "bridge" | "" => "none",
-        other => {
-            return Err(ApiError::new(
-                501,
-                format!("network {other:?} is not supported yet: use none or host"),
-            ))
-        }
+        "" | "default" => "bridge",
+        m => m,
     };
+    // NetworkingConfig: the entry of the primary network gives its aliases and address;
+    // any other entry is one more network to join.
+    let mut aliases = Vec::new();
+    let mut ip = None;
+    let mut more_networks = Vec::new();
+    if let Some(eps) = b["NetworkingConfig"]["EndpointsConfig"].as_object() {
+        for (net, ep) in eps {
+            let a = strings(&ep["Aliases"]);
+            let addr = opt_str(&ep["IPAMConfig"]["IPv4Address"]);
+            if net == network {
+                aliases = a;
+                ip = addr;
+            } else {
+                more_networks.push(engine::networks::EndpointOptions {
+                    network: net.clone(),
+                    aliases: a,
+                    ip: addr,
+                });
+            }
+        }
+    }
+    let port_bindings = match &h["PortBindings"] {
+        Value::Null => Default::default(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::bad(format!("invalid PortBindings: {e}")))?,
+    };
+    let expose: Vec<String> = b["ExposedPorts"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     let labels = b["Labels"]
         .as_object()
         .map(|m| {
@@ -137,6 +161,13 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         pids_limit: h["PidsLimit"].as_i64().filter(|p| *p > 0),
         cpus,
         network: network.into(),
+        network_aliases: aliases,
+        ip,
+        more_networks,
+        publish: Vec::new(),
+        port_bindings,
+        publish_all: h["PublishAllPorts"].as_bool().unwrap_or(false),
+        expose,
         read_only: h["ReadonlyRootfs"].as_bool().unwrap_or(false),
         tty: b["Tty"].as_bool().unwrap_or(false),
         security: SecurityOptions {
@@ -202,6 +233,24 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
     Ok(Reply::Json(201, json!({"Id": rec.id, "Warnings": []})))
 }
 
+/// The `Ports` list of a container's summary from inspect's `Ports` map.
+fn ports_list(ports: &Value) -> Value {
+    let mut out = Vec::new();
+    for (key, bindings) in ports.as_object().into_iter().flatten() {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let port: u16 = port.parse().unwrap_or(0);
+        for b in bindings.as_array().into_iter().flatten() {
+            out.push(json!({
+                "IP": b["HostIp"],
+                "PrivatePort": port,
+                "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok()),
+                "Type": proto,
+            }));
+        }
+    }
+    json!(out)
+}
+
 /// Docker's list entry for a container.
 pub fn summary(v: &ContainerView) -> Value {
     let spec = v.bundle.spec().ok();
@@ -216,6 +265,7 @@ pub fn summary(v: &ContainerView) -> Value {
         Status::Created => "Created".to_string(),
     };
     let hc = v.bundle.host_config();
+    let ns = v.network_settings();
     json!({
         "Id": v.record.id,
         "Names": [format!("/{}", v.record.name)],
@@ -225,11 +275,11 @@ pub fn summary(v: &ContainerView) -> Value {
         "Created": v.record.created,
         "State": v.state_word(),
         "Status": status,
-        "Ports": [],
+        "Ports": ports_list(&ns["Ports"]),
         "Labels": hc.get("Labels").cloned().unwrap_or_else(|| json!({})),
         "SizeRw": 0,
         "HostConfig": {"NetworkMode": hc.get("NetworkMode").cloned().unwrap_or_else(|| json!("none"))},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": ns["Networks"]},
         "Mounts": [],
     })
 }
@@ -371,7 +421,6 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
             doc["Config"][k] = v.clone();
         }
     }
-    doc["NetworkSettings"] = json!({"Networks": {}, "Ports": {}});
     // The HostConfig fields clients read (the SDK reads LogConfig for every `run`).
     let hc_doc = &mut doc["HostConfig"];
     if !hc_doc.is_object() {

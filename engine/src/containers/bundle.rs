@@ -21,6 +21,14 @@ impl Bundle {
         }
     }
 
+    /// The data root it is in.
+    pub fn data_root(&self) -> &Path {
+        self.dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"))
+    }
+
     /// Its path.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -62,8 +62,21 @@ pub struct CreateOptions {
     pub cpu_shares: Option<u64>,
     pub pids_limit: Option<i64>,
     pub cpus: Option<f64>,
-    /// `none` (own network namespace with loopback) or `host`.
+    /// Docker's `--network`: `bridge` (the default), a user-defined network's name or
+    /// id, `none` (a namespace with loopback only), `host`, or `container:NAME`.
     pub network: String,
+    /// `--network-alias`, `--ip` on that network.
+    pub network_aliases: Vec<String>,
+    pub ip: Option<String>,
+    /// More networks to join at create (the Engine API's `NetworkingConfig`).
+    pub more_networks: Vec<crate::networks::EndpointOptions>,
+    /// `-p` specs, and ports already in Docker's `PortBindings` form (the API's).
+    pub publish: Vec<String>,
+    pub port_bindings: network::ports::PortMap,
+    /// `-P`: every exposed port on a port the kernel picks.
+    pub publish_all: bool,
+    /// `--expose`, over the image's `ExposedPorts`.
+    pub expose: Vec<String>,
     pub read_only: bool,
     pub tty: bool,
     pub security: SecurityOptions,
@@ -157,6 +170,10 @@ struct HostConfig<'a> {
     read_only: bool,
     #[serde(rename = "NetworkMode")]
     network: &'a str,
+    #[serde(rename = "PortBindings")]
+    port_bindings: &'a network::ports::PortMap,
+    #[serde(rename = "PublishAllPorts")]
+    publish_all: bool,
     #[serde(rename = "AutoRemove")]
     auto_remove: bool,
     #[serde(rename = "Labels")]
@@ -267,55 +284,49 @@ fn tmpfs_mounts(specs: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// The /etc files Docker writes for a container, where the options ask for them:
-/// `hosts` with `--add-host` lines, `resolv.conf` with `--dns*`.
-fn etc_files(o: &CreateOptions, hostname: &str) -> Result<Vec<(&'static str, String)>> {
+/// The /etc files a container gets: on a bridge network always (its hosts file names its
+/// address and, on a user-defined network, its peers; written at each start), otherwise
+/// only where the options ask: `hosts` with `--add-host`, `resolv.conf` with `--dns*`.
+fn etc_files(
+    o: &CreateOptions,
+    hostname: &str,
+    bridge: bool,
+) -> Result<Vec<(&'static str, String)>> {
+    use crate::networks::etc;
     let mut out = Vec::new();
-    if !o.extra_hosts.is_empty() {
-        let mut hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-        );
-        for h in &o.extra_hosts {
-            let (name, ip) = h.split_once(':').ok_or_else(|| {
-                EngineError::Invalid(format!("invalid extra host {h:?}: use HOST:IP"))
-            })?;
-            if ip.parse::<std::net::IpAddr>().is_err()
-                || name.is_empty()
-                || name.contains(char::is_whitespace)
-            {
-                return Err(EngineError::Invalid(format!(
-                    "invalid extra host {h:?}: use HOST:IP with an IP address"
-                )));
-            }
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-        out.push(("hosts", hosts));
+    if bridge || !o.extra_hosts.is_empty() {
+        out.push(("hosts", etc::hosts(&o.extra_hosts, hostname, None, &[])?));
     }
-    if !o.dns.is_empty() || !o.dns_search.is_empty() || !o.dns_options.is_empty() {
-        let mut conf = String::new();
-        for d in &o.dns {
-            if d.parse::<std::net::IpAddr>().is_err() {
-                return Err(EngineError::Invalid(format!(
-                    "invalid DNS server {d:?}: give an IP address"
-                )));
-            }
-            conf.push_str(&format!("nameserver {d}\n"));
-        }
-        let clean = |v: &[String]| v.iter().all(|s| !s.contains(['\n', '\r']));
-        if !clean(&o.dns_search) || !clean(&o.dns_options) {
-            return Err(EngineError::Invalid(
-                "DNS search domains and options are single words".into(),
-            ));
-        }
-        if !o.dns_search.is_empty() {
-            conf.push_str(&format!("search {}\n", o.dns_search.join(" ")));
-        }
-        if !o.dns_options.is_empty() {
-            conf.push_str(&format!("options {}\n", o.dns_options.join(" ")));
-        }
-        out.push(("resolv.conf", conf));
+    match etc::resolv_from_flags(&o.dns, &o.dns_search, &o.dns_options)? {
+        Some(conf) => out.push(("resolv.conf", conf)),
+        None if bridge => out.push(("resolv.conf", etc::resolv_from_host())),
+        None => {}
     }
     Ok(out)
+}
+
+/// The network mode a container is made with, checked: `bridge` for the default and
+/// every bridge network (the first one joined is `primary`), `container:<id>`, `none`,
+/// `host`.
+fn network_mode(store: &Store, o: &CreateOptions) -> Result<(String, Option<String>)> {
+    let m = o.network.as_str();
+    Ok(match m {
+        "" | "default" | "bridge" => ("bridge".into(), Some("bridge".into())),
+        "none" | "host" => (m.into(), None),
+        _ => {
+            if let Some(other) = m.strip_prefix("container:") {
+                let c = store.resolve_container(other)?;
+                (format!("container:{}", c.id), None)
+            } else {
+                let n = layerstore::networks::Networks::open(&store.root)?.resolve(m)?;
+                match n.driver.as_str() {
+                    "bridge" => ("bridge".into(), Some(n.id)),
+                    "host" => ("host".into(), None),
+                    _ => ("none".into(), None),
+                }
+            }
+        }
+    })
 }
 
 /// A bind mount of a file of the container's folder.
@@ -352,15 +363,17 @@ impl Engine {
                     .into(),
             ));
         }
-        let network_host = match o.network.as_str() {
-            "none" | "bridge" | "default" | "" => false,
-            "host" => true,
-            other => {
-                return Err(EngineError::Invalid(format!(
-                    "invalid --network {other:?}: use none or host"
-                )))
-            }
-        };
+        let (mode, primary) = network_mode(store, o)?;
+        let network_host = mode == "host";
+        let mut ports = o.port_bindings.clone();
+        for p in &o.publish {
+            network::ports::parse_publish(p, &mut ports)?;
+        }
+        if primary.is_none() && (!o.network_aliases.is_empty() || o.ip.is_some()) {
+            return Err(EngineError::Invalid(
+                "--network-alias and --ip need a bridge network (--network NAME)".into(),
+            ));
+        }
         let security = o.security.to_runtime()?;
         o.restart.validate()?;
         if let Some(s) = &o.stop_signal {
@@ -453,7 +466,36 @@ impl Engine {
             let spec = runtime::spec::build(&spec)?;
             bundle.create()?;
             let mut spec = spec;
-            let files = etc_files(o, &spec.hostname().clone().unwrap_or_default())?;
+            let hostname = spec.hostname().clone().unwrap_or_default();
+            let mut exposed: Vec<String> = cfg["ExposedPorts"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            for e in &o.expose {
+                let (p, proto) = network::ports::port_key(e)?;
+                exposed.push(format!("{p}/{}", proto.name()));
+            }
+            // Checked before anything is joined.
+            network::ports::forwards(&ports, o.publish_all, &exposed)?;
+            crate::networks::sandbox::ContainerNet {
+                mode: mode.clone(),
+                ports: ports.clone(),
+                publish_all: o.publish_all,
+                exposed,
+                extra_hosts: o.extra_hosts.clone(),
+                hostname: hostname.clone(),
+            }
+            .save(&bundle, !o.scratch)?;
+            if let Some(primary) = &primary {
+                let mut wants = vec![crate::networks::EndpointOptions {
+                    network: primary.clone(),
+                    aliases: o.network_aliases.clone(),
+                    ip: o.ip.clone(),
+                }];
+                wants.extend(o.more_networks.iter().cloned());
+                self.join_networks(&c.id, &c.name, &wants)?;
+            }
+            let files = etc_files(o, &hostname, mode == "bridge")?;
             if !files.is_empty() {
                 let mut mounts = spec.mounts().clone().unwrap_or_default();
                 for (name, content) in files {
@@ -467,11 +509,13 @@ impl Engine {
             let host_config = serde_json::to_vec(&HostConfig {
                 security: &o.security,
                 read_only: o.read_only,
-                network: if o.network.is_empty() {
-                    "none"
+                network: if o.network.is_empty() || o.network == "default" {
+                    "bridge"
                 } else {
                     &o.network
                 },
+                port_bindings: &ports,
+                publish_all: o.publish_all,
                 auto_remove: o.auto_remove,
                 labels: &o.labels,
                 restart: RestartPolicy {
@@ -507,6 +551,7 @@ impl Engine {
             Ok(())
         })();
         if let Err(e) = made {
+            let _ = crate::networks::sandbox::teardown(&store.root, &c.id);
             let _ = store.remove_container(&c.id, true);
             bundle.remove();
             return Err(e);

@@ -37,6 +37,11 @@ impl ContainerView {
         self.status() == Status::Running && self.state.paused
     }
 
+    /// Its `NetworkSettings` in Docker's shape: networks, addresses, published ports.
+    pub fn network_settings(&self) -> serde_json::Value {
+        crate::networks::network_settings(self.bundle.data_root(), &self.record.id)
+    }
+
     pub(crate) fn of_record(store: &Store, record: ContainerRecord) -> ContainerView {
         let bundle = Bundle::of(&store.root, &record.id);
         let state = bundle.state_or_default();
@@ -78,6 +83,7 @@ impl ContainerView {
             },
             "GraphDriver": {"Name": c.driver, "Data": graph_data(store, c, mounted)},
             "HostConfig": self.host_config_with_limits(),
+            "NetworkSettings": self.network_settings(),
         }))
     }
 

@@ -28,6 +28,9 @@ impl Engine {
     pub fn remove_container(&self, key: &str, force: bool) -> Result<ContainerRecord> {
         let store = self.store()?;
         let c = store.remove_container(key, force)?;
+        // After the record: a crash in between leaves endpoints of a container that is
+        // gone, which `fsck --repair` releases.
+        crate::networks::sandbox::teardown(&store.root, &c.id)?;
         Bundle::of(&store.root, &c.id).remove();
         crate::events::record(&store.root, "container", "destroy", &c.id, &c.name);
         Ok(c)

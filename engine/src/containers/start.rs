@@ -28,6 +28,8 @@ pub struct Attached {
     bundle: Bundle,
     started: Started,
     remove: bool,
+    /// Its published ports' proxy, stopped when it ends.
+    proxy: Option<crate::networks::proxy::Proxy>,
 }
 
 impl Attached {
@@ -45,6 +47,7 @@ impl Attached {
     /// `--rm`); returns its exit status.
     pub fn wait(self) -> Result<i32> {
         let exit = launch::wait(self.started.pid)?;
+        drop(self.proxy);
         let oom = self.started.cgroup.oom_killed();
         self.started.cgroup.remove();
         record_exit(&self.bundle, Some(exit), oom, None)?;
@@ -117,6 +120,8 @@ impl Engine {
             let mut spec = bundle.spec()?;
             let (uid, gid, groups) = resolve_user(&rootfs, &bundle.user())?;
             runtime::spec::resolve(&mut spec, &rootfs, uid, gid, groups)?;
+            let net = crate::networks::sandbox::prepare(&store.root, &c.id)?;
+            runtime::spec::set_network_path(&mut spec, net.as_deref())?;
             runtime::spec::save_resolved(&spec, bundle.dir())?;
             let mut plan = runtime::spec::plan(&spec)?;
             plan.seccomp_cache = Some(self.seccomp_cache());
@@ -138,6 +143,7 @@ impl Engine {
         let code = bundle.state_or_default().exit_code;
         crate::events::record_exit(&store.root, "container", "die", id, "", code);
         if remove {
+            crate::networks::sandbox::teardown(&store.root, id)?;
             store.remove_container(id, true)?;
             bundle.remove();
             crate::events::record(&store.root, "container", "destroy", id, "");
@@ -167,6 +173,7 @@ impl Engine {
     ) -> Result<runtime::spec::Plan> {
         self.prepare(store, c).inspect_err(|_| {
             if remove {
+                let _ = crate::networks::sandbox::teardown(&store.root, &c.id);
                 let _ = store.remove_container(&c.id, true);
                 Bundle::of(&store.root, &c.id).remove();
             }
@@ -189,6 +196,14 @@ impl Engine {
             },
             ..Default::default()
         };
+        let proxy = match crate::networks::proxy::start(self, &c.id) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = record_exit(&bundle, None, false, Some(e.to_string()));
+                self.finish(&c.id, o.remove)?;
+                return Err(e);
+            }
+        };
         let started = match launch::start(&plan, stdio) {
             Ok(s) => s,
             Err(e) => {
@@ -209,6 +224,7 @@ impl Engine {
             bundle,
             started,
             remove: o.remove,
+            proxy,
         })
     }
 

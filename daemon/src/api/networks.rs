@@ -1,0 +1,140 @@
+//! `/networks/...`: create, list, inspect, remove, prune, connect, disconnect (Docker's
+//! bridge driver semantics over the engine's networks).
+
+use crate::router::{Call, Reply};
+use crate::{ApiError, ApiResult};
+use engine::networks::{EndpointOptions, NetworkCreate};
+use serde_json::{json, Value};
+
+pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let filters = super::filters(c)?;
+    let mut out = Vec::new();
+    for n in c.engine.network_list()? {
+        let doc = c.engine.network_json(&n);
+        let ok = filters.iter().all(|(k, vals)| {
+            vals.iter().any(|v| match k.as_str() {
+                "name" => n.name.contains(v.as_str()),
+                "id" => n.id.starts_with(v.as_str()),
+                "driver" => n.driver == *v,
+                "type" => (v == "builtin") == n.is_builtin(),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                    None => n.labels.contains_key(v.as_str()),
+                },
+                _ => true,
+            })
+        });
+        if ok {
+            out.push(doc);
+        }
+    }
+    Ok(Reply::Json(200, json!(out)))
+}
+
+pub fn inspect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let n = c.engine.network(id)?;
+    Ok(Reply::Json(200, c.engine.network_json(&n)))
+}
+
+pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let b = c.json()?;
+    let name = b["Name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad("a network needs a Name"))?
+        .to_string();
+    let configs = b["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
+    if configs.len() > 1 {
+        return Err(ApiError::bad(
+            "one IPAM config (one IPv4 subnet) per network is supported",
+        ));
+    }
+    let subnet = configs
+        .first()
+        .and_then(|cfg| cfg["Subnet"].as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let labels = b["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = c.engine.network_create(&NetworkCreate {
+        name,
+        driver: b["Driver"]
+            .as_str()
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
+        subnet,
+        internal: b["Internal"].as_bool().unwrap_or(false),
+        labels,
+    })?;
+    if let Some(gw) = configs
+        .first()
+        .and_then(|cfg| cfg["Gateway"].as_str())
+        .filter(|g| !g.is_empty())
+    {
+        let ours = n
+            .subnet()
+            .map(|s| s.gateway().to_string())
+            .unwrap_or_default();
+        if gw != ours {
+            let _ = c.engine.network_remove(&n.id);
+            return Err(ApiError::bad(format!(
+                "gateway {gw}: strata's bridge takes the subnet's first address ({ours})"
+            )));
+        }
+    }
+    Ok(Reply::Json(201, json!({"Id": n.id, "Warning": ""})))
+}
+
+pub fn remove(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    c.engine.network_remove(id)?;
+    Ok(Reply::Empty(204))
+}
+
+pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let gone = c.engine.network_prune()?;
+    Ok(Reply::Json(200, json!({"NetworksDeleted": gone})))
+}
+
+fn container_of(b: &Value) -> ApiResult<String> {
+    b["Container"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad("give the Container to connect or disconnect"))
+}
+
+pub fn connect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let b = c.json()?;
+    let container = container_of(&b)?;
+    let ep = &b["EndpointConfig"];
+    c.engine.network_connect(
+        &container,
+        &EndpointOptions {
+            network: id.to_string(),
+            aliases: ep["Aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect(),
+            ip: ep["IPAMConfig"]["IPv4Address"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        },
+    )?;
+    Ok(Reply::Empty(200))
+}
+
+pub fn disconnect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
+    let b = c.json()?;
+    let container = container_of(&b)?;
+    c.engine.network_disconnect(&container, id)?;
+    Ok(Reply::Empty(200))
+}
