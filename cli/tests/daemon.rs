@@ -1151,3 +1151,112 @@ fn resize_never_opens_what_a_container_made_its_stdin() {
     );
     s.ok(&["rm", "-f", "resz"]);
 }
+
+#[test]
+fn docker_network_verbs_and_published_ports_through_the_daemon() {
+    let s = Strata::with_driver("overlay2");
+    let d = Daemon::start(&s);
+    let dk = Docker::new(&d);
+    let img = fixture("images/busybox-wh.docker.tar");
+    dk.ok(&["load", "-i", img.to_str().unwrap()]);
+    let id = dk.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.202.0.0/24",
+        "--label",
+        "a=b",
+        "dnet",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ls = dk.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    for want in ["bridge bridge", "host host", "none null", "dnet bridge"] {
+        assert!(ls.lines().any(|l| l == want), "{ls}");
+    }
+    assert_eq!(
+        dk.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Gateway}}{{end}} {{.Labels.a}}",
+            "dnet"
+        ])
+        .trim(),
+        "10.202.0.1 b"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dweb",
+        "--network",
+        "dnet",
+        "--network-alias",
+        "site",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox-wh:1",
+        BB,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    assert_eq!(
+        dk.ok(&["port", "dweb"]).trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    assert_eq!(
+        dk.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.dnet.IPAddress}}",
+            "dweb"
+        ])
+        .trim(),
+        "10.202.0.2"
+    );
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            c.write_all(b"GET /passwd HTTP/1.0\r\n\r\n").unwrap();
+            let _ = c.read_to_string(&mut body);
+            if !body.is_empty() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(body.contains("root:x:0:0"), "{body}");
+    let ps = dk.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(
+        ps.contains(&format!("dweb 127.0.0.1:{port}->80/tcp")),
+        "{ps}"
+    );
+    let out = dk.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnet",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        "wget -qO- http://site/passwd | head -1",
+    ]);
+    assert!(out.starts_with("root:x"), "{out}");
+    let o = dk.run(&["network", "rm", "dnet"]);
+    assert!(!o.status.success(), "removed a network in use");
+    dk.ok(&["rm", "-f", "dweb"]);
+    dk.ok(&["network", "rm", "dnet"]);
+    assert!(!dk.run(&["network", "inspect", "dnet"]).status.success());
+    drop(d);
+    s.assert_fsck_ok();
+}

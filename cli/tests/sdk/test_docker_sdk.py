@@ -285,3 +285,69 @@ def test_container_resize_and_detach_keys(client):
         assert e.value.status_code == 400
     finally:
         c.remove(force=True)
+
+
+def test_networks(client):
+    """networks.create, containers.run(network=...), networking_config, connect,
+    ports, and removal refused while in use."""
+    net = client.networks.create("sdknet", driver="bridge", labels={"app": "sdk"},
+                                 ipam=docker.types.IPAMConfig(pool_configs=[
+                                     docker.types.IPAMPool(subnet="10.201.0.0/24")]))
+    other = client.networks.create("sdkother")
+    try:
+        assert client.networks.get("sdknet").attrs["IPAM"]["Config"][0]["Subnet"] == "10.201.0.0/24"
+        assert [n.name for n in client.networks.list(names=["sdknet"])] == ["sdknet"]
+        web = client.containers.run(
+            "busybox-wh:1", [BB, "httpd", "-f", "-p", "80", "-h", "/etc"],
+            name="sdkweb", network="sdknet", detach=True,
+            ports={"80/tcp": ("127.0.0.1", None)})
+        web.reload()
+        settings = web.attrs["NetworkSettings"]
+        assert settings["Networks"]["sdknet"]["IPAddress"] == "10.201.0.2"
+        assert settings["Networks"]["sdknet"]["Gateway"] == "10.201.0.1"
+        assert settings["Networks"]["sdknet"]["MacAddress"] == "02:42:0a:c9:00:02"
+        host_port = int(web.ports["80/tcp"][0]["HostPort"])
+        import urllib.request
+        for _ in range(50):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{host_port}/passwd", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body.startswith(b"root:x:0:0")
+        # networking_config: a second server known on the network by an alias.
+        cfg = client.api.create_networking_config({
+            "sdknet": client.api.create_endpoint_config(aliases=["frontdoor"])})
+        c = client.api.create_container(
+            "busybox-wh:1", [BB, "httpd", "-f", "-p", "80", "-h", "/etc"], name="sdkalias",
+            host_config=client.api.create_host_config(network_mode="sdknet"),
+            networking_config=cfg)
+        client.api.start(c)
+        eps = client.api.inspect_container(c)["NetworkSettings"]["Networks"]["sdknet"]
+        assert eps["Aliases"] == ["frontdoor"]
+        assert eps["IPAddress"] == "10.201.0.3"
+        out = client.containers.run(
+            "busybox-wh:1", [BB, "sh", "-c", "wget -qO- http://sdkweb/passwd | head -1"],
+            network="sdknet", remove=True)
+        assert out.startswith(b"root:x:0:0")
+        # Not reachable from another network; reachable once connected to it.
+        probe = [BB, "sh", "-c", "nc -w 2 sdkweb 80 </dev/null; echo $?"]
+        assert client.containers.run("busybox-wh:1", probe, network="sdkother", remove=True).strip() == b"1"
+        other.connect(web, aliases=["web2"])
+        assert client.containers.run("busybox-wh:1", probe, network="sdkother", remove=True).strip() == b"0"
+        other.disconnect(web)
+        # In use: refused.
+        with pytest.raises(docker.errors.APIError):
+            net.remove()
+        web.remove(force=True)
+    finally:
+        for name in ["sdkweb", "sdkalias"]:
+            try:
+                client.containers.get(name).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        net.remove()
+        other.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.networks.get("sdknet")
+    assert "bridge" in [n.name for n in client.networks.list()]
