@@ -20,6 +20,8 @@ fn bench_compares_drivers_in_a_table_json_and_html() {
         "2",
         "--big-file-mb",
         "4",
+        "--port-mb",
+        "64",
         "--dir",
         s.dir.path().to_str().unwrap(),
         "--json",
@@ -57,7 +59,7 @@ fn bench_compares_drivers_in_a_table_json_and_html() {
     assert_eq!(v["runs"], 2);
     for d in ["overlay2", "vfs"] {
         let steps = v["drivers"][d]["steps"].as_object().unwrap();
-        assert_eq!(steps.len(), 12 + registry as usize, "{d}: {steps:?}");
+        assert_eq!(steps.len(), 13 + registry as usize, "{d}: {steps:?}");
         for (name, st) in steps {
             let (med, min, max) = (
                 st["median_ms"].as_f64().unwrap(),

@@ -24,6 +24,10 @@ const STEPS: &[(&str, &str)] = &[
     ("create+mount", "create a container and mount its rootfs"),
     ("start", "run --rm IMAGE true"),
     (
+        "port",
+        "send --port-mb MiB from the host through a published port (-p) to a container",
+    ),
+    (
         "write",
         "write 1,000 small files and one large file in the container",
     ),
@@ -63,6 +67,9 @@ pub struct BenchArgs {
     /// Size of the large file, in MiB.
     #[arg(long, default_value_t = 100)]
     big_file_mb: u64,
+    /// MiB sent through the published port.
+    #[arg(long, default_value_t = 1024)]
+    port_mb: u64,
     /// Where to make the scratch filesystem.
     #[arg(long, default_value = "/var/tmp")]
     dir: PathBuf,
@@ -119,6 +126,13 @@ fn used_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// How much the write and port steps move, in MiB.
+#[derive(Clone, Copy)]
+struct Sizes {
+    big: u64,
+    port_mb: u64,
+}
+
 /// One run of every step on `driver`; returns step -> milliseconds, and the bytes the data
 /// root took on the filesystem after the load and the writes.
 fn one_run(
@@ -126,10 +140,11 @@ fn one_run(
     base: &Path,
     driver: &str,
     image: &Path,
-    big: u64,
+    sizes: Sizes,
     run: usize,
     forms: &Forms,
 ) -> Result<(BTreeMap<String, f64>, u64)> {
+    let Sizes { big, port_mb } = sizes;
     let root = base.join(format!("{driver}-{run}"));
     let mut t: BTreeMap<String, f64> = BTreeMap::new();
     let used_before = used_bytes(base);
@@ -161,6 +176,7 @@ fn one_run(
     let t0 = Instant::now();
     r.run(&root, driver, &["run", "--rm", &name, "true"])?;
     t.insert("start".into(), ms(t0));
+    t.insert("port".into(), port_step(r, &root, driver, &name, port_mb)?);
     let t0 = Instant::now();
     let dir = rootfs.join("bench");
     std::fs::create_dir_all(&dir)?;
@@ -244,6 +260,76 @@ fn one_run(
         let _ = std::fs::remove_dir_all(&root);
     }
     Ok((t, disk))
+}
+
+/// The container side of the port step: perl reading 1 MiB at a time where the image has
+/// it, else busybox's nc (which reads in small pieces, so it is the slower end).
+const SINK: &str = "if command -v perl >/dev/null; then exec perl -MIO::Socket::INET -e '$l=IO::Socket::INET->new(LocalPort=>5001,Listen=>1,ReuseAddr=>1) or die; $c=$l->accept; while(sysread($c,$b,1<<20)){} close $c'; else exec nc -l -p 5001 >/dev/null; fi";
+
+/// Sends `mb` MiB from the host through a port published to a container that reads and
+/// drops them; returns the milliseconds from connect to the container's close.
+fn port_step(r: &Runner, root: &Path, driver: &str, image: &str, mb: u64) -> Result<f64> {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    r.run(
+        root,
+        driver,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "sink",
+            "-p",
+            &format!("127.0.0.1:{port}:5001"),
+            image,
+            "sh",
+            "-c",
+            SINK,
+        ],
+    )?;
+    let chunk = vec![0u8; 1 << 20];
+    let send = || -> std::io::Result<f64> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        let t0 = Instant::now();
+        for _ in 0..mb {
+            s.write_all(&chunk)?;
+        }
+        s.shutdown(std::net::Shutdown::Write)?;
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest)?;
+        Ok(ms(t0))
+    };
+    // Sent once the container listens (LISTEN on port 5001 in its /proc/net/tcp or tcp6).
+    let mut listening = false;
+    for _ in 0..200 {
+        let probe = [
+            "exec",
+            "sink",
+            "grep",
+            "-qsE",
+            ":1389 0+:0000 0A",
+            "/proc/net/tcp",
+            "/proc/net/tcp6",
+        ];
+        if r.run(root, driver, &probe).is_ok() {
+            listening = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let result = if listening {
+        send().context("sending through the published port")
+    } else {
+        Err(anyhow!("the container never listened on port 5001"))
+    };
+    // The sink exits 0 once it has read everything to the end.
+    if result.is_ok() && r.run(root, driver, &["wait", "sink"])?.trim() != "0" {
+        bail!("the container reading from the published port failed");
+    }
+    r.run(root, driver, &["rm", "-f", "sink"])?;
+    result
 }
 
 fn stats(v: &mut [f64]) -> (f64, f64, f64) {
@@ -414,6 +500,7 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
         "runs": a.runs,
         "backing_fs": fstype,
         "big_file_mb": a.big_file_mb,
+        "port_mb": a.port_mb,
         "steps": STEPS.iter().map(|(s, w)| json!({"name": s, "what": w})).collect::<Vec<_>>(),
         "drivers": {},
     });
@@ -425,8 +512,19 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
                 if tty {
                     eprintln!("bench {d}: run {}/{}", run + 1, a.runs);
                 }
-                let (t, du) = one_run(&runner, fs.path(), d, &image, a.big_file_mb, run, &forms)
-                    .with_context(|| format!("bench {d}"))?;
+                let (t, du) = one_run(
+                    &runner,
+                    fs.path(),
+                    d,
+                    &image,
+                    Sizes {
+                        big: a.big_file_mb,
+                        port_mb: a.port_mb,
+                    },
+                    run,
+                    &forms,
+                )
+                .with_context(|| format!("bench {d}"))?;
                 disk = disk.max(du);
                 for (k, v) in t {
                     samples.entry(k).or_default().push(v);
@@ -507,6 +605,14 @@ pub fn bench(ctx: &Context, a: BenchArgs) -> Result<i32> {
         a.runs
     );
     crate::output::print_table(&t);
+    for d in &drivers {
+        if let Some(m) = doc["drivers"][d]["steps"]["port"]["median_ms"].as_f64() {
+            println!(
+                "published port ({d}): {:.2} GB/s",
+                (a.port_mb << 20) as f64 / (m / 1000.0) / 1e9
+            );
+        }
+    }
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_vec_pretty(&doc)?)?;
     }
