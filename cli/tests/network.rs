@@ -68,9 +68,21 @@ fn ip_on(s: &Strata, name: &str, net: &str) -> String {
         .to_string()
 }
 
+/// The host's interfaces and routes: networks must never change them.
+fn host_network() -> (Vec<String>, String) {
+    let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    links.sort();
+    (links, std::fs::read_to_string("/proc/net/route").unwrap())
+}
+
 #[test]
 fn containers_reach_each_other_by_name_on_one_network_and_not_across() {
     let s = setup();
+    let host_before = host_network();
     s.ok(&["network", "create", "front"]);
     s.ok(&["network", "create", "--subnet", "10.123.0.0/24", "back"]);
     s.ok(&[
@@ -224,6 +236,8 @@ fn containers_reach_each_other_by_name_on_one_network_and_not_across() {
         "wget -qO- http://127.0.0.1/passwd | head -1",
     ]);
     assert!(out(&o).starts_with("root:x"), "{}{}", out(&o), err(&o));
+    // All of it happened in namespaces of strata's: the host has no new interface or route.
+    assert_eq!(host_network(), host_before);
     s.ok(&["rm", "-f", "web", "late"]);
     s.assert_fsck_ok();
 }
@@ -574,5 +588,37 @@ fn a_connect_killed_half_way_is_found_by_fsck_and_repaired() {
     );
     s.ok(&["fsck", "--repair"]);
     s.ok(&["rm", "-f", "srv"]);
+    s.assert_fsck_ok();
+}
+
+#[test]
+fn build_steps_run_on_the_default_bridge_unless_told_otherwise() {
+    let s = setup();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox-wh:1\nRUN /bin/busybox sh -c '(ip -o -4 addr show eth0 || echo no-eth0) > /addr'\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    s.ok(&["build", "-q", "-t", "on-bridge", dir]);
+    let addr = s.ok(&["run", "--rm", "on-bridge", BB, "cat", "/addr"]);
+    assert!(addr.contains("inet 172.17."), "{addr}");
+    s.ok(&[
+        "build",
+        "-q",
+        "--no-cache",
+        "--network",
+        "none",
+        "-t",
+        "no-net",
+        dir,
+    ]);
+    let addr = s.ok(&["run", "--rm", "no-net", BB, "cat", "/addr"]);
+    assert_eq!(addr.trim(), "no-eth0");
+    // Nothing of the step containers is left on the bridge.
+    let v: serde_json::Value =
+        serde_json::from_str(&s.ok(&["network", "inspect", "bridge"])).unwrap();
+    assert!(v[0]["Containers"].as_object().unwrap().is_empty(), "{v}");
     s.assert_fsck_ok();
 }

@@ -26,6 +26,9 @@ pub struct BuildArgs {
     /// Run every step, whatever the cache has.
     #[arg(long)]
     no_cache: bool,
+    /// The network of RUN steps: bridge (default), none, host or a network's name.
+    #[arg(long, default_value = "bridge")]
+    network: String,
     /// Write the image id here.
     #[arg(long)]
     iidfile: Option<PathBuf>,
@@ -75,6 +78,7 @@ pub fn build(ctx: &Context, a: BuildArgs) -> Result<i32> {
         build_args: pairs("--build-arg", &a.build_arg, true)?,
         target: a.target.clone(),
         no_cache: a.no_cache,
+        network: a.network.clone(),
         labels: pairs("--label", &a.label, false)?,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
             .ok()

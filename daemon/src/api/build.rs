@@ -71,6 +71,12 @@ pub fn build(c: &mut Call<'_>) -> ApiResult<Reply> {
             .filter(|t| !t.is_empty())
             .map(str::to_string),
         no_cache: flag(c, "nocache"),
+        network: c
+            .req
+            .param("networkmode")
+            .filter(|n| !n.is_empty() && *n != "default")
+            .unwrap_or("bridge")
+            .to_string(),
         labels: map_param(c, "labels")?,
         ..Default::default()
     };

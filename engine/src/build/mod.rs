@@ -48,6 +48,9 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// Run every step even where the cache has it.
     pub no_cache: bool,
+    /// The network RUN steps are on (`--network`): the default bridge when empty, as the
+    /// classic builder's; `none`, `host` or a network's name otherwise.
+    pub network: String,
     /// `--label K=V`, a LABEL step at the end.
     pub labels: BTreeMap<String, String>,
     /// Times in configs, history and layer files no later than this (seconds since the

@@ -202,7 +202,7 @@ impl Build<'_> {
         let mut o = CreateOptions {
             image: stage.image.id.to_string(),
             scratch: true,
-            network: "host".into(),
+            network: self.o.network.clone(),
             ..Default::default()
         };
         if let Work::Run(argv) = work {
