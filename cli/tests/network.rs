@@ -178,6 +178,14 @@ fn containers_reach_each_other_by_name_on_one_network_and_not_across() {
     ]);
     let hosts = s.ok(&["exec", "web", BB, "cat", "/etc/hosts"]);
     assert!(hosts.contains("\tlate "), "{hosts}");
+    // Renamed: known by its new name.
+    s.ok(&["rename", "late", "later"]);
+    let hosts = s.ok(&["exec", "web", BB, "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("\tlater ") && !hosts.contains("\tlate "),
+        "{hosts}"
+    );
+    s.ok(&["rename", "later", "late"]);
     let o = s.run(&[
         "exec",
         "web",

@@ -322,6 +322,19 @@ impl Networks {
         })
     }
 
+    /// Container `cid` is now called `name` (its hosts-file name on every network).
+    pub fn rename(&self, cid: &str, name: &str) -> Result<()> {
+        for n in self.of_container(cid)? {
+            self.update(&n.0.id, |rec| {
+                if let Some(e) = rec.endpoints.get_mut(cid) {
+                    e.name = name.to_string();
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
     /// Every network container `cid` is on, with its endpoint, in the order joined
     /// (lowest address first within one network: one endpoint each).
     pub fn of_container(&self, cid: &str) -> Result<Vec<(NetworkRecord, Endpoint)>> {

@@ -193,6 +193,12 @@ fn do_mount(root: &OwnedFd, m: &PlanMount) -> io::Result<()> {
         return Ok(());
     }
     let is_dir = !m.bind || m.source.is_dir();
+    if m.optional {
+        match open_at_root(root, dest, OFlags::PATH) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            _ => {}
+        }
+    }
     let target = make_target(root, dest, is_dir)?;
     let tpath = fd_path(&target);
     if m.bind {

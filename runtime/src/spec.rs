@@ -250,7 +250,13 @@ pub struct PlanMount {
     pub data: String,
     pub bind: bool,
     pub readonly: bool,
+    /// Only where the destination exists already ([`OPTIONAL_MOUNT`]).
+    pub optional: bool,
 }
+
+/// A mount option of strata's own: mount only over a destination the rootfs has, never
+/// make it (a build step's `/etc/hosts`, which must not land in its layer).
+pub const OPTIONAL_MOUNT: &str = "x-strata-optional";
 
 /// Resource limits of the plan.
 #[derive(Debug, Clone, Default)]
@@ -447,7 +453,13 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     }
     let mut mounts = Vec::new();
     for m in v["mounts"].as_array().cloned().unwrap_or_default() {
-        let (flags, data, bind, readonly) = mount_flags(&strings(&m["options"]));
+        let options = strings(&m["options"]);
+        let optional = options.iter().any(|o| o == OPTIONAL_MOUNT);
+        let options: Vec<String> = options
+            .into_iter()
+            .filter(|o| o != OPTIONAL_MOUNT)
+            .collect();
+        let (flags, data, bind, readonly) = mount_flags(&options);
         let typ = m["type"].as_str().unwrap_or("none").to_string();
         mounts.push(PlanMount {
             destination: m["destination"].as_str().unwrap_or("").to_string(),
@@ -457,6 +469,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             flags,
             data,
             readonly,
+            optional,
         });
     }
     let r = &v["linux"]["resources"];

@@ -196,6 +196,7 @@ impl ContainerOpts {
                 ulimits: self.ulimits.clone(),
             },
             scratch,
+            etc_if_present: false,
         })
     }
 }

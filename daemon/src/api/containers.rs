@@ -213,6 +213,7 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
                 .unwrap_or(0) as u32,
         },
         scratch: false,
+        etc_if_present: false,
     })
 }
 

@@ -203,6 +203,7 @@ impl Build<'_> {
             image: stage.image.id.to_string(),
             scratch: true,
             network: self.o.network.clone(),
+            etc_if_present: true,
             ..Default::default()
         };
         if let Work::Run(argv) = work {

@@ -82,6 +82,9 @@ pub struct CreateOptions {
     pub security: SecurityOptions,
     /// Made for `run --rm`: its records are not flushed (a crash removes it anyway).
     pub scratch: bool,
+    /// Bind `/etc/hosts` and `/etc/resolv.conf` only where the image has them (a build
+    /// step: a mountpoint made for them would land in its layer).
+    pub etc_if_present: bool,
 }
 
 /// Docker's restart policies: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
@@ -329,9 +332,14 @@ fn network_mode(store: &Store, o: &CreateOptions) -> Result<(String, Option<Stri
     })
 }
 
-/// A bind mount of a file of the container's folder.
-fn oci_mount(source: PathBuf, destination: &str) -> Result<runtime::spec::Mount> {
-    let v = serde_json::json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "rprivate"]});
+/// A bind mount of a file of the container's folder (`optional`: only over a file the
+/// image has).
+fn oci_mount(source: PathBuf, destination: &str, optional: bool) -> Result<runtime::spec::Mount> {
+    let mut opts = vec!["rbind", "rprivate"];
+    if optional {
+        opts.push(runtime::spec::OPTIONAL_MOUNT);
+    }
+    let v = serde_json::json!({"destination": destination, "type": "bind", "source": source, "options": opts});
     Ok(serde_json::from_value(v)?)
 }
 
@@ -500,7 +508,11 @@ impl Engine {
                 let mut mounts = spec.mounts().clone().unwrap_or_default();
                 for (name, content) in files {
                     bundle.write(name, content.as_bytes(), !o.scratch)?;
-                    let m = oci_mount(bundle.dir().join(name), &format!("/etc/{name}"))?;
+                    let m = oci_mount(
+                        bundle.dir().join(name),
+                        &format!("/etc/{name}"),
+                        o.etc_if_present,
+                    )?;
                     mounts.push(m);
                 }
                 spec.set_mounts(Some(mounts));

@@ -42,6 +42,7 @@ impl Engine {
     pub fn rename(&self, key: &str, new_name: &str) -> Result<ContainerRecord> {
         let store = self.store()?;
         let c = store.rename_container(key, new_name)?;
+        crate::networks::sandbox::renamed(&store.root, &c.id, &c.name)?;
         crate::events::record(&store.root, "container", "rename", &c.id, &c.name);
         Ok(c)
     }

@@ -189,6 +189,16 @@ pub(crate) fn teardown(root: &Path, cid: &str) -> Result<()> {
     Ok(())
 }
 
+/// After a rename: the new name on every network, in every peer's hosts file.
+pub(crate) fn renamed(root: &Path, cid: &str, name: &str) -> Result<()> {
+    let nets = Networks::open(root)?;
+    nets.rename(cid, name)?;
+    for (n, _) in nets.of_container(cid)? {
+        refresh(root, &n.id)?;
+    }
+    Ok(())
+}
+
 /// The names container `peer`'s endpoint `e` answers to: its name, aliases, short id.
 fn names_of(peer: &str, e: &Endpoint) -> Vec<String> {
     let mut v = vec![e.name.clone()];
