@@ -914,11 +914,7 @@ fn tcp_is_served_with_tls_client_verification_only() {
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--tlsverify"));
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let host = format!("tcp://127.0.0.1:{port}");
     let p = |n: &str| dir.join(n).to_string_lossy().to_string();
     let mut daemon = s
@@ -1184,11 +1180,7 @@ fn docker_network_verbs_and_published_ports_through_the_daemon() {
         .trim(),
         "10.202.0.1 b"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     dk.ok(&[
         "run",
         "-d",
@@ -1223,17 +1215,7 @@ fn docker_network_verbs_and_published_ports_through_the_daemon() {
         .trim(),
         "10.202.0.2"
     );
-    let mut body = String::new();
-    for _ in 0..50 {
-        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            c.write_all(b"GET /passwd HTTP/1.0\r\n\r\n").unwrap();
-            let _ = c.read_to_string(&mut body);
-            if !body.is_empty() {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let body = common::http_get(port, "/passwd");
     assert!(body.contains("root:x:0:0"), "{body}");
     let ps = dk.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
     assert!(

@@ -7,8 +7,7 @@
 
 mod common;
 
-use common::Strata;
-use std::io::{Read, Write};
+use common::{free_port, http_get, Strata};
 use std::net::TcpStream;
 use std::process::Output;
 use std::time::Duration;
@@ -29,31 +28,19 @@ fn setup() -> Strata {
     s
 }
 
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET `path` from 127.0.0.1:`port`, retried while the server starts.
-fn http_get(port: u16, path: &str) -> String {
-    for _ in 0..50 {
-        if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-                .unwrap();
-            let mut s = String::new();
-            let _ = c.read_to_string(&mut s);
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("nothing answered on 127.0.0.1:{port}");
+/// `sh -c script` in a throwaway busybox container on network `net`.
+fn sh_on(s: &Strata, net: &str, script: &str) -> Output {
+    s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        script,
+    ])
 }
 
 fn inspect(s: &Strata, name: &str) -> serde_json::Value {
@@ -112,36 +99,20 @@ fn containers_reach_each_other_by_name_on_one_network_and_not_across() {
          wget -qO- http://{short}/passwd | head -1; wget -qO- http://{web_ip}/passwd | head -1; \
          ip -o link show eth0 | grep -o 'link/ether [0-9a-f:]*'; ip route | grep default"
     );
-    let o = s.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        "busybox-wh:1",
-        BB,
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let o = sh_on(&s, "front", &script);
     assert!(o.status.success(), "{}", err(&o));
     let text = out(&o);
     assert_eq!(text.matches("root:x:0:0:root").count(), 4, "{text}");
     assert!(text.contains("link/ether 02:42:ac:12:00:03"), "{text}");
     assert!(text.contains("default via 172.18.0.1 dev eth0"), "{text}");
     // Another network: no route to the first one, and the name does not resolve.
-    let o = s.run(&[
-        "run",
-        "--rm",
-        "--network",
+    let o = sh_on(
+        &s,
         "back",
-        "busybox-wh:1",
-        BB,
-        "sh",
-        "-c",
         &format!(
             "nc -w 2 {web_ip} 80 </dev/null; echo ip=$?; nc -w 2 web 80 </dev/null; echo name=$?"
         ),
-    ]);
+    );
     let text = out(&o);
     assert!(
         text.contains("ip=1") && text.contains("name=1"),
@@ -197,30 +168,10 @@ fn containers_reach_each_other_by_name_on_one_network_and_not_across() {
     assert_eq!(out(&o).trim(), "reached", "{}", err(&o));
     // Connected at run time to a second network: reachable there too.
     s.ok(&["network", "connect", "--alias", "api", "back", "web"]);
-    let o = s.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "back",
-        "busybox-wh:1",
-        BB,
-        "sh",
-        "-c",
-        "wget -qO- http://api/passwd | head -1",
-    ]);
+    let o = sh_on(&s, "back", "wget -qO- http://api/passwd | head -1");
     assert!(out(&o).starts_with("root:x"), "{}{}", out(&o), err(&o));
     s.ok(&["network", "disconnect", "back", "web"]);
-    let o = s.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "back",
-        "busybox-wh:1",
-        BB,
-        "sh",
-        "-c",
-        "nc -w 2 api 80 </dev/null; echo $?",
-    ]);
+    let o = sh_on(&s, "back", "nc -w 2 api 80 </dev/null; echo $?");
     assert_eq!(out(&o).trim(), "1");
     // network inspect: the subnet, the gateway, the containers, and no route out.
     let v: serde_json::Value =
@@ -232,17 +183,11 @@ fn containers_reach_each_other_by_name_on_one_network_and_not_across() {
         .unwrap()
         .contains("no route"));
     // `--network container:web` shares web's namespace: its loopback is web's.
-    let o = s.run(&[
-        "run",
-        "--rm",
-        "--network",
+    let o = sh_on(
+        &s,
         "container:web",
-        "busybox-wh:1",
-        BB,
-        "sh",
-        "-c",
         "wget -qO- http://127.0.0.1/passwd | head -1",
-    ]);
+    );
     assert!(out(&o).starts_with("root:x"), "{}{}", out(&o), err(&o));
     // All of it happened in namespaces of strata's: the host has no new interface or route.
     assert_eq!(host_network(), host_before);
@@ -401,10 +346,9 @@ fn addresses_are_released_and_reused_and_networks_in_use_stay() {
         "busybox-wh:1",
     ]);
     assert!(err(&o).contains("no free address"), "{}", err(&o));
-    assert!(
-        s.run(&["inspect", "f"]).status.code() != Some(0),
-        "a failed create leaves nothing"
-    );
+    let all: serde_json::Value =
+        serde_json::from_str(&s.ok(&["ps", "-a", "--format", "json"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 5, "a failed create leaves nothing: {all}");
     // In use: refused, naming who uses it.
     let o = s.run(&["network", "rm", "small"]);
     assert!(
@@ -454,6 +398,16 @@ fn addresses_are_released_and_reused_and_networks_in_use_stay() {
         "busybox-wh:1",
     ]);
     assert_eq!(ip_on(&s, "h", "small"), "10.55.0.4");
+    // An alias that would add a line to the other containers' hosts files is refused.
+    let o = s.run(&[
+        "create",
+        "--network",
+        "small",
+        "--network-alias",
+        "x\n10.0.0.9 bank",
+        "busybox-wh:1",
+    ]);
+    assert!(err(&o).contains("invalid network alias"), "{}", err(&o));
     // Built-ins cannot go; bad names, overlapping subnets and unknown networks are refused.
     assert!(err(&s.run(&["network", "rm", "bridge"])).contains("pre-defined"));
     assert!(
@@ -562,17 +516,7 @@ fn a_connect_killed_half_way_is_found_by_fsck_and_repaired() {
     let o = s.run(&["fsck", "--repair"]);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     s.assert_fsck_ok();
-    let o = s.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "two",
-        "busybox-wh:1",
-        BB,
-        "sh",
-        "-c",
-        "wget -qO- http://srv/passwd | head -1",
-    ]);
+    let o = sh_on(&s, "two", "wget -qO- http://srv/passwd | head -1");
     assert!(out(&o).starts_with("root:x"), "{}{}", out(&o), err(&o));
     // A container removed while strata was killed before its disconnect: its address is
     // found held by nobody and released.

@@ -75,6 +75,14 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// Whether `a` can be a network alias (a host name: it is written into hosts files).
+pub fn valid_alias(a: &str) -> bool {
+    !a.is_empty()
+        && a.len() <= 253
+        && a.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// What to make.
 #[derive(Debug, Clone, Default)]
 pub struct NewNetwork {
@@ -281,6 +289,13 @@ impl Networks {
         ip: Option<Ipv4Addr>,
         aliases: &[String],
     ) -> Result<Endpoint> {
+        // Aliases go into other containers' hosts files: one word of host-name characters,
+        // so none can add a line of its own there.
+        if let Some(a) = aliases.iter().find(|a| !valid_alias(a)) {
+            return Err(StoreError::Invalid(format!(
+                "invalid network alias {a:?}: use letters, digits, '.', '-' and '_' (at most 253)"
+            )));
+        }
         self.update(id, |n| {
             if n.endpoints.contains_key(cid) {
                 return Err(StoreError::InUse(format!(
@@ -434,6 +449,13 @@ mod tests {
         let e1 = n.connect("front", "c1", "one", None, &[]).unwrap();
         assert_eq!(e1.ip, Ipv4Addr::new(172, 18, 0, 2));
         assert!(n.connect("front", "c1", "one", None, &[]).is_err());
+        for bad in ["two words", "x\n10.0.0.1 bank", ""] {
+            assert!(
+                n.connect("front", "c9", "nine", None, &[bad.into()])
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
         assert!(n.remove("front").unwrap_err().to_string().contains("one"));
         assert!(n.remove("bridge").is_err());
         assert_eq!(n.disconnect(&a.id[..12], "c1").unwrap().unwrap().ip, e1.ip);

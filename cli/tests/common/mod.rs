@@ -204,3 +204,33 @@ pub fn drivers_here() -> Vec<&'static str> {
     }
     v
 }
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// `GET path` from 127.0.0.1:`port` (HTTP/1.0), retried for 5 s while the server starts;
+/// the whole response.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    for _ in 0..50 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            if c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+                .is_ok()
+            {
+                let mut s = String::new();
+                let _ = c.read_to_string(&mut s);
+                if !s.is_empty() {
+                    return s;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing answered on 127.0.0.1:{port}");
+}

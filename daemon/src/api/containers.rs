@@ -120,14 +120,7 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    let labels = b["Labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let labels = super::string_map(&b["Labels"]);
     let devices = h["Devices"]
         .as_array()
         .into_iter()

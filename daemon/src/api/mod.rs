@@ -41,6 +41,18 @@ pub fn rfc3339(secs: u64) -> String {
 
 /// Parses Docker's `filters` query parameter (`{"key": ["v"]}` or the old
 /// `{"key": {"v": true}}`) into key -> values.
+/// A JSON object of strings (`Labels`) as a map; anything else is empty, a non-string
+/// value an empty string.
+pub fn string_map(v: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn filters(
     c: &crate::router::Call<'_>,
 ) -> crate::ApiResult<std::collections::BTreeMap<String, Vec<String>>> {

@@ -54,14 +54,7 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
         .and_then(|cfg| cfg["Subnet"].as_str())
         .filter(|s| !s.is_empty())
         .map(str::to_string);
-    let labels = b["Labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let labels = super::string_map(&b["Labels"]);
     let n = c.engine.network_create(&NetworkCreate {
         name,
         driver: b["Driver"]

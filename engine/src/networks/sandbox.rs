@@ -74,12 +74,16 @@ fn host_if(cid: &str) -> String {
     format!("v{}", &cid[..cid.len().min(12)])
 }
 
+/// A bridge network's subnet.
+fn subnet_of(n: &NetworkRecord) -> Result<layerstore::ipam::Subnet> {
+    n.subnet()
+        .ok_or_else(|| EngineError::Invalid(format!("network {} has no subnet", n.name)))
+}
+
 /// A network's namespace with its bridge, made when missing (first use, or after a
 /// reboot).
 pub(crate) fn network_namespace(root: &Path, n: &NetworkRecord) -> Result<std::fs::File> {
-    let subnet = n
-        .subnet()
-        .ok_or_else(|| EngineError::Invalid(format!("network {} has no subnet", n.name)))?;
+    let subnet = subnet_of(n)?;
     Ok(bridge::ensure_network(
         &network_ns(root, &n.id),
         subnet.gateway(),
@@ -97,9 +101,7 @@ fn attach_one(
     default_route: bool,
 ) -> Result<()> {
     let nns = network_namespace(root, n)?;
-    let subnet = n
-        .subnet()
-        .ok_or_else(|| EngineError::Invalid(format!("network {} has no subnet", n.name)))?;
+    let subnet = subnet_of(n)?;
     bridge::attach(
         &nns,
         cns,
