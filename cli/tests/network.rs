@@ -348,7 +348,11 @@ fn addresses_are_released_and_reused_and_networks_in_use_stay() {
     assert!(err(&o).contains("no free address"), "{}", err(&o));
     let all: serde_json::Value =
         serde_json::from_str(&s.ok(&["ps", "-a", "--format", "json"])).unwrap();
-    assert_eq!(all.as_array().unwrap().len(), 5, "a failed create leaves nothing: {all}");
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        5,
+        "a failed create leaves nothing: {all}"
+    );
     // In use: refused, naming who uses it.
     let o = s.run(&["network", "rm", "small"]);
     assert!(
