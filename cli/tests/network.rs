@@ -522,6 +522,15 @@ fn a_connect_killed_half_way_is_found_by_fsck_and_repaired() {
     s.assert_fsck_ok();
     let o = sh_on(&s, "two", "wget -qO- http://srv/passwd | head -1");
     assert!(out(&o).starts_with("root:x"), "{}{}", out(&o), err(&o));
+    // A reboot: every namespace gone, their files left. The next start makes them again.
+    s.ok(&["stop", "-t", "1", "srv"]);
+    for e in std::fs::read_dir(s.root().join("netns")).unwrap().flatten() {
+        rustix::mount::unmount(e.path(), rustix::mount::UnmountFlags::DETACH).unwrap();
+        assert!(e.path().is_file());
+    }
+    s.ok(&["start", "srv"]);
+    let o = sh_on(&s, "two", "wget -qO- http://srv/passwd | head -1");
+    assert!(out(&o).starts_with("root:x"), "{}{}", out(&o), err(&o));
     // A container removed while strata was killed before its disconnect: its address is
     // found held by nobody and released.
     s.ok(&[
