@@ -93,6 +93,18 @@ fn writes_land_in_the_container_layer_and_volumes_outlive_it() {
             !d.contains("/vol/file"),
             "{driver}: volume writes are not layer writes: {d}"
         );
+        // The runtime's mountpoints (busybox-wh has no /proc, /sys, /dev or /etc/hosts)
+        // are not the container's changes, as Docker's init layer hides them.
+        for hidden in [
+            "A /proc",
+            "A /sys",
+            "A /dev",
+            "A /etc/hosts",
+            "A /etc/resolv.conf",
+            "C /etc",
+        ] {
+            assert!(!d.lines().any(|l| l == hidden), "{driver}: {hidden} in {d}");
+        }
         // A second container of the image does not see the first one's writes.
         let o = s.run(&[
             "run",

@@ -30,7 +30,7 @@ pub fn container_layer(
     skip_empty: bool,
 ) -> Result<Option<CommittedLayer>> {
     let (changes, source) = store.driver.changes_with_source(layer)?;
-    if skip_empty && changes.iter().all(|c| opts.drops(c)) {
+    if skip_empty && crate::tarfs::write::kept_changes(&changes, opts.drop_added).is_empty() {
         return Ok(None);
     }
     let work = store.temp_dir()?;

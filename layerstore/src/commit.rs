@@ -39,7 +39,11 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
         .transpose()?;
     // The blob is uncompressed, so its digest is the DiffID; the driver applies it when
     // something first uses the new image.
-    let layer = child::container_layer(store, &c.layer, WriteOptions::default(), false)?;
+    let write = WriteOptions {
+        drop_added: crate::tarfs::write::RUNTIME_MOUNTPOINTS,
+        ..Default::default()
+    };
+    let layer = child::container_layer(store, &c.layer, write, false)?;
     let mut cfg: serde_json::Value = serde_json::from_slice(&store.blobs.read(&base.id)?)
         .map_err(|e| StoreError::json("base image config", e))?;
     crate::config_change::apply(&mut cfg["config"], &changes);

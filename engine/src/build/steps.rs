@@ -285,7 +285,7 @@ impl Build<'_> {
                 // The mountpoints the runtime makes where an image lacks them; like
                 // Docker's init layer, they are not the step's changes.
                 drop_added: if matches!(work, Work::Run(_)) {
-                    &["proc", "sys", "dev"]
+                    layerstore::tarfs::write::RUNTIME_MOUNTPOINTS
                 } else {
                     &[]
                 },

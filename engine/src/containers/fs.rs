@@ -16,11 +16,16 @@ impl Engine {
         Ok(self.store()?.umount_container(key)?)
     }
 
-    /// What container `key` added, changed and deleted.
+    /// What container `key` added, changed and deleted (not the mountpoints the runtime
+    /// made, as Docker's init layer hides them).
     pub fn diff(&self, key: &str) -> Result<Vec<drivers::Change>> {
         let store = self.store()?;
         let c = store.resolve_container(key)?;
-        Ok(store.driver.changes(&c.layer)?)
+        let all = store.driver.changes(&c.layer)?;
+        Ok(layerstore::tarfs::write::kept_changes(
+            &all,
+            layerstore::tarfs::write::RUNTIME_MOUNTPOINTS,
+        ))
     }
 
     /// Makes a new image from container `key`'s changes; returns its id.

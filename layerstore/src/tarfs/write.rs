@@ -34,20 +34,46 @@ pub struct WriteOptions {
     /// overlay upper dir has it, a tree comparison may not): the same changes give the
     /// same tar on every driver.
     pub with_parents: bool,
-    /// Top-level paths left out when the layer added them (a build's RUN: the mountpoints
-    /// the runtime made, which Docker keeps in a container's init layer).
+    /// Paths left out when the layer added them, with the directories above them that
+    /// have no other change ([`RUNTIME_MOUNTPOINTS`] for a container's commit and a
+    /// build's RUN).
     pub drop_added: &'static [&'static str],
 }
 
-impl WriteOptions {
-    /// Whether `c` is left out of the tar ([`WriteOptions::drop_added`]).
-    pub fn drops(&self, c: &Change) -> bool {
+/// The mountpoints the runtime makes in a container's layer where the image has none:
+/// not the container's changes (Docker keeps them in an init layer below it), so `diff`,
+/// `commit` and a build's RUN leave them out.
+pub const RUNTIME_MOUNTPOINTS: &[&str] = &["dev", "proc", "sys", "etc/hosts", "etc/resolv.conf"];
+
+/// `changes` without the ones `drop_added` names (when added) and without a directory
+/// changed only because one of them was made in it (an overlay copy-up, a new mtime).
+pub fn kept_changes(changes: &[Change], drop_added: &[&str]) -> Vec<Change> {
+    let dropped = |c: &Change| {
         c.kind == ChangeKind::Added
-            && self
-                .drop_added
+            && drop_added
                 .iter()
                 .any(|d| c.path.as_os_str() == OsStr::new(d))
+    };
+    let gone: Vec<&Path> = changes
+        .iter()
+        .filter(|c| dropped(c))
+        .map(|c| c.path.as_path())
+        .collect();
+    if gone.is_empty() {
+        return changes.to_vec();
     }
+    let left: Vec<&Change> = changes.iter().filter(|c| !dropped(c)).collect();
+    left.iter()
+        .filter(|c| {
+            let above_gone = c.kind == ChangeKind::Modified
+                && gone.iter().any(|g| g.starts_with(&c.path) && *g != c.path);
+            let has_own = left
+                .iter()
+                .any(|o| o.path != c.path && o.path.starts_with(&c.path));
+            !above_gone || has_own
+        })
+        .map(|c| (*c).clone())
+        .collect()
 }
 
 /// [`write_layer`], also returning the bytes of file content written (the layer's size as
@@ -65,7 +91,7 @@ pub fn write_layer_sized<W: Write>(
     w.clamp = opts.clamp_mtime;
     let kept: Vec<Change>;
     let changes = if opts.with_parents || !opts.drop_added.is_empty() {
-        let left: Vec<Change> = changes.iter().filter(|c| !opts.drops(c)).cloned().collect();
+        let left = kept_changes(changes, opts.drop_added);
         kept = if opts.with_parents {
             add_parents(&left)
         } else {
@@ -388,4 +414,40 @@ fn set_name_bytes(h: &mut Header, name: &[u8]) {
     field.fill(0);
     let n = name.len().min(100);
     field[..n].copy_from_slice(&name[..n]);
+}
+
+#[cfg(test)]
+mod mountpoint_tests {
+    use super::*;
+
+    fn ch(p: &str, kind: ChangeKind) -> Change {
+        Change {
+            path: PathBuf::from(p),
+            kind,
+        }
+    }
+
+    #[test]
+    fn runtime_mountpoints_and_the_directories_made_for_them_are_not_changes() {
+        let all = [
+            ch("etc", ChangeKind::Modified),
+            ch("etc/hosts", ChangeKind::Added),
+            ch("proc", ChangeKind::Added),
+            ch("written", ChangeKind::Added),
+        ];
+        let kept = kept_changes(&all, RUNTIME_MOUNTPOINTS);
+        let paths: Vec<_> = kept.iter().map(|c| c.path.to_str().unwrap()).collect();
+        assert_eq!(paths, ["written"]);
+        // A directory with a change of its own stays; a mountpoint the image had (so
+        // changed, not added) is a change.
+        let all = [
+            ch("etc", ChangeKind::Modified),
+            ch("etc/hosts", ChangeKind::Added),
+            ch("etc/passwd", ChangeKind::Modified),
+            ch("dev", ChangeKind::Modified),
+        ];
+        let kept = kept_changes(&all, RUNTIME_MOUNTPOINTS);
+        let paths: Vec<_> = kept.iter().map(|c| c.path.to_str().unwrap()).collect();
+        assert_eq!(paths, ["etc", "etc/passwd", "dev"]);
+    }
 }
