@@ -58,8 +58,15 @@ pub fn create(path: &Path, init: impl FnOnce() -> io::Result<()> + Send) -> Resu
         return open(path);
     }
     let what = || format!("make the network namespace {}", path.display());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| NetError::io(what(), e))?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(|e| NetError::io(what(), e))?;
+    // Two processes making the same namespace at once (two starts after a reboot) would
+    // stack two mounts on one file: one makes it, the other finds it live.
+    let lock = File::create(dir.join(".lock")).map_err(|e| NetError::io(what(), e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| NetError::io(what(), e.into()))?;
+    if is_live(path) {
+        return open(path);
     }
     std::fs::OpenOptions::new()
         .write(true)

@@ -70,6 +70,11 @@ pub enum NetworkCmd {
     },
 }
 
+/// The first 12 characters of an id (all of a shorter one).
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 fn labels(list: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
     list.iter()
         .map(|l| match l.split_once('=') {
@@ -107,12 +112,12 @@ pub fn network(ctx: &Context, cmd: NetworkCmd) -> Result<i32> {
                     .map(|n| e.network_json(n))
                     .collect::<Vec<_>>()))?;
             } else if quiet {
-                all.iter().for_each(|n| println!("{}", &n.id[..12]));
+                all.iter().for_each(|n| println!("{}", short(&n.id)));
             } else {
                 let mut t = table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"]);
                 for n in &all {
                     t.add_row(vec![
-                        n.id[..12].to_string(),
+                        short(&n.id).to_string(),
                         n.name.clone(),
                         n.driver.clone(),
                         "local".into(),
