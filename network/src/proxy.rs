@@ -124,6 +124,8 @@ pub fn serve(
 fn accept_loop(l: TcpListener, to: SocketAddr) {
     loop {
         let Ok((client, _)) = l.accept() else {
+            // Out of descriptors, say: wait rather than spin.
+            std::thread::sleep(std::time::Duration::from_millis(50));
             continue;
         };
         std::thread::spawn(move || {
@@ -181,6 +183,7 @@ fn udp_loop(host: UdpSocket, to: SocketAddr) {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, client)) = host.recv_from(&mut buf) else {
+            std::thread::sleep(std::time::Duration::from_millis(50));
             continue;
         };
         let peer = match peers.entry(client) {
