@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The proxy's one-line report.
 #[derive(Debug, Serialize, Deserialize)]
@@ -175,21 +175,29 @@ fn splice_pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
     }
 }
 
+/// How long a UDP client's socket is kept without a reply from the container (Docker's
+/// userland proxy keeps 90 s too).
+const UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(90);
+
+type Peers = Arc<Mutex<HashMap<SocketAddr, UdpSocket>>>;
+
 /// UDP: each client gets a socket of its own inside the network (so replies find their
-/// way back), and a thread sending the container's replies to that client.
+/// way back), and a thread sending the container's replies to that client; both go
+/// after [`UDP_IDLE`] without a reply.
 fn udp_loop(host: UdpSocket, to: SocketAddr) {
     let host = Arc::new(host);
-    let mut peers: HashMap<SocketAddr, UdpSocket> = HashMap::new();
+    let peers: Peers = Arc::default();
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, client)) = host.recv_from(&mut buf) else {
             std::thread::sleep(std::time::Duration::from_millis(50));
             continue;
         };
-        let peer = match peers.entry(client) {
+        let mut map = peers.lock().unwrap_or_else(|e| e.into_inner());
+        let peer = match map.entry(client) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
-                let Ok(s) = udp_peer(&host, client, to) else {
+                let Ok(s) = udp_peer(&host, client, to, peers.clone()) else {
                     continue;
                 };
                 v.insert(s)
@@ -200,11 +208,18 @@ fn udp_loop(host: UdpSocket, to: SocketAddr) {
 }
 
 /// A socket inside the network for one UDP client, and the thread sending the
-/// container's replies back to that client through the host socket.
-fn udp_peer(host: &Arc<UdpSocket>, client: SocketAddr, to: SocketAddr) -> io::Result<UdpSocket> {
+/// container's replies back to that client through the host socket (it forgets the
+/// client when the container stays silent for [`UDP_IDLE`]).
+fn udp_peer(
+    host: &Arc<UdpSocket>,
+    client: SocketAddr,
+    to: SocketAddr,
+    peers: Peers,
+) -> io::Result<UdpSocket> {
     let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
     s.connect(to)?;
     let back = s.try_clone()?;
+    back.set_read_timeout(Some(UDP_IDLE))?;
     let h = host.clone();
     std::thread::spawn(move || {
         let mut b = vec![0u8; 65536];
@@ -213,6 +228,10 @@ fn udp_peer(host: &Arc<UdpSocket>, client: SocketAddr, to: SocketAddr) -> io::Re
                 break;
             }
         }
+        peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&client);
     });
     Ok(s)
 }
