@@ -282,22 +282,9 @@ fn relay_terminal(bundle: &Bundle, started: &mut runtime::launch::Started) {
     let Ok(reader) = primary.try_clone() else {
         return;
     };
-    std::thread::spawn(move || {
-        let mut from = std::fs::File::from(reader);
-        let mut buf = vec![0u8; 32 << 10];
-        use std::io::Read;
-        // EIO once the container's side is closed (it exited).
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || log.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-    });
+    // Until EIO: the container's side is closed (it exited).
+    std::thread::spawn(move || fsutil::pump(std::fs::File::from(reader), &mut log));
     if let Ok(Some(stdin)) = bundle.open_stdin_for_container() {
-        std::thread::spawn(move || {
-            let mut from = stdin;
-            let mut to = std::fs::File::from(primary);
-            let _ = std::io::copy(&mut from, &mut to);
-        });
+        std::thread::spawn(move || fsutil::pump(stdin, std::fs::File::from(primary)));
     }
 }

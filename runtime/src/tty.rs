@@ -4,7 +4,6 @@
 //! session of its own; this process relays between its own terminal (put in raw mode
 //! meanwhile, its size copied) and the primary side until the container closes it.
 
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// In the container, after `pivot_root` (its own devpts instance is mounted): opens a
@@ -93,30 +92,11 @@ pub fn relay(primary: OwnedFd) {
         let _ =
             rustix::termios::tcsetattr(stdin.as_fd(), rustix::termios::OptionalActions::Now, &raw);
     }
-    let mut to = std::fs::File::from(
-        primary
-            .try_clone()
-            .unwrap_or_else(|_| primary.try_clone().expect("dup")),
-    );
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut input = std::io::stdin();
-        while let Ok(n) = input.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-    });
-    let mut from = std::fs::File::from(primary);
-    let mut out = std::io::stdout();
-    let mut buf = [0u8; 4096];
-    // EIO once every holder of the secondary side (the container) has closed it.
-    while let Ok(n) = from.read(&mut buf) {
-        if n == 0 || out.write_all(&buf[..n]).is_err() {
-            break;
-        }
-        let _ = out.flush();
+    if let Ok(input) = primary.try_clone() {
+        std::thread::spawn(move || fsutil::pump(std::io::stdin(), std::fs::File::from(input)));
     }
+    // Until EIO: every holder of the secondary side (the container) has closed it.
+    fsutil::pump(std::fs::File::from(primary), std::io::stdout());
     if let Some(t) = &saved {
         let _ = rustix::termios::tcsetattr(stdin.as_fd(), rustix::termios::OptionalActions::Now, t);
     }
