@@ -111,9 +111,14 @@ struct Docker {
 
 impl Docker {
     fn new(d: &Daemon) -> Docker {
+        Docker::at(&format!("unix://{}", d.sock.display()))
+    }
+
+    /// The docker client against the server at `host` (dockerd's own socket, say).
+    fn at(host: &str) -> Docker {
         Docker {
             bin: docker_client(),
-            host: format!("unix://{}", d.sock.display()),
+            host: host.to_string(),
             config: tempfile::tempdir().unwrap(),
         }
     }
@@ -1241,4 +1246,62 @@ fn docker_network_verbs_and_published_ports_through_the_daemon() {
     assert!(!dk.run(&["network", "inspect", "dnet"]).status.success());
     drop(d);
     s.assert_fsck_ok();
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+#[test]
+fn network_documents_have_dockerds_shape() {
+    // Differential: the same container (`--network none`, the one mode dockerd has here
+    // without touching the host's network) and the same network inspected through
+    // dockerd and through strata's daemon with the same docker client.
+    let theirs = Docker::at("unix:///var/run/docker.sock");
+    assert!(
+        theirs.run(&["info"]).status.success(),
+        "dockerd is not running: scripts/test.sh starts it (dockerd --iptables=false --ip6tables=false --bridge=none)"
+    );
+    let s = Strata::with_driver("overlay2");
+    let d = Daemon::start(&s);
+    let ours = Docker::new(&d);
+    let img = fixture("images/busybox-wh.docker.tar");
+    let name = format!("strata-nsdiff-{}", std::process::id());
+    let mut docs = Vec::new();
+    for dk in [&theirs, &ours] {
+        dk.ok(&["load", "-i", img.to_str().unwrap()]);
+        dk.ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "busybox-wh:1",
+            BB,
+            "sleep",
+            "30",
+        ]);
+        let c: serde_json::Value = serde_json::from_str(&dk.ok(&["inspect", &name])).unwrap();
+        let n: serde_json::Value =
+            serde_json::from_str(&dk.ok(&["network", "inspect", "none"])).unwrap();
+        dk.ok(&["rm", "-f", &name]);
+        docs.push((c[0]["NetworkSettings"].clone(), n[0].clone()));
+    }
+    let (docker, strata) = (&docs[0], &docs[1]);
+    assert_eq!(keys(&strata.0), keys(&docker.0), "NetworkSettings");
+    assert_eq!(
+        keys(&strata.0["Networks"]["none"]),
+        keys(&docker.0["Networks"]["none"]),
+        "NetworkSettings.Networks.none"
+    );
+    assert_eq!(keys(&strata.1), keys(&docker.1), "network inspect");
+    assert_eq!(strata.1["Driver"], docker.1["Driver"]);
+    assert_eq!(strata.1["Scope"], docker.1["Scope"]);
 }

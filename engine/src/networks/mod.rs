@@ -261,48 +261,35 @@ pub fn network_settings(root: &std::path::Path, cid: &str) -> Value {
     let bundle = Bundle::of(root, cid);
     let ports = proxy::published(&bundle);
     let mut networks = serde_json::Map::new();
-    let mut top = json!({});
+    // The default bridge's endpoint is repeated at the top, as dockerd does.
+    let mut top = Endpoint::default();
     let cn = sandbox::ContainerNet::of(&bundle);
     if let Ok(nets) = Networks::open(root) {
-        if !cn.is_bridge() {
-            let mode = if cn.mode.starts_with("container:") {
-                None
-            } else {
-                Some(cn.mode.as_str())
-            };
-            if let Some(Ok(n)) = mode.map(|m| nets.resolve(m)) {
-                networks.insert(
-                    n.name.clone(),
-                    json!({"NetworkID": n.id, "EndpointID": "", "Gateway": "", "IPAddress": "",
-                           "IPPrefixLen": 0, "MacAddress": "", "Aliases": null}),
-                );
+        // `none` and `host` have no endpoint record, but dockerd lists them.
+        if !cn.is_bridge() && !cn.mode.starts_with("container:") {
+            if let Ok(n) = nets.resolve(&cn.mode) {
+                let doc = Endpoint {
+                    network_id: n.id.clone(),
+                    ..Default::default()
+                };
+                networks.insert(n.name.clone(), doc.to_json());
             }
         }
         for (n, e) in nets.of_container(cid).unwrap_or_default() {
             let s = n.subnet();
-            let mac = network::bridge::mac_string(network::bridge::mac_of(e.ip));
-            let gw = s.map(|s| s.gateway().to_string()).unwrap_or_default();
-            let prefix = s.map(|s| s.prefix).unwrap_or(0);
-            let doc = json!({
-                "IPAMConfig": null,
-                "Links": null,
-                "Aliases": if n.is_builtin() { Value::Null } else { json!(e.aliases) },
-                "NetworkID": n.id,
-                "EndpointID": endpoint_id(&n.id, cid),
-                "Gateway": gw,
-                "IPAddress": e.ip.to_string(),
-                "IPPrefixLen": prefix,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "MacAddress": mac,
-                "DriverOpts": null,
-            });
+            let doc = Endpoint {
+                network_id: n.id.clone(),
+                endpoint_id: endpoint_id(&n.id, cid),
+                aliases: (!n.is_builtin()).then(|| e.aliases.clone()),
+                gateway: s.map(|s| s.gateway().to_string()).unwrap_or_default(),
+                ip: e.ip.to_string(),
+                prefix: s.map(|s| s.prefix).unwrap_or(0),
+                mac: network::bridge::mac_string(network::bridge::mac_of(e.ip)),
+            };
             if n.name == "bridge" {
-                top = json!({"IPAddress": e.ip.to_string(), "Gateway": gw,
-                             "IPPrefixLen": prefix, "MacAddress": mac});
+                top = doc.clone();
             }
-            networks.insert(n.name.clone(), doc);
+            networks.insert(n.name.clone(), doc.to_json());
         }
     }
     let sandbox_key = if cn.is_bridge() {
@@ -310,23 +297,59 @@ pub fn network_settings(root: &std::path::Path, cid: &str) -> Value {
     } else {
         String::new()
     };
-    let mut doc = json!({
+    json!({
         "Bridge": "",
         "SandboxID": if cn.is_bridge() { cid } else { "" },
-        "SandboxKey": sandbox_key,
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
         "Ports": ports,
-        "IPAddress": "",
-        "Gateway": "",
-        "IPPrefixLen": 0,
-        "MacAddress": "",
+        "SandboxKey": sandbox_key,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": top.endpoint_id,
+        "Gateway": top.gateway,
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": top.ip,
+        "IPPrefixLen": top.prefix,
+        "IPv6Gateway": "",
+        "MacAddress": top.mac,
         "Networks": networks,
-    });
-    if let Some(o) = top.as_object() {
-        for (k, v) in o {
-            doc[k] = v.clone();
-        }
+    })
+}
+
+/// A container's endpoint on one network, as inspect shows it (IPv6 fields empty).
+#[derive(Debug, Clone, Default)]
+struct Endpoint {
+    network_id: String,
+    endpoint_id: String,
+    aliases: Option<Vec<String>>,
+    gateway: String,
+    ip: String,
+    prefix: u8,
+    mac: String,
+}
+
+impl Endpoint {
+    /// Docker's `EndpointSettings`.
+    fn to_json(&self) -> Value {
+        json!({
+            "IPAMConfig": null,
+            "Links": null,
+            "Aliases": self.aliases,
+            "NetworkID": self.network_id,
+            "EndpointID": self.endpoint_id,
+            "Gateway": self.gateway,
+            "IPAddress": self.ip,
+            "IPPrefixLen": self.prefix,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "MacAddress": self.mac,
+            "DriverOpts": null,
+        })
     }
-    doc
 }
 
 /// A stable endpoint id: the network's and the container's ids hashed.
