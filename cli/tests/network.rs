@@ -28,6 +28,12 @@ fn setup() -> Strata {
     s
 }
 
+/// A detached busybox `httpd` on port 80 serving the image's /etc, made with `flags`.
+fn httpd(s: &Strata, flags: &[&str]) -> String {
+    let cmd = ["busybox-wh:1", BB, "httpd", "-f", "-p", "80", "-h", "/etc"];
+    s.ok(&[&["run", "-d"], flags, &cmd].concat())
+}
+
 /// `sh -c script` in a throwaway busybox container on network `net`.
 fn sh_on(s: &Strata, net: &str, script: &str) -> Output {
     s.run(&[
@@ -72,24 +78,17 @@ fn containers_reach_each_other_by_name_on_one_network_and_not_across() {
     let host_before = host_network();
     s.ok(&["network", "create", "front"]);
     s.ok(&["network", "create", "--subnet", "10.123.0.0/24", "back"]);
-    s.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        "front",
-        "--network-alias",
-        "www",
-        "busybox-wh:1",
-        BB,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+    httpd(
+        &s,
+        &[
+            "--name",
+            "web",
+            "--network",
+            "front",
+            "--network-alias",
+            "www",
+        ],
+    );
     let web_ip = ip_on(&s, "web", "front");
     assert!(web_ip.starts_with("172.18."), "{web_ip}");
     // By name, by alias, by short id, by address; its interface is eth0 with Docker's MAC.
@@ -200,22 +199,7 @@ fn published_ports_answer_on_the_host_and_stop_with_the_container() {
     let s = setup();
     let port = free_port();
     let spec = format!("127.0.0.1:{port}:80");
-    s.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "pub",
-        "-p",
-        &spec,
-        "busybox-wh:1",
-        BB,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+    httpd(&s, &["--name", "pub", "-p", &spec]);
     let page = http_get(port, "/passwd");
     assert!(
         page.contains("200 OK") && page.contains("root:x:0:0"),
@@ -474,22 +458,7 @@ fn a_connect_killed_half_way_is_found_by_fsck_and_repaired() {
     let s = setup();
     s.ok(&["network", "create", "one"]);
     s.ok(&["network", "create", "two"]);
-    s.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "srv",
-        "--network",
-        "one",
-        "busybox-wh:1",
-        BB,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+    httpd(&s, &["--name", "srv", "--network", "one"]);
     // Killed after the address is recorded, before the interface exists.
     let mut child = s
         .cmd(&["network", "connect", "two", "srv"])
