@@ -297,6 +297,11 @@ impl Networks {
             )));
         }
         self.update(id, |n| {
+            if !aliases.is_empty() && n.is_builtin() {
+                return Err(StoreError::Invalid(
+                    "network-scoped aliases are only supported for user-defined networks".into(),
+                ));
+            }
             if n.endpoints.contains_key(cid) {
                 return Err(StoreError::InUse(format!(
                     "container {name} is already connected to network {}",

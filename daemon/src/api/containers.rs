@@ -15,9 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn opt_str(v: &Value) -> Option<String> {
-    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
-}
+use super::opt_str;
 
 /// CPUs from Docker's `NanoCpus`, else `CpuQuota`/`CpuPeriod` (create and update).
 fn cpus_of(h: &Value) -> Option<f64> {
@@ -97,17 +95,12 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
     let mut more_networks = Vec::new();
     if let Some(eps) = b["NetworkingConfig"]["EndpointsConfig"].as_object() {
         for (net, ep) in eps {
-            let a = strings(&ep["Aliases"]);
-            let addr = opt_str(&ep["IPAMConfig"]["IPv4Address"]);
+            let o = super::networks::endpoint_options(net, ep);
             if net == network {
-                aliases = a;
-                ip = addr;
+                aliases = o.aliases;
+                ip = o.ip;
             } else {
-                more_networks.push(engine::networks::EndpointOptions {
-                    network: net.clone(),
-                    aliases: a,
-                    ip: addr,
-                });
+                more_networks.push(o);
             }
         }
     }

@@ -21,6 +21,11 @@ pub fn strings(v: &serde_json::Value) -> Vec<String> {
     }
 }
 
+/// A non-empty JSON string, if that is what `v` is.
+pub fn opt_str(v: &serde_json::Value) -> Option<String> {
+    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
 /// The host's memory in bytes (`MemTotal`).
 pub fn total_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")

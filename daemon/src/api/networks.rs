@@ -94,6 +94,16 @@ pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
     Ok(Reply::Json(200, json!({"NetworksDeleted": gone})))
 }
 
+/// Docker's `EndpointSettings` (container create's `NetworkingConfig`, connect's
+/// `EndpointConfig`) for network `network`: its aliases and IPv4 address.
+pub fn endpoint_options(network: &str, ep: &Value) -> EndpointOptions {
+    EndpointOptions {
+        network: network.to_string(),
+        aliases: super::strings(&ep["Aliases"]),
+        ip: super::opt_str(&ep["IPAMConfig"]["IPv4Address"]),
+    }
+}
+
 fn container_of(b: &Value) -> ApiResult<String> {
     b["Container"]
         .as_str()
@@ -105,23 +115,8 @@ fn container_of(b: &Value) -> ApiResult<String> {
 pub fn connect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     let b = c.json()?;
     let container = container_of(&b)?;
-    let ep = &b["EndpointConfig"];
-    c.engine.network_connect(
-        &container,
-        &EndpointOptions {
-            network: id.to_string(),
-            aliases: ep["Aliases"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.as_str().map(str::to_string))
-                .collect(),
-            ip: ep["IPAMConfig"]["IPv4Address"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-        },
-    )?;
+    c.engine
+        .network_connect(&container, &endpoint_options(id, &b["EndpointConfig"]))?;
     Ok(Reply::Empty(200))
 }
 

@@ -563,9 +563,7 @@ impl Engine {
             Ok(())
         })();
         if let Err(e) = made {
-            let _ = crate::networks::sandbox::teardown(&store.root, &c.id);
-            let _ = store.remove_container(&c.id, true);
-            bundle.remove();
+            let _ = super::remove::discard(store, &c.id, true);
             return Err(e);
         }
         crate::events::record(&store.root, "container", "create", &c.id, &c.name);

@@ -4,6 +4,18 @@ use super::bundle::Bundle;
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use layerstore::containers::ContainerRecord;
+use layerstore::Store;
+
+/// Removes container `key`'s record and layer (refused while mounted unless `force`),
+/// then takes it off its networks and removes its folder. The record goes first: a crash
+/// in between leaves endpoints of a container that is gone, which `fsck --repair`
+/// releases.
+pub(crate) fn discard(store: &Store, key: &str, force: bool) -> Result<ContainerRecord> {
+    let c = store.remove_container(key, force)?;
+    crate::networks::sandbox::teardown(&store.root, &c.id)?;
+    Bundle::of(&store.root, &c.id).remove();
+    Ok(c)
+}
 
 impl Engine {
     /// Refuses (or with `force` stops) a running container, before anything is removed.
@@ -27,11 +39,7 @@ impl Engine {
     /// `force`), its record and its folder.
     pub fn remove_container(&self, key: &str, force: bool) -> Result<ContainerRecord> {
         let store = self.store()?;
-        let c = store.remove_container(key, force)?;
-        // After the record: a crash in between leaves endpoints of a container that is
-        // gone, which `fsck --repair` releases.
-        crate::networks::sandbox::teardown(&store.root, &c.id)?;
-        Bundle::of(&store.root, &c.id).remove();
+        let c = discard(&store, key, force)?;
         crate::events::record(&store.root, "container", "destroy", &c.id, &c.name);
         Ok(c)
     }

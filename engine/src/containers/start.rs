@@ -143,9 +143,7 @@ impl Engine {
         let code = bundle.state_or_default().exit_code;
         crate::events::record_exit(&store.root, "container", "die", id, "", code);
         if remove {
-            crate::networks::sandbox::teardown(&store.root, id)?;
-            store.remove_container(id, true)?;
-            bundle.remove();
+            super::remove::discard(&store, id, true)?;
             crate::events::record(&store.root, "container", "destroy", id, "");
         }
         Ok(())
@@ -173,9 +171,7 @@ impl Engine {
     ) -> Result<runtime::spec::Plan> {
         self.prepare(store, c).inspect_err(|_| {
             if remove {
-                let _ = crate::networks::sandbox::teardown(&store.root, &c.id);
-                let _ = store.remove_container(&c.id, true);
-                Bundle::of(&store.root, &c.id).remove();
+                let _ = super::remove::discard(store, &c.id, true);
             }
         })
     }

@@ -160,9 +160,7 @@ impl Engine {
 
     /// Puts container `container` on network `o.network` (at once when it runs).
     pub fn network_connect(&self, container: &str, o: &EndpointOptions) -> Result<()> {
-        let store = self.store_ro()?;
-        let c = store.resolve_container(container)?;
-        drop(store);
+        let c = self.container(container)?.record;
         let root = &self.cfg.data_root;
         let cn = sandbox::ContainerNet::of(&Bundle::of(root, &c.id));
         if !cn.is_bridge() {
@@ -182,16 +180,14 @@ impl Engine {
                 return Err(err);
             }
         }
-        sandbox::refresh(root, &n.id)?;
+        sandbox::refresh(root, &nets, &n.id)?;
         crate::events::record(root, "network", "connect", &n.id, &n.name);
         Ok(())
     }
 
     /// Takes container `container` off network `network` (its address released).
     pub fn network_disconnect(&self, container: &str, network: &str) -> Result<()> {
-        let store = self.store_ro()?;
-        let c = store.resolve_container(container)?;
-        drop(store);
+        let c = self.container(container)?.record;
         let root = &self.cfg.data_root;
         let nets = self.networks()?;
         let n = nets.resolve(network)?;
@@ -203,7 +199,7 @@ impl Engine {
         }
         sandbox::detach(root, &c.id, &n)?;
         nets.disconnect(&n.id, &c.id)?;
-        sandbox::refresh(root, &n.id)?;
+        sandbox::refresh(root, &nets, &n.id)?;
         sandbox::write_hosts(root, &c.id, &nets)?;
         crate::events::record(root, "network", "disconnect", &n.id, &n.name);
         Ok(())
@@ -228,20 +224,7 @@ impl Engine {
         let nets = self.networks()?;
         let joined = (|| -> Result<()> {
             for w in wants {
-                let n = nets.resolve(&w.network)?;
-                if !n.is_bridge() {
-                    return Err(EngineError::Invalid(format!(
-                        "network {} ({}) cannot be joined with other networks",
-                        n.name, n.driver
-                    )));
-                }
-                if !w.aliases.is_empty() && n.is_builtin() {
-                    return Err(EngineError::Invalid(
-                        "network-scoped aliases are only supported for user-defined networks"
-                            .into(),
-                    ));
-                }
-                nets.connect(&n.id, cid, name, w.ip()?, &w.aliases)?;
+                nets.connect(&w.network, cid, name, w.ip()?, &w.aliases)?;
             }
             Ok(())
         })();
@@ -250,7 +233,7 @@ impl Engine {
         }
         joined?;
         for (n, _) in nets.of_container(cid)? {
-            sandbox::refresh(&self.cfg.data_root, &n.id)?;
+            sandbox::refresh(&self.cfg.data_root, &nets, &n.id)?;
         }
         Ok(())
     }

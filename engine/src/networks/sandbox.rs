@@ -91,14 +91,23 @@ pub(crate) fn network_namespace(root: &Path, n: &NetworkRecord) -> Result<std::f
     )?)
 }
 
-/// Puts the veth of container namespace `cns` on network `n` at endpoint `e`.
+/// Whether network `nid` gives the container on `mine` (its networks, as
+/// [`Networks::of_container`] lists them) its default route: the first that is not
+/// `--internal`.
+fn routes_default(mine: &[(NetworkRecord, Endpoint)], nid: &str) -> bool {
+    mine.iter()
+        .find(|(n, _)| !n.internal)
+        .is_some_and(|(n, _)| n.id == nid)
+}
+
+/// Puts the veth of container namespace `cns` on network `n` at endpoint `e`; `mine`
+/// is every network the container is on.
 fn attach_one(
     root: &Path,
     cns: &std::fs::File,
     cid: &str,
-    n: &NetworkRecord,
-    e: &Endpoint,
-    default_route: bool,
+    (n, e): (&NetworkRecord, &Endpoint),
+    mine: &[(NetworkRecord, Endpoint)],
 ) -> Result<()> {
     let nns = network_namespace(root, n)?;
     let subnet = subnet_of(n)?;
@@ -110,7 +119,7 @@ fn attach_one(
             ip: e.ip,
             prefix: subnet.prefix,
             gateway: subnet.gateway(),
-            default_route: default_route && !n.internal,
+            default_route: routes_default(mine, &n.id),
         },
     )?;
     Ok(())
@@ -130,10 +139,9 @@ pub(crate) fn prepare(root: &Path, cid: &str) -> Result<Option<PathBuf>> {
     let path = container_ns(root, cid);
     let cns = bridge::ensure_container(&path)?;
     let nets = Networks::open(root)?;
-    let mut first = true;
-    for (n, e) in nets.of_container(cid)? {
-        attach_one(root, &cns, cid, &n, &e, first)?;
-        first = first && n.internal;
+    let mine = nets.of_container(cid)?;
+    for (n, e) in &mine {
+        attach_one(root, &cns, cid, (n, e), &mine)?;
     }
     write_hosts(root, cid, &nets)?;
     Ok(Some(path))
@@ -164,9 +172,8 @@ pub(crate) fn attach_running(
     e: &Endpoint,
 ) -> Result<()> {
     let cns = netns::open(&container_ns(root, cid))?;
-    let nets = Networks::open(root)?;
-    let first = nets.of_container(cid)?.len() == 1;
-    attach_one(root, &cns, cid, n, e, first)
+    let mine = Networks::open(root)?.of_container(cid)?;
+    attach_one(root, &cns, cid, (n, e), &mine)
 }
 
 /// Takes container `cid`'s veth off network `n` (when the network's namespace is live).
@@ -185,7 +192,7 @@ pub(crate) fn teardown(root: &Path, cid: &str) -> Result<()> {
     for (n, _) in nets.of_container(cid)? {
         let _ = detach(root, cid, &n);
         nets.disconnect(&n.id, cid)?;
-        refresh(root, &n.id)?;
+        refresh(root, &nets, &n.id)?;
     }
     netns::remove(&container_ns(root, cid));
     Ok(())
@@ -196,7 +203,7 @@ pub(crate) fn renamed(root: &Path, cid: &str, name: &str) -> Result<()> {
     let nets = Networks::open(root)?;
     nets.rename(cid, name)?;
     for (n, _) in nets.of_container(cid)? {
-        refresh(root, &n.id)?;
+        refresh(root, &nets, &n.id)?;
     }
     Ok(())
 }
@@ -236,11 +243,10 @@ pub(crate) fn write_hosts(root: &Path, cid: &str, nets: &Networks) -> Result<()>
 }
 
 /// Rewrites the hosts file of every container on network `nid`.
-pub(crate) fn refresh(root: &Path, nid: &str) -> Result<()> {
-    let nets = Networks::open(root)?;
+pub(crate) fn refresh(root: &Path, nets: &Networks, nid: &str) -> Result<()> {
     let n = nets.resolve(nid)?;
     for cid in n.endpoints.keys() {
-        write_hosts(root, cid, &nets)?;
+        write_hosts(root, cid, nets)?;
     }
     Ok(())
 }
@@ -260,10 +266,12 @@ pub(crate) fn check(root: &Path, repair: bool) -> Result<Vec<String>> {
             if !running || !netns::is_live(&cpath) {
                 continue;
             }
-            let nns = network_namespace(root, &n)?;
+            // Opened, never made: a check changes nothing (a missing one is repaired below).
             let hif = host_if(cid);
-            let present = netns::run_in(&nns, || Ok(network::netlink::index_of(&hif).is_some()))
-                .unwrap_or(false);
+            let present = netns::open(&network_ns(root, &n.id)).is_ok_and(|nns| {
+                netns::run_in(&nns, || Ok(network::netlink::index_of(&hif).is_some()))
+                    .unwrap_or(false)
+            });
             if present {
                 continue;
             }
@@ -273,11 +281,7 @@ pub(crate) fn check(root: &Path, repair: bool) -> Result<Vec<String>> {
             ));
             if repair {
                 let cns = netns::open(&cpath)?;
-                let first = nets
-                    .of_container(cid)?
-                    .first()
-                    .is_some_and(|(f, _)| f.id == n.id);
-                attach_one(root, &cns, cid, &n, e, first)?;
+                attach_one(root, &cns, cid, (&n, e), &nets.of_container(cid)?)?;
                 write_hosts(root, cid, &nets)?;
             }
         }
