@@ -560,3 +560,49 @@ fn build_steps_run_on_the_default_bridge_unless_told_otherwise() {
     assert!(v[0]["Containers"].as_object().unwrap().is_empty(), "{v}");
     s.assert_fsck_ok();
 }
+
+#[test]
+fn a_container_cannot_reach_the_hosts_own_services() {
+    // Attack: the container's process connects to a service listening only in the host's
+    // network namespace (loopback, and every address through the gateway's). The control
+    // run with `--network host` reaches it, so the probe would see it if the container
+    // were not in a namespace of its own.
+    let s = setup();
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut &c, b"host secret\n");
+        }
+    });
+    let probe = format!(
+        "for a in 127.0.0.1 172.17.0.1 172.18.0.1; do nc -w 2 $a {port} </dev/null; done; echo done"
+    );
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox-wh:1",
+        BB,
+        "sh",
+        "-c",
+        &probe,
+    ]);
+    assert!(
+        out(&o).contains("host secret"),
+        "control: {}{}",
+        out(&o),
+        err(&o)
+    );
+    s.ok(&["network", "create", "attack"]);
+    for net in ["bridge", "attack"] {
+        let o = sh_on(&s, net, &probe);
+        assert!(out(&o).contains("done"), "{net}: {}", err(&o));
+        assert!(
+            !out(&o).contains("host secret"),
+            "{net} reached the host: {}",
+            out(&o)
+        );
+    }
+}
