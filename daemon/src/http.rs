@@ -303,8 +303,22 @@ pub struct ChunkedWriter<'a, W: Write + ?Sized> {
 impl<'a, W: Write + ?Sized> ChunkedWriter<'a, W> {
     /// Writes the head of a streamed response.
     pub fn start(w: &'a mut W, status: u16, content_type: &str) -> io::Result<Self> {
+        Self::start_with(w, status, content_type, &[])
+    }
+
+    /// [`ChunkedWriter::start`] with more headers.
+    pub fn start_with(
+        w: &'a mut W,
+        status: u16,
+        content_type: &str,
+        headers: &[(&str, String)],
+    ) -> io::Result<Self> {
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let head = format!(
-            "HTTP/1.1 {status} {}\r\nServer: strata\r\nApi-Version: {}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 {status} {}\r\nServer: strata\r\nApi-Version: {}\r\nContent-Type: {content_type}\r\n{extra}Transfer-Encoding: chunked\r\n\r\n",
             reason(status),
             crate::API_VERSION,
         );

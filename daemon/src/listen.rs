@@ -49,12 +49,7 @@ fn bind(host: &str, tls: Option<&crate::tls::TlsFiles>) -> std::io::Result<Liste
             }
             std::fs::remove_file(&path)?;
         }
-        let l = UnixListener::bind(&path)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
-        if let Some(gid) = group_id("docker") {
-            let _ = rustix::fs::chown(&path, None, Some(rustix::fs::Gid::from_raw(gid)));
-        }
+        let l = bind_private(&path)?;
         return Ok(Listener::Unix(l, path));
     }
     if let Some(addr) = host.strip_prefix("tcp://") {
@@ -75,6 +70,35 @@ fn bind(host: &str, tls: Option<&crate::tls::TlsFiles>) -> std::io::Result<Liste
         "-H {host}: use unix:///path or tcp://127.0.0.1:PORT"
     )))
 }
+
+/// Binds a unix socket at `path` that no other user can ever connect to: it is bound in a
+/// fresh folder only root can enter (whatever the umask), given its mode (0660) and group
+/// there, and only then renamed into place. Binding at `path` and chmodding after left a
+/// window in which a socket made under a loose umask answered anyone.
+fn bind_private(path: &std::path::Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = fsutil::temp_name_beside(path)?;
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let result = (|| {
+        // The folder's mode is 0700 at most under any umask; make it exactly that.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        let inner = dir.join("s");
+        let l = UnixListener::bind(&inner)?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o660))?;
+        if let Some(gid) = group_id("docker") {
+            let _ = rustix::fs::chown(&inner, None, Some(rustix::fs::Gid::from_raw(gid)));
+        }
+        std::fs::rename(&inner, path)?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_dir(&dir);
+    result
+}
+
+/// A client that reads nothing for this long while a reply is being written to it is
+/// dropped, so it cannot hold a thread (and what the thread holds, such as a mounted
+/// container for `cp`) forever.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Serves `opts.hosts` until the process is stopped.
 pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
@@ -107,6 +131,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
                     tracing::info!(socket = %path.display(), "serving the Docker Engine API");
                     for s in l.incoming().flatten() {
                         let engine = engine.clone();
+                        let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
                         std::thread::spawn(move || {
                             if let Ok(r) = s.try_clone() {
                                 connection(&engine, BufReader::new(r), s, true);
@@ -118,6 +143,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
                     for s in l.incoming().flatten() {
                         let engine = engine.clone();
                         let tls = tls.clone();
+                        let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
                         std::thread::spawn(move || match tls {
                             Some(cfg) => {
                                 if let Ok((r, w)) = crate::tls::accept(&cfg, s) {

@@ -117,6 +117,7 @@ fn add_all(upper: &Path, rel: &mut PathBuf, out: &mut Vec<Change>) -> io::Result
             kind: ChangeKind::Added,
         });
         if md.is_dir() {
+            fsutil::check_depth(rel)?;
             add_all(&upper.join(&name), rel, out)?;
         }
         rel.pop();
@@ -153,6 +154,7 @@ fn walk(
                     kind: ChangeKind::Added,
                 });
                 if u.is_dir() {
+                    fsutil::check_depth(rel)?;
                     add_all(&up, rel, out)?;
                 }
             }
@@ -160,6 +162,7 @@ fn walk(
                 let at = out.len();
                 let changed = differs(&lp, l, &up, u);
                 if u.is_dir() {
+                    fsutil::check_depth(rel)?;
                     let lower_dir = if l.is_dir() { Some(lp.as_path()) } else { None };
                     walk(lower_dir, &up, rel, out)?;
                 }

@@ -30,7 +30,9 @@ impl Staging {
         self.dir.join(format!("{id}.{}", std::process::id()))
     }
 
-    /// Removes entries whose process no longer runs (a crash mid-create or mid-remove).
+    /// Removes entries whose process no longer runs (a crash mid-create or mid-remove). An
+    /// entry that cannot be removed is reported and left: debris must never stop the store
+    /// from opening (the next open tries again; `fsck` names it).
     fn clean(&self) -> Result<(), DriverError> {
         let rd = fs::read_dir(&self.dir).map_err(|e| DriverError::io("read", &self.dir, e))?;
         for e in rd.flatten() {
@@ -42,7 +44,9 @@ impl Staging {
                 .and_then(|p| p.parse::<u32>().ok());
             let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
             if !alive {
-                self.remove(&name)?;
+                if let Err(e) = self.remove(&name) {
+                    tracing::warn!("leaving {}: {e}", self.dir.join(&name).display());
+                }
             }
         }
         Ok(())

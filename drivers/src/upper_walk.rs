@@ -103,6 +103,7 @@ fn walk(
             kind,
         });
         if md.is_dir() {
+            fsutil::check_depth(rel)?;
             // Inside an opaque or new directory nothing below is visible: all is added.
             let below: &[PathBuf] = if matches!(kind, ChangeKind::Opaque | ChangeKind::Added) {
                 &[]

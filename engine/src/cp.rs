@@ -279,21 +279,6 @@ impl Engine {
         r
     }
 
-    /// Writes `path` of container `key` as a tar at `out` (its top entry named after the
-    /// path, as `docker cp` expects); `work` is an empty scratch directory.
-    pub fn archive_get(&self, key: &str, path: &str, work: &Path, out: &Path) -> Result<PathStat> {
-        let stat = self.path_stat(key, path)?;
-        std::fs::create_dir_all(work).map_err(|e| EngineError::io("create", e))?;
-        self.copy(&CopySpec {
-            container: key.into(),
-            path: path.into(),
-            host: work.to_path_buf(),
-            direction: CopyDirection::Out,
-        })?;
-        layerstore::export::export_rootfs(work, out)?;
-        Ok(stat)
-    }
-
     /// Unpacks the tar at `tar` into directory `path` of container `key` (`docker cp` in);
     /// `work` is an empty scratch directory. The tar is unpacked confined to `work` first,
     /// then copied in through descriptors, so neither step can escape.
@@ -318,5 +303,77 @@ impl Engine {
             })?;
         }
         Ok(())
+    }
+}
+
+/// A path of a container being archived (`docker cp` out): the container stays mounted
+/// until this is dropped, the path's parent is held open, so the tar is written straight
+/// from the container's files to the caller's sink, with nothing staged.
+pub struct ArchiveOut {
+    store: layerstore::Store,
+    key: String,
+    parent: OwnedFd,
+    name: OsString,
+    top: PathBuf,
+    /// What the path is (sent before the tar, as Docker's header).
+    pub stat: PathStat,
+}
+
+impl Engine {
+    /// Opens `path` of container `key` for [`ArchiveOut::write_to`]. The tree is walked once
+    /// first (names and types only), so one too deep to archive is refused here, before a
+    /// caller has sent anything.
+    pub fn archive_open(&self, key: &str, path: &str) -> Result<ArchiveOut> {
+        let stat = self.path_stat(key, path)?;
+        let store = self.store()?;
+        let rootfs = store.mount_container(key)?;
+        let opened = (|| -> Result<(OwnedFd, OsString, PathBuf)> {
+            let root = open_root(&rootfs)
+                .map_err(|e| EngineError::io(format!("open {}", rootfs.display()), e))?;
+            let rel = Path::new(path.trim_start_matches('/'));
+            let parent = open_in_root(&root, rel.parent().unwrap_or(Path::new("")), OpenMode::Dir)
+                .map_err(|_| {
+                    EngineError::NotFound(format!(
+                        "Could not find the file {path} in container {key}"
+                    ))
+                })?;
+            let (name, top) = match rel.file_name() {
+                Some(n) => (n.to_os_string(), PathBuf::from(n)),
+                None => (OsString::from("."), PathBuf::from("rootfs")),
+            };
+            fsutil::walk_at(parent.as_fd(), &name, &top, true, &mut |_, _, _, _| Ok(()))
+                .map_err(|e| EngineError::Invalid(format!("cannot archive {path}: {e}")))?;
+            Ok((parent, name, top))
+        })();
+        match opened {
+            Ok((parent, name, top)) => Ok(ArchiveOut {
+                store,
+                key: key.to_string(),
+                parent,
+                name,
+                top,
+                stat,
+            }),
+            Err(e) => {
+                let _ = store.umount_container(key);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ArchiveOut {
+    /// Streams the tar (its top entry named after the path, as `docker cp` expects) to
+    /// `out`; a failing `out` (a client gone) ends it.
+    pub fn write_to<W: std::io::Write>(&self, out: W) -> std::io::Result<W> {
+        layerstore::tarfs::write_tree(self.parent.as_fd(), &self.name, &self.top, true, out)
+    }
+}
+
+impl Drop for ArchiveOut {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.umount_container(&self.key) {
+            tracing::warn!("cp: unmount {}: {e}", self.key);
+        }
     }
 }

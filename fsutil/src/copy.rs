@@ -155,6 +155,7 @@ fn copy_entry(
     }
     match ft {
         FileType::Directory => {
+            crate::walk::check_depth(rel)?;
             rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))?;
             let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let s = rustix::fs::openat(src, src_name, flags, Mode::empty())?;

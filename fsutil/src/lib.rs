@@ -15,6 +15,7 @@ pub mod nofollow;
 pub mod pump;
 pub mod resolve;
 pub mod tree;
+pub mod walk;
 pub mod whiteout_names;
 pub mod xattr;
 
@@ -33,4 +34,5 @@ pub use mounts::{is_mounted, mount};
 pub use nofollow::chmod_at;
 pub use pump::pump;
 pub use resolve::{open_in_root, open_root, read_regular_in_root, OpenMode};
-pub use tree::{clear_dir_at, list_dir, remove_all_at};
+pub use tree::{clear_dir_at, list_dir, remove_all_at, remove_tree};
+pub use walk::{check_depth, walk_at, MAX_TREE_DEPTH};

@@ -160,7 +160,7 @@ pub fn migrate(
     })();
     if let Err(e) = result {
         store.driver = source;
-        let _ = std::fs::remove_dir_all(&work);
+        let _ = fsutil::remove_tree(&work);
         return Err(e);
     }
     // 4. Switch: containers' records, then the driver in use.
@@ -170,7 +170,7 @@ pub fn migrate(
         store.containers.put(&c.id, &c)?;
     }
     write_atomic(&pin, to.as_bytes()).map_err(|e| StoreError::io("write", &pin, e))?;
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = fsutil::remove_tree(&work);
     // 5. The source driver's data, only when asked.
     if prune {
         let mut left = source.list()?;
@@ -185,7 +185,7 @@ pub fn migrate(
         let _ = source.cleanup();
         drop(source);
         if left.is_empty() {
-            let _ = std::fs::remove_dir_all(&home);
+            let _ = fsutil::remove_tree(&home);
         }
         for (_, mut l) in store.layers.all()? {
             if l.cache.remove(&from).is_some() {

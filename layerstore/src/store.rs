@@ -98,7 +98,7 @@ pub fn probe_drivers(
                 .map(|_| ())
                 .map_err(|e| e.to_string());
             if !existed {
-                let _ = fs::remove_dir_all(&home);
+                let _ = fsutil::remove_tree(&home);
             }
             (name.to_string(), r)
         })
@@ -198,7 +198,7 @@ impl Store {
                 Ok(d) => return Ok(d),
                 Err(e) => {
                     if !existed {
-                        let _ = fs::remove_dir_all(&home);
+                        let _ = fsutil::remove_tree(&home);
                     }
                     tracing::info!(driver = name, reason = %e, "driver skipped in auto-detection");
                     reasons.push(e.to_string());

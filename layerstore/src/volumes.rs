@@ -80,7 +80,7 @@ impl Volumes {
             fsutil::fsync_dir(&self.dir)
         };
         if let Err(e) = build() {
-            let _ = fs::remove_dir_all(&tmp);
+            let _ = fsutil::remove_tree(&tmp);
             // Made by another process or thread at the same moment: that one is it.
             if let Some(v) = self.get(name)? {
                 return Ok(v);
@@ -125,6 +125,6 @@ impl Volumes {
         let tmp = self.dir.join(format!(".rm-{name}-{}", crate::random_id()));
         fs::rename(self.dir.join(name), &tmp)
             .map_err(|e| StoreError::io("remove volume", self.dir.join(name), e))?;
-        fs::remove_dir_all(&tmp).map_err(|e| StoreError::io("remove", tmp, e))
+        fsutil::remove_tree(&tmp).map_err(|e| StoreError::io("remove", tmp, e))
     }
 }

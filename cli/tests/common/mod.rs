@@ -1,6 +1,7 @@
 //! Runs the real `strata` binary against a temporary data root.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -233,4 +234,25 @@ pub fn http_get(port: u16, path: &str) -> String {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("nothing answered on 127.0.0.1:{port}");
+}
+
+/// A static program built from `tests/helpers/NAME.c` with the C compiler every Rust
+/// toolchain here has, alone in a new folder under `dir` (to bind into a container);
+/// returns that folder.
+pub fn helper(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/helpers/{name}.c"));
+    let bin_dir = dir.join(format!("{name}-helper"));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let o = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(bin_dir.join(name))
+        .arg(&src)
+        .output()
+        .expect("cc (gcc) is needed to build the test helpers");
+    assert!(
+        o.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    bin_dir
 }

@@ -25,20 +25,22 @@ pub fn handle(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
             Ok(Reply::Written)
         }
         "GET" => {
-            let work = super::staged(c.engine, "cp-out")?;
-            let tar = super::staged(c.engine, "cp-out.tar")?;
-            let st = c.engine.archive_get(id, &path, &work.path, &tar.path)?;
-            let header = crate::base64::encode(serde_json::to_string(&st)?.as_bytes());
-            let len = std::fs::metadata(&tar.path)?.len();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nServer: strata\r\nContent-Type: application/x-tar\r\nContent-Length: {len}\r\nX-Docker-Container-Path-Stat: {header}\r\n\r\n"
-            );
-            c.out.write_all(head.as_bytes())?;
-            let mut f = std::fs::File::open(&tar.path)?;
-            if std::io::copy(&mut f, c.out).is_err() {
+            // Opened (and checked) before anything is sent, then streamed: nothing staged.
+            let src = c.engine.archive_open(id, &path)?;
+            let header = crate::base64::encode(serde_json::to_string(&src.stat)?.as_bytes());
+            let mut w = crate::http::ChunkedWriter::start_with(
+                c.out,
+                200,
+                "application/x-tar",
+                &[("X-Docker-Container-Path-Stat", header)],
+            )?;
+            let sent = src
+                .write_to(std::io::BufWriter::with_capacity(1 << 18, &mut w))
+                .and_then(|b| b.into_inner().map_err(|e| e.into_error()));
+            if sent.is_err() {
                 return Ok(Reply::Closed);
             }
-            c.out.flush()?;
+            w.finish()?;
             Ok(Reply::Written)
         }
         _ => {

@@ -96,7 +96,7 @@ pub struct Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-        let _ = std::fs::remove_dir_all(&self.path);
+        let _ = fsutil::remove_tree(&self.path);
     }
 }
 
@@ -106,7 +106,7 @@ fn staging_dir(engine: &engine::Engine) -> std::path::PathBuf {
 
 /// Removes what a daemon that died left staged.
 pub fn staging_clean(engine: &engine::Engine) {
-    let _ = std::fs::remove_dir_all(staging_dir(engine));
+    let _ = fsutil::remove_tree(staging_dir(engine));
 }
 
 /// A fresh staging path named `name` (nothing is created).

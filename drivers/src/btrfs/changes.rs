@@ -97,6 +97,7 @@ pub fn native(layer: &Path, parent: &Path, since: u64) -> io::Result<Vec<Change>
         };
         for p in paths {
             let rel = PathBuf::from(OsString::from_vec(p));
+            fsutil::check_depth(&rel)?;
             if inode.mode & S_IFMT == S_IFDIR {
                 dirs.push(rel.clone());
             }

@@ -19,7 +19,6 @@ use crate::whiteout::{RemoveWhiteouts, WhiteoutFormat};
 use fsutil::{self, write_atomic};
 use std::fs;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -114,7 +113,7 @@ impl Btrfs {
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
                 let inner =
                     fsutil::open_root(&tmp).map_err(|e| DriverError::io("open", &tmp, e))?;
-                destroy_nested(&inner)
+                fsutil::tree::empty_dir(inner.as_fd())
                     .map_err(|e| DriverError::io("destroy nested subvolumes", &tmp, e))?;
                 ioctl::subvol_destroy(&fd, name)
             }
@@ -347,41 +346,4 @@ impl Driver for Btrfs {
     fn cleanup(&self) -> Result<(), DriverError> {
         self.layers.refs.reset()
     }
-}
-
-/// The inode number of every btrfs subvolume's root directory.
-const SUBVOLUME_ROOT_INO: u64 = 256;
-
-/// Destroys every subvolume below the directory open as `dir`, innermost first. Walks
-/// by descriptor without following symlinks, so a tree a container made cannot lead it
-/// elsewhere.
-fn destroy_nested(dir: &std::os::fd::OwnedFd) -> std::io::Result<()> {
-    use rustix::fs::{AtFlags, Mode, OFlags};
-    let mut names = Vec::new();
-    for e in rustix::fs::Dir::read_from(dir)? {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(e.file_name().to_owned());
-        }
-    }
-    for name in names {
-        let st = rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
-        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
-            continue;
-        }
-        let child = rustix::fs::openat(
-            dir,
-            name.as_c_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        destroy_nested(&child)?;
-        if st.st_ino == SUBVOLUME_ROOT_INO {
-            drop(child);
-            let os = std::ffi::OsStr::from_bytes(name.to_bytes());
-            ioctl::subvol_destroy(dir, os)?;
-        }
-    }
-    Ok(())
 }

@@ -93,7 +93,7 @@ impl Overlay {
             self.home
                 .join("tmp")
                 .join(format!("check.{}.{}", check_nonce(), std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let _ = fsutil::remove_tree(&dir);
         for d in ["lower", "upper", "work", "merged"] {
             fs::create_dir_all(dir.join(d))?;
         }
@@ -110,7 +110,7 @@ impl Overlay {
             // A whiteout (a 0/0 device) and an opaque directory (a trusted xattr): both
             // must work for layers to be stored.
             let r = fs::remove_file(merged.join("file"))
-                .and_then(|()| fs::remove_dir_all(merged.join("sub")))
+                .and_then(|()| fsutil::remove_tree(merged.join("sub")))
                 .and_then(|()| fs::create_dir(merged.join("sub")));
             let u = unmount_overlay(&merged);
             r.and(u)?;
@@ -122,7 +122,7 @@ impl Overlay {
             }
             Ok(())
         });
-        let _ = fs::remove_dir_all(&dir);
+        let _ = fsutil::remove_tree(&dir);
         result
     }
 

@@ -179,6 +179,7 @@ impl Tree {
                 visit(rel, &st)? && is_dir
             };
             if enter {
+                fsutil::check_depth(rel)?;
                 let sub = rustix::fs::openat(
                     dir,
                     &n,

@@ -192,6 +192,7 @@ fn copy_node(
     }
     let dir_flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     if ft == FileType::Directory {
+        fsutil::check_depth(rel)?;
         if !existing_dir {
             rustix::fs::mkdirat(dst, dst_name, Mode::from_raw_mode(0o700)).map_err(errno)?;
         }

@@ -189,6 +189,6 @@ impl Bundle {
 
     /// Removes the folder and everything in it (a missing one is fine).
     pub fn remove(&self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = fsutil::remove_tree(&self.dir);
     }
 }

@@ -40,6 +40,16 @@ impl Engine {
         Ok(id)
     }
 
+    /// Streams container `key`'s whole filesystem as one tar to `out` (what `import` takes),
+    /// nothing staged; a failing `out` (a client gone) ends it.
+    pub fn export_to<W: std::io::Write>(&self, key: &str, out: W) -> Result<W> {
+        let store = self.store()?;
+        let root = store.mount_container(key)?;
+        let result = layerstore::export::export_rootfs_to(&root, out);
+        store.umount_container(key)?;
+        result.map_err(|e| crate::error::EngineError::io(format!("export {key}"), e))
+    }
+
     /// Writes container `key`'s whole filesystem as one tar at `out` (what `import` takes).
     pub fn export(&self, key: &str, out: &Path) -> Result<()> {
         let store = self.store()?;

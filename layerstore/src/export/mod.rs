@@ -48,15 +48,9 @@ pub fn save(store: &Store, images: &[String], path: &Path, format: Format) -> Re
 /// Writes the whole tree at `root` as one tar to `path` (a flattened filesystem, as
 /// `docker export` writes), appearing under its name only when complete.
 pub fn export_rootfs(root: &Path, path: &Path) -> Result<()> {
-    let changes =
-        drivers::changes::tree_changes(None, root).map_err(|e| StoreError::io("read", root, e))?;
     let (f, tmp) = temp_file_beside(path)?;
     let result = (|| -> std::io::Result<()> {
-        let w = crate::tarfs::write_layer(
-            root,
-            &changes,
-            std::io::BufWriter::with_capacity(1 << 20, f),
-        )?;
+        let w = export_rootfs_to(root, std::io::BufWriter::with_capacity(1 << 20, f))?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -65,6 +59,19 @@ pub fn export_rootfs(root: &Path, path: &Path) -> Result<()> {
         return Err(StoreError::io("write", path, e));
     }
     Ok(())
+}
+
+/// The tree at `root` as one tar streamed to `out` (entries relative to the root, in path
+/// order), read by descriptor as [`crate::tarfs::write_tree`] reads.
+pub fn export_rootfs_to<W: std::io::Write>(root: &Path, out: W) -> std::io::Result<W> {
+    let fd = fsutil::open_root(root)?;
+    crate::tarfs::write_tree(
+        std::os::fd::AsFd::as_fd(&fd),
+        std::ffi::OsStr::new("."),
+        Path::new(""),
+        false,
+        out,
+    )
 }
 
 /// A new temp file beside `path` (unpredictable name, `O_EXCL`, 0600: the folder may be

@@ -191,7 +191,7 @@ pub(crate) fn save(store: &Store, sel: &[Selected], path: &Path) -> Result<()> {
         }
     })();
     if result.is_err() {
-        let _ = fs::remove_dir_all(&tmp);
+        let _ = fsutil::remove_tree(&tmp);
         let _ = fs::remove_file(&tmp);
     }
     result

@@ -117,7 +117,7 @@ pub fn load(store: &Store, path: &Path, opts: &LoadOptions) -> Result<Vec<Loaded
         );
         Ok(loaded)
     })();
-    let _ = fs::remove_dir_all(&staging);
+    let _ = fsutil::remove_tree(&staging);
     result
 }
 

@@ -814,6 +814,7 @@ impl Applier<'_> {
             if self.touched(&p) {
                 let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    fsutil::check_depth(&p)?;
                     self.prune(open_dir_at(dir.as_fd(), &name)?, &p)?;
                 }
             } else {

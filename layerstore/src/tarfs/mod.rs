@@ -11,6 +11,6 @@ pub mod write;
 
 pub use apply::{apply_layer, apply_layer_onto, apply_to_layer, ApplyError, ApplyResult, Target};
 pub use limits::Limits;
-pub use write::{write_layer, write_layer_sized, LayerTarWriter, WriteOptions};
+pub use write::{write_layer, write_layer_sized, write_tree, LayerTarWriter, WriteOptions};
 
 pub use fsutil::whiteout_names::{AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX};

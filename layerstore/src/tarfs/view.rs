@@ -451,6 +451,7 @@ fn find_inode(
         if (st.st_dev, st.st_ino) == key {
             out.push(rel.clone());
         } else if kind(&st) == FileType::Directory {
+            fsutil::check_depth(rel)?;
             find_inode(open_dir_at(dir.as_fd(), &name)?, rel, key, out)?;
         }
         rel.pop();

@@ -116,6 +116,30 @@ pub fn write_layer_sized<W: Write>(
     Ok((w.finish()?, size))
 }
 
+/// Writes `name` in the directory open as `parent` and, for a directory, everything below
+/// it, as archive entries named from `top` (the top entry itself only with `include_top`),
+/// streaming to `out` as it reads: nothing is staged, so a sparse terabyte costs what the
+/// reader takes of it, and an `out` that fails (a client gone) ends the walk. The walk is
+/// by descriptor, so a running container cannot redirect it, and refuses trees deeper
+/// than [`fsutil::MAX_TREE_DEPTH`] (see [`fsutil::walk_at`]).
+pub fn write_tree<W: Write>(
+    parent: std::os::fd::BorrowedFd<'_>,
+    name: &OsStr,
+    top: &Path,
+    include_top: bool,
+    out: W,
+) -> io::Result<W> {
+    let mut w = LayerTarWriter::new(out);
+    fsutil::walk_at(
+        parent,
+        name,
+        top,
+        include_top,
+        &mut |dir, fname, rel, _st| w.entry_in(dir, Path::new(""), rel, fname),
+    )?;
+    w.finish()
+}
+
 /// `changes` with every missing parent directory added as modified, in path order.
 fn add_parents(changes: &[Change]) -> Vec<Change> {
     let mut all: std::collections::BTreeMap<PathBuf, Change> = changes
@@ -222,14 +246,14 @@ impl<W: Write> LayerTarWriter<W> {
             Some((p, fd)) if p == parent_rel => fd,
             _ => fsutil::open_in_root(rootfd, parent_rel, fsutil::OpenMode::Dir)?,
         };
-        let r = self.entry_in(&parent, root, rel, fname);
+        let r = self.entry_in(parent.as_fd(), root, rel, fname);
         self.parent = Some((parent_rel.to_path_buf(), parent));
         r
     }
 
     fn entry_in(
         &mut self,
-        parent: &std::os::fd::OwnedFd,
+        parent: std::os::fd::BorrowedFd<'_>,
         root: &Path,
         rel: &Path,
         fname: &OsStr,
