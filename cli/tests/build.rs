@@ -640,3 +640,41 @@ fn rmi_of_a_built_image_deletes_its_intermediate_images() {
     assert!(s.ok(&["images"]).contains("busybox-wh"));
     s.assert_fsck_ok();
 }
+
+#[test]
+fn a_base_without_path_gets_the_classic_builders_default_path() {
+    let docker = docker();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "a.txt", "a\n", 0o644);
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM scratch\nCOPY a.txt /a.txt\nENV X=1\n",
+        0o644,
+    );
+    let want = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let mut ours = None;
+    for d in drivers_here() {
+        let s = Strata::with_driver(d);
+        let arch = strata_build(&s, ctx.path(), "nopath:1");
+        let v: Value = serde_json::from_str(&s.ok(&["inspect", "nopath:1"])).unwrap();
+        assert_eq!(
+            v[0]["Config"]["Env"],
+            serde_json::json!([want, "X=1"]),
+            "{d}"
+        );
+        if ours.is_none() {
+            ours = Some((s, arch));
+        }
+    }
+    // The same as `docker build` writes.
+    if let (Some(docker), Some((s, arch))) = (docker, ours) {
+        let theirs = docker_build(
+            &docker,
+            ctx.path(),
+            "strata-build-test/nopath:1",
+            s.dir.path(),
+        );
+        assert_same_image(&arch, &theirs, "FROM scratch");
+    }
+}

@@ -606,3 +606,36 @@ fn a_container_cannot_reach_the_hosts_own_services() {
         );
     }
 }
+
+#[test]
+fn a_container_on_internal_networks_only_publishes_nothing() {
+    let s = setup();
+    s.ok(&["network", "create", "--internal", "inside"]);
+    s.ok(&["network", "create", "outside"]);
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    httpd(
+        &s,
+        &["--name", "hidden", "--network", "inside", "-p", &spec],
+    );
+    // The container runs and serves on its network, but nothing answers on the host.
+    assert_eq!(inspect(&s, "hidden")["State"]["Running"], true);
+    let ip = ip_on(&s, "hidden", "inside");
+    let o = sh_on(
+        &s,
+        "inside",
+        &format!("{BB} wget -q -O - http://{ip}/passwd"),
+    );
+    assert!(out(&o).contains("root:x"), "{}", err(&o));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a port of a container on an internal network only answers on the host"
+    );
+    assert_eq!(s.ok(&["port", "hidden"]), "");
+    // Connected to a network that leads out as well, it publishes through that one.
+    s.ok(&["stop", "-t", "1", "hidden"]);
+    s.ok(&["network", "connect", "outside", "hidden"]);
+    s.ok(&["start", "hidden"]);
+    assert!(http_get(port, "/passwd").contains("root:x"));
+}

@@ -371,6 +371,7 @@ impl<'a> Build<'a> {
             cmd_set: false,
             author: cfg["author"].as_str().map(str::to_string),
         };
+        with_default_path(&mut stage.config);
         // ONBUILD triggers of the base run now, and are not passed on.
         let triggers = strings(&stage.config["OnBuild"]);
         if let Some(o) = stage.config.as_object_mut() {
@@ -636,6 +637,30 @@ fn check_trigger(line: usize, keyword: &str) -> Result<()> {
 }
 
 /// `IMAGE [AS name]` of a FROM line's text.
+/// The PATH the classic builder gives a stage whose base sets none (`FROM scratch`, say):
+/// Docker's default for Linux, appended to the config's `Env`, so RUN steps find their
+/// programs and the built image carries it as `docker build`'s does.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn with_default_path(config: &mut Value) {
+    let has_path = config["Env"].as_array().is_some_and(|env| {
+        env.iter()
+            .any(|e| e.as_str().is_some_and(|e| e.starts_with("PATH=")))
+    });
+    if has_path {
+        return;
+    }
+    if let Some(o) = config.as_object_mut() {
+        let env = o.entry("Env").or_insert_with(|| json!([]));
+        if !env.is_array() {
+            *env = json!([]);
+        }
+        if let Some(a) = env.as_array_mut() {
+            a.push(json!(format!("PATH={DEFAULT_PATH}")));
+        }
+    }
+}
+
 fn from_parts(text: &str, line: usize) -> Result<(String, Option<String>)> {
     let w: Vec<&str> = text.split_whitespace().collect();
     match w.as_slice() {

@@ -50,10 +50,20 @@ pub(crate) fn start(engine: &Engine, cid: &str) -> Result<Option<Proxy>> {
         return Ok(None);
     }
     let nets = Networks::open(root)?;
-    let Some((n, e)) = nets.of_container(cid)?.into_iter().next() else {
+    let mine = nets.of_container(cid)?;
+    if mine.is_empty() {
         return Err(EngineError::Invalid(
             "published ports need the container on a network: connect it to one".into(),
         ));
+    }
+    // Ports are published through the network that routes to the outside, as the default
+    // route goes: an `--internal` network is not reachable from the host, so a container
+    // on internal networks only publishes nothing (dockerd's rule).
+    let Some((n, e)) = mine.into_iter().find(|(n, _)| !n.internal) else {
+        tracing::warn!(
+            "container {cid}: its networks are all internal; its ports are not published"
+        );
+        return Ok(None);
     };
     let mut cmd = crate::shim::strata_command(engine, None, "publish the container's ports")?;
     cmd.arg("port-proxy")
