@@ -39,6 +39,11 @@ pub enum ApplyError {
     HardlinkTarget { path: String, target: String },
     #[error("layer entry {path:?}: unsupported tar entry type {kind}")]
     Unsupported { path: String, kind: String },
+    /// A real file or directory whose name (or a parent's) starts with `.wh.`: in a layer
+    /// that prefix means a whiteout, and the aufs driver stores whiteouts under exactly
+    /// those names, so the entry cannot be kept as what it is on any driver.
+    #[error("layer entry {path:?}: a {what} named .wh.* cannot be stored: in a layer that prefix marks a whiteout (and the aufs driver keeps whiteouts under those names); rename it")]
+    ReservedName { path: String, what: &'static str },
     #[error("layer entry {path:?}: {op}: {source}")]
     Io {
         path: String,
@@ -334,7 +339,27 @@ impl Applier<'_> {
         };
         let parent = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let nb = name.as_bytes();
+        for c in parent.iter() {
+            let cb = c.as_bytes();
+            if cb.starts_with(AUFS_META_PREFIX.as_bytes()) {
+                return Ok(()); // inside AUFS bookkeeping (hardlink dirs): never the rootfs
+            }
+            if cb.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+                return Err(ApplyError::ReservedName {
+                    path: display(&path),
+                    what: "directory",
+                });
+            }
+        }
         if nb.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            let meta = nb.starts_with(AUFS_META_PREFIX.as_bytes());
+            // dockerd writes a layer's second whiteout as a hardlink to its first.
+            if !meta && !matches!(kind, EntryType::Regular | EntryType::Continuous | EntryType::Link) {
+                return Err(ApplyError::ReservedName {
+                    path: display(&path),
+                    what: if kind == EntryType::Directory { "directory" } else { "non-regular file" },
+                });
+            }
             return self.whiteout(&parent, &name, &path);
         }
         let hdr = entry.header().clone();

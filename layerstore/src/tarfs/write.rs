@@ -130,6 +130,7 @@ pub fn write_tree<W: Write>(
     out: W,
 ) -> io::Result<W> {
     let mut w = LayerTarWriter::new(out);
+    w.layer = false; // an archive of files, where `.wh.` names are plain names
     fsutil::walk_at(
         parent,
         name,
@@ -169,6 +170,9 @@ pub struct LayerTarWriter<W: Write> {
     clamp: Option<u64>,
     /// The directory entry written last, with its permissions and owner.
     last_dir: Option<(PathBuf, (u32, u64, u64))>,
+    /// Writing a layer (not a plain archive): a real entry named `.wh.*` is refused, as
+    /// a reader would take it for a whiteout.
+    layer: bool,
 }
 
 const ZEROS: [u8; 1024] = [0; 1024];
@@ -184,6 +188,7 @@ impl<W: Write> LayerTarWriter<W> {
             private_xattrs: None,
             clamp: None,
             last_dir: None,
+            layer: true,
         }
     }
 
@@ -259,6 +264,17 @@ impl<W: Write> LayerTarWriter<W> {
         fname: &OsStr,
     ) -> io::Result<()> {
         use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+        if self.layer && fname.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: a file named .wh.* cannot be stored in a layer: that prefix marks a \
+                     whiteout in the layer format (and the aufs driver keeps whiteouts under \
+                     those names), so it would be read back as a deletion; rename it",
+                    rel.display()
+                ),
+            ));
+        }
         let st = rustix::fs::statat(parent, fname, AtFlags::SYMLINK_NOFOLLOW)?;
         let ft = FileType::from_raw_mode(st.st_mode);
         let mut h = Header::new_ustar();
