@@ -182,6 +182,7 @@ pub fn apply_layer_onto<R: Read + Send>(
             stream.record_to(r.clone());
         }
         let (guard, refused) = HeaderGuard::new(&mut *stream, limits.max_header_record);
+        let records = guard.records();
         let refusal = || refused.borrow().clone().map(ApplyError::Limit);
         let mut archive = tar::Archive::new(guard);
         let mut ap = Applier {
@@ -198,6 +199,7 @@ pub fn apply_layer_onto<R: Read + Send>(
             entries: 0,
             recorder: recorder.clone(),
             copied_up: false,
+            records,
         };
         let entries = archive
             .entries()
@@ -276,6 +278,9 @@ struct Applier<'a> {
     /// A hardlink target was copied up from a layer below (names this layer did not
     /// write may exist in it from then on).
     copied_up: bool,
+    /// The PAX records of the entry being applied, read by their lengths (see
+    /// [`HeaderGuard::records`]).
+    records: Rc<RefCell<Option<Vec<super::pax::Record>>>>,
 }
 
 fn timestamps(hdr: &tar::Header, pax: &PaxInfo) -> Timestamps {
@@ -295,15 +300,23 @@ fn timestamps(hdr: &tar::Header, pax: &PaxInfo) -> Timestamps {
     }
 }
 
-fn read_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<PaxInfo, ApplyError> {
+/// A link entry's target: the PAX `linkpath` when there is one, else the header's (or
+/// a GNU long link's).
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>, pax: &PaxInfo) -> Vec<u8> {
+    match &pax.linkpath {
+        Some(l) => l.clone(),
+        None => entry
+            .link_name_bytes()
+            .map(|c| c.into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// The PAX facts strata uses from an entry's records.
+fn read_pax(records: &[super::pax::Record]) -> PaxInfo {
     let mut info = PaxInfo::default();
-    let Some(exts) = entry.pax_extensions().map_err(ApplyError::Tar)? else {
-        return Ok(info);
-    };
-    for ext in exts {
-        let ext = ext.map_err(ApplyError::Tar)?;
-        let key = ext.key_bytes();
-        let value = ext.value_bytes();
+    for (key, value) in records {
+        let (key, value) = (key.as_slice(), value.as_slice());
         if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
             info.xattrs.push((name.to_vec(), value.to_vec()));
         } else if let Some(k) = key.strip_prefix(b"GNU.sparse.") {
@@ -314,11 +327,13 @@ fn read_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<PaxInfo, ApplyErro
                 b"atime" => info.atime = parse_time(value),
                 b"uid" => info.uid = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()),
                 b"gid" => info.gid = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()),
+                b"path" => info.path = Some(value.to_vec()),
+                b"linkpath" => info.linkpath = Some(value.to_vec()),
                 _ => {}
             }
         }
     }
-    Ok(info)
+    info
 }
 
 impl Applier<'_> {
@@ -327,8 +342,11 @@ impl Applier<'_> {
         if matches!(kind, EntryType::XGlobalHeader) {
             return Ok(());
         }
-        let pax = read_pax(entry)?;
-        let mut raw = entry.path_bytes().into_owned();
+        let pax = read_pax(self.records.borrow().as_deref().unwrap_or_default());
+        let mut raw = match &pax.path {
+            Some(p) => p.clone(),
+            None => entry.path_bytes().into_owned(),
+        };
         if let Some(real) = &pax.sparse.name {
             raw = real.clone(); // a PAX sparse file's real name
         }
@@ -354,10 +372,19 @@ impl Applier<'_> {
         if nb.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             let meta = nb.starts_with(AUFS_META_PREFIX.as_bytes());
             // dockerd writes a layer's second whiteout as a hardlink to its first.
-            if !meta && !matches!(kind, EntryType::Regular | EntryType::Continuous | EntryType::Link) {
+            if !meta
+                && !matches!(
+                    kind,
+                    EntryType::Regular | EntryType::Continuous | EntryType::Link
+                )
+            {
                 return Err(ApplyError::ReservedName {
                     path: display(&path),
-                    what: if kind == EntryType::Directory { "directory" } else { "non-regular file" },
+                    what: if kind == EntryType::Directory {
+                        "directory"
+                    } else {
+                        "non-regular file"
+                    },
                 });
             }
             return self.whiteout(&parent, &name, &path);
@@ -493,20 +520,14 @@ impl Applier<'_> {
                 self.dir_times.insert(rpath.clone(), times);
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default();
+                let target = link_target(entry, &pax);
                 rustix::fs::symlinkat(OsStr::from_bytes(&target), &pfd, &name)
                     .map_err(|e| io_err(&path, "create symlink")(errno(e)))?;
                 set_meta_at(pfd.as_fd(), &name, owner, None, &pax, &times)
                     .map_err(io_err(&path, "set metadata"))?;
             }
             EntryType::Link => {
-                let raw_target = entry
-                    .link_name_bytes()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default();
+                let raw_target = link_target(entry, &pax);
                 self.hardlink(&raw_target, pfd.as_fd(), &name, &path)?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {

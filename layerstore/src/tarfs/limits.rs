@@ -7,6 +7,7 @@
 //! tar headers as they pass: a PAX or long-name record over the limit is refused before
 //! the parser (which reads such records whole into memory) sees it.
 
+use super::pax::{parse_records, record_len, Record};
 use std::cell::RefCell;
 use std::io::{self, Read};
 use std::rc::Rc;
@@ -46,8 +47,15 @@ enum State {
         filled: usize,
         data: u64,
     },
-    /// Collecting a PAX record (to learn a `size=` for the next entry).
-    Pax { data: Vec<u8>, left: u64, pad: u64 },
+    /// Collecting a PAX header's data (its records describe the next entry); `scan` is
+    /// where the next record starts, `rec_end` where the current one ends once known.
+    Pax {
+        data: Vec<u8>,
+        left: u64,
+        pad: u64,
+        scan: usize,
+        rec_end: Option<usize>,
+    },
     /// Passing over an entry's data and padding.
     Skip { left: u64 },
     /// Lost track (a header the guard could not read): only the parser judges from here.
@@ -61,6 +69,10 @@ pub struct HeaderGuard<R> {
     max_record: u64,
     /// A `size=` from the last PAX header, for the next entry.
     pax_size: Option<u64>,
+    /// The records of the last PAX header, for the next entry.
+    pending: Option<Vec<Record>>,
+    /// The records of the entry whose header passed last (`None`: it had no PAX header).
+    current: Rc<RefCell<Option<Vec<Record>>>>,
     /// What was refused, for the caller to report.
     refused: Rc<RefCell<Option<String>>>,
 }
@@ -117,23 +129,22 @@ fn checksum_ok(h: &[u8; 512]) -> bool {
     sum == stored
 }
 
-/// The `size` record of PAX data, if any.
-fn pax_size(data: &[u8]) -> Option<u64> {
-    let mut rest = data;
-    while !rest.is_empty() {
-        let sp = rest.iter().position(|b| *b == b' ')?;
-        let len: usize = std::str::from_utf8(&rest[..sp]).ok()?.parse().ok()?;
-        if len <= sp || len > rest.len() {
-            return None;
-        }
-        let rec = &rest[sp + 1..len];
-        if let Some(v) = rec.strip_prefix(b"size=") {
-            let v = v.strip_suffix(b"\n").unwrap_or(v);
-            return std::str::from_utf8(v).ok()?.parse().ok();
-        }
-        rest = &rest[len..];
+/// The `size` record of parsed PAX records, if any. Two that disagree are refused:
+/// readers differ on which one wins (Go's the last, the parser behind the first), so the
+/// archive would be framed differently by each.
+fn pax_size(records: &[Record]) -> Result<Option<u64>, String> {
+    let mut sizes = records.iter().filter(|(k, _)| k == b"size").map(|(_, v)| v);
+    let Some(first) = sizes.next() else {
+        return Ok(None);
+    };
+    if sizes.any(|v| v != first) {
+        return Err("two different size records".into());
     }
-    None
+    std::str::from_utf8(first)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| "a size record that is not a number".into())
 }
 
 impl<R: Read> HeaderGuard<R> {
@@ -149,10 +160,23 @@ impl<R: Read> HeaderGuard<R> {
                 },
                 max_record,
                 pax_size: None,
+                pending: None,
+                current: Rc::new(RefCell::new(None)),
                 refused: refused.clone(),
             },
             refused,
         )
+    }
+
+    /// The records of the PAX header of the entry the parser read last (`None` when it had
+    /// none), parsed by length as Go reads them: use these, not the parser's own.
+    pub fn records(&self) -> Rc<RefCell<Option<Vec<Record>>>> {
+        self.current.clone()
+    }
+
+    fn refuse(&self, msg: String) -> io::Error {
+        *self.refused.borrow_mut() = Some(msg.clone());
+        io::Error::new(io::ErrorKind::InvalidData, msg)
     }
 
     fn header_done(&mut self, h: &[u8; 512]) -> io::Result<State> {
@@ -163,6 +187,10 @@ impl<R: Read> HeaderGuard<R> {
             });
         }
         let Some(size) = header_size(h).filter(|_| checksum_ok(h)) else {
+            // The parser refuses such a header too; from here no records are known, so
+            // none may be taken for a later entry.
+            *self.current.borrow_mut() = None;
+            self.pending = None;
             return Ok(State::Passive);
         };
         let kind = h[156];
@@ -186,11 +214,14 @@ impl<R: Read> HeaderGuard<R> {
                         data: Vec::with_capacity(size as usize),
                         left: size,
                         pad: padded(size) - size,
+                        scan: 0,
+                        rec_end: None,
                     });
                 }
                 Ok(State::Skip { left: padded(size) })
             }
             _ => {
+                *self.current.borrow_mut() = self.pending.take();
                 let data = self.pax_size.take().unwrap_or(size);
                 if kind == b'S' && h[482] != 0 {
                     return Ok(State::SparseExt {
@@ -204,15 +235,19 @@ impl<R: Read> HeaderGuard<R> {
         }
     }
 
-    /// Follows `bytes` (just read) through the headers.
-    fn observe(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    /// Follows `bytes` (just read) through the headers. Inside a PAX header's data, a
+    /// newline within a record's value is handed on as a space: the parser behind splits
+    /// records on newlines, and must see each record whole (its own reading of `path`,
+    /// `size` and the ids then matches the length-prefixed one, and a value cannot smuggle
+    /// in records); the true records are kept for [`HeaderGuard::records`].
+    fn observe(&mut self, mut bytes: &mut [u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let state = std::mem::replace(&mut self.state, State::Passive);
             self.state = match state {
                 State::Passive => return Ok(()),
                 State::Skip { left } => {
                     let n = left.min(bytes.len() as u64);
-                    bytes = &bytes[n as usize..];
+                    bytes = &mut bytes[n as usize..];
                     if left == n {
                         State::Header {
                             buf: Box::new([0; 512]),
@@ -225,7 +260,7 @@ impl<R: Read> HeaderGuard<R> {
                 State::Header { mut buf, filled } => {
                     let n = (512 - filled).min(bytes.len());
                     buf[filled..filled + n].copy_from_slice(&bytes[..n]);
-                    bytes = &bytes[n..];
+                    bytes = &mut bytes[n..];
                     if filled + n == 512 {
                         self.header_done(&buf)?
                     } else {
@@ -242,7 +277,7 @@ impl<R: Read> HeaderGuard<R> {
                 } => {
                     let n = (512 - filled).min(bytes.len());
                     buf[filled..filled + n].copy_from_slice(&bytes[..n]);
-                    bytes = &bytes[n..];
+                    bytes = &mut bytes[n..];
                     if filled + n < 512 {
                         State::SparseExt {
                             buf,
@@ -263,12 +298,43 @@ impl<R: Read> HeaderGuard<R> {
                     mut data,
                     left,
                     pad,
+                    mut scan,
+                    mut rec_end,
                 } => {
                     let n = left.min(bytes.len() as u64) as usize;
+                    let base = data.len();
                     data.extend_from_slice(&bytes[..n]);
-                    bytes = &bytes[n..];
+                    loop {
+                        let end = match rec_end {
+                            Some(e) => e,
+                            None => match record_len(&data[scan..]) {
+                                Ok(Some(len)) => scan + len,
+                                Ok(None) => break,
+                                // Trailing NUL padding ends the records; anything else
+                                // is refused once the whole header is here.
+                                Err(_) => break,
+                            },
+                        };
+                        rec_end = Some(end);
+                        // Newlines inside this record (all but its last byte) in this chunk.
+                        for i in base.max(scan)..(base + n).min(end.saturating_sub(1)) {
+                            if data[i] == b'\n' {
+                                bytes[i - base] = b' ';
+                            }
+                        }
+                        if data.len() < end {
+                            break;
+                        }
+                        scan = end;
+                        rec_end = None;
+                    }
+                    bytes = &mut bytes[n..];
                     if left == n as u64 {
-                        self.pax_size = pax_size(&data);
+                        let records = parse_records(&data)
+                            .map_err(|e| self.refuse(format!("a malformed PAX header: {e}")))?;
+                        self.pax_size = pax_size(&records)
+                            .map_err(|e| self.refuse(format!("a malformed PAX header: {e}")))?;
+                        self.pending = Some(records);
                         if pad == 0 {
                             State::Header {
                                 buf: Box::new([0; 512]),
@@ -282,6 +348,8 @@ impl<R: Read> HeaderGuard<R> {
                             data,
                             left: left - n as u64,
                             pad,
+                            scan,
+                            rec_end,
                         }
                     }
                 }
@@ -294,7 +362,7 @@ impl<R: Read> HeaderGuard<R> {
 impl<R: Read> Read for HeaderGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.observe(&buf[..n])?;
+        self.observe(&mut buf[..n])?;
         Ok(n)
     }
 }
