@@ -203,3 +203,110 @@ impl Spawn for std::process::Command {
             .unwrap()
     }
 }
+
+/// Seconds the churn runs (`STRATA_CHURN_SECS`; 60 by default, as the issue asks).
+fn churn_secs() -> u64 {
+    std::env::var("STRATA_CHURN_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60)
+}
+
+/// One driver's churn: engine threads create, start, wait and remove `/bin/true`
+/// containers while CLI processes `run --rm` beside them (every CLI process opens the store
+/// and repairs mounts as it does); returns every failure seen.
+fn churn(driver: &'static str, until: std::time::Instant) -> (u64, Vec<String>) {
+    let s = Strata::with_driver(driver);
+    s.load(IMAGE);
+    let e = engine_for(&s);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let runs = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..3 {
+            let (e, failures, runs) = (e.clone(), &failures, &runs);
+            scope.spawn(move || {
+                let mut i = 0;
+                while std::time::Instant::now() < until {
+                    i += 1;
+                    let c = create(&e, &format!("t{t}-{i}"), &["/bin/true"]);
+                    let r = e
+                        .start_detached(&c.id, StartOptions::default())
+                        .map_err(|e| e.to_string())
+                        .and_then(|_| e.wait(&c.id).map_err(|e| e.to_string()));
+                    match r {
+                        Ok(0) => {}
+                        Ok(code) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{driver}: exit {code}")),
+                        Err(err) => failures.lock().unwrap().push(format!("{driver}: {err}")),
+                    }
+                    if let Err(err) = e.remove_container(&c.id, true) {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{driver}: rm: {err}"));
+                    }
+                    runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (s, failures, runs) = (&s, &failures, &runs);
+            scope.spawn(move || {
+                while std::time::Instant::now() < until {
+                    let o = s.run(&[
+                        "run",
+                        "--rm",
+                        "--network",
+                        "none",
+                        "busybox-wh:1",
+                        "/bin/true",
+                    ]);
+                    if !o.status.success() {
+                        failures.lock().unwrap().push(format!(
+                            "{driver}: cli: {}",
+                            String::from_utf8_lossy(&o.stderr)
+                        ));
+                    }
+                    runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "", "{driver}: containers left");
+    s.assert_fsck_ok();
+    (runs.into_inner(), failures.into_inner().unwrap())
+}
+
+#[test]
+fn a_churn_of_starts_and_removals_never_finds_a_rootfs_missing() {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(churn_secs());
+    let results: Vec<(&str, u64, Vec<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = common::drivers_here()
+            .into_iter()
+            .map(|d| (d, scope.spawn(move || churn(d, until))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(d, h)| {
+                let (n, f) = h.join().unwrap();
+                (d, n, f)
+            })
+            .collect()
+    });
+    for (d, n, f) in &results {
+        eprintln!(
+            "{d}: {n} containers started and removed, {} failed",
+            f.len()
+        );
+        assert!(*n > 10, "{d}: only {n} containers in the churn");
+    }
+    let failed: Vec<&String> = results.iter().flat_map(|r| &r.2).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failures: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+}

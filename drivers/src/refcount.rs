@@ -123,6 +123,21 @@ impl MountRefs {
         Ok(out)
     }
 
+    /// Runs `f` with `id`'s count under the lock, and stores the count it returns (if
+    /// any): a repair decides and acts (an unmount) with no other process able to mount or
+    /// count in between. Checking outside the lock and unmounting after unmounted mounts
+    /// another process had just made, and its container started on an empty root.
+    pub fn under_lock<F>(&self, id: &str, f: F) -> Result<(), DriverError>
+    where
+        F: FnOnce(u32) -> Result<Option<u32>, DriverError>,
+    {
+        let _l = self.lock()?;
+        if let Some(n) = f(self.read(id))? {
+            self.write(id, n)?;
+        }
+        Ok(())
+    }
+
     /// Sets the count of `id` (repairing one a crash left wrong).
     pub fn set(&self, id: &str, n: u32) -> Result<(), DriverError> {
         let _l = self.lock()?;

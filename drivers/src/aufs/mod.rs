@@ -117,22 +117,34 @@ impl Aufs {
     /// Mount counts whose mount is gone or whose server died are reset (after unmounting
     /// what is left), and mounts nothing counts are unmounted.
     fn repair(&self) -> Result<(), DriverError> {
+        // Each decision is taken again under the count's lock before it acts.
         for (id, _) in self.refs.held()? {
             let m = self.mnt(&id);
             if !mount::is_alive(&m) {
-                let _ = mount::unmount(&m, self.server_pid(&id));
-                let _ = fs::remove_file(self.server_file(&id));
-                self.refs.set(&id, 0)?;
+                self.refs.under_lock(&id, |n| {
+                    if n == 0 || mount::is_alive(&m) {
+                        return Ok(None);
+                    }
+                    let _ = mount::unmount(&m, self.server_pid(&id));
+                    let _ = fs::remove_file(self.server_file(&id));
+                    Ok(Some(0))
+                })?;
             }
         }
         let mnt = self.home.join("mnt");
         if let Ok(rd) = fs::read_dir(&mnt) {
             for e in rd.flatten() {
                 let id = e.file_name().to_string_lossy().to_string();
-                if self.refs.count(&id)? == 0 && fsutil::is_mounted(&e.path()) {
-                    let _ = mount::unmount(&e.path(), self.server_pid(&id));
-                    let _ = fs::remove_file(self.server_file(&id));
+                if crate::error::check_id(&id).is_err() || !fsutil::is_mounted(&e.path()) {
+                    continue;
                 }
+                self.refs.under_lock(&id, |n| {
+                    if n == 0 && fsutil::is_mounted(&e.path()) {
+                        let _ = mount::unmount(&e.path(), self.server_pid(&id));
+                        let _ = fs::remove_file(self.server_file(&id));
+                    }
+                    Ok(None)
+                })?;
             }
         }
         Ok(())
@@ -252,12 +264,15 @@ impl Driver for Aufs {
         if !self.exists(id) {
             return Err(DriverError::NotFound(id.to_string()));
         }
-        // A mount whose server died is remounted, whatever its count says.
-        if self.refs.count(id)? > 0 && !mount::is_alive(&self.mnt(id)) {
-            self.do_mount(id)?;
-        }
-        self.refs
-            .acquire(id, |first| if first { self.do_mount(id) } else { Ok(()) })?;
+        // A mount whose server died is remounted, whatever its count says: decided under
+        // the count's lock, so two processes never both remount it.
+        self.refs.acquire(id, |first| {
+            if first || !mount::is_alive(&self.mnt(id)) {
+                self.do_mount(id)
+            } else {
+                Ok(())
+            }
+        })?;
         Ok(self.mnt(id))
     }
 

@@ -143,16 +143,26 @@ impl Overlay {
     }
 
     /// After a crash: counts whose mount is gone are reset; mounts nobody counts are removed.
+    /// Each decision is taken again under the count's lock before it acts (see
+    /// [`MountRefs::under_lock`]); the cheap checks outside only pick the candidates.
     fn repair_mounts(&self) -> Result<(), DriverError> {
         for (id, _) in self.refs.held()? {
-            if self.has_parent(&id) && !is_mounted(&self.merged(&id)) {
-                self.refs.set(&id, 0)?;
+            let merged = self.merged(&id);
+            if self.has_parent(&id) && !is_mounted(&merged) {
+                self.refs
+                    .under_lock(&id, |n| Ok((n > 0 && !is_mounted(&merged)).then_some(0)))?;
             }
         }
         for id in self.list()? {
-            if self.refs.count(&id)? == 0 && is_mounted(&self.merged(&id)) {
-                unmount_overlay(&self.merged(&id))
-                    .map_err(|e| DriverError::io("unmount", self.merged(&id), e))?;
+            let merged = self.merged(&id);
+            if is_mounted(&merged) {
+                self.refs.under_lock(&id, |n| {
+                    if n == 0 && is_mounted(&merged) {
+                        unmount_overlay(&merged)
+                            .map_err(|e| DriverError::io("unmount", &merged, e))?;
+                    }
+                    Ok(None)
+                })?;
             }
         }
         Ok(())
