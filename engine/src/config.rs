@@ -36,6 +36,12 @@ pub struct FileConfig {
     /// What strata logs to stderr: error, warn (default), info, debug or trace.
     #[serde(rename = "log-level")]
     pub log_level: Option<String>,
+    /// The logging driver of containers made without one (default json-file).
+    #[serde(rename = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Its options (`max-size`, `max-file`), for containers that use that driver.
+    #[serde(rename = "log-opts", default)]
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 impl FileConfig {
@@ -114,6 +120,8 @@ pub struct Config {
     pub container_size: Option<u64>,
     /// What one untrusted layer or image may ask for (daemon.json).
     pub limits: layerstore::tarfs::Limits,
+    /// The logging driver and options of containers made without their own (daemon.json).
+    pub log: crate::containers::LogConfig,
 }
 
 impl Config {
@@ -139,7 +147,17 @@ impl Config {
             }
             _ => true,
         });
+        let log = crate::containers::LogConfig {
+            driver: file
+                .log_driver
+                .clone()
+                .unwrap_or_else(|| "json-file".into()),
+            opts: file.log_opts.clone(),
+        };
+        log.policy()
+            .map_err(|e| EngineError::Invalid(format!("daemon.json log-driver/log-opts: {e}")))?;
         Ok(Config {
+            log,
             data_root,
             driver,
             driver_opts: DriverOptions::parse(&opts)?,

@@ -1,11 +1,13 @@
 //! The container shim: a small process started with exec (`strata shim`, a hidden verb),
 //! never forked from the caller. For a container started in the background it owns the
-//! container's stdio and log files, waits for it, records its exit and cleans up, and
-//! outlives whoever started it. For `exec` it joins the running container from a fresh,
+//! container's stdio and log, waits for it, records its exit and cleans up, and
+//! outlives whoever started it; its threads turn the container's output into log entries. For `exec` it joins the running container from a fresh,
 //! single-threaded process, so a many-threaded caller (the daemon) never forks itself.
 
 use crate::containers::bundle::Bundle;
 use crate::containers::exec::ExecOptions;
+use crate::containers::logging::copier::{Relay, Sink};
+use crate::containers::logging::json_file::Stream;
 use crate::containers::start::{record_exit, record_start, record_start_failure};
 use crate::error::{EngineError, Result};
 use crate::Engine;
@@ -145,16 +147,51 @@ fn null() -> Result<OwnedFd> {
         .map_err(|e| EngineError::io("open /dev/null", e))
 }
 
-/// A background container's streams: its stdin FIFO (or /dev/null) and its log files.
-fn container_stdio(bundle: &Bundle) -> Result<Stdio> {
-    Ok(Stdio {
+/// A background container's streams: its stdin FIFO (or /dev/null), and pipes for its
+/// stdout and stderr whose read ends (returned) the shim relays into the container's log
+/// driver. The container never holds a log file (one it could `fallocate` or write past
+/// its size); it holds only a pipe.
+fn container_stdio(bundle: &Bundle) -> Result<(Stdio, Vec<(OwnedFd, Stream)>)> {
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
+            EngineError::io("make the container's output pipes", std::io::Error::from(e))
+        })
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let stdio = Stdio {
         stdin: Some(match bundle.open_stdin_for_container()? {
             Some(f) => f.into(),
             None => null()?,
         }),
-        stdout: Some(bundle.open_log("stdout")?.into()),
-        stderr: Some(bundle.open_log("stderr")?.into()),
-    })
+        stdout: Some(out_w),
+        stderr: Some(err_w),
+    };
+    Ok((
+        stdio,
+        vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)],
+    ))
+}
+
+/// What the shim relays while the container runs: its output pipes, and with a terminal
+/// the terminal's primary side (its output as stdout; an attached client's input from the
+/// stdin FIFO, when it has one, into it).
+fn relay_for(
+    bundle: &Bundle,
+    sink: Sink,
+    mut outputs: Vec<(OwnedFd, Stream)>,
+    started: &mut runtime::launch::Started,
+) -> Relay {
+    let mut input = None;
+    if let Some(primary) = started.terminal.take() {
+        if let Ok(Some(stdin)) = bundle.open_stdin_for_container() {
+            if let Ok(to) = primary.try_clone() {
+                input = Some((stdin, to));
+            }
+        }
+        outputs.push((primary, Stream::Stdout));
+    }
+    Relay::new(sink, outputs, input)
 }
 
 /// The shim of a background container (`strata shim start`): reports `0 started` or
@@ -173,14 +210,23 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             unsafe { libc::dup2(n.as_raw_fd(), fd) };
         }
     }
-    let setup = (|| -> Result<(Bundle, runtime::spec::Plan, Stdio)> {
+    type Setup = (
+        Bundle,
+        runtime::spec::Plan,
+        Sink,
+        Stdio,
+        Vec<(OwnedFd, Stream)>,
+    );
+    let setup = (|| -> Result<Setup> {
         let bundle = Bundle::of(&engine.config().data_root, id);
         let mut plan = runtime::spec::plan(&bundle.spec()?)?;
         plan.seccomp_cache = Some(engine.seccomp_cache());
-        let stdio = container_stdio(&bundle)?;
-        Ok((bundle, plan, stdio))
+        let sink = Sink::open(bundle.dir(), bundle.log_config().policy()?)
+            .map_err(|e| EngineError::io("open the container's log", e))?;
+        let (stdio, outputs) = container_stdio(&bundle)?;
+        Ok((bundle, plan, sink, stdio, outputs))
     })();
-    let (bundle, plan, stdio) = match setup {
+    let (bundle, plan, mut sink, stdio, outputs) = match setup {
         Ok(s) => s,
         Err(e) => {
             let _ = engine.finish(id, remove);
@@ -207,13 +253,15 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             code
         }
         Ok(mut started) => {
-            relay_terminal(&bundle, &mut started);
+            let mut relay = relay_for(&bundle, sink, outputs, &mut started);
             let _ = record_start(&bundle, started.pid, std::process::id(), 0);
             crate::events::record(&engine.config().data_root, "container", "start", id, "");
             let _ = writeln!(report, "0 started");
             drop(report);
             let mut restarts = 0u32;
             loop {
+                // What it wrote before it exited is in the log before the exit is known.
+                sink = relay.run_until_exit(started.pid);
                 let exit = launch::wait(started.pid).ok();
                 let oom = started.cgroup.oom_killed();
                 started.cgroup.remove();
@@ -240,13 +288,13 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                     break;
                 }
                 restarts += 1;
-                let Ok(stdio) = container_stdio(&bundle) else {
+                let Ok((stdio, outputs)) = container_stdio(&bundle) else {
                     break;
                 };
                 match launch::start(&plan, stdio) {
                     Ok(s) => {
                         started = s;
-                        relay_terminal(&bundle, &mut started);
+                        relay = relay_for(&bundle, sink, outputs, &mut started);
                         let _ = record_start(&bundle, started.pid, std::process::id(), restarts);
                         crate::events::record(
                             &engine.config().data_root,
@@ -266,25 +314,5 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             let _ = engine.finish(id, remove);
             0
         }
-    }
-}
-
-/// A background container with a terminal: the shim holds the terminal's primary side,
-/// copying what the container writes to its stdout log and what an attached client writes
-/// into its stdin FIFO (when it has one) to the terminal.
-fn relay_terminal(bundle: &Bundle, started: &mut runtime::launch::Started) {
-    let Some(primary) = started.terminal.take() else {
-        return;
-    };
-    let Ok(mut log) = bundle.open_log("stdout") else {
-        return;
-    };
-    let Ok(reader) = primary.try_clone() else {
-        return;
-    };
-    // Until EIO: the container's side is closed (it exited).
-    std::thread::spawn(move || fsutil::pump(std::fs::File::from(reader), &mut log));
-    if let Ok(Some(stdin)) = bundle.open_stdin_for_container() {
-        std::thread::spawn(move || fsutil::pump(stdin, std::fs::File::from(primary)));
     }
 }

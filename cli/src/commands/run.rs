@@ -74,6 +74,12 @@ pub struct ContainerOpts {
     /// A tmpfs mount: PATH[:OPTIONS] (repeatable).
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// The logging driver: json-file (the default) or none.
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// A logging driver option KEY=VALUE: max-size, max-file (repeatable).
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// A DNS server for the container's /etc/resolv.conf (repeatable).
     #[arg(long)]
     pub dns: Vec<String>,
@@ -162,6 +168,10 @@ impl ContainerOpts {
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
             healthcheck: None,
+            log_config: engine::containers::LogConfig::from_flags(
+                self.log_driver.as_deref(),
+                &self.log_opt,
+            )?,
             dns: self.dns.clone(),
             dns_search: self.dns_search.clone(),
             dns_options: self.dns_option.clone(),

@@ -184,6 +184,7 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         stop_signal: opt_str(&b["StopSignal"]),
         stop_timeout: b["StopTimeout"].as_u64(),
         healthcheck: b.get("Healthcheck").filter(|v| !v.is_null()).cloned(),
+        log_config: log_config(&h["LogConfig"])?,
         tmpfs,
         dns: strings(&h["Dns"]),
         dns_search: strings(&h["DnsSearch"]),
@@ -610,6 +611,31 @@ fn stream_logs<W: Write>(
     };
     let ok = engine.logs(id, o, sinks).is_ok();
     ok.then(|| cell.into_inner())
+}
+
+/// `HostConfig.LogConfig` (`{"Type": ..., "Config": {...}}`): every option a string, as
+/// the schema says; the driver and options themselves are checked by the engine.
+fn log_config(v: &Value) -> ApiResult<engine::containers::LogConfig> {
+    if v.is_null() {
+        return Ok(Default::default());
+    }
+    let driver = v["Type"].as_str().unwrap_or_default().to_string();
+    let mut opts = std::collections::BTreeMap::new();
+    if let Some(m) = v["Config"].as_object() {
+        for (k, val) in m {
+            let Some(val) = val.as_str() else {
+                return Err(ApiError::bad(format!(
+                    "HostConfig.LogConfig.Config.{k}: give the value as a string"
+                )));
+            };
+            opts.insert(k.clone(), val.to_string());
+        }
+    } else if !v["Config"].is_null() {
+        return Err(ApiError::bad(
+            "HostConfig.LogConfig.Config: give an object of strings",
+        ));
+    }
+    Ok(engine::containers::LogConfig { driver, opts })
 }
 
 fn is_tty(c: &Call<'_>, id: &str) -> bool {

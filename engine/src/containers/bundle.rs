@@ -1,7 +1,8 @@
 //! A container's folder, `<data-root>/containers/<id>/`: its OCI runtime spec
 //! (`config.json`), the options inspect shows (`hostconfig.json`), the user to resolve at
-//! start (`user`), its runtime state (`state.json`) and, when detached, its logs
-//! (`stdout.log`, `stderr.log`). The one place that knows these names.
+//! start (`user`), its runtime state (`state.json`) and, when detached, its log (its
+//! driver's files: see [`super::logging`]). The one place that knows these names, apart
+//! from the log's own.
 
 use crate::error::{EngineError, Result};
 use runtime::state::State;
@@ -169,22 +170,9 @@ impl Bundle {
         Ok(st.save(&self.dir)?)
     }
 
-    /// A log file of a detached container (`stdout` or `stderr`), opened to append.
-    pub fn open_log(&self, stream: &str) -> Result<std::fs::File> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let p = self.log_path(stream);
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&p)
-            .map_err(|e| EngineError::io(format!("open {}", p.display()), e))
-    }
-
-    /// Where a log stream is kept.
-    pub fn log_path(&self, stream: &str) -> PathBuf {
-        self.dir.join(format!("{stream}.log"))
+    /// The logging driver and options kept at create (json-file when none was kept).
+    pub fn log_config(&self) -> super::logging::LogConfig {
+        serde_json::from_value(self.host_config()["LogConfig"].clone()).unwrap_or_default()
     }
 
     /// Removes the folder and everything in it (a missing one is fine).

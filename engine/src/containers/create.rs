@@ -32,6 +32,8 @@ pub struct CreateOptions {
     pub stop_timeout: Option<u64>,
     /// A health check, kept as given (Docker's `Healthcheck` object) for inspect.
     pub healthcheck: Option<serde_json::Value>,
+    /// The logging driver and options (an empty driver: the engine's default).
+    pub log_config: super::LogConfig,
     /// Keep a stdin for the container (Docker's `OpenStdin`): a FIFO in its folder that an
     /// attached client writes to. With `stdin_once` the container sees end of file when
     /// the first attached client closes its input.
@@ -193,6 +195,8 @@ struct HostConfig<'a> {
     stop_timeout: Option<u64>,
     #[serde(rename = "Healthcheck", skip_serializing_if = "Option::is_none")]
     healthcheck: Option<&'a serde_json::Value>,
+    #[serde(rename = "LogConfig")]
+    log_config: &'a super::LogConfig,
 }
 
 impl SecurityOptions {
@@ -384,6 +388,7 @@ impl Engine {
         }
         let security = o.security.to_runtime()?;
         o.restart.validate()?;
+        let log_config = o.log_config.over(&self.cfg.log)?;
         if let Some(s) = &o.stop_signal {
             super::control::parse_signal(s)?;
         }
@@ -543,6 +548,7 @@ impl Engine {
                 stop_signal: o.stop_signal.as_deref(),
                 stop_timeout: o.stop_timeout,
                 healthcheck: o.healthcheck.as_ref(),
+                log_config: &log_config,
             })?;
             bundle.write("hostconfig.json", &host_config, durable)?;
             if o.open_stdin {

@@ -1,0 +1,267 @@
+//! The shim's side of logging: the container's stdout and stderr are pipes (or, with
+//! `-t`, its terminal), and the shim's one thread reads whatever comes, in a poll loop
+//! until the container exits, and hands it to the container's driver as entries (a line
+//! each, a long line in pieces), so the driver's bounds hold whatever the container does.
+//! No thread is started: the shim forks the container again on a restart, and a fork of
+//! a process with other threads may deadlock in the child.
+
+use super::json_file::{Stream, Writer};
+use super::LogPolicy;
+use rustix::event::{PollFd, PollFlags};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Where the entries of one container go.
+pub struct Sink {
+    writer: Option<Writer>,
+    max_message: usize,
+}
+
+impl Sink {
+    /// The sink for `policy` in container folder `dir`.
+    pub fn open(dir: &std::path::Path, policy: LogPolicy) -> io::Result<Sink> {
+        Ok(match policy {
+            LogPolicy::JsonFile {
+                max_size,
+                max_files,
+            } => {
+                let w = Writer::open(dir, max_size, max_files)?;
+                Sink {
+                    max_message: w.max_message(),
+                    writer: Some(w),
+                }
+            }
+            LogPolicy::None => Sink {
+                writer: None,
+                max_message: 16 << 10,
+            },
+        })
+    }
+
+    fn entry(&mut self, stream: Stream, msg: &[u8]) {
+        if msg.is_empty() {
+            return;
+        }
+        if let Some(w) = &mut self.writer {
+            if let Err(e) = w.write(stream, msg, SystemTime::now()) {
+                tracing::warn!("writing the container's log: {e}");
+            }
+        }
+    }
+}
+
+/// One output stream being cut into entries.
+struct Output {
+    from: std::fs::File,
+    stream: Stream,
+    line: Vec<u8>,
+    open: bool,
+}
+
+impl Output {
+    /// Hands `bytes` on: each line an entry, a line longer than the driver's entries in
+    /// pieces of that length.
+    fn feed(&mut self, sink: &mut Sink, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = sink.max_message - self.line.len();
+            let window = &bytes[..bytes.len().min(room)];
+            match window.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    self.line.extend_from_slice(&bytes[..=i]);
+                    bytes = &bytes[i + 1..];
+                    sink.entry(self.stream, &self.line);
+                    self.line.clear();
+                }
+                None => {
+                    self.line.extend_from_slice(window);
+                    bytes = &bytes[window.len()..];
+                    if self.line.len() == sink.max_message {
+                        sink.entry(self.stream, &self.line);
+                        self.line.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what is there (one read); false at end of file or on an error (a terminal
+    /// whose container side is closed reads EIO).
+    fn pump(&mut self, sink: &mut Sink, buf: &mut [u8]) -> bool {
+        match self.from.read(buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.feed(sink, &buf[..n]);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(_) => false,
+        }
+    }
+}
+
+/// A container's streams as the shim holds them while it runs.
+pub struct Relay {
+    sink: Sink,
+    outputs: Vec<Output>,
+    /// An attached client's input (the container's stdin FIFO) and the terminal it goes to.
+    input: Option<(std::fs::File, std::fs::File)>,
+}
+
+/// How long, after the container exits, the shim keeps reading output still in the pipes
+/// (a process that escaped the container's end could otherwise hold them forever).
+const DRAIN: Duration = Duration::from_secs(2);
+
+impl Relay {
+    /// A relay into `sink` of `outputs` (the read ends of the container's pipes, or its
+    /// terminal's primary side as stdout), and of `input` into the terminal.
+    pub fn new(
+        sink: Sink,
+        outputs: Vec<(OwnedFd, Stream)>,
+        input: Option<(std::fs::File, OwnedFd)>,
+    ) -> Relay {
+        Relay {
+            sink,
+            outputs: outputs
+                .into_iter()
+                .map(|(fd, stream)| Output {
+                    from: std::fs::File::from(fd),
+                    stream,
+                    line: Vec::new(),
+                    open: true,
+                })
+                .collect(),
+            input: input.map(|(f, t)| (f, std::fs::File::from(t))),
+        }
+    }
+
+    /// Relays until process `pid` (the container's first) exits, then reads what is left
+    /// in the pipes for at most [`DRAIN`]; the caller reaps it after. Output written before
+    /// the exit is in the log when this returns.
+    pub fn run_until_exit(mut self, pid: u32) -> Sink {
+        let pidfd = rustix::process::Pid::from_raw(pid as i32).and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+        });
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let mut fds: Vec<PollFd<'_>> = Vec::new();
+            let mut which: Vec<usize> = Vec::new();
+            for (i, o) in self.outputs.iter().enumerate() {
+                if o.open {
+                    fds.push(PollFd::new(&o.from, PollFlags::IN));
+                    which.push(i);
+                }
+            }
+            let input_at = self.input.as_ref().map(|(f, _)| {
+                fds.push(PollFd::new(f, PollFlags::IN));
+                fds.len() - 1
+            });
+            let pid_at = pidfd.as_ref().map(|p| {
+                fds.push(PollFd::new(p, PollFlags::IN));
+                fds.len() - 1
+            });
+            // Without a pidfd (an old kernel) the exit is checked every 100 ms.
+            let timeout = if pidfd.is_some() {
+                None
+            } else {
+                Some(rustix::event::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 100_000_000,
+                })
+            };
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            }
+            let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+            drop(fds);
+            for (k, &i) in which.iter().enumerate() {
+                if ready[k] && !self.outputs[i].pump(&mut self.sink, &mut buf) {
+                    self.outputs[i].open = false;
+                }
+            }
+            if let Some(k) = input_at {
+                if ready[k] && !self.forward_input(&mut buf) {
+                    self.input = None;
+                }
+            }
+            let gone = match pid_at {
+                Some(k) => ready[k],
+                None => exited(pid),
+            };
+            if gone {
+                break;
+            }
+        }
+        self.drain(&mut buf);
+        self.sink
+    }
+
+    /// The client's input to the terminal; false once the input is gone.
+    fn forward_input(&mut self, buf: &mut [u8]) -> bool {
+        let Some((from, to)) = self.input.as_mut() else {
+            return false;
+        };
+        match from.read(buf) {
+            Ok(0) => false,
+            Ok(n) => to.write_all(&buf[..n]).is_ok(),
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+
+    /// Reads the pipes to their end (every writer gone) or until [`DRAIN`] has passed,
+    /// then hands on the last partial lines.
+    fn drain(&mut self, buf: &mut [u8]) {
+        let until = Instant::now() + DRAIN;
+        for o in &mut self.outputs {
+            let _ = rustix::io::ioctl_fionbio(o.from.as_fd(), true);
+        }
+        while Instant::now() < until && self.outputs.iter().any(|o| o.open) {
+            let mut fds: Vec<PollFd<'_>> = self
+                .outputs
+                .iter()
+                .filter(|o| o.open)
+                .map(|o| PollFd::new(&o.from, PollFlags::IN))
+                .collect();
+            let left = until.saturating_duration_since(Instant::now());
+            let t = rustix::event::Timespec {
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
+            };
+            if rustix::event::poll(&mut fds, Some(&t)).unwrap_or(0) == 0 {
+                break;
+            }
+            drop(fds);
+            for o in self.outputs.iter_mut().filter(|o| o.open) {
+                if !o.pump(&mut self.sink, buf) {
+                    o.open = false;
+                }
+            }
+        }
+        for o in &mut self.outputs {
+            let line = std::mem::take(&mut o.line);
+            self.sink.entry(o.stream, &line);
+        }
+    }
+}
+
+/// Whether `pid` (a child) has exited, without reaping it.
+fn exited(pid: u32) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        return true;
+    };
+    matches!(
+        rustix::process::waitid(
+            rustix::process::WaitId::Pid(p),
+            rustix::process::WaitIdOptions::EXITED
+                | rustix::process::WaitIdOptions::NOHANG
+                | rustix::process::WaitIdOptions::NOWAIT,
+        ),
+        Ok(Some(_)) | Err(_)
+    )
+}

@@ -1,0 +1,356 @@
+//! Docker's json-file log: one JSON object a line (`{"log":"...","stream":"stdout",
+//! "time":"..."}`) in `container.log`, rotated to `container.log.1`, `.2`, ... when the
+//! next entry would take the file past `max-size`, keeping at most `max-file` files. Each
+//! entry is one `write` to a file only the shim appends to, so a reader sees whole lines
+//! (a partial last line is left for the next read).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The live log file of a container folder.
+pub fn log_path(dir: &Path) -> PathBuf {
+    dir.join("container.log")
+}
+
+/// The `n`th rotated file (`container.log.N`).
+fn rotated(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("container.log.{n}"))
+}
+
+/// One entry as it is written.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Line<'a> {
+    log: std::borrow::Cow<'a, str>,
+    stream: std::borrow::Cow<'a, str>,
+    time: std::borrow::Cow<'a, str>,
+}
+
+/// Which stream an entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Appends entries to a container's log, rotating it.
+pub struct Writer {
+    dir: PathBuf,
+    file: File,
+    size: u64,
+    max_size: Option<u64>,
+    max_files: u32,
+}
+
+impl Writer {
+    /// Opens (or makes) the log in container folder `dir`.
+    pub fn open(dir: &Path, max_size: Option<u64>, max_files: u32) -> io::Result<Writer> {
+        let file = open_append(&log_path(dir))?;
+        let size = file.metadata()?.len();
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            file,
+            size,
+            max_size,
+            max_files: max_files.max(1),
+        })
+    }
+
+    /// The most bytes of output one entry carries: small enough that an entry, escaped
+    /// at worst six bytes a byte, fits in `max-size`, so no file ever passes it.
+    pub fn max_message(&self) -> usize {
+        const DOCKER: usize = 16 << 10; // dockerd splits longer lines the same way
+        match self.max_size {
+            Some(m) => ((m.saturating_sub(128) / 6) as usize).clamp(1, DOCKER),
+            None => DOCKER,
+        }
+    }
+
+    /// Writes one entry of `msg` (at most [`Writer::max_message`] bytes) from `stream`.
+    pub fn write(
+        &mut self,
+        stream: Stream,
+        msg: &[u8],
+        time: std::time::SystemTime,
+    ) -> io::Result<()> {
+        let line = Line {
+            log: String::from_utf8_lossy(msg),
+            stream: stream.name().into(),
+            time: super::timestamp(time).into(),
+        };
+        let mut bytes = serde_json::to_vec(&line).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        if let Some(max) = self.max_size {
+            if self.size > 0 && self.size + bytes.len() as u64 > max {
+                self.rotate()?;
+            }
+        }
+        self.file.write_all(&bytes)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// `container.log` becomes `.1`, `.1` becomes `.2`, ...; the oldest beyond
+    /// `max-file` goes. With one file the log starts again empty.
+    fn rotate(&mut self) -> io::Result<()> {
+        let live = log_path(&self.dir);
+        if self.max_files == 1 {
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(rotated(&self.dir, self.max_files - 1));
+        for n in (1..self.max_files - 1).rev() {
+            match std::fs::rename(rotated(&self.dir, n), rotated(&self.dir, n + 1)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        std::fs::rename(&live, rotated(&self.dir, 1))?;
+        self.file = open_append(&live)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn open_append(p: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(p)
+}
+
+/// A place in a container's log: the file (by inode) and an offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogPos {
+    pub ino: u64,
+    pub offset: u64,
+}
+
+/// Where the log ends now (nothing written yet: inode 0).
+pub fn end(dir: &Path) -> LogPos {
+    std::fs::metadata(log_path(dir))
+        .map(|m| LogPos {
+            ino: m.ino(),
+            offset: m.len(),
+        })
+        .unwrap_or_default()
+}
+
+/// The log's files, oldest first, that exist now.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut rotated_files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n: u32 = name.strip_prefix("container.log.")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    rotated_files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let mut out: Vec<PathBuf> = rotated_files.into_iter().map(|(_, p)| p).collect();
+    out.push(log_path(dir));
+    out
+}
+
+/// The offset where the last `n` lines of `f` begin, and how many lines it has fewer
+/// than `n` (read backwards in 64 KiB pieces).
+fn tail_offset(f: &mut File, n: usize) -> io::Result<(u64, usize)> {
+    let len = f.metadata()?.len();
+    let mut pos = len;
+    let mut newlines = 0;
+    let mut buf = vec![0u8; 64 << 10];
+    while pos > 0 {
+        let take = (pos as usize).min(buf.len());
+        pos -= take as u64;
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut buf[..take])?;
+        for i in (0..take).rev() {
+            // Every entry ends with a newline: the one that ends the file starts nothing.
+            if buf[i] == b'\n' && pos + i as u64 != len - 1 {
+                newlines += 1;
+                if newlines == n {
+                    return Ok((pos + i as u64 + 1, 0));
+                }
+            }
+        }
+    }
+    let lines = if len > 0 { newlines + 1 } else { 0 };
+    Ok((0, n.saturating_sub(lines)))
+}
+
+/// Where reading starts.
+pub enum From {
+    /// The oldest entry kept.
+    Start,
+    /// The last `n` entries.
+    Tail(usize),
+    /// A place taken earlier with [`end`].
+    Pos(LogPos),
+}
+
+/// Reads a container's log entries in order across its rotated files, and on when
+/// following: an entry is handed on whole, never a partial line.
+pub struct Reader {
+    dir: PathBuf,
+    file: Option<BufReader<File>>,
+    ino: u64,
+    /// Older files still to read before the live one (oldest first).
+    queue: Vec<PathBuf>,
+    partial: Vec<u8>,
+    /// The live file was seen renamed: this one is read to its end once more (entries
+    /// written before the rename) before moving on.
+    rotated: bool,
+}
+
+impl Reader {
+    /// A reader of the log in container folder `dir`, starting at `from`.
+    pub fn open(dir: &Path, from: From) -> io::Result<Reader> {
+        let mut all = files(dir);
+        let mut r = Reader {
+            dir: dir.to_path_buf(),
+            file: None,
+            ino: 0,
+            queue: Vec::new(),
+            partial: Vec::new(),
+            rotated: false,
+        };
+        match from {
+            From::Start => {
+                r.queue = all;
+                r.next_file()?;
+            }
+            From::Tail(n) => {
+                // From the newest file back until n lines are found.
+                let mut want = n;
+                while let Some(p) = all.pop() {
+                    let Ok(mut f) = File::open(&p) else { continue };
+                    let (off, missing) = if want == 0 {
+                        (f.metadata()?.len(), 0)
+                    } else {
+                        tail_offset(&mut f, want)?
+                    };
+                    if missing == 0 || all.is_empty() {
+                        r.queue.push(p);
+                        r.queue.reverse();
+                        r.next_file()?;
+                        if let Some(file) = r.file.as_mut() {
+                            file.seek(SeekFrom::Start(off))?;
+                        }
+                        return Ok(r);
+                    }
+                    want = missing;
+                    r.queue.push(p);
+                }
+                r.queue.reverse();
+                r.next_file()?;
+            }
+            From::Pos(pos) => {
+                // The file that held the place (it may have been rotated since); one gone
+                // (rotated out) means everything kept is newer.
+                let at = all
+                    .iter()
+                    .position(|p| std::fs::metadata(p).is_ok_and(|m| m.ino() == pos.ino));
+                match at {
+                    Some(i) => {
+                        r.queue = all.split_off(i);
+                        r.next_file()?;
+                        if let Some(file) = r.file.as_mut() {
+                            file.seek(SeekFrom::Start(pos.offset))?;
+                        }
+                    }
+                    None => {
+                        r.queue = all;
+                        r.next_file()?;
+                    }
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// Opens the next file of the queue (the live one once the rotated ones are read).
+    fn next_file(&mut self) -> io::Result<()> {
+        while !self.queue.is_empty() {
+            let p = self.queue.remove(0);
+            match File::open(&p) {
+                Ok(f) => {
+                    self.ino = f.metadata()?.ino();
+                    self.file = Some(BufReader::with_capacity(64 << 10, f));
+                    self.partial.clear();
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.file = None;
+        Ok(())
+    }
+
+    /// The next whole entry, `None` when there is none now. At the end of the live file
+    /// a rotation is noticed (the name holds another file) and reading goes on there.
+    pub fn next_entry(&mut self) -> io::Result<Option<(Stream, Vec<u8>)>> {
+        loop {
+            let Some(f) = self.file.as_mut() else {
+                // No log yet: it appears with the container's first output.
+                self.queue = vec![log_path(&self.dir)];
+                self.next_file()?;
+                if self.file.is_none() {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let n = f.read_until(b'\n', &mut self.partial)?;
+            if n > 0 && self.partial.last() == Some(&b'\n') {
+                let line = std::mem::take(&mut self.partial);
+                match serde_json::from_slice::<Line<'_>>(&line) {
+                    Ok(l) => {
+                        let s = if l.stream == "stderr" {
+                            Stream::Stderr
+                        } else {
+                            Stream::Stdout
+                        };
+                        return Ok(Some((s, l.log.into_owned().into_bytes())));
+                    }
+                    Err(_) => continue, // not an entry (a torn write after a crash)
+                }
+            }
+            // At the end of this file: on to the next if there is one.
+            if !self.queue.is_empty() {
+                self.next_file()?;
+                continue;
+            }
+            let live_ino = std::fs::metadata(log_path(&self.dir)).map(|m| m.ino()).ok();
+            if live_ino.is_some_and(|i| i != self.ino) {
+                if !self.rotated {
+                    // Whatever was written here before the rename is read first.
+                    self.rotated = true;
+                    continue;
+                }
+                // Rotated while read: this file is complete; the live one is new.
+                self.rotated = false;
+                self.queue = vec![log_path(&self.dir)];
+                self.next_file()?;
+                continue;
+            }
+            return Ok(None);
+        }
+    }
+}
