@@ -639,3 +639,113 @@ fn a_container_on_internal_networks_only_publishes_nothing() {
     s.ok(&["start", "hidden"]);
     assert!(http_get(port, "/passwd").contains("root:x"));
 }
+
+/// The port proxy of the container whose data root is `s`'s (found by its command line).
+fn proxy_pid(s: &Strata) -> u32 {
+    let root = s.root().display().to_string();
+    for _ in 0..100 {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains("port-proxy") && cmd.contains(&root) {
+                return pid;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no port proxy for {root}");
+}
+
+fn proxy_status(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    (threads, fds)
+}
+
+#[test]
+fn idle_connections_and_udp_floods_do_not_lock_out_a_new_client() {
+    let s = setup();
+    let (port, uport) = (free_port(), free_port());
+    let mut cmd = s.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "-p",
+        &format!("127.0.0.1:{uport}:53/udp"),
+        "busybox-wh:1",
+        BB,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    // Started (and so its proxy) under the common soft descriptor limit of 1,024.
+    // SAFETY: setrlimit in the child before exec, nothing else.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let mut l = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+            l.rlim_cur = 1024;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(http_get(port, "/passwd").contains("root:x"));
+    let pid = proxy_pid(&s);
+    // 2,000 connections that send nothing, held open.
+    let idle: Vec<TcpStream> = (0..2000)
+        .map(|i| {
+            TcpStream::connect(("127.0.0.1", port))
+                .unwrap_or_else(|e| panic!("connection {i}: {e}"))
+        })
+        .collect();
+    // 5,000 UDP clients, one datagram each.
+    for _ in 0..5000 {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _ = u.send_to(b"x", ("127.0.0.1", uport));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (threads, fds) = proxy_status(pid);
+    // A new client is served, at once.
+    let t = std::time::Instant::now();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    use std::io::{Read, Write};
+    c.write_all(b"GET /passwd HTTP/1.0\r\n\r\n").unwrap();
+    let mut page = String::new();
+    let _ = c.read_to_string(&mut page);
+    let took = t.elapsed();
+    assert!(page.contains("root:x"), "the new client got: {page:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the new client waited {took:?}"
+    );
+    // One thread, and descriptors bounded: the idle connections cost two each.
+    assert_eq!(threads, 1, "the proxy's threads");
+    assert!(
+        (4000..4000 + 5000 + 200).contains(&fds),
+        "the proxy holds {fds} descriptors"
+    );
+    drop(idle);
+    s.ok(&["rm", "-f", "web"]);
+}

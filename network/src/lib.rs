@@ -9,7 +9,7 @@
 //!   work inside one.
 //! - [`bridge`]: a network's namespace and bridge; a container's veth into it.
 //! - [`ports`]: `-p` specs and Docker's `PortBindings` form.
-//! - [`proxy`]: the port proxy process's work.
+//! - [`proxy`]: the port proxy process's work; [`relay`]: its event loop.
 
 pub mod bridge;
 pub mod error;
@@ -17,5 +17,6 @@ pub mod netlink;
 pub mod netns;
 pub mod ports;
 pub mod proxy;
+pub mod relay;
 
 pub use error::{NetError, Result};

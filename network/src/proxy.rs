@@ -1,23 +1,26 @@
 //! The port proxy (`strata port-proxy`, one process per running container with published
 //! ports): it binds the host side of every forward in the host's namespace, then joins
 //! the network's namespace, so each connection it accepts is answered by one it opens
-//! from inside the network to the container's address. Bytes move with `splice` through
-//! a pipe, never through user memory. It reports what it bound (or why it could not) as
-//! one JSON line, and ends when its standard input closes: its runner (the container's
-//! shim, or the caller of an attached run) holds the other end, so the proxy never
-//! outlives the container.
+//! from inside the network to the container's address. It reports what it bound (or why
+//! it could not) as one JSON line, and ends when its standard input closes: its runner
+//! (the container's shim, or the caller of an attached run) holds the other end, so the
+//! proxy never outlives the container.
+//!
+//! Anyone who can reach a published port is untrusted, so the proxy is one thread with
+//! an event loop ([`crate::relay`]), not a thread per connection: idle connections cost
+//! two descriptors each, a pipe pair is taken only while bytes move, the descriptor limit
+//! is raised to the hard one, and the connections and UDP clients it keeps are capped; at
+//! the cap the one idle longest makes room, so a flood of idle or spoofed clients never
+//! locks out a new one.
 
 use crate::error::{NetError, Result};
 use crate::netns;
 use crate::ports::{Forward, Proto};
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 /// The proxy's one-line report.
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,7 +31,8 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-enum Bound {
+/// A host socket bound for one forward.
+pub enum Bound {
     Tcp(TcpListener, Forward),
     Udp(UdpSocket, Forward),
 }
@@ -62,6 +66,23 @@ fn bind(f: &Forward) -> Result<Bound> {
     })
 }
 
+/// Raises the soft descriptor limit to the hard one: the caps below are set from it.
+fn raise_nofile() -> u64 {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if let Some(hard) = lim.maximum {
+        let _ = rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            },
+        );
+    }
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024)
+}
+
 /// Binds every forward, joins the network namespace at `netns_path`, reports on `report`
 /// and serves until `stdin` ends. Returns the process's exit status.
 pub fn serve(
@@ -69,13 +90,14 @@ pub fn serve(
     target: Ipv4Addr,
     forwards: &[Forward],
     mut report: impl Write,
-    mut stdin: impl Read,
+    stdin: impl std::os::fd::AsFd,
 ) -> i32 {
+    let nofile = raise_nofile();
     let setup = (|| -> Result<Vec<Bound>> {
         let bound = forwards.iter().map(bind).collect::<Result<Vec<_>>>()?;
         let ns = netns::open(netns_path)?;
-        // SAFETY: setns of this (still single-threaded) process's only thread; threads
-        // spawned from now on start in the network's namespace.
+        // SAFETY: setns of this single-threaded process's only thread: every socket it
+        // opens from now on (to the container) is inside the network's namespace.
         if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
             return Err(NetError::io(
                 "join the network's namespace",
@@ -106,132 +128,12 @@ pub fn serve(
     };
     let _ = writeln!(report, "{}", serde_json::to_string(&r).unwrap_or_default());
     drop(report);
-    for b in bound {
-        match b {
-            Bound::Tcp(l, f) => {
-                std::thread::spawn(move || accept_loop(l, SocketAddr::from((target, f.port))));
-            }
-            Bound::Udp(s, f) => {
-                std::thread::spawn(move || udp_loop(s, SocketAddr::from((target, f.port))));
-            }
+    let limits = crate::relay::Limits::for_descriptors(nofile);
+    match crate::relay::run(bound, target, stdin, limits) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::warn!("port proxy: {e}");
+            1
         }
     }
-    let mut buf = [0u8; 64];
-    while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-    0
-}
-
-fn accept_loop(l: TcpListener, to: SocketAddr) {
-    loop {
-        let Ok((client, _)) = l.accept() else {
-            // Out of descriptors, say: wait rather than spin.
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            continue;
-        };
-        std::thread::spawn(move || {
-            // Opened on this thread, inside the network's namespace.
-            let Ok(up) = TcpStream::connect(to) else {
-                return;
-            };
-            let _ = client.set_nodelay(true);
-            let _ = up.set_nodelay(true);
-            let (Ok(c2), Ok(u2)) = (client.try_clone(), up.try_clone()) else {
-                return;
-            };
-            let back = std::thread::spawn(move || pump(&u2, &c2));
-            pump(&client, &up);
-            let _ = back.join();
-        });
-    }
-}
-
-/// Copies `from` to `to` until end of file, then half-closes `to`.
-fn pump(from: &TcpStream, to: &TcpStream) {
-    if splice_pump(from, to).is_err() {
-        let (mut r, mut w) = (from, to);
-        let _ = io::copy(&mut r, &mut w);
-    }
-    let _ = to.shutdown(Shutdown::Write);
-}
-
-fn splice_pump(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
-    use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
-    let (pr, pw) = pipe_with(PipeFlags::CLOEXEC)?;
-    const CHUNK: usize = 1 << 20;
-    let _ = rustix::pipe::fcntl_setpipe_size(&pw, CHUNK);
-    loop {
-        let n = splice(from, None, &pw, None, CHUNK, SpliceFlags::MOVE)?;
-        if n == 0 {
-            return Ok(());
-        }
-        let mut left = n;
-        while left > 0 {
-            let m = splice(&pr, None, to, None, left, SpliceFlags::MOVE)?;
-            if m == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            left -= m;
-        }
-    }
-}
-
-/// How long a UDP client's socket is kept without a reply from the container (Docker's
-/// userland proxy keeps 90 s too).
-const UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(90);
-
-type Peers = Arc<Mutex<HashMap<SocketAddr, UdpSocket>>>;
-
-/// UDP: each client gets a socket of its own inside the network (so replies find their
-/// way back), and a thread sending the container's replies to that client; both go
-/// after [`UDP_IDLE`] without a reply.
-fn udp_loop(host: UdpSocket, to: SocketAddr) {
-    let host = Arc::new(host);
-    let peers: Peers = Arc::default();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let Ok((n, client)) = host.recv_from(&mut buf) else {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            continue;
-        };
-        let mut map = peers.lock().unwrap_or_else(|e| e.into_inner());
-        let peer = match map.entry(client) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                let Ok(s) = udp_peer(&host, client, to, peers.clone()) else {
-                    continue;
-                };
-                v.insert(s)
-            }
-        };
-        let _ = peer.send(&buf[..n]);
-    }
-}
-
-/// A socket inside the network for one UDP client, and the thread sending the
-/// container's replies back to that client through the host socket (it forgets the
-/// client when the container stays silent for [`UDP_IDLE`]).
-fn udp_peer(
-    host: &Arc<UdpSocket>,
-    client: SocketAddr,
-    to: SocketAddr,
-    peers: Peers,
-) -> io::Result<UdpSocket> {
-    let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-    s.connect(to)?;
-    let back = s.try_clone()?;
-    back.set_read_timeout(Some(UDP_IDLE))?;
-    let h = host.clone();
-    std::thread::spawn(move || {
-        let mut b = vec![0u8; 65536];
-        while let Ok(n) = back.recv(&mut b) {
-            if h.send_to(&b[..n], client).is_err() {
-                break;
-            }
-        }
-        peers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&client);
-    });
-    Ok(s)
 }

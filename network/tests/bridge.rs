@@ -203,7 +203,7 @@ fn a_port_in_use_is_a_clear_error() {
         Ipv4Addr::LOCALHOST,
         &[fwd],
         &mut out,
-        std::io::empty(),
+        std::fs::File::open("/dev/null").unwrap(),
     );
     assert_eq!(code, 1);
     let rep: network::proxy::Report = serde_json::from_slice(&out).unwrap();
