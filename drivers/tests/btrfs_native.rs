@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 
 fn btrfs_home() -> Option<(tempfile::TempDir, LoopFs)> {
     if !kernel_has("btrfs") {
-        eprintln!("SKIPPED: the kernel has no btrfs");
+        fsutil::testing::skip("the kernel has no btrfs");
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@ pub mod mounts;
 pub mod nofollow;
 pub mod pump;
 pub mod resolve;
+pub mod testing;
 pub mod tree;
 pub mod walk;
 pub mod whiteout_names;

@@ -29,7 +29,7 @@ fn umoci() -> Option<PathBuf> {
             .find(|f| f.is_file())
     });
     if found.is_none() {
-        eprintln!("SKIPPED: umoci is not installed (scripts/test.sh installs it)");
+        fsutil::testing::skip("umoci is not installed (scripts/test.sh installs it)");
     }
     found
 }
@@ -66,7 +66,7 @@ fn subjects() -> Vec<Subject> {
                 store,
                 _home: home,
             }),
-            Err(e) => eprintln!("SKIPPED: the {name} driver cannot run here: {e}"),
+            Err(e) => fsutil::testing::skip(&format!("the {name} driver cannot run here: {e}")),
         }
     }
     out

@@ -39,7 +39,7 @@ fn the_union_server_is_never_a_child_of_the_mounting_process() {
     let d = match drivers::open("aufs", home.path(), &DriverOptions::default()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("SKIPPED: the aufs driver cannot run here: {e}");
+            fsutil::testing::skip(&format!("the aufs driver cannot run here: {e}"));
             return;
         }
     };

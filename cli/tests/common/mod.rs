@@ -37,6 +37,9 @@ impl Drop for Strata {
         for p in points {
             let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
         }
+        // Whatever a test left (a tree deeper than a recursive remove survives, say) goes
+        // without recursion before the temp dir's own removal.
+        let _ = fsutil::remove_tree(self.root());
     }
 }
 
@@ -178,7 +181,7 @@ pub fn driver_available(name: &str) -> bool {
         _ => None,
     };
     if let Some(why) = missing {
-        eprintln!("SKIPPED: {name} driver tests: {why}");
+        fsutil::testing::skip(&format!("{name} driver tests: {why}"));
         return false;
     }
     true

@@ -125,7 +125,7 @@ pub fn home(name: &str) -> Option<Home> {
         return Some(Home { fs: None, dir });
     }
     if !loopfs::kernel_has("btrfs") {
-        eprintln!("SKIPPED: btrfs case: the kernel has no btrfs");
+        fsutil::testing::skip("btrfs case: the kernel has no btrfs");
         return None;
     }
     let fs = loopfs::LoopFs::create(
