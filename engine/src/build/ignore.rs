@@ -94,50 +94,128 @@ pub fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// Whether `path` matches the pattern components `pat`, where `**` stands for any number
+/// of components. One pass with a single backtrack point (the last `**`), as for `*`
+/// below: recursing at every `**` took time exponential in their number (a
+/// `.dockerignore` a client sends could hang a build; found by fuzzing).
 fn match_parts(pat: &[String], path: &[&str]) -> bool {
-    match pat.first() {
-        None => path.is_empty(),
-        Some(p) if p == "**" => (0..=path.len()).any(|i| match_parts(&pat[1..], &path[i..])),
-        Some(p) => match path.first() {
-            Some(first) => {
-                component(p.as_bytes(), first.as_bytes()) && match_parts(&pat[1..], &path[1..])
+    star_match(
+        pat.len(),
+        path.len(),
+        |i| pat[i] == "**",
+        |i, j| component(pat[i].as_bytes(), path[j].as_bytes()),
+    )
+}
+
+/// The matching loop both levels share: pattern items `0..np` over subject items
+/// `0..ns`, where `is_star(i)` items match any run of subject items and `one(i, j)` says
+/// whether pattern item `i` matches subject item `j`. Greedy with one backtrack point,
+/// which is exact when every other item matches exactly one subject item: O(np * ns).
+fn star_match(
+    np: usize,
+    ns: usize,
+    is_star: impl Fn(usize) -> bool,
+    one: impl Fn(usize, usize) -> bool,
+) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut back: Option<(usize, usize)> = None;
+    while si < ns {
+        if pi < np && is_star(pi) {
+            back = Some((pi + 1, si));
+            pi += 1;
+            continue;
+        }
+        if pi < np && one(pi, si) {
+            pi += 1;
+            si += 1;
+            continue;
+        }
+        match back {
+            Some((bp, bs)) => {
+                pi = bp;
+                si = bs + 1;
+                back = Some((bp, bs + 1));
             }
-            None => false,
-        },
+            None => return false,
+        }
     }
+    while pi < np && is_star(pi) {
+        pi += 1;
+    }
+    pi == np
+}
+
+/// One item of a component pattern.
+enum Tok {
+    Star,
+    Any,
+    Lit(u8),
+    Class { negate: bool, ranges: Vec<(u8, u8)> },
+}
+
+impl Tok {
+    fn matches(&self, c: u8) -> bool {
+        match self {
+            Tok::Star | Tok::Any => true,
+            Tok::Lit(l) => *l == c,
+            Tok::Class { negate, ranges } => {
+                ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negate
+            }
+        }
+    }
+}
+
+/// The items of a component pattern; `None` for a malformed one (an unterminated class),
+/// which, as in Go, matches nothing.
+fn tokens(mut p: &[u8]) -> Option<Vec<Tok>> {
+    let mut out = Vec::with_capacity(p.len());
+    while let Some(&c) = p.first() {
+        p = &p[1..];
+        out.push(match c {
+            b'*' => Tok::Star,
+            b'?' => Tok::Any,
+            b'\\' if !p.is_empty() => {
+                let l = p[0];
+                p = &p[1..];
+                Tok::Lit(l)
+            }
+            b'[' => {
+                let (negate, ranges, rest) = class(p)?;
+                p = rest;
+                Tok::Class { negate, ranges }
+            }
+            other => Tok::Lit(other),
+        });
+    }
+    Some(out)
 }
 
 /// Go's `filepath.Match` for one component.
 fn component(p: &[u8], s: &[u8]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).any(|i| component(&p[1..], &s[i..])),
-        Some(b'?') => !s.is_empty() && component(&p[1..], &s[1..]),
-        Some(b'[') => {
-            let Some(&c) = s.first() else { return false };
-            match class(&p[1..], c) {
-                Some((ok, rest)) => ok && component(rest, &s[1..]),
-                None => false,
-            }
-        }
-        Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && component(&p[2..], &s[1..]),
-        Some(&c) => s.first() == Some(&c) && component(&p[1..], &s[1..]),
-    }
+    let Some(toks) = tokens(p) else {
+        return false;
+    };
+    star_match(
+        toks.len(),
+        s.len(),
+        |i| matches!(toks[i], Tok::Star),
+        |i, j| toks[i].matches(s[j]),
+    )
 }
 
-/// Matches `c` against a character class after its `[`; returns whether it matched and
-/// the pattern after the `]` (None for an unterminated class, which matches nothing).
-fn class(mut p: &[u8], c: u8) -> Option<(bool, &[u8])> {
+/// A character class after its `[`: whether it is negated, its ranges, and the pattern
+/// after the `]` (`None` for an unterminated class).
+fn class(mut p: &[u8]) -> Option<(bool, Vec<(u8, u8)>, &[u8])> {
     let negate = matches!(p.first(), Some(b'^') | Some(b'!'));
     if negate {
         p = &p[1..];
     }
-    let mut matched = false;
+    let mut ranges = Vec::new();
     let mut first = true;
     loop {
         let &lo = p.first()?;
         if lo == b']' && !first {
-            return Some((matched != negate, &p[1..]));
+            return Some((negate, ranges, &p[1..]));
         }
         first = false;
         let (lo, rest) = if lo == b'\\' {
@@ -157,9 +235,7 @@ fn class(mut p: &[u8], c: u8) -> Option<(bool, &[u8])> {
         } else {
             lo
         };
-        if lo <= c && c <= hi {
-            matched = true;
-        }
+        ranges.push((lo, hi));
     }
 }
 
@@ -197,5 +273,38 @@ mod tests {
         assert!(glob_match("a\\*b", "a*b"));
         assert!(!glob_match("a\\*b", "axb"));
         assert_eq!(clean("./a//b/../c/"), "c".replace('c', "a/c"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b*c", "aXbY"));
+        assert!(glob_match("**/a/**/b", "x/a/y/z/b"));
+        assert!(!glob_match("**/a/**/b", "x/a/y/z/c"));
+        assert!(glob_match("*[!x]", "abc"));
+        assert!(
+            !glob_match("[a-", "a"),
+            "an unterminated class matches nothing"
+        );
+    }
+}
+
+/// Regressions from `scripts/fuzz.sh` (target `dockerignore`).
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// fuzz/artifacts/dockerignore/timeout-6906784d…: 73 stars against a short path took
+    /// exponential time in the recursive matcher.
+    #[test]
+    fn many_stars_match_in_linear_time() {
+        let t = std::time::Instant::now();
+        let stars = "*".repeat(73);
+        assert!(!glob_match(&format!("{stars}\x0c"), ".\x02..%G\x0c\x03;"));
+        assert!(glob_match(&stars, "anything"));
+        let many = vec!["**"; 60].join("/") + "/x";
+        assert!(!glob_match(&many, &vec!["a"; 60].join("/")));
+        assert!(glob_match(&many, &(vec!["a"; 60].join("/") + "/x")));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }
