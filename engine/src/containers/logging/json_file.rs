@@ -337,7 +337,16 @@ impl Reader {
                 self.next_file()?;
                 continue;
             }
-            let live_ino = std::fs::metadata(log_path(&self.dir)).map(|m| m.ino()).ok();
+            let live = std::fs::metadata(log_path(&self.dir)).ok();
+            let live_ino = live.as_ref().map(|m| m.ino());
+            if let (Some(m), true) = (&live, live_ino == Some(self.ino)) {
+                // With one file the log is emptied where it would rotate: start it again.
+                if m.len() < f.stream_position()? {
+                    f.seek(SeekFrom::Start(0))?;
+                    self.partial.clear();
+                    continue;
+                }
+            }
             if live_ino.is_some_and(|i| i != self.ino) {
                 if !self.rotated {
                     // Whatever was written here before the rename is read first.
@@ -352,5 +361,88 @@ impl Reader {
             }
             return Ok(None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(r: &mut Reader) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some((s, m)) = r.next_entry().unwrap() {
+            let tag = if s == Stream::Stderr { "E:" } else { "" };
+            out.push(format!("{tag}{}", String::from_utf8(m).unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn entries_rotate_within_the_bound_and_read_back_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(d.path(), Some(1000), 3).unwrap();
+        let now = std::time::SystemTime::now();
+        for i in 0..100 {
+            let s = if i % 10 == 9 {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            };
+            w.write(s, format!("line {i}\n").as_bytes(), now).unwrap();
+        }
+        let sizes: Vec<u64> = files(d.path())
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .collect();
+        assert_eq!(sizes.len(), 3);
+        assert!(sizes.iter().all(|n| *n <= 1000), "{sizes:?}");
+        let got = all(&mut Reader::open(d.path(), From::Start).unwrap());
+        assert_eq!(got.last().unwrap(), "E:line 99\n");
+        let first: usize = got[0].trim_start_matches("E:")[5..].trim().parse().unwrap();
+        assert_eq!(got.len(), 100 - first, "every kept entry, in order");
+        let tail = all(&mut Reader::open(d.path(), From::Tail(25)).unwrap());
+        assert_eq!(tail.len(), 25);
+        assert_eq!(tail[0], "line 75\n");
+        // Following across a rotation: the place taken before it is found again.
+        let pos = end(d.path());
+        let mut r = Reader::open(d.path(), From::Pos(pos)).unwrap();
+        assert!(all(&mut r).is_empty());
+        for i in 100..130 {
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes(), now)
+                .unwrap();
+        }
+        let more = all(&mut r);
+        assert_eq!(more.first().unwrap(), "line 100\n");
+        assert_eq!(more.last().unwrap(), "line 129\n");
+    }
+
+    #[test]
+    fn one_file_starts_again_where_it_would_rotate() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(d.path(), Some(500), 1).unwrap();
+        let now = std::time::SystemTime::now();
+        let mut r = Reader::open(d.path(), From::Start).unwrap();
+        for i in 0..5 {
+            w.write(Stream::Stdout, format!("a{i}\n").as_bytes(), now)
+                .unwrap();
+        }
+        assert_eq!(all(&mut r).len(), 5);
+        for i in 0..40 {
+            w.write(Stream::Stdout, format!("b{i}\n").as_bytes(), now)
+                .unwrap();
+        }
+        assert!(std::fs::metadata(log_path(d.path())).unwrap().len() <= 500);
+        let more = all(&mut r);
+        assert_eq!(more.last().unwrap(), "b39\n");
+    }
+
+    #[test]
+    fn a_long_message_is_cut_to_fit_max_size() {
+        let d = tempfile::tempdir().unwrap();
+        let w = Writer::open(d.path(), Some(1 << 10), 2).unwrap();
+        // Escaped at worst six bytes a byte, plus the entry's own fields.
+        assert!(w.max_message() * 6 + 128 <= 1 << 10);
+        let w = Writer::open(d.path(), None, 1).unwrap();
+        assert_eq!(w.max_message(), 16 << 10);
     }
 }
