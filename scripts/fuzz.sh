@@ -17,7 +17,7 @@ mkdir -p logs
 run() {
   local t=$1
   mkdir -p "corpus/$t"
-  cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 \
+  cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
     >"logs/$t.log" 2>&1 && echo "$t: no crash in ${secs}s ($(grep -o 'stat::number_of_executed_units: [0-9]*' "logs/$t.log" | tail -1))" \
     || echo "$t: FOUND A CRASH: see fuzz/logs/$t.log and fuzz/artifacts/$t/"
 }

@@ -180,7 +180,7 @@ fn tokens(mut p: &[u8]) -> Option<Vec<Tok>> {
                 Tok::Lit(l)
             }
             b'[' => {
-                let (negate, ranges, rest) = class(p)?;
+                let ((negate, ranges), rest) = class(p)?;
                 p = rest;
                 Tok::Class { negate, ranges }
             }
@@ -203,9 +203,12 @@ fn component(p: &[u8], s: &[u8]) -> bool {
     )
 }
 
-/// A character class after its `[`: whether it is negated, its ranges, and the pattern
-/// after the `]` (`None` for an unterminated class).
-fn class(mut p: &[u8]) -> Option<(bool, Vec<(u8, u8)>, &[u8])> {
+/// A parsed character class: whether it is negated, and its inclusive byte ranges.
+type Class = (bool, Vec<(u8, u8)>);
+
+/// A character class after its `[`, and the pattern after the `]` (`None` for an
+/// unterminated class).
+fn class(mut p: &[u8]) -> Option<(Class, &[u8])> {
     let negate = matches!(p.first(), Some(b'^') | Some(b'!'));
     if negate {
         p = &p[1..];
@@ -215,7 +218,7 @@ fn class(mut p: &[u8]) -> Option<(bool, Vec<(u8, u8)>, &[u8])> {
     loop {
         let &lo = p.first()?;
         if lo == b']' && !first {
-            return Some((negate, ranges, &p[1..]));
+            return Some(((negate, ranges), &p[1..]));
         }
         first = false;
         let (lo, rest) = if lo == b'\\' {
