@@ -84,19 +84,21 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         .filter(|m| *m > 0)
         .map(|m| m.to_string());
     let cpus = cpus_of(h);
-    let network = match h["NetworkMode"].as_str().unwrap_or("default") {
+    let mode = h["NetworkMode"].as_str().unwrap_or("default");
+    let network = match mode {
         "" | "default" => "bridge",
         m => m,
     };
-    // NetworkingConfig: the entry of the primary network gives its aliases and address;
-    // any other entry is one more network to join.
+    // NetworkingConfig: the entry of the primary network (keyed by the network or by the
+    // NetworkMode as sent: today's docker CLI sends `default` for both) gives its aliases
+    // and address; any other entry is one more network to join.
     let mut aliases = Vec::new();
     let mut ip = None;
     let mut more_networks = Vec::new();
     if let Some(eps) = b["NetworkingConfig"]["EndpointsConfig"].as_object() {
         for (net, ep) in eps {
             let o = super::networks::endpoint_options(net, ep);
-            if net == network {
+            if net == network || net == mode || (mode.is_empty() && net == "default") {
                 aliases = o.aliases;
                 ip = o.ip;
             } else {
