@@ -213,8 +213,8 @@ fn churn_secs() -> u64 {
 }
 
 /// One driver's churn: engine threads create, start, wait and remove `/bin/true`
-/// containers while CLI processes `run --rm` beside them (every CLI process opens the store
-/// and repairs mounts as it does); returns every failure seen.
+/// containers while CLI processes `run --rm` beside them and other threads only open the
+/// store (every open repairs mounts); returns every failure seen.
 fn churn(driver: &'static str, until: std::time::Instant) -> (u64, Vec<String>) {
     let s = Strata::with_driver(driver);
     s.load(IMAGE);
@@ -248,6 +248,21 @@ fn churn(driver: &'static str, until: std::time::Instant) -> (u64, Vec<String>) 
                             .push(format!("{driver}: rm: {err}"));
                     }
                     runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        // Store opens and nothing else (each one repairs mounts as the daemon's requests
+        // and every CLI process do): the repairs must never take a mount being made.
+        for _ in 0..2 {
+            let (e, failures) = (e.clone(), &failures);
+            scope.spawn(move || {
+                while std::time::Instant::now() < until {
+                    if let Err(err) = e.images() {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{driver}: images: {err}"));
+                    }
                 }
             });
         }
