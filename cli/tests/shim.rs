@@ -135,3 +135,47 @@ fn a_detached_container_with_a_terminal_has_its_output_logged() {
     s.ok(&["rm", id]);
     s.assert_fsck_ok();
 }
+
+#[test]
+fn input_a_terminal_does_not_take_never_stops_its_output() {
+    let s = Strata::with_driver("overlay2");
+    s.load("images/busybox-wh.docker.tar");
+    // Reads nothing from its terminal, and writes far more than a terminal buffers.
+    // In raw mode a full terminal input queue holds the writer back (canonical mode drops
+    // what does not fit instead).
+    let script = "stty raw -echo; sleep 1; i=0; while [ $i -lt 20000 ]; do echo output-line-$i; i=$((i+1)); done";
+    let d = common::daemon::Daemon::start(&s);
+    let body = serde_json::json!({
+        "Image": "busybox-wh:1", "Cmd": ["/bin/busybox", "sh", "-c", script],
+        "Tty": true, "OpenStdin": true, "HostConfig": {"NetworkMode": "none"}
+    });
+    let (status, created) = d.request("POST", "/containers/create", body.to_string().as_bytes());
+    assert_eq!(status, 201, "{created}");
+    let v: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let id = v["Id"].as_str().unwrap().to_string();
+    let (status, _) = d.request("POST", &format!("/containers/{id}/start"), b"");
+    assert_eq!(status, 204);
+    // An attached client's input, far more than the terminal takes: into the stdin FIFO.
+    let fifo = s.root().join("containers").join(&id).join("stdin");
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let input = vec![b'x'; 60_000];
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = w.write_all(&input);
+    });
+    let t = std::time::Instant::now();
+    loop {
+        let logs = s.ok(&["logs", &id]);
+        if logs.contains("output-line-19999") {
+            break;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "the output stopped: {} bytes logged",
+            logs.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    s.ok(&["rm", "-f", &id]);
+    drop(writer);
+}

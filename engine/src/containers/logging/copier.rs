@@ -107,6 +107,9 @@ pub struct Relay {
     outputs: Vec<Output>,
     /// An attached client's input (the container's stdin FIFO) and the terminal it goes to.
     input: Option<(std::fs::File, std::fs::File)>,
+    /// Input read but not yet taken by the terminal (a container not reading its stdin):
+    /// the FIFO is not read again until it is, and the loop never blocks on the write.
+    pending: Vec<u8>,
 }
 
 /// How long, after the container exits, the shim keeps reading output still in the pipes
@@ -132,7 +135,12 @@ impl Relay {
                     open: true,
                 })
                 .collect(),
-            input: input.map(|(f, t)| (f, std::fs::File::from(t))),
+            input: input.map(|(f, t)| {
+                // Writes to the terminal must never block the loop (its output would stop).
+                let _ = rustix::io::ioctl_fionbio(&t, true);
+                (f, std::fs::File::from(t))
+            }),
+            pending: Vec::new(),
         }
     }
 
@@ -153,8 +161,13 @@ impl Relay {
                     which.push(i);
                 }
             }
-            let input_at = self.input.as_ref().map(|(f, _)| {
-                fds.push(PollFd::new(f, PollFlags::IN));
+            let waiting = !self.pending.is_empty();
+            let input_at = self.input.as_ref().map(|(f, t)| {
+                if waiting {
+                    fds.push(PollFd::new(t, PollFlags::OUT));
+                } else {
+                    fds.push(PollFd::new(f, PollFlags::IN));
+                }
                 fds.len() - 1
             });
             let pid_at = pidfd.as_ref().map(|p| {
@@ -199,19 +212,36 @@ impl Relay {
         self.sink
     }
 
-    /// The client's input to the terminal; false once the input is gone.
+    /// The client's input to the terminal: what is pending first, then what the FIFO
+    /// has; false once the input is gone (its reader ended or the terminal failed).
     fn forward_input(&mut self, buf: &mut [u8]) -> bool {
         let Some((from, to)) = self.input.as_mut() else {
             return false;
         };
-        match from.read(buf) {
-            Ok(0) => false,
-            Ok(n) => to.write_all(&buf[..n]).is_ok(),
-            Err(e) => matches!(
-                e.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-            ),
+        if self.pending.is_empty() {
+            match from.read(buf) {
+                Ok(0) => return false,
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    return matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    )
+                }
+            }
         }
+        while !self.pending.is_empty() {
+            match to.write(&self.pending) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Reads the pipes to their end (every writer gone) or until [`DRAIN`] has passed,
