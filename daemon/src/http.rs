@@ -151,40 +151,114 @@ pub fn read_head<R: BufRead>(r: &mut R) -> Result<Request, ReadError> {
             (decode(k, true), decode(v, true))
         })
         .collect();
-    let headers = lines[1..]
-        .iter()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Ok(Request {
+    let mut headers = Vec::with_capacity(lines.len() - 1);
+    for l in &lines[1..] {
+        // A line that is no `name: value` (obsolete folding, a bare word) is refused,
+        // never dropped: another reader could take it for something else.
+        let Some((k, v)) = l
+            .split_once(':')
+            .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic()))
+        else {
+            return Err(ReadError::Bad(400, format!("malformed header line {l:?}")));
+        };
+        headers.push((k.to_string(), v.trim().to_string()));
+    }
+    let req = Request {
         method: method.to_ascii_uppercase(),
         path: decode(path, false),
         query,
         headers,
-    })
+    };
+    framing(&req)?;
+    Ok(req)
+}
+
+/// How a request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Length(u64),
+    Chunked,
+}
+
+/// The body's framing, strictly: one `Transfer-Encoding: chunked` or one valid
+/// `Content-Length` (repeats only if identical), never both; anything else is a 400.
+/// Reading a doubled, negative or non-numeric length as 0 or as the first one let a body
+/// run as a hidden second request (smuggling).
+pub fn framing(req: &Request) -> Result<Framing, ReadError> {
+    let bad = |m: &str| Err(ReadError::Bad(400, m.to_string()));
+    let all = |name: &str| -> Vec<&str> {
+        req.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .collect()
+    };
+    let te = all("transfer-encoding");
+    let cl = all("content-length");
+    if !te.is_empty() {
+        if te.len() != 1 || !te[0].eq_ignore_ascii_case("chunked") {
+            return bad("unsupported Transfer-Encoding: only a single \"chunked\" is accepted");
+        }
+        if !cl.is_empty() {
+            return bad("a request may not have both Transfer-Encoding and Content-Length");
+        }
+        return Ok(Framing::Chunked);
+    }
+    let Some(first) = cl.first() else {
+        return Ok(Framing::Length(0));
+    };
+    if cl.iter().any(|v| v != first) {
+        return bad("conflicting Content-Length headers");
+    }
+    if first.is_empty() || first.len() > 19 || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return bad("invalid Content-Length");
+    }
+    first
+        .parse()
+        .map(Framing::Length)
+        .or_else(|_| bad("invalid Content-Length"))
 }
 
 /// The body of `req` as a reader: Content-Length bytes, or a chunked body decoded.
 pub fn body<'a, R: BufRead + 'a>(req: &Request, r: &'a mut R) -> Box<dyn Read + 'a> {
-    if req
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-    {
-        return Box::new(Chunked {
+    match framing(req) {
+        Ok(Framing::Chunked) => Box::new(Chunked {
             inner: r,
             left: 0,
             done: false,
-        });
+        }),
+        Ok(Framing::Length(len)) => Box::new(r.take(len)),
+        // read_head refused such a request already.
+        Err(_) => Box::new(std::io::empty()),
     }
-    let len = req
-        .header("content-length")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    Box::new(r.take(len))
 }
 
-/// Reads a JSON body of at most [`MAX_JSON_BODY`] bytes (an empty body is `null`).
-pub fn read_json_body<R: Read>(mut body: R) -> Result<serde_json::Value, (u16, String)> {
+/// Docker's rule for a JSON body (`CheckForJSON`): a request with a body must say
+/// `Content-Type: application/json` (parameters allowed). A browser can send a
+/// `text/plain` POST to a loopback port without asking first; refusing it keeps a web
+/// page from creating and starting containers.
+pub fn check_json_content_type(req: &Request, body: &[u8]) -> Result<(), (u16, String)> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let ct = req.header("content-type").unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    Err((
+        400,
+        format!("unsupported Content-Type header ({ct}): must be 'application/json'"),
+    ))
+}
+
+/// Reads a JSON body of at most [`MAX_JSON_BODY`] bytes (an empty body is `null`), sent
+/// with Docker's Content-Type (see [`check_json_content_type`]).
+pub fn read_json_body<R: Read>(
+    req: &Request,
+    mut body: R,
+) -> Result<serde_json::Value, (u16, String)> {
     let mut buf = Vec::new();
     body.by_ref()
         .take(MAX_JSON_BODY + 1)
@@ -193,6 +267,7 @@ pub fn read_json_body<R: Read>(mut body: R) -> Result<serde_json::Value, (u16, S
     if buf.len() as u64 > MAX_JSON_BODY {
         return Err((413, "request body too large".into()));
     }
+    check_json_content_type(req, &buf)?;
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Null);
     }

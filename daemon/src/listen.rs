@@ -134,7 +134,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
                         let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
                         std::thread::spawn(move || {
                             if let Ok(r) = s.try_clone() {
-                                connection(&engine, BufReader::new(r), s, true);
+                                connection(&engine, BufReader::new(r), s, true, Via::Unix);
                             }
                         });
                     }
@@ -147,12 +147,12 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
                         std::thread::spawn(move || match tls {
                             Some(cfg) => {
                                 if let Ok((r, w)) = crate::tls::accept(&cfg, s) {
-                                    connection(&engine, BufReader::new(r), w, false);
+                                    connection(&engine, BufReader::new(r), w, false, Via::Tcp);
                                 }
                             }
                             None => {
                                 if let Ok(r) = s.try_clone() {
-                                    connection(&engine, BufReader::new(r), s, true);
+                                    connection(&engine, BufReader::new(r), s, true, Via::Tcp);
                                 }
                             }
                         });
@@ -167,7 +167,39 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
 /// Answers requests on one connection until the client closes it (or a stream or hijack
 /// ends it).
 /// `raw_input`: whether the socket itself may be read after a hijack (not under TLS).
-fn connection<R, W>(engine: &Engine, mut r: BufReader<R>, mut w: W, raw_input: bool)
+/// Where a connection came from: TCP connections get the browser guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Unix,
+    Tcp,
+}
+
+/// Whether a request on a TCP listener may come from a browser: one with an `Origin`
+/// (a page's fetch or form) or a `Host` that is not an address or a `localhost` name (a
+/// page on a DNS name rebound to 127.0.0.1) is refused, as nothing but a browser sends
+/// those to the Engine API.
+fn browser_refusal(req: &http::Request) -> Option<String> {
+    if let Some(o) = req.header("origin") {
+        return Some(format!(
+            "requests from a web page (Origin: {o}) are refused on TCP listeners"
+        ));
+    }
+    let host = req.header("host")?;
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let lower = name.to_ascii_lowercase();
+    let ok = lower.parse::<std::net::IpAddr>().is_ok()
+        || lower == "localhost"
+        || lower.ends_with(".localhost")
+        || lower == "docker";
+    (!ok).then(|| {
+        format!("Host {host:?} is refused on TCP listeners: use an address or localhost (a DNS name can be rebound by a web page)")
+    })
+}
+
+fn connection<R, W>(engine: &Engine, mut r: BufReader<R>, mut w: W, raw_input: bool, via: Via)
 where
     R: std::io::Read,
     W: Write + Send + std::os::fd::AsFd,
@@ -183,6 +215,13 @@ where
                 return;
             }
         };
+        if via == Via::Tcp {
+            if let Some(msg) = browser_refusal(&req) {
+                let body = serde_json::json!({ "message": msg }).to_string();
+                let _ = http::write_response(&mut w, 403, "application/json", body.as_bytes(), &[]);
+                return;
+            }
+        }
         let fd = match w.as_fd().try_clone_to_owned() {
             Ok(fd) => fd,
             Err(_) => return,

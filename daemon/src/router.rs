@@ -40,7 +40,7 @@ pub struct Call<'a> {
 impl Call<'_> {
     /// The request body as JSON (`null` when empty).
     pub fn json(&mut self) -> ApiResult<Value> {
-        http::read_json_body(&mut *self.body).map_err(|(s, m)| ApiError::new(s, m))
+        http::read_json_body(self.req, &mut *self.body).map_err(|(s, m)| ApiError::new(s, m))
     }
 }
 
