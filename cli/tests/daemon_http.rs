@@ -32,9 +32,10 @@ fn daemon_on_tcp(s: &Strata) -> Tcp {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let t = Tcp { child, port };
     for _ in 0..500 {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Tcp { child, port };
+            return t;
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -134,6 +134,12 @@ fn open_append(p: &Path) -> io::Result<File> {
         .open(p)
 }
 
+/// Makes the live log file if it is not there yet, so a reader can hold it open before
+/// the container starts (and read it even once the container's folder is removed).
+pub fn ensure(dir: &Path) -> io::Result<()> {
+    open_append(&log_path(dir)).map(drop)
+}
+
 /// A place in a container's log: the file (by inode) and an offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogPos {
