@@ -45,7 +45,8 @@ pub fn clear_dir_at(dir: BorrowedFd<'_>, keep: &dyn Fn(&OsStr) -> bool) -> io::R
     Ok(())
 }
 
-fn open_dir_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+/// Opens directory `name` of `dir` for reading, never following a symlink.
+pub fn open_dir_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dir,
         name,
@@ -184,17 +185,7 @@ fn list_dir_batch(dir: BorrowedFd<'_>, max: usize) -> io::Result<Vec<OsString>> 
 
 /// Names in a directory, without `.` and `..`.
 pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
-    let mut d = Dir::read_from(dir)?;
-    let mut names = Vec::new();
-    while let Some(entry) = d.read() {
-        let entry = entry?;
-        let n = entry.file_name().to_bytes();
-        if n == b"." || n == b".." {
-            continue;
-        }
-        names.push(OsStr::from_bytes(n).to_os_string());
-    }
-    Ok(names)
+    list_dir_batch(dir, usize::MAX)
 }
 
 /// Bytes of regular files under `root`, counting each hardlinked inode once.

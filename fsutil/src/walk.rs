@@ -3,7 +3,7 @@
 //! itself is a loop with one frame per level on the heap; the bound keeps the descriptors
 //! it holds (one per level) and any caller's per-level work small.
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, Dir, FileType, Stat};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -54,15 +54,6 @@ fn names_of(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
     Ok(names)
 }
 
-fn open_dir(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        parent,
-        name,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
-}
-
 /// Visits `name` in `parent` (as `rel`) and, for a directory, everything below it in path
 /// order, each directory before its entries. `visit` gets the entry's parent directory,
 /// its name, its path (`rel` joined with the names below) and its status; nothing is
@@ -83,7 +74,7 @@ pub fn walk_at(
     }
     let mut rel: PathBuf = rel.to_path_buf();
     let base = rel.components().count();
-    let top = open_dir(parent, name)?;
+    let top = crate::tree::open_dir_nofollow(parent, name)?;
     let mut stack = vec![Frame {
         names: names_of(top.as_fd())?,
         dir: top,
@@ -108,7 +99,7 @@ pub fn walk_at(
         if rel.components().count() > MAX_TREE_DEPTH + base {
             return Err(too_deep(&rel));
         }
-        let dir = open_dir(frame.dir.as_fd(), &child)?;
+        let dir = crate::tree::open_dir_nofollow(frame.dir.as_fd(), &child)?;
         stack.push(Frame {
             names: names_of(dir.as_fd())?,
             dir,

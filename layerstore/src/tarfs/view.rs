@@ -80,12 +80,7 @@ fn statat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<Stat>> {
 
 /// Opens directory `name` of `dir` for reading, never following a symlink.
 pub(super) fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        dir,
-        name,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    fsutil::tree::open_dir_nofollow(dir, name)
 }
 
 fn kind(st: &Stat) -> FileType {
