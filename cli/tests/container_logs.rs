@@ -11,6 +11,15 @@ use common::Strata;
 
 const BB: &str = "/bin/busybox";
 
+/// `run -d --network none FLAGS busybox-wh:1 /bin/busybox CMD...`; the container's id.
+fn run_detached(s: &Strata, flags: &[&str], cmd: &[&str]) -> String {
+    let head = ["run", "-d", "--network", "none"];
+    let image = ["busybox-wh:1", BB];
+    s.ok(&[&head[..], flags, &image, cmd].concat())
+        .trim()
+        .to_string()
+}
+
 fn log_files(s: &Strata, id: &str) -> Vec<(String, u64)> {
     let dir = s.root().join("containers").join(id);
     let mut v: Vec<(String, u64)> = std::fs::read_dir(&dir)
@@ -34,24 +43,11 @@ fn max_size_and_max_file_bound_the_log_and_logs_shows_the_latest_lines() {
     s.load("images/busybox-wh.docker.tar");
     // About 10 MB of entries, far past 2 x 1 MiB.
     let script = "yes 'a line of output that is long enough' | head -n 200000; echo last-line";
-    let id = s
-        .ok(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--log-opt",
-            "max-size=1m",
-            "--log-opt",
-            "max-file=2",
-            "busybox-wh:1",
-            BB,
-            "sh",
-            "-c",
-            script,
-        ])
-        .trim()
-        .to_string();
+    let id = run_detached(
+        &s,
+        &["--log-opt", "max-size=1m", "--log-opt", "max-file=2"],
+        &["sh", "-c", script],
+    );
     // Sampled while it writes, and at the end: never more than two files of 1 MiB.
     let mut seen_rotation = false;
     loop {
@@ -97,20 +93,7 @@ fn the_containers_stdout_is_a_pipe_it_cannot_grow_or_reserve() {
     let script = "readlink /proc/self/fd/1; readlink /proc/self/fd/2; \
                   fallocate -l 256M /proc/self/fd/1; echo fallocate=$?; \
                   truncate -s 256M /proc/self/fd/1; echo truncate=$?";
-    let id = s
-        .ok(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "busybox-wh:1",
-            BB,
-            "sh",
-            "-c",
-            script,
-        ])
-        .trim()
-        .to_string();
+    let id = run_detached(&s, &[], &["sh", "-c", script]);
     s.ok(&["wait", &id]);
     let out = s.ok(&["logs", &id]);
     let lines: Vec<&str> = out.lines().collect();
@@ -159,21 +142,7 @@ fn drivers_and_options_that_cannot_be_honoured_are_refused() {
     }
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
     // `none` keeps nothing, and `logs` says so as dockerd does.
-    let id = s
-        .ok(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--log-driver",
-            "none",
-            "busybox-wh:1",
-            BB,
-            "echo",
-            "hi",
-        ])
-        .trim()
-        .to_string();
+    let id = run_detached(&s, &["--log-driver", "none"], &["echo", "hi"]);
     s.ok(&["wait", &id]);
     let err = s.fails(&["logs", &id], 125);
     assert!(

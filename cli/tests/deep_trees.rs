@@ -11,8 +11,13 @@ use std::path::Path;
 
 const DEPTH: &str = "100000";
 
-fn bind(helpers: &Path) -> String {
-    format!("{}:/h:ro", helpers.display())
+/// Runs `/h/deeptree /t 100000` in a busybox container with the helper folder `helpers`
+/// bound at `/h`, with `flags` before the image; returns its output.
+fn make_tree(s: &Strata, helpers: &Path, flags: &[&str]) -> String {
+    let bind = format!("{}:/h:ro", helpers.display());
+    let head = ["run", "--network", "none", "-v", &bind];
+    let tail = ["busybox-wh:1", "/h/deeptree", "/t", DEPTH];
+    s.ok(&[&head[..], flags, &tail].concat())
 }
 
 /// The store answers and passes fsck, no container is left.
@@ -27,54 +32,16 @@ fn rm_and_run_rm_remove_a_100000_level_tree() {
     let s = Strata::new();
     let h = common::helper("deeptree", s.dir.path());
     s.load("images/busybox-wh.docker.tar");
-    let b = bind(&h);
     // `rm -f` of the container that made it, by the CLI.
-    s.ok(&[
-        "run",
-        "--network",
-        "none",
-        "--name",
-        "c",
-        "-v",
-        &b,
-        "busybox-wh:1",
-        "/h/deeptree",
-        "/t",
-        DEPTH,
-    ]);
+    make_tree(&s, &h, &["--name", "c"]);
     s.ok(&["rm", "-f", "c"]);
     store_usable(&s);
     // `--rm`: the remover is the container's own runner.
-    let out = s.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &b,
-        "busybox-wh:1",
-        "/h/deeptree",
-        "/t",
-        DEPTH,
-    ]);
+    let out = make_tree(&s, &h, &["--rm"]);
     assert!(out.contains("made 100000 levels"), "{out}");
     store_usable(&s);
     // Detached `--rm`: the shim removes it.
-    s.ok(&[
-        "run",
-        "-d",
-        "--rm",
-        "--network",
-        "none",
-        "--name",
-        "d",
-        "-v",
-        &b,
-        "busybox-wh:1",
-        "/h/deeptree",
-        "/t",
-        DEPTH,
-    ]);
+    make_tree(&s, &h, &["-d", "--rm", "--name", "d"]);
     // Removal of 100,000 levels takes seconds, many more on a loaded machine.
     for _ in 0..3000 {
         if s.ok(&["ps", "-aq"]).trim().is_empty() {
@@ -90,19 +57,7 @@ fn the_daemon_removes_a_100000_level_tree_and_refuses_to_archive_it() {
     let s = Strata::new();
     let h = common::helper("deeptree", s.dir.path());
     s.load("images/busybox-wh.docker.tar");
-    s.ok(&[
-        "run",
-        "--network",
-        "none",
-        "--name",
-        "c",
-        "-v",
-        &bind(&h),
-        "busybox-wh:1",
-        "/h/deeptree",
-        "/t",
-        DEPTH,
-    ]);
+    make_tree(&s, &h, &["--name", "c"]);
     let d = Daemon::start(&s);
     // `docker cp c:/t -`: refused with what the limit is, before any byte of tar.
     let (status, body) = d.request("GET", "/containers/c/archive?path=/t", b"");

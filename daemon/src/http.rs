@@ -17,6 +17,8 @@ pub struct Request {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
+    /// How its body is delimited, checked when the head was read.
+    pub framing: Framing,
 }
 
 impl Request {
@@ -163,14 +165,14 @@ pub fn read_head<R: BufRead>(r: &mut R) -> Result<Request, ReadError> {
         };
         headers.push((k.to_string(), v.trim().to_string()));
     }
-    let req = Request {
+    let framing = framing(&headers)?;
+    Ok(Request {
         method: method.to_ascii_uppercase(),
         path: decode(path, false),
         query,
         headers,
-    };
-    framing(&req)?;
-    Ok(req)
+        framing,
+    })
 }
 
 /// How a request's body is delimited.
@@ -184,10 +186,10 @@ pub enum Framing {
 /// `Content-Length` (repeats only if identical), never both; anything else is a 400.
 /// Reading a doubled, negative or non-numeric length as 0 or as the first one let a body
 /// run as a hidden second request (smuggling).
-pub fn framing(req: &Request) -> Result<Framing, ReadError> {
+fn framing(headers: &[(String, String)]) -> Result<Framing, ReadError> {
     let bad = |m: &str| Err(ReadError::Bad(400, m.to_string()));
     let all = |name: &str| -> Vec<&str> {
-        req.headers
+        headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
             .flat_map(|(_, v)| v.split(','))
@@ -222,15 +224,13 @@ pub fn framing(req: &Request) -> Result<Framing, ReadError> {
 
 /// The body of `req` as a reader: Content-Length bytes, or a chunked body decoded.
 pub fn body<'a, R: BufRead + 'a>(req: &Request, r: &'a mut R) -> Box<dyn Read + 'a> {
-    match framing(req) {
-        Ok(Framing::Chunked) => Box::new(Chunked {
+    match req.framing {
+        Framing::Chunked => Box::new(Chunked {
             inner: r,
             left: 0,
             done: false,
         }),
-        Ok(Framing::Length(len)) => Box::new(r.take(len)),
-        // read_head refused such a request already.
-        Err(_) => Box::new(std::io::empty()),
+        Framing::Length(len) => Box::new(r.take(len)),
     }
 }
 

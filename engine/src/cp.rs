@@ -240,41 +240,7 @@ impl Engine {
     pub fn path_stat(&self, key: &str, path: &str) -> Result<PathStat> {
         let store = self.store()?;
         let rootfs = store.mount_container(key)?;
-        let r = (|| -> Result<PathStat> {
-            let root = open_root(&rootfs)
-                .map_err(|e| EngineError::io(format!("open {}", rootfs.display()), e))?;
-            let rel = Path::new(path.trim_start_matches('/'));
-            let missing = || {
-                EngineError::NotFound(format!("Could not find the file {path} in container {key}"))
-            };
-            let parent = open_in_root(&root, rel.parent().unwrap_or(Path::new("")), OpenMode::Dir)
-                .map_err(|_| missing())?;
-            let name = rel
-                .file_name()
-                .map(|n| n.to_os_string())
-                .unwrap_or_else(|| ".".into());
-            let st = rustix::fs::statat(&parent, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|_| missing())?;
-            let link_target = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-                rustix::fs::readlinkat(&parent, &name, Vec::new())
-                    .map(|t| t.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            };
-            Ok(PathStat {
-                name: if rel.file_name().is_some() {
-                    name.to_string_lossy().into_owned()
-                } else {
-                    "/".into()
-                },
-                size: st.st_size as u64,
-                unix_mode: st.st_mode,
-                mode: go_mode(st.st_mode),
-                mtime: layerstore::export::rfc3339(st.st_mtime as u64),
-                link_target,
-            })
-        })();
+        let r = PathAt::resolve(&rootfs, key, path).and_then(|at| at.stat());
         store.umount_container(key)?;
         r
     }
@@ -324,33 +290,32 @@ impl Engine {
     /// first (names and types only), so one too deep to archive is refused here, before a
     /// caller has sent anything.
     pub fn archive_open(&self, key: &str, path: &str) -> Result<ArchiveOut> {
-        let stat = self.path_stat(key, path)?;
         let store = self.store()?;
         let rootfs = store.mount_container(key)?;
-        let opened = (|| -> Result<(OwnedFd, OsString, PathBuf)> {
-            let root = open_root(&rootfs)
-                .map_err(|e| EngineError::io(format!("open {}", rootfs.display()), e))?;
-            let rel = Path::new(path.trim_start_matches('/'));
-            let parent = open_in_root(&root, rel.parent().unwrap_or(Path::new("")), OpenMode::Dir)
-                .map_err(|_| {
-                    EngineError::NotFound(format!(
-                        "Could not find the file {path} in container {key}"
-                    ))
-                })?;
-            let (name, top) = match rel.file_name() {
-                Some(n) => (n.to_os_string(), PathBuf::from(n)),
-                None => (OsString::from("."), PathBuf::from("rootfs")),
+        let opened = (|| -> Result<(PathAt, PathStat, PathBuf)> {
+            let at = PathAt::resolve(&rootfs, key, path)?;
+            let stat = at.stat()?;
+            let top = if at.is_root {
+                PathBuf::from("rootfs")
+            } else {
+                PathBuf::from(&at.name)
             };
-            fsutil::walk_at(parent.as_fd(), &name, &top, true, &mut |_, _, _, _| Ok(()))
-                .map_err(|e| EngineError::Invalid(format!("cannot archive {path}: {e}")))?;
-            Ok((parent, name, top))
+            fsutil::walk_at(
+                at.parent.as_fd(),
+                &at.name,
+                &top,
+                true,
+                &mut |_, _, _, _| Ok(()),
+            )
+            .map_err(|e| EngineError::Invalid(format!("cannot archive {path}: {e}")))?;
+            Ok((at, stat, top))
         })();
         match opened {
-            Ok((parent, name, top)) => Ok(ArchiveOut {
+            Ok((at, stat, top)) => Ok(ArchiveOut {
                 store,
                 key: key.to_string(),
-                parent,
-                name,
+                parent: at.parent,
+                name: at.name,
                 top,
                 stat,
             }),
@@ -359,6 +324,71 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+}
+
+/// Docker's answer for a path a container does not have.
+fn missing(key: &str, path: &str) -> EngineError {
+    EngineError::NotFound(format!("Could not find the file {path} in container {key}"))
+}
+
+/// A path of a mounted container, resolved inside its rootfs: its parent directory held
+/// open and its name there (`.` for the root itself).
+struct PathAt {
+    parent: OwnedFd,
+    name: OsString,
+    is_root: bool,
+    /// The path as the caller gave it, and its container, for errors.
+    path: String,
+    key: String,
+}
+
+impl PathAt {
+    fn resolve(rootfs: &Path, key: &str, path: &str) -> Result<PathAt> {
+        let root = open_root(rootfs)
+            .map_err(|e| EngineError::io(format!("open {}", rootfs.display()), e))?;
+        let rel = Path::new(path.trim_start_matches('/'));
+        let parent = open_in_root(&root, rel.parent().unwrap_or(Path::new("")), OpenMode::Dir)
+            .map_err(|_| missing(key, path))?;
+        Ok(PathAt {
+            parent,
+            name: rel
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_else(|| ".".into()),
+            is_root: rel.file_name().is_none(),
+            path: path.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// What the path is, as Docker's `X-Docker-Container-Path-Stat` says it.
+    fn stat(&self) -> Result<PathStat> {
+        let st = rustix::fs::statat(
+            &self.parent,
+            &self.name,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|_| missing(&self.key, &self.path))?;
+        let link_target = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            rustix::fs::readlinkat(&self.parent, &self.name, Vec::new())
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(PathStat {
+            name: if self.is_root {
+                "/".into()
+            } else {
+                self.name.to_string_lossy().into_owned()
+            },
+            size: st.st_size as u64,
+            unix_mode: st.st_mode,
+            mode: go_mode(st.st_mode),
+            mtime: layerstore::export::rfc3339(st.st_mtime as u64),
+            link_target,
+        })
     }
 }
 

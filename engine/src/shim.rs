@@ -1,8 +1,9 @@
 //! The container shim: a small process started with exec (`strata shim`, a hidden verb),
 //! never forked from the caller. For a container started in the background it owns the
-//! container's stdio and log, waits for it, records its exit and cleans up, and
-//! outlives whoever started it; its threads turn the container's output into log entries. For `exec` it joins the running container from a fresh,
-//! single-threaded process, so a many-threaded caller (the daemon) never forks itself.
+//! container's stdio and log (its one thread relays the container's output into log
+//! entries while it waits), records its exit and cleans up, and outlives whoever started
+//! it. For `exec` it joins the running container from a fresh, single-threaded process,
+//! so a many-threaded caller (the daemon) never forks itself.
 
 use crate::containers::bundle::Bundle;
 use crate::containers::exec::ExecOptions;

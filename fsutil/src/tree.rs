@@ -1,7 +1,7 @@
 //! Removing trees relative to a directory descriptor, never following symlinks, and
 //! measuring them.
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, Dir, Mode, OFlags};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -12,19 +12,8 @@ use std::path::Path;
 /// Removes `name` in `dir`, and for a directory everything below it. A missing entry is not
 /// an error. Works at any depth with two descriptors and no recursion: see [`empty_dir`].
 pub fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
-    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) | Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        // EPERM on a non-directory is the real answer (an immutable file, say).
-        return Err(rustix::io::Errno::PERM.into());
+    if remove_if_simple(dir, name)? {
+        return Ok(());
     }
     let sub = open_dir_nofollow(dir, name)?;
     empty_dir(sub.as_fd())?;

@@ -3,11 +3,10 @@
 //! itself is a loop with one frame per level on the heap; the bound keeps the descriptors
 //! it holds (one per level) and any caller's per-level work small.
 
-use rustix::fs::{AtFlags, Dir, FileType, Stat};
+use rustix::fs::{AtFlags, FileType, Stat};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The deepest directory level strata walks, copies or archives (removal has no bound).
@@ -41,15 +40,7 @@ struct Frame {
 
 /// Sorted names of a directory (without `.` and `..`), reversed for popping.
 fn names_of(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
-    let mut d = Dir::read_from(dir)?;
-    let mut names = Vec::new();
-    while let Some(e) = d.read() {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(OsStr::from_bytes(n).to_os_string());
-        }
-    }
+    let mut names = crate::tree::list_dir(dir)?;
     names.sort_unstable_by(|a, b| b.cmp(a));
     Ok(names)
 }
@@ -73,13 +64,17 @@ pub fn walk_at(
         return Ok(());
     }
     let mut rel: PathBuf = rel.to_path_buf();
-    let base = rel.components().count();
     let top = crate::tree::open_dir_nofollow(parent, name)?;
     let mut stack = vec![Frame {
         names: names_of(top.as_fd())?,
         dir: top,
     }];
-    while let Some(frame) = stack.last_mut() {
+    loop {
+        // The level of `frame`'s entries below the top (1 for the top's own).
+        let depth = stack.len();
+        let Some(frame) = stack.last_mut() else {
+            break;
+        };
         let Some(child) = frame.names.pop() else {
             stack.pop();
             rel.pop();
@@ -96,7 +91,7 @@ pub fn walk_at(
             rel.pop();
             continue;
         }
-        if rel.components().count() > MAX_TREE_DEPTH + base {
+        if depth > MAX_TREE_DEPTH {
             return Err(too_deep(&rel));
         }
         let dir = crate::tree::open_dir_nofollow(frame.dir.as_fd(), &child)?;

@@ -76,3 +76,38 @@ fn a_wide_and_deep_tree_is_emptied_in_place() {
     fsutil::tree::empty_dir(root.as_fd()).unwrap();
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn walks_stop_exactly_past_the_depth_bound() {
+    for (depth, ok) in [
+        (fsutil::MAX_TREE_DEPTH, true),
+        (fsutil::MAX_TREE_DEPTH + 1, false),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().join("t");
+        std::fs::create_dir(&t).unwrap();
+        deep_chain(&t, depth);
+        let root = open_dir(tmp.path());
+        let mut seen = 0;
+        let r = fsutil::walk_at(
+            root.as_fd(),
+            "t".as_ref(),
+            "t".as_ref(),
+            true,
+            &mut |_, _, _, _| {
+                seen += 1;
+                Ok(())
+            },
+        );
+        assert_eq!(r.is_ok(), ok, "{depth} levels: {r:?}");
+        if ok {
+            // The top, every level, and the file and symlink made at level 0.
+            assert_eq!(seen, depth + 3);
+        } else {
+            assert!(r
+                .unwrap_err()
+                .to_string()
+                .contains("deeper than 512 levels"));
+        }
+    }
+}

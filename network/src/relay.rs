@@ -212,7 +212,14 @@ impl Loop {
         }
     }
 
+    /// Closes a connection or a UDP client (listeners and host sockets stay).
     fn close(&mut self, id: u64) {
+        if !matches!(
+            self.slots.get(&id),
+            Some(Slot::Conn(_)) | Some(Slot::Flow(_))
+        ) {
+            return;
+        }
         match self.slots.remove(&id) {
             Some(Slot::Conn(c)) => {
                 let _ = epoll::delete(&self.ep, &c.client);
@@ -226,10 +233,7 @@ impl Loop {
                 }
                 self.flows -= 1;
             }
-            Some(other) => {
-                self.slots.insert(id, other);
-            }
-            None => {}
+            _ => {}
         }
     }
 

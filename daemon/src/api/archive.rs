@@ -28,20 +28,12 @@ pub fn handle(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
             // Opened (and checked) before anything is sent, then streamed: nothing staged.
             let src = c.engine.archive_open(id, &path)?;
             let header = crate::base64::encode(serde_json::to_string(&src.stat)?.as_bytes());
-            let mut w = crate::http::ChunkedWriter::start_with(
-                c.out,
-                200,
-                "application/x-tar",
+            super::stream_tar(
+                c,
                 &[("X-Docker-Container-Path-Stat", header)],
-            )?;
-            let sent = src
-                .write_to(std::io::BufWriter::with_capacity(1 << 18, &mut w))
-                .and_then(|b| b.into_inner().map_err(|e| e.into_error()));
-            if sent.is_err() {
-                return Ok(Reply::Closed);
-            }
-            w.finish()?;
-            Ok(Reply::Written)
+                &format!("cp {id}:{path}"),
+                |w| src.write_to(w).map(drop),
+            )
         }
         _ => {
             let tar = super::stage_body(c, "cp-in.tar")?;

@@ -858,25 +858,13 @@ pub fn changes(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
 
 pub fn export(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     c.engine.container(id)?;
-    let mut w = crate::http::ChunkedWriter::start(c.out, 200, "application/x-tar")?;
-    let sent = c
-        .engine
-        .export_to(id, std::io::BufWriter::with_capacity(1 << 18, &mut w))
-        .and_then(|b| {
-            b.into_inner()
-                .map_err(|e| engine::EngineError::io("send", e.into_error()))
-        });
-    match sent {
-        Ok(_) => {
-            w.finish()?;
-            Ok(Reply::Written)
-        }
-        // Headers are sent: a failure can only end the stream short.
-        Err(e) => {
-            tracing::warn!("export {id}: {e}");
-            Ok(Reply::Closed)
-        }
-    }
+    let engine = c.engine;
+    super::stream_tar(c, &[], &format!("export {id}"), |w| {
+        engine
+            .export_to(id, w)
+            .map(drop)
+            .map_err(std::io::Error::other)
+    })
 }
 
 /// The container's processes (`ps -ef` columns).

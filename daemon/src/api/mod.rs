@@ -131,6 +131,33 @@ pub fn stage_body(c: &mut crate::router::Call<'_>, name: &str) -> crate::ApiResu
     Ok(s)
 }
 
+/// Streams a tar that `write` makes as the response body (chunked, through a 256 KiB
+/// buffer), so nothing is staged; once the head is out, a failure (a client gone) can
+/// only end the stream short, and is logged as `what`.
+pub fn stream_tar(
+    c: &mut crate::router::Call<'_>,
+    headers: &[(&str, String)],
+    what: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> crate::ApiResult<crate::router::Reply> {
+    let mut w = crate::http::ChunkedWriter::start_with(c.out, 200, "application/x-tar", headers)?;
+    let sent = (|| {
+        let mut b = std::io::BufWriter::with_capacity(1 << 18, &mut w);
+        write(&mut b)?;
+        b.into_inner().map_err(|e| e.into_error()).map(drop)
+    })();
+    match sent {
+        Ok(()) => {
+            w.finish()?;
+            Ok(crate::router::Reply::Written)
+        }
+        Err(e) => {
+            tracing::warn!("{what}: {e}");
+            Ok(crate::router::Reply::Closed)
+        }
+    }
+}
+
 /// Streams a file as the response body (chunked), e.g. an image archive.
 pub fn stream_file(
     c: &mut crate::router::Call<'_>,
