@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages="umoci skopeo btrfs-progs fuse3 docker-registry apache2-utils e2fsprogs docker.io python3-venv"
+packages="umoci skopeo btrfs-progs fuse3 docker-registry apache2-utils e2fsprogs docker.io docker-compose python3-venv"
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   missing=""
   for p in $packages; do

@@ -45,6 +45,8 @@ struct Docker {
     bin: PathBuf,
     host: String,
     config: tempfile::TempDir,
+    /// Arguments before the command (TLS options).
+    global: Vec<String>,
 }
 
 impl Docker {
@@ -58,6 +60,7 @@ impl Docker {
             bin: docker_client(),
             host: host.to_string(),
             config: tempfile::tempdir().unwrap(),
+            global: Vec::new(),
         }
     }
 
@@ -65,6 +68,7 @@ impl Docker {
         Command::new(&self.bin)
             .env("DOCKER_HOST", &self.host)
             .env("DOCKER_CONFIG", self.config.path())
+            .args(&self.global)
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -88,6 +92,7 @@ impl Docker {
         let mut child = Command::new(&self.bin)
             .env("DOCKER_HOST", &self.host)
             .env("DOCKER_CONFIG", self.config.path())
+            .args(&self.global)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -134,6 +139,20 @@ fn the_docker_cli_drives_the_daemon() {
         .ok(&["load", "-i", img.to_str().unwrap()])
         .contains("busybox-wh:1"));
     assert!(dk.ok(&["images"]).contains("busybox-wh"));
+    // The daemon ignores SIGPIPE (a client that hangs up is an error on its connection);
+    // its containers must not inherit that, nor any blocked signal.
+    let status = dk.ok(&[
+        "run",
+        "--rm",
+        "busybox-wh:1",
+        BB,
+        "cat",
+        "/proc/self/status",
+    ]);
+    for field in ["SigIgn:", "SigBlk:"] {
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
     assert!(!dk
         .ok(&["images", "-q", "--filter", "reference=busybox*"])
         .trim()
@@ -822,36 +841,8 @@ fn push_and_pull_through_the_daemon_with_registry_credentials() {
 fn tcp_is_served_with_tls_client_verification_only() {
     let s = Strata::with_driver("overlay2");
     let client = docker_client();
-    let openssl = common::require_tool("openssl");
     let dir = s.dir.path();
-    let run = |args: &str| {
-        let o = Command::new(&openssl)
-            .args(args.split_whitespace())
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "openssl {args}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    run("req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 1 -subj /CN=strata-test-ca");
-    run("req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj /CN=localhost");
-    run("x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server.pem -days 1 -extfile server.ext");
-    run("req -newkey rsa:2048 -nodes -keyout key.pem -out client.csr -subj /CN=client");
-    run("x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 1 -extfile client.ext");
-    // A CA of someone else's, and a client certificate from it.
-    run("req -x509 -newkey rsa:2048 -nodes -keyout other-key.pem -out other.pem -days 1 -subj /CN=other");
-    run("req -newkey rsa:2048 -nodes -keyout mkey.pem -out m.csr -subj /CN=mallory");
-    run("x509 -req -in m.csr -CA other.pem -CAkey other-key.pem -CAcreateserial -out mcert.pem -days 1 -extfile client.ext");
-
+    common::tls::make_certs(dir);
     // Plain TCP on a non-loopback address is refused.
     let o = s.run(&["daemon", "-H", "tcp://0.0.0.0:0"]);
     assert_eq!(o.status.code(), Some(125));
@@ -902,6 +893,31 @@ fn tcp_is_served_with_tls_client_verification_only() {
     };
     let ok = docker("cert.pem", "key.pem");
     let refused = docker("mcert.pem", "mkey.pem");
+    // Hijacked streams over TLS carry stdin both for attach (run -i) and exec -i.
+    s.load("images/busybox-wh.docker.tar");
+    let dk = Docker {
+        global: common::tls::client_args(dir),
+        ..Docker::at(&host)
+    };
+    let piped = dk.ok_input(
+        &["run", "-i", "--rm", "busybox-wh:1", BB, "cat"],
+        b"over tls\n",
+    );
+    dk.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "tls-exec",
+        "busybox-wh:1",
+        BB,
+        "sleep",
+        "60",
+    ]);
+    let exec = dk.ok_input(
+        &["exec", "-i", "tls-exec", BB, "tr", "a-z", "A-Z"],
+        b"exec input\n",
+    );
+    dk.ok(&["rm", "-f", "tls-exec"]);
     let plain = Command::new(&client)
         .env("DOCKER_CONFIG", dir)
         .args(["-H", &host, "version", "--format", "{{.Server.APIVersion}}"])
@@ -923,6 +939,8 @@ fn tcp_is_served_with_tls_client_verification_only() {
         "a client certificate from another CA got in"
     );
     assert!(!plain.status.success(), "a plain HTTP client got in");
+    assert_eq!(piped, "over tls\n");
+    assert_eq!(exec, "EXEC INPUT\n");
 }
 
 #[test]

@@ -182,7 +182,13 @@ fn framing_is_one_valid_length_or_chunked_and_never_a_second_request() {
     ] {
         let raw = format!("POST /containers/prune HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{headers}\r\n{smuggled}");
         let r = exchange(d.port, raw.as_bytes());
-        assert!(r.starts_with("HTTP/1.1 400"), "{what}: {r}");
+        if what == "both" {
+            // RFC 9112 6.3: Transfer-Encoding overrides Content-Length and the connection
+            // is closed after the request (hyper's choice; refusing is the other one).
+            assert!(r.contains("\r\nconnection: close\r\n"), "{what}: {r}");
+        } else {
+            assert!(r.starts_with("HTTP/1.1 400"), "{what}: {r}");
+        }
         assert_eq!(
             responses(&r),
             1,

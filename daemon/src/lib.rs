@@ -2,17 +2,20 @@
 //! Docker SDKs drive strata unchanged. A second front end over the same operations as the
 //! CLI (never a copy of them); both may use one data root at the same time.
 //!
-//! HTTP/1.1 over unix sockets (and loopback TCP), one thread per connection; handlers map
-//! Docker's requests onto [`engine::Engine`] and its results onto Docker's JSON shapes.
+//! HTTP/1.1 (hyper) over unix sockets, loopback TCP and TLS; handlers run on blocking
+//! threads and map Docker's requests onto [`engine::Engine`] and its results onto
+//! Docker's JSON shapes.
 //! Containers run under their shims, so they outlive the daemon.
 
 pub mod api;
-pub mod base64;
+pub mod body;
 pub mod detach;
 pub mod error;
 pub mod http;
 pub mod listen;
+pub mod respond;
 pub mod router;
+pub mod server;
 pub mod tls;
 
 pub use error::{ApiError, ApiResult};

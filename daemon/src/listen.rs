@@ -1,9 +1,9 @@
-//! Listening: unix sockets (0660, group `docker` when it exists, as dockerd makes them) and
-//! loopback TCP; one thread per connection, requests read and answered in turn.
+//! Listening: unix sockets (0660, group `docker` when it exists, as dockerd makes them),
+//! loopback TCP and TLS; what happens at start (staging cleaned, restart policies, the
+//! background flush) before [`crate::server`] serves.
 
-use crate::http::{self, ReadError};
+use crate::server::Bound as Listener;
 use engine::Engine;
-use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -15,12 +15,6 @@ pub struct DaemonOptions {
     pub hosts: Vec<String>,
     /// TLS with client verification for TCP hosts (`--tlsverify`).
     pub tls: Option<crate::tls::TlsFiles>,
-}
-
-/// A listening socket.
-enum Listener {
-    Unix(UnixListener, PathBuf),
-    Tcp(TcpListener, Option<std::sync::Arc<rustls::ServerConfig>>),
 }
 
 /// The gid of group `name` from /etc/group, if it exists.
@@ -95,12 +89,7 @@ fn bind_private(path: &std::path::Path) -> std::io::Result<UnixListener> {
     result
 }
 
-/// A client that reads nothing for this long while a reply is being written to it is
-/// dropped, so it cannot hold a thread (and what the thread holds, such as a mounted
-/// container for `cp`) forever.
-const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Serves `opts.hosts` until the process is stopped.
+/// Serves `opts.hosts` until SIGTERM or SIGINT.
 pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
     let hosts = if opts.hosts.is_empty() {
         vec!["unix:///run/strata.sock".to_string()]
@@ -123,135 +112,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
             }
         }
     });
-    std::thread::scope(|scope| {
-        for l in listeners {
-            let engine = engine.clone();
-            scope.spawn(move || match l {
-                Listener::Unix(l, path) => {
-                    tracing::info!(socket = %path.display(), "serving the Docker Engine API");
-                    for s in l.incoming().flatten() {
-                        let engine = engine.clone();
-                        let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-                        std::thread::spawn(move || {
-                            if let Ok(r) = s.try_clone() {
-                                connection(&engine, BufReader::new(r), s, true, Via::Unix);
-                            }
-                        });
-                    }
-                }
-                Listener::Tcp(l, tls) => {
-                    for s in l.incoming().flatten() {
-                        let engine = engine.clone();
-                        let tls = tls.clone();
-                        let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-                        std::thread::spawn(move || match tls {
-                            Some(cfg) => {
-                                if let Ok((r, w)) = crate::tls::accept(&cfg, s) {
-                                    connection(&engine, BufReader::new(r), w, false, Via::Tcp);
-                                }
-                            }
-                            None => {
-                                if let Ok(r) = s.try_clone() {
-                                    connection(&engine, BufReader::new(r), s, true, Via::Tcp);
-                                }
-                            }
-                        });
-                    }
-                }
-            });
-        }
-    });
-    Ok(())
-}
-
-/// Answers requests on one connection until the client closes it (or a stream or hijack
-/// ends it).
-/// `raw_input`: whether the socket itself may be read after a hijack (not under TLS).
-/// Where a connection came from: TCP connections get the browser guard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Via {
-    Unix,
-    Tcp,
-}
-
-/// Whether a request on a TCP listener may come from a browser: one with an `Origin`
-/// (a page's fetch or form) or a `Host` that is not an address or a `localhost` name (a
-/// page on a DNS name rebound to 127.0.0.1) is refused, as nothing but a browser sends
-/// those to the Engine API.
-fn browser_refusal(req: &http::Request) -> Option<String> {
-    if let Some(o) = req.header("origin") {
-        return Some(format!(
-            "requests from a web page (Origin: {o}) are refused on TCP listeners"
-        ));
-    }
-    let host = req.header("host")?;
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    let lower = name.to_ascii_lowercase();
-    let ok = lower.parse::<std::net::IpAddr>().is_ok()
-        || lower == "localhost"
-        || lower.ends_with(".localhost")
-        || lower == "docker";
-    (!ok).then(|| {
-        format!("Host {host:?} is refused on TCP listeners: use an address or localhost (a DNS name can be rebound by a web page)")
-    })
-}
-
-fn connection<R, W>(engine: &Engine, mut r: BufReader<R>, mut w: W, raw_input: bool, via: Via)
-where
-    R: std::io::Read,
-    W: Write + Send + std::os::fd::AsFd,
-{
-    loop {
-        let req = match http::read_head(&mut r) {
-            Ok(req) => req,
-            Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
-            Err(ReadError::Bad(status, msg)) => {
-                let body = serde_json::json!({ "message": msg }).to_string();
-                let _ =
-                    http::write_response(&mut w, status, "application/json", body.as_bytes(), &[]);
-                return;
-            }
-        };
-        if via == Via::Tcp {
-            if let Some(msg) = browser_refusal(&req) {
-                let body = serde_json::json!({ "message": msg }).to_string();
-                let _ = http::write_response(&mut w, 403, "application/json", body.as_bytes(), &[]);
-                return;
-            }
-        }
-        let fd = match w.as_fd().try_clone_to_owned() {
-            Ok(fd) => fd,
-            Err(_) => return,
-        };
-        // What a hijacked stream's client sends after the response head (stdin), read
-        // from the socket itself: clients wait for the upgrade before sending it, so
-        // nothing of it is buffered once the handler has read the request body.
-        let input = if raw_input { fd.try_clone().ok() } else { None };
-        let alive = move || peer_open(&fd);
-        let keep = crate::router::handle(engine, &req, &mut r, &mut w, &alive, input);
-        if !keep || !req.keep_alive() {
-            return;
-        }
-    }
-}
-
-/// Whether the client is still connected (no hang-up seen), asked without blocking.
-fn peer_open(fd: &std::os::fd::OwnedFd) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no waiting.
-    match unsafe { libc::poll(&mut p, 1, 0) } {
-        0 => true,
-        n if n > 0 => p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) == 0,
-        _ => false,
-    }
+    crate::server::run(engine, listeners)
 }
 
 /// What dockerd does when it starts: containers whose policy is `always`, or

@@ -4,9 +4,10 @@
 use crate::api;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Request};
+use crate::respond::{self, Responder};
 use engine::Engine;
 use serde_json::Value;
-use std::io::{BufRead, Read, Write};
+use std::io::Read;
 
 /// What a handler answers.
 pub enum Reply {
@@ -16,10 +17,15 @@ pub enum Reply {
     Empty(u16),
     /// A body of another type.
     Bytes(u16, &'static str, Vec<u8>),
-    /// The handler wrote a whole (streamed) response itself; the connection may go on.
-    Written,
-    /// The handler took the connection over (hijack) or ended it mid-stream.
-    Closed,
+    /// A body with more headers.
+    Full {
+        status: u16,
+        content_type: &'static str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    },
+    /// The handler sent the head itself (a stream or a hijack) and is done with it.
+    Sent,
 }
 
 /// One request being handled.
@@ -29,12 +35,11 @@ pub struct Call<'a> {
     /// The path below the version prefix, e.g. `/containers/abc/start`.
     pub path: String,
     pub body: &'a mut dyn Read,
-    pub out: &'a mut (dyn Write + Send),
-    /// Whether the client is still connected (for long streams that rarely write).
+    /// Where the response goes: whole, streamed or hijacked.
+    pub resp: &'a mut Responder,
+    /// Whether the client is still connected and the daemon not stopping (for long
+    /// streams that rarely write).
     pub alive: &'a (dyn Fn() -> bool + Sync),
-    /// The connection's socket, for what a client sends after a hijack (stdin); `None`
-    /// where it cannot be read raw (TLS).
-    pub input: Option<std::os::fd::OwnedFd>,
 }
 
 impl Call<'_> {
@@ -78,52 +83,53 @@ fn strip_version(path: &str) -> ApiResult<String> {
     Ok(tail.to_string())
 }
 
-/// Handles one request; returns whether the connection may carry another.
-pub fn handle<R: BufRead, W: Write + Send>(
+/// Handles one request: routes it, runs its handler and sends what it answers (unless
+/// the handler sent a stream or hijacked the connection itself).
+pub fn handle(
     engine: &Engine,
     req: &Request,
-    r: &mut R,
-    w: &mut W,
+    body: &mut dyn Read,
+    resp: &mut Responder,
     alive: &(dyn Fn() -> bool + Sync),
-    input: Option<std::os::fd::OwnedFd>,
-) -> bool {
-    let mut body = http::body(req, r);
+) {
     let result = strip_version(&req.path).and_then(|path| {
         tracing::debug!(method = %req.method, %path, "API request");
         let mut call = Call {
             engine,
             req,
             path,
-            body: &mut body,
-            out: w,
+            body,
+            resp: &mut *resp,
             alive,
-            input,
         };
         dispatch(&mut call)
     });
-    // Whatever the handler did not read is drained, so the next request starts cleanly
-    // (a body far larger than any handler reads closes the connection instead).
-    let drained = std::io::copy(&mut body.by_ref().take(64 << 20), &mut std::io::sink()).is_ok()
-        && body.read(&mut [0u8; 1]).map(|n| n == 0).unwrap_or(false);
-    drop(body);
-    let ok = match result {
+    let reply = match result {
         Ok(Reply::Json(status, v)) => {
             let b = serde_json::to_vec(&v).unwrap_or_default();
-            http::write_response(w, status, "application/json", &b, &[]).is_ok()
+            respond::response(status, "application/json", &[], respond::full(b))
         }
-        Ok(Reply::Empty(status)) => http::write_response(w, status, "", b"", &[]).is_ok(),
-        Ok(Reply::Bytes(status, ct, b)) => http::write_response(w, status, ct, &b, &[]).is_ok(),
-        Ok(Reply::Written) => true,
-        Ok(Reply::Closed) => false,
+        Ok(Reply::Empty(status)) => respond::response(status, "", &[], respond::empty()),
+        Ok(Reply::Bytes(status, ct, b)) => respond::response(status, ct, &[], respond::full(b)),
+        Ok(Reply::Full {
+            status,
+            content_type,
+            headers,
+            body,
+        }) => respond::response(status, content_type, &headers, respond::full(body)),
+        Ok(Reply::Sent) => return,
         Err(e) => {
             if e.status >= 500 {
                 tracing::warn!(method = %req.method, path = %req.path, error = %e.message, "API request failed");
             }
-            let b = serde_json::json!({ "message": e.message }).to_string();
-            http::write_response(w, e.status, "application/json", b.as_bytes(), &[]).is_ok()
+            if resp.started() {
+                // The stream is out: it can only end short, which it has.
+                return;
+            }
+            respond::error(e.status, &e.message)
         }
     };
-    ok && drained
+    let _ = resp.send(reply);
 }
 
 /// The image name in `/images/NAME/ACTION` (names may hold slashes).

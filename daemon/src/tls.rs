@@ -2,14 +2,12 @@
 //! --tlscert --tlskey`): only clients with a certificate signed by the given CA get in.
 
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The files of `--tlscacert`, `--tlscert`, `--tlskey`.
 #[derive(Debug, Clone)]
@@ -48,50 +46,4 @@ pub fn server_config(f: &TlsFiles) -> io::Result<Arc<ServerConfig>> {
         .with_single_cert(certs, key)
         .map_err(|e| bad("using the certificate", &f.cert, e))?;
     Ok(Arc::new(cfg))
-}
-
-/// One TLS connection shared by the reading and the writing side of a request loop (which
-/// never read and write at the same moment).
-type Shared = Arc<Mutex<StreamOwned<ServerConnection, TcpStream>>>;
-
-/// The reading side.
-pub struct TlsRead(Shared);
-/// The writing side, with the socket's descriptor for hang-up checks.
-pub struct TlsWrite(Shared, OwnedFd);
-
-/// Wraps an accepted TCP connection.
-pub fn accept(cfg: &Arc<ServerConfig>, tcp: TcpStream) -> io::Result<(TlsRead, TlsWrite)> {
-    let fd = tcp.as_fd().try_clone_to_owned()?;
-    let conn = ServerConnection::new(cfg.clone()).map_err(io::Error::other)?;
-    let shared = Arc::new(Mutex::new(StreamOwned::new(conn, tcp)));
-    Ok((TlsRead(shared.clone()), TlsWrite(shared, fd)))
-}
-
-fn lock(
-    s: &Shared,
-) -> io::Result<std::sync::MutexGuard<'_, StreamOwned<ServerConnection, TcpStream>>> {
-    s.lock()
-        .map_err(|_| io::Error::other("a TLS connection's lock was poisoned"))
-}
-
-impl Read for TlsRead {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        lock(&self.0)?.read(buf)
-    }
-}
-
-impl Write for TlsWrite {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        lock(&self.0)?.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        lock(&self.0)?.flush()
-    }
-}
-
-impl AsFd for TlsWrite {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.1.as_fd()
-    }
 }

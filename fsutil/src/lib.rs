@@ -9,6 +9,7 @@ pub mod backing;
 pub mod copy;
 pub mod helper;
 pub mod kernel;
+pub mod limits;
 pub mod manifest;
 pub mod mounts;
 pub mod nofollow;

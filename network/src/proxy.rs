@@ -66,23 +66,6 @@ fn bind(f: &Forward) -> Result<Bound> {
     })
 }
 
-/// Raises the soft descriptor limit to the hard one: the caps below are set from it.
-fn raise_nofile() -> u64 {
-    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    if let Some(hard) = lim.maximum {
-        let _ = rustix::process::setrlimit(
-            rustix::process::Resource::Nofile,
-            rustix::process::Rlimit {
-                current: Some(hard),
-                maximum: Some(hard),
-            },
-        );
-    }
-    rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(1024)
-}
-
 /// Binds every forward, joins the network namespace at `netns_path`, reports on `report`
 /// and serves until `stdin` ends. Returns the process's exit status.
 pub fn serve(
@@ -92,7 +75,7 @@ pub fn serve(
     mut report: impl Write,
     stdin: impl std::os::fd::AsFd,
 ) -> i32 {
-    let nofile = raise_nofile();
+    let nofile = fsutil::limits::raise_nofile();
     let setup = (|| -> Result<Vec<Bound>> {
         let bound = forwards.iter().map(bind).collect::<Result<Vec<_>>>()?;
         let ns = netns::open(netns_path)?;

@@ -241,6 +241,35 @@ pub struct Identity {
     pub seccomp: Option<crate::seccomp::compile::Program>,
 }
 
+/// A container's process starts as from a fresh shell: every signal at its default
+/// disposition and none blocked, whatever its launcher ignored (the daemon ignores
+/// SIGPIPE) or blocked. `execve` keeps ignored signals and the mask; it resets only
+/// handlers.
+fn reset_signals() {
+    // The raw system call: glibc's `signal` refuses the signals it keeps for itself (32
+    // and 33), which a launcher may still have ignored. An all-zero kernel sigaction is
+    // SIG_DFL with no flags and an empty mask, whatever the architecture's layout.
+    let dfl = [0u64; 4];
+    // SAFETY: rt_sigaction with a valid, large enough struct and no old-action pointer;
+    // sigprocmask with a valid set. Both async-signal-safe.
+    unsafe {
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                );
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 impl Identity {
     fn of(plan: &Plan) -> Result<Identity> {
         Ok(Identity {
@@ -259,6 +288,7 @@ impl Identity {
     /// is not filtered; without it, installing one needs CAP_SYS_ADMIN, so it goes in
     /// before the privileges are dropped (Docker's profile allows what follows).
     fn enter(&self) -> std::result::Result<(), String> {
+        reset_signals();
         set_rlimits(&self.rlimits).map_err(|e| format!("setrlimit {e}"))?;
         let filter = || -> std::result::Result<(), String> {
             if let Some(p) = &self.seccomp {

@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod registry;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

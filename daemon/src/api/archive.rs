@@ -14,20 +14,18 @@ pub fn handle(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     match c.req.method.as_str() {
         "HEAD" => {
             let st = c.engine.path_stat(id, &path)?;
-            let header = crate::base64::encode(serde_json::to_string(&st)?.as_bytes());
-            crate::http::write_response(
-                c.out,
-                200,
-                "",
-                b"",
-                &[("X-Docker-Container-Path-Stat", header)],
-            )?;
-            Ok(Reply::Written)
+            let header = super::base64_json(&st)?;
+            Ok(Reply::Full {
+                status: 200,
+                content_type: "",
+                headers: vec![("X-Docker-Container-Path-Stat", header)],
+                body: Vec::new(),
+            })
         }
         "GET" => {
             // Opened (and checked) before anything is sent, then streamed: nothing staged.
             let src = c.engine.archive_open(id, &path)?;
-            let header = crate::base64::encode(serde_json::to_string(&src.stat)?.as_bytes());
+            let header = super::base64_json(&src.stat)?;
             super::stream_tar(
                 c,
                 &[("X-Docker-Container-Path-Stat", header)],

@@ -5,7 +5,6 @@
 //! `errorDetail` with the failed step's exit code).
 
 use super::{stage_body, staged};
-use crate::http::ChunkedWriter;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::build::{BuildEvent, BuildOptions};
@@ -97,9 +96,9 @@ pub fn build(c: &mut Call<'_>) -> ApiResult<Reply> {
         });
     });
     let engine = c.engine;
-    let mut w = ChunkedWriter::start(&mut *c.out, 200, "application/json")?;
+    let mut w = c.resp.stream(200, "application/json", &[])?;
     let mut gone = false;
-    let mut send = |w: &mut ChunkedWriter<'_, _>, v: Value| {
+    let mut send = |w: &mut crate::respond::BodyWriter, v: Value| {
         if !gone {
             let mut line = v.to_string().into_bytes();
             line.extend_from_slice(b"\r\n");
@@ -140,9 +139,8 @@ pub fn build(c: &mut Call<'_>) -> ApiResult<Reply> {
             json!({"errorDetail": {"message": "the build failed unexpectedly"}, "error": "the build failed unexpectedly"}),
         ),
     }
-    if gone {
-        return Ok(Reply::Closed);
+    if !gone {
+        w.finish()?;
     }
-    w.finish()?;
-    Ok(Reply::Written)
+    Ok(Reply::Sent)
 }

@@ -2,7 +2,6 @@
 //! attach, changes, export, top, remove, prune, and `/commit`.
 
 use super::strings;
-use crate::http::ChunkedWriter;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::containers::{
@@ -516,7 +515,7 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     let t0 = runtime::state::now();
     let t0_nano = (t0 * 1e9) as u128;
     // The status line goes out at once (the docker CLI starts the container meanwhile).
-    let mut w = ChunkedWriter::start(c.out, 200, "application/json")?;
+    let mut w = c.resp.stream(200, "application/json", &[])?;
     // The container's folder is watched directly (no store opened per poll); it goes away
     // with the container.
     let bundle = view.bundle.clone();
@@ -551,10 +550,10 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     };
     let body = json!({"StatusCode": code, "Error": null}).to_string();
     if w.write_all(body.as_bytes()).is_err() {
-        return Ok(Reply::Closed);
+        return Ok(Reply::Sent);
     }
     w.finish()?;
-    Ok(Reply::Written)
+    Ok(Reply::Sent)
 }
 
 /// Writes Docker's multiplexed frames (stream type, 3 zero bytes, big-endian length).
@@ -666,7 +665,7 @@ pub fn logs(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    let mut w = ChunkedWriter::start(c.out, 200, ct)?;
+    let mut w = c.resp.stream(200, ct, &[])?;
     let (engine, alive) = (c.engine, c.alive);
     // A follow of a quiet container ends when its client goes away, not at its next write.
     let stop = Arc::new(AtomicBool::new(false));
@@ -690,10 +689,10 @@ pub fn logs(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         r
     });
     if !streamed || stop.load(Ordering::Relaxed) {
-        return Ok(Reply::Closed);
+        return Ok(Reply::Sent);
     }
     w.finish()?;
-    Ok(Reply::Written)
+    Ok(Reply::Sent)
 }
 
 /// Attach: the connection is taken over (HTTP upgrade) and carries the container's output
@@ -708,38 +707,18 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         None
     };
     // The client's input goes to the container's stdin FIFO until the client closes it
-    // (or the container is gone). Opened before the client hears back, so
-    // a start it sends next finds the writer there.
+    // (or the container is gone). The FIFO is opened before the client hears back, so a
+    // start it sends next finds the writer there.
     let done = Arc::new(AtomicBool::new(false));
     let detached = Arc::new(AtomicBool::new(false));
-    let mut shut = None;
-    if c.req.flag("stdin") {
-        let bundle = c.engine.container(id)?.bundle;
-        let fifo = bundle.open_stdin_writer();
-        tracing::debug!(fifo = ?fifo.as_ref().err(), input = c.input.is_some(), "attach stdin");
-        if let (Ok(fifo), Some(sock)) = (fifo, c.input.take()) {
-            shut = sock.try_clone().ok();
-            let (done, detached) = (done.clone(), detached.clone());
-            std::thread::spawn(move || {
-                let mut input = Input {
-                    from: std::fs::File::from(sock),
-                    escape,
-                };
-                if copy_stdin(&mut input, &fifo, &done) == Copied::Detached {
-                    detached.store(true, Ordering::Relaxed);
-                }
-                // A FIFO's buffered bytes go with its last open descriptor: the writer is
-                // kept until the container has opened its end.
-                while !done.load(Ordering::Relaxed)
-                    && bundle.state().is_ok_and(|s| s.status == Status::Created)
-                    && bundle.dir().exists()
-                {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                drop(fifo);
-            });
-        }
-    }
+    let bundle = c.engine.container(id)?.bundle;
+    let fifo = if c.req.flag("stdin") {
+        let f = bundle.open_stdin_writer();
+        tracing::debug!(fifo = ?f.as_ref().err(), "attach stdin");
+        f.ok()
+    } else {
+        None
+    };
     // Output from now on: taken before the client hears back and can send input.
     let running = c.engine.container(id)?.state.is_running();
     let from = if running && !c.req.flag("logs") {
@@ -747,16 +726,33 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     } else {
         None
     };
-    let head = if c.req.header("upgrade").is_some() {
-        format!(
-            "HTTP/1.1 101 UPGRADED\r\nContent-Type: {}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
-            if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" }
-        )
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
     } else {
-        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n".to_string()
+        "application/vnd.docker.multiplexed-stream"
     };
-    c.out.write_all(head.as_bytes())?;
-    c.out.flush()?;
+    let mut hijack = c.resp.hijack(ct)?;
+    if let (Some(fifo), Some(from_client)) = (fifo, hijack.input.take()) {
+        let (done, detached) = (done.clone(), detached.clone());
+        std::thread::spawn(move || {
+            let mut input = Input {
+                from: std::fs::File::from(from_client),
+                escape,
+            };
+            if copy_stdin(&mut input, &fifo, &done) == Copied::Detached {
+                detached.store(true, Ordering::Relaxed);
+            }
+            // A FIFO's buffered bytes go with its last open descriptor: the writer is
+            // kept until the container has opened its end.
+            while !done.load(Ordering::Relaxed)
+                && bundle.state().is_ok_and(|s| s.status == Status::Created)
+                && bundle.dir().exists()
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(fifo);
+        });
+    }
     if c.req.flag("stream") || c.req.flag("logs") {
         let o = LogOptions {
             follow: c.req.flag("stream"),
@@ -766,21 +762,16 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
             ..Default::default()
         };
         let (so, se) = (c.req.flag("stdout"), c.req.flag("stderr"));
-        let engine = c.engine;
-        let out = &mut *c.out;
-        let _ = stream_logs(engine, id, o, out, so, se, tty);
+        let _ = stream_logs(c.engine, id, o, &mut hijack.output, so, se, tty);
     }
     done.store(true, Ordering::Relaxed);
-    if let Some(fd) = &shut {
+    if detached.load(Ordering::Relaxed) {
         // Detached: the client's whole connection ends, the container runs on.
-        let how = if detached.load(Ordering::Relaxed) {
-            rustix::net::Shutdown::Both
-        } else {
-            rustix::net::Shutdown::Read
-        };
-        let _ = rustix::net::shutdown(fd, how);
+        hijack.ctl.close();
+    } else {
+        hijack.ctl.end_input();
     }
-    Ok(Reply::Closed)
+    Ok(Reply::Sent)
 }
 
 /// A client's input, watched for the detach keys when it has them.
@@ -980,7 +971,7 @@ pub fn stats(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         ));
     }
     let engine = c.engine;
-    let mut w = ChunkedWriter::start(c.out, 200, "application/json")?;
+    let mut w = c.resp.stream(200, "application/json", &[])?;
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let now = reading(engine);
@@ -991,7 +982,7 @@ pub fn stats(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
             .and_then(|_| w.flush())
             .is_err()
         {
-            return Ok(Reply::Closed);
+            return Ok(Reply::Sent);
         }
         if !engine.container(&full).is_ok_and(|v| v.state.is_running()) {
             break;
@@ -1000,7 +991,7 @@ pub fn stats(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         pre_sys = sys;
     }
     w.finish()?;
-    Ok(Reply::Written)
+    Ok(Reply::Sent)
 }
 
 pub fn update(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

@@ -124,30 +124,26 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     }
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let head = if c.req.header("upgrade").is_some() {
-        "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    let mut hijack = c.resp.hijack(if inst.tty {
+        "application/vnd.docker.raw-stream"
     } else {
-        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
-    };
-    c.out.write_all(head.as_bytes())?;
-    c.out.flush()?;
+        "application/vnd.docker.multiplexed-stream"
+    })?;
     // stdin: what the client sends after the upgrade, copied into a pipe until it closes
     // its side (the command then sees end of file).
-    let mut shut = None;
     // A terminal's input is watched for the detach keys, as for attach.
     let escape = if inst.tty {
         crate::detach::Escape::parse(b["DetachKeys"].as_str().unwrap_or(crate::detach::DEFAULT))?
     } else {
         None
     };
-    let stdin = match (inst.stdin, c.input.take()) {
-        (true, Some(sock)) => {
-            shut = sock.try_clone().ok();
-            let on_detach = sock.try_clone().ok();
+    let stdin = match (inst.stdin, hijack.input.take()) {
+        (true, Some(from_client)) => {
+            let ctl = hijack.ctl.clone();
             let (in_r, in_w) = pipe()?;
             std::thread::spawn(move || {
                 let mut input = super::containers::Input {
-                    from: std::fs::File::from(sock),
+                    from: std::fs::File::from(from_client),
                     escape,
                 };
                 let to = std::fs::File::from(in_w);
@@ -156,9 +152,7 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
                     == super::containers::Copied::Detached
                 {
                     // The client is let go; the command runs on.
-                    if let Some(fd) = &on_detach {
-                        let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Both);
-                    }
+                    ctl.close();
                 }
             });
             Some(in_r)
@@ -174,7 +168,7 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     let (container, options) = (inst.container.clone(), inst.options.clone());
     let runner = std::thread::spawn(move || engine.exec_with_io(&container, &options, io));
     // Both pipes read by their own threads; frames written under one lock.
-    let out = Mutex::new(&mut *c.out);
+    let out = Mutex::new(&mut hijack.output);
     let tty = inst.tty;
     std::thread::scope(|s| {
         for (fd, stream) in [(out_r, 1u8), (err_r, 2u8)] {
@@ -207,10 +201,8 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     };
     finish(id, code);
     // Ends the stdin copier if the client never closed its side.
-    if let Some(fd) = &shut {
-        let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Read);
-    }
-    Ok(Reply::Closed)
+    hijack.ctl.end_input();
+    Ok(Reply::Sent)
 }
 
 /// `POST /exec/{id}/resize?h=&w=`: the size of a `Tty` exec's terminal.

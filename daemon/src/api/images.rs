@@ -212,14 +212,25 @@ fn registry_auth(c: &Call<'_>) -> ApiResult<Option<(String, String)>> {
     else {
         return Ok(None);
     };
-    let raw =
-        crate::base64::decode(h).ok_or_else(|| ApiError::bad("X-Registry-Auth is not base64"))?;
+    let raw = decode_auth(h).ok_or_else(|| ApiError::bad("X-Registry-Auth is not base64"))?;
     let v: Value = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::bad(format!("X-Registry-Auth is not JSON: {e}")))?;
     match (v["username"].as_str(), v["password"].as_str()) {
         (Some(u), Some(p)) if !u.is_empty() => Ok(Some((u.to_string(), p.to_string()))),
         _ => Ok(None),
     }
+}
+
+/// `X-Registry-Auth` as clients send it: URL-safe base64 (the docker CLI) or standard
+/// (some SDKs), padded or not.
+fn decode_auth(h: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let t = h.trim().trim_end_matches('=');
+    URL_SAFE_NO_PAD
+        .decode(t)
+        .or_else(|_| STANDARD_NO_PAD.decode(t))
+        .ok()
 }
 
 /// Plain HTTP for registries on loopback (Docker treats 127.0.0.0/8 as insecure).

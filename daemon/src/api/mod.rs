@@ -140,7 +140,7 @@ pub fn stream_tar(
     what: &str,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> crate::ApiResult<crate::router::Reply> {
-    let mut w = crate::http::ChunkedWriter::start_with(c.out, 200, "application/x-tar", headers)?;
+    let mut w = c.resp.stream(200, "application/x-tar", headers)?;
     let sent = (|| {
         let mut b = std::io::BufWriter::with_capacity(1 << 18, &mut w);
         write(&mut b)?;
@@ -149,11 +149,11 @@ pub fn stream_tar(
     match sent {
         Ok(()) => {
             w.finish()?;
-            Ok(crate::router::Reply::Written)
+            Ok(crate::router::Reply::Sent)
         }
         Err(e) => {
             tracing::warn!("{what}: {e}");
-            Ok(crate::router::Reply::Closed)
+            Ok(crate::router::Reply::Sent)
         }
     }
 }
@@ -165,10 +165,17 @@ pub fn stream_file(
     content_type: &str,
 ) -> crate::ApiResult<crate::router::Reply> {
     let mut f = std::fs::File::open(path)?;
-    let mut w = crate::http::ChunkedWriter::start(c.out, 200, content_type)?;
+    let mut w = c.resp.stream(200, content_type, &[])?;
     if std::io::copy(&mut f, &mut w).is_err() {
-        return Ok(crate::router::Reply::Closed);
+        return Ok(crate::router::Reply::Sent);
     }
     w.finish()?;
-    Ok(crate::router::Reply::Written)
+    Ok(crate::router::Reply::Sent)
+}
+
+/// A value as base64 of its JSON, as Docker sends stats in headers
+/// (`X-Docker-Container-Path-Stat`).
+pub fn base64_json<T: serde::Serialize>(v: &T) -> crate::ApiResult<String> {
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(v)?))
 }

@@ -7,21 +7,18 @@ use std::io::Write;
 
 pub fn ping(c: &mut Call<'_>) -> ApiResult<Reply> {
     let body: &[u8] = if c.req.method == "HEAD" { b"" } else { b"OK" };
-    crate::http::write_response(
-        c.out,
-        200,
-        "text/plain; charset=utf-8",
-        body,
-        &[
-            ("Docker-Experimental", "false".into()),
+    Ok(Reply::Full {
+        status: 200,
+        content_type: "text/plain; charset=utf-8",
+        headers: vec![
             (
                 "Cache-Control",
                 "no-cache, no-store, must-revalidate".into(),
             ),
             ("Pragma", "no-cache".into()),
         ],
-    )?;
-    Ok(Reply::Written)
+        body: body.to_vec(),
+    })
 }
 
 fn kernel() -> String {
@@ -176,7 +173,7 @@ pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
             }))
     };
     let (engine, alive) = (c.engine, c.alive);
-    let mut w = crate::http::ChunkedWriter::start(c.out, 200, "application/json")?;
+    let mut w = c.resp.stream(200, "application/json", &[])?;
     let mut last_nano = 0u128;
     let mut first = true;
     loop {
@@ -199,7 +196,7 @@ pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
                 .and_then(|_| w.flush())
                 .is_err()
             {
-                return Ok(Reply::Closed);
+                return Ok(Reply::Sent);
             }
         }
         first = false;
@@ -213,10 +210,10 @@ pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
                 .unwrap_or(0);
         }
         if !alive() {
-            return Ok(Reply::Closed);
+            return Ok(Reply::Sent);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     w.finish()?;
-    Ok(Reply::Written)
+    Ok(Reply::Sent)
 }
