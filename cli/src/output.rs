@@ -48,17 +48,3 @@ pub fn ago(secs: u64) -> String {
         _ => format!("{} days ago", d / 86400),
     }
 }
-
-/// A duration the way Docker's `ps` words it ("3 seconds", "2 minutes", "About an hour").
-pub fn duration_words(d: u64) -> String {
-    match d {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{d} seconds"),
-        60..=119 => "About a minute".into(),
-        120..=3599 => format!("{} minutes", d / 60),
-        3600..=7199 => "About an hour".into(),
-        7200..=86399 => format!("{} hours", d / 3600),
-        _ => format!("{} days", d / 86400),
-    }
-}

@@ -207,3 +207,35 @@ fn framing_is_one_valid_length_or_chunked_and_never_a_second_request() {
     assert_eq!(responses(&r), 2, "{r}");
     assert!(r.trim_end().ends_with("OK"), "{r}");
 }
+
+#[test]
+fn answers_take_the_shape_of_the_version_asked_for() {
+    let s = Strata::new();
+    s.load("images/busybox-wh.docker.tar");
+    let d = common::daemon::Daemon::start(&s);
+    let inspect = |v: &str| -> serde_json::Value {
+        let (st, body) = d.request("GET", &format!("/v{v}/images/busybox-wh:1/json"), b"");
+        assert_eq!(st, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    // Gone in 1.44 (VirtualSize) and 1.45 (Container, ContainerConfig), as in dockerd.
+    let old = inspect("1.43");
+    assert!(old.get("VirtualSize").is_some() && old.get("ContainerConfig").is_some());
+    let v44 = inspect("1.44");
+    assert!(v44.get("VirtualSize").is_none() && v44.get("ContainerConfig").is_some());
+    let new = inspect(daemon::API_VERSION);
+    assert!(new.get("VirtualSize").is_none() && new.get("ContainerConfig").is_none());
+    let list = |v: &str| -> serde_json::Value {
+        let (_, body) = d.request("GET", &format!("/v{v}/images/json"), b"");
+        serde_json::from_str(&body).unwrap()
+    };
+    assert!(list("1.43")[0].get("VirtualSize").is_some());
+    assert!(list("1.45")[0].get("VirtualSize").is_none());
+    // Versions outside the range are refused with dockerd's words.
+    let (st, body) = d.request("GET", "/v1.99/version", b"");
+    assert_eq!(st, 400);
+    assert!(body.contains("is too new"), "{body}");
+    let (st, body) = d.request("GET", "/v1.12/version", b"");
+    assert_eq!(st, 400);
+    assert!(body.contains("is too old"), "{body}");
+}

@@ -40,6 +40,7 @@ fn the_python_docker_sdk_drives_the_daemon() {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/test_docker_sdk.py"))
         .env("STRATA_HOST", format!("unix://{}", sock.display()))
         .env("STRATA_FIXTURE", fixture("images/busybox-wh.docker.tar"))
+        .env("STRATA_API_VERSION", daemon::API_VERSION)
         .output()
         .unwrap();
     let _ = daemon.kill();

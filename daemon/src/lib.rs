@@ -21,7 +21,8 @@ pub mod tls;
 pub use error::{ApiError, ApiResult};
 pub use listen::{serve, DaemonOptions};
 
-/// The API version served (Docker 24's).
-pub const API_VERSION: &str = "1.43";
+/// The newest API version served (Docker 26.1's); older clients get the answers of their
+/// version where dockerd's changed (see [`router::ApiVersion`]).
+pub const API_VERSION: &str = "1.45";
 /// The oldest API version a client may ask for.
 pub const MIN_API_VERSION: &str = "1.24";

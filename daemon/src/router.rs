@@ -32,6 +32,8 @@ pub enum Reply {
 pub struct Call<'a> {
     pub engine: &'a Engine,
     pub req: &'a Request,
+    /// The API version the client speaks.
+    pub version: ApiVersion,
     /// The path below the version prefix, e.g. `/containers/abc/start`.
     pub path: String,
     pub body: &'a mut dyn Read,
@@ -49,38 +51,57 @@ impl Call<'_> {
     }
 }
 
-/// Strips `/v1.NN`; refuses versions older than [`crate::MIN_API_VERSION`] or newer than
-/// the one served.
-fn strip_version(path: &str) -> ApiResult<String> {
+/// An Engine API version (`1.45`): what the client asked for in the path, or the served
+/// one when it gave none. Handlers shape answers by it where dockerd's changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
+impl ApiVersion {
+    /// Parses `1.45`.
+    pub fn parse(v: &str) -> Option<ApiVersion> {
+        let (a, b) = v.split_once('.')?;
+        Some(ApiVersion(a.parse().ok()?, b.parse().ok()?))
+    }
+
+    /// The version served.
+    pub fn served() -> ApiVersion {
+        ApiVersion::parse(crate::API_VERSION).unwrap_or(ApiVersion(1, 45))
+    }
+
+    /// Whether this is `1.minor` or later.
+    pub fn at_least(self, minor: u32) -> bool {
+        self >= ApiVersion(1, minor)
+    }
+}
+
+/// Strips `/v1.NN`: the version asked for and the rest of the path. Refuses versions
+/// older than [`crate::MIN_API_VERSION`] or newer than the one served.
+fn strip_version(path: &str) -> ApiResult<(ApiVersion, String)> {
+    let served = ApiVersion::served();
     let Some(rest) = path.strip_prefix("/v") else {
-        return Ok(path.to_string());
+        return Ok((served, path.to_string()));
     };
     let (ver, tail) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let parse = |v: &str| -> Option<(u32, u32)> {
-        let (a, b) = v.split_once('.')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
+    let Some(v) = ApiVersion::parse(ver) else {
+        return Ok((served, path.to_string()));
     };
-    let Some(v) = parse(ver) else {
-        return Ok(path.to_string());
-    };
-    let min = parse(crate::MIN_API_VERSION).unwrap_or((1, 24));
-    let max = parse(crate::API_VERSION).unwrap_or((1, 43));
+    let min = ApiVersion::parse(crate::MIN_API_VERSION).unwrap_or(ApiVersion(1, 24));
     if v < min {
         return Err(ApiError::bad(format!(
             "client version {ver} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
             crate::MIN_API_VERSION
         )));
     }
-    if v > max {
+    if v > served {
         return Err(ApiError::bad(format!(
             "client version {ver} is too new. Maximum supported API version is {}",
             crate::API_VERSION
         )));
     }
-    Ok(tail.to_string())
+    Ok((v, tail.to_string()))
 }
 
 /// Handles one request: routes it, runs its handler and sends what it answers (unless
@@ -92,11 +113,12 @@ pub fn handle(
     resp: &mut Responder,
     alive: &(dyn Fn() -> bool + Sync),
 ) {
-    let result = strip_version(&req.path).and_then(|path| {
-        tracing::debug!(method = %req.method, %path, "API request");
+    let result = strip_version(&req.path).and_then(|(version, path)| {
+        tracing::debug!(method = %req.method, %path, ?version, "API request");
         let mut call = Call {
             engine,
             req,
+            version,
             path,
             body,
             resp: &mut *resp,

@@ -7,7 +7,8 @@
 
 use crate::containers::bundle::Bundle;
 use crate::containers::exec::ExecOptions;
-use crate::containers::logging::copier::{Relay, Sink};
+use crate::containers::health::monitor::{Monitor, ProbeCommand};
+use crate::containers::logging::copier::{NoSidecar, Relay, Sidecar, Sink};
 use crate::containers::logging::json_file::Stream;
 use crate::containers::start::{record_exit, record_start, record_start_failure};
 use crate::error::{EngineError, Result};
@@ -87,17 +88,16 @@ pub(crate) fn spawn_start(
     Ok(())
 }
 
-/// Runs `exec` in a shim that shares the caller's standard streams; returns the
-/// command's exit status (the shim prints why on its stderr when it could not run it).
-pub(crate) fn spawn_exec(
+/// `strata shim exec` of `o` in container `key`: the one command line of the exec shim,
+/// for `exec` and for health checks.
+pub(crate) fn exec_command(
     engine: &Engine,
-    driver: &str,
+    driver: Option<&str>,
     key: &str,
     o: &ExecOptions,
-    io: crate::containers::exec::ExecIo,
-) -> Result<i32> {
-    let mut cmd = shim_command(engine, driver)?;
-    cmd.arg("exec");
+) -> Result<Command> {
+    let mut cmd = strata_command(engine, driver, "run a command in the container")?;
+    cmd.args(["shim", "exec"]);
     if o.interactive {
         cmd.arg("--interactive");
     }
@@ -113,7 +113,23 @@ pub(crate) fn spawn_exec(
     if let Some(u) = &o.user {
         cmd.arg(format!("--user={u}"));
     }
+    if let Some(t) = o.timeout {
+        cmd.arg(format!("--kill-after-ms={}", t.as_millis()));
+    }
     cmd.arg(key).arg("--").args(&o.command);
+    Ok(cmd)
+}
+
+/// Runs `exec` in a shim that shares the caller's standard streams; returns the
+/// command's exit status (the shim prints why on its stderr when it could not run it).
+pub(crate) fn spawn_exec(
+    engine: &Engine,
+    driver: &str,
+    key: &str,
+    o: &ExecOptions,
+    io: crate::containers::exec::ExecIo,
+) -> Result<i32> {
+    let mut cmd = exec_command(engine, Some(driver), key, o)?;
     if let Some(fd) = io.stdin {
         cmd.stdin(PStdio::from(fd));
     }
@@ -195,6 +211,43 @@ fn relay_for(
     Relay::new(sink, outputs, input)
 }
 
+/// The health checks of one run of the container, if it has any (read at each start:
+/// `update` cannot change them, but a restart begins again at `starting`).
+fn health_checks(engine: &Engine, bundle: &Bundle, id: &str) -> Box<dyn Sidecar> {
+    let Some(cfg) = bundle.health_config().filter(|c| c.enabled()) else {
+        return Box::new(NoSidecar);
+    };
+    let (eng, key) = (engine.clone(), id.to_string());
+    let command: ProbeCommand = Box::new(move |args, timeout| {
+        let o = ExecOptions {
+            command: args.to_vec(),
+            timeout: Some(timeout),
+            ..Default::default()
+        };
+        exec_command(&eng, None, &key, &o).ok()
+    });
+    let (root, key) = (engine.config().data_root.clone(), id.to_string());
+    let name = engine
+        .container(id)
+        .map(|v| v.record.name)
+        .unwrap_or_default();
+    let on_change = Box::new(move |status: &str| {
+        crate::events::record(
+            &root,
+            "container",
+            &format!("health_status: {status}"),
+            &key,
+            &name,
+        )
+    });
+    Box::new(Monitor::start(
+        cfg,
+        bundle.dir().to_path_buf(),
+        command,
+        on_change,
+    ))
+}
+
 /// The shim of a background container (`strata shim start`): reports `0 started` or
 /// `CODE why` on its standard output, then lets go of the caller's streams, waits for the
 /// container, records its exit and cleans up. Returns the shim's own exit status.
@@ -262,7 +315,9 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             let mut restarts = 0u32;
             loop {
                 // What it wrote before it exited is in the log before the exit is known.
-                sink = relay.run_until_exit(started.pid);
+                let mut health = health_checks(engine, &bundle, id);
+                sink = relay.run_until_exit(started.pid, health.as_mut());
+                drop(health);
                 let exit = launch::wait(started.pid).ok();
                 let oom = started.cgroup.oom_killed();
                 started.cgroup.remove();

@@ -627,6 +627,9 @@ pub struct ExecSpec {
     /// `exec -t`: the command gets a terminal of the container's devpts, relayed to this
     /// process's own standard streams.
     pub terminal: bool,
+    /// Killed (SIGKILL) once it has run this long: a health check's timeout. The helper
+    /// inside the container kills it, as only it can reach it reliably.
+    pub deadline: Option<std::time::Duration>,
 }
 
 impl ExecSpec {
@@ -640,7 +643,39 @@ impl ExecSpec {
             identity: Identity::of(plan)?,
             pause_before_exec: None,
             terminal: false,
+            deadline: None,
         })
+    }
+}
+
+/// Waits for child `pid` to exit for at most `d`, then kills it (it is reaped after).
+fn kill_at_deadline(pid: u32, d: std::time::Duration) {
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        return;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+        return;
+    };
+    let end = std::time::Instant::now() + d;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+            return;
+        }
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(n) if n > 0 => return,
+            Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        }
     }
 }
 
@@ -753,6 +788,9 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
         // Only the command holds its end now: a failure before it sends the terminal
         // closes the socket and the waiting parent sees that.
         drop(tty_child);
+        if let Some(d) = spec.deadline {
+            kill_at_deadline(child, d);
+        }
         let code = wait(child).map(|e| e.code).unwrap_or(125);
         // SAFETY: exiting the helper with the command's status, without unwinding.
         unsafe { libc::_exit(code) }

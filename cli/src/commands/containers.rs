@@ -98,7 +98,7 @@ pub fn ps(ctx: &Context, a: PsArgs) -> Result<i32> {
             c.id[..12].to_string(),
             c.image_ref.clone(),
             ago(c.created),
-            super::run::status_text(&v.state),
+            v.status_text(),
             c.name.clone(),
         ]);
     }

@@ -80,6 +80,8 @@ pub struct ContainerOpts {
     /// A logging driver option KEY=VALUE: max-size, max-file (repeatable).
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
+    #[command(flatten)]
+    pub health: HealthFlags,
     /// A DNS server for the container's /etc/resolv.conf (repeatable).
     #[arg(long)]
     pub dns: Vec<String>,
@@ -145,6 +147,80 @@ pub struct RunArgs {
     opts: ContainerOpts,
 }
 
+/// `--health-*` and `--no-healthcheck`, as the docker CLI's.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HealthFlags {
+    /// Command to run to check health (run with /bin/sh -c in the container).
+    #[arg(long = "health-cmd")]
+    pub cmd: Option<String>,
+    /// Time between checks (ms|s|m|h), default 30s.
+    #[arg(long = "health-interval")]
+    pub interval: Option<String>,
+    /// Longest time a check may run (ms|s|m|h), default 30s.
+    #[arg(long = "health-timeout")]
+    pub timeout: Option<String>,
+    /// Time to start before failures count (ms|s|m|h), default 0s.
+    #[arg(long = "health-start-period")]
+    pub start_period: Option<String>,
+    /// Time between checks during the start period (ms|s|m|h), default 5s.
+    #[arg(long = "health-start-interval")]
+    pub start_interval: Option<String>,
+    /// Consecutive failures that make it unhealthy, default 3.
+    #[arg(long = "health-retries")]
+    pub retries: Option<i64>,
+    /// Disable any check the image has.
+    #[arg(long = "no-healthcheck")]
+    pub none: bool,
+}
+
+impl HealthFlags {
+    /// The check these flags ask for (none when none was given: the image's applies).
+    pub fn to_config(&self) -> Result<Option<engine::containers::health::HealthConfig>> {
+        use engine::containers::health::config::parse_go_duration;
+        let any = self.cmd.is_some()
+            || self.interval.is_some()
+            || self.timeout.is_some()
+            || self.start_period.is_some()
+            || self.start_interval.is_some()
+            || self.retries.is_some();
+        if self.none {
+            if any {
+                anyhow::bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(engine::containers::health::HealthConfig {
+                test: vec!["NONE".into()],
+                ..Default::default()
+            }));
+        }
+        if !any {
+            return Ok(None);
+        }
+        let ns = |v: &Option<String>, flag: &str| -> Result<i64> {
+            match v {
+                None => Ok(0),
+                Some(t) => Ok(parse_go_duration(t)
+                    .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?
+                    .as_nanos()
+                    .min(i64::MAX as u128) as i64),
+            }
+        };
+        let c = engine::containers::health::HealthConfig {
+            test: self
+                .cmd
+                .as_ref()
+                .map(|c| vec!["CMD-SHELL".to_string(), c.clone()])
+                .unwrap_or_default(),
+            interval: ns(&self.interval, "health-interval")?,
+            timeout: ns(&self.timeout, "health-timeout")?,
+            start_period: ns(&self.start_period, "health-start-period")?,
+            start_interval: ns(&self.start_interval, "health-start-interval")?,
+            retries: self.retries.unwrap_or(0),
+        };
+        c.check()?;
+        Ok(Some(c))
+    }
+}
+
 impl ContainerOpts {
     /// The engine's options; `scratch` for a `run --rm` container.
     pub fn to_create(&self, scratch: bool) -> Result<CreateOptions> {
@@ -167,7 +243,7 @@ impl ContainerOpts {
             tmpfs: self.tmpfs.clone(),
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
-            healthcheck: None,
+            healthcheck: self.health.to_config()?,
             log_config: engine::containers::LogConfig::from_flags(
                 self.log_driver.as_deref(),
                 &self.log_opt,
@@ -453,6 +529,9 @@ pub struct ExecFlags {
     /// User: UID[:GID] or a name.
     #[arg(short = 'u', long = "user")]
     user: Option<String>,
+    /// Kill the command after this many milliseconds (health checks).
+    #[arg(long, hide = true)]
+    kill_after_ms: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -473,6 +552,10 @@ impl ExecArgs {
             env: self.flags.env.clone(),
             workdir: self.flags.workdir.clone(),
             user: self.flags.user.clone(),
+            timeout: self
+                .flags
+                .kill_after_ms
+                .map(std::time::Duration::from_millis),
         }
     }
 }
@@ -510,24 +593,5 @@ pub fn shim(ctx: &Context, cmd: ShimCmd) -> Result<i32> {
             }
             Err(e) => Err(e.into()),
         },
-    }
-}
-
-/// Status text for `ps`, as Docker words it.
-pub fn status_text(st: &runtime::state::State) -> String {
-    use runtime::state::Status;
-    let ago = |t: Option<f64>| {
-        let secs = (runtime::state::now() - t.unwrap_or(0.0)).max(0.0) as u64;
-        crate::output::duration_words(secs)
-    };
-    match st.effective_status() {
-        Status::Running if st.paused => format!("Up {} (Paused)", ago(st.started_at)),
-        Status::Running => format!("Up {}", ago(st.started_at)),
-        Status::Exited => format!(
-            "Exited ({}) {} ago",
-            st.exit_code.unwrap_or(0),
-            ago(st.finished_at)
-        ),
-        Status::Created => "Created".into(),
     }
 }

@@ -184,7 +184,7 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         stdin_once: b["StdinOnce"].as_bool().unwrap_or(false),
         stop_signal: opt_str(&b["StopSignal"]),
         stop_timeout: b["StopTimeout"].as_u64(),
-        healthcheck: b.get("Healthcheck").filter(|v| !v.is_null()).cloned(),
+        healthcheck: engine::containers::health::HealthConfig::from_json(&b["Healthcheck"])?,
         log_config: log_config(&h["LogConfig"])?,
         tmpfs,
         dns: strings(&h["Dns"]),
@@ -247,12 +247,7 @@ pub fn summary(v: &ContainerView) -> Value {
         .as_ref()
         .and_then(|s| s.process().as_ref().and_then(|p| p.args().clone()))
         .unwrap_or_default();
-    let status = match v.status() {
-        Status::Running if v.paused() => "Up (Paused)".to_string(),
-        Status::Running => "Up".to_string(),
-        Status::Exited => format!("Exited ({})", v.state.exit_code.unwrap_or(0)),
-        Status::Created => "Created".to_string(),
-    };
+    let status = v.status_text();
     let hc = v.bundle.host_config();
     let ns = v.network_settings();
     json!({
@@ -286,6 +281,16 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
                 .iter()
                 .any(|n| v.record.name.contains(n.trim_start_matches('/')))
         });
+    }
+    if let Some(h) = filters.get("health") {
+        for w in h {
+            if !matches!(w.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(ApiError::bad(format!(
+                    "Unrecognised filter value for health: {w}"
+                )));
+            }
+        }
+        views.retain(|v| h.contains(&v.health_word()));
     }
     if let Some(ids) = filters.get("id") {
         views.retain(|v| ids.iter().any(|i| v.record.id.starts_with(i.as_str())));
@@ -410,6 +415,7 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
             doc["Config"][k] = v.clone();
         }
     }
+    endpoint_names(&mut doc, &v.record.id, &v.record.name, c.version);
     // The HostConfig fields clients read (the SDK reads LogConfig for every `run`).
     let hc_doc = &mut doc["HostConfig"];
     if !hc_doc.is_object() {
@@ -430,6 +436,31 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
         }
     }
     Ok(doc)
+}
+
+/// The names each user-defined network resolves the container by, as dockerd shows them
+/// per version: `DNSNames` (name, short id, aliases) from 1.44; before 1.45 the short id
+/// is also in `Aliases` (from 1.45 `Aliases` is exactly what the client gave).
+fn endpoint_names(doc: &mut Value, id: &str, name: &str, version: crate::router::ApiVersion) {
+    let short = &id[..id.len().min(12)];
+    let Some(nets) = doc["NetworkSettings"]["Networks"].as_object_mut() else {
+        return;
+    };
+    for ep in nets.values_mut() {
+        let Some(aliases) = ep["Aliases"].as_array().cloned() else {
+            continue; // a built-in network: no names
+        };
+        if version.at_least(44) {
+            let mut names = vec![json!(name), json!(short)];
+            names.extend(aliases.iter().filter(|a| **a != json!(name)).cloned());
+            ep["DNSNames"] = Value::Array(names);
+        }
+        if !version.at_least(45) {
+            let mut with_id = aliases;
+            with_id.push(json!(short));
+            ep["Aliases"] = Value::Array(with_id);
+        }
+    }
 }
 
 pub fn inspect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

@@ -62,6 +62,7 @@ pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
                 .as_str()
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
+            timeout: None,
         },
         tty: b["Tty"].as_bool().unwrap_or(false),
         stdin: b["AttachStdin"].as_bool().unwrap_or(false),

@@ -2,13 +2,13 @@
 //! import), push, prune.
 
 use super::{stage_body, staged, stream_file};
-use crate::router::{Call, Reply};
+use crate::router::{ApiVersion, Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::Engine;
 use serde_json::{json, Value};
 
-/// Docker's image summary of every image.
-pub fn summaries(engine: &Engine) -> ApiResult<Vec<Value>> {
+/// Docker's image summary of every image, as API `version` shapes it.
+pub fn summaries(engine: &Engine, version: ApiVersion) -> ApiResult<Vec<Value>> {
     let in_use: Vec<String> = engine
         .containers(true)?
         .into_iter()
@@ -23,25 +23,28 @@ pub fn summaries(engine: &Engine) -> ApiResult<Vec<Value>> {
                 .iter()
                 .map(|n| format!("{}@{}", layerstore::refs::split(n).0, i.manifest_digest))
                 .collect();
-            json!({
+            let mut doc = json!({
                 "Id": i.id,
                 "ParentId": "",
                 "RepoTags": i.names,
                 "RepoDigests": digests,
                 "Created": i.created.as_deref().and_then(engine::images::parse_rfc3339).unwrap_or(0),
                 "Size": i.size,
-                "VirtualSize": i.size,
                 "SharedSize": -1,
                 "Labels": i.labels,
                 "Containers": in_use.iter().filter(|x| **x == i.id).count(),
-            })
+            });
+            if !version.at_least(44) {
+                doc["VirtualSize"] = json!(i.size);
+            }
+            doc
         })
         .collect())
 }
 
 pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
     let filters = super::filters(c)?;
-    let mut all = summaries(c.engine)?;
+    let mut all = summaries(c.engine, c.version)?;
     if let Some(d) = filters.get("dangling") {
         let want = d.iter().any(|v| v == "true" || v == "1");
         all.retain(|i| i["RepoTags"].as_array().is_none_or(|a| a.is_empty()) == want);
@@ -91,11 +94,17 @@ pub fn inspect(c: &mut Call<'_>, name: &str) -> ApiResult<Reply> {
     let created = doc["Created"].clone();
     doc["Parent"] = json!("");
     doc["Comment"] = json!("");
-    doc["Container"] = json!("");
-    doc["ContainerConfig"] = doc["Config"].clone();
+    // Gone from dockerd's answer in 1.45 (Container, ContainerConfig) and 1.44
+    // (VirtualSize); older clients still get them.
+    if !c.version.at_least(45) {
+        doc["Container"] = json!("");
+        doc["ContainerConfig"] = doc["Config"].clone();
+    }
     doc["DockerVersion"] = json!("");
     doc["Author"] = json!("");
-    doc["VirtualSize"] = doc["Size"].clone();
+    if !c.version.at_least(44) {
+        doc["VirtualSize"] = doc["Size"].clone();
+    }
     doc["Metadata"] = json!({"LastTagTime": created});
     Ok(Reply::Json(200, doc))
 }
@@ -319,7 +328,7 @@ pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
         .get("dangling")
         .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
     let mut deleted = Vec::new();
-    for i in summaries(c.engine)? {
+    for i in summaries(c.engine, c.version)? {
         let unnamed = i["RepoTags"].as_array().is_none_or(|a| a.is_empty());
         if i["Containers"].as_u64().unwrap_or(0) > 0 || !(unnamed || all_unused) {
             continue;

@@ -111,7 +111,7 @@ fn rfc3339_now() -> String {
 }
 
 pub fn df(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let images = super::images::summaries(c.engine)?;
+    let images = super::images::summaries(c.engine, c.version)?;
     let containers: Vec<_> = c
         .engine
         .containers(true)?
@@ -166,7 +166,11 @@ pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
     let filters = super::filters(c)?;
     let keep = |e: &engine::events::Event| {
         !(filters.get("type").is_some_and(|t| !t.contains(&e.typ))
-            || filters.get("event").is_some_and(|t| !t.contains(&e.action))
+            || filters.get("event").is_some_and(|t| {
+                // `health_status` matches `health_status: healthy`, as dockerd's filter.
+                let kind = e.action.split(':').next().unwrap_or("");
+                !t.iter().any(|x| *x == e.action || x == kind)
+            })
             || filters.get("container").is_some_and(|t| {
                 !t.iter()
                     .any(|x| e.id.starts_with(x.as_str()) || *x == e.name)

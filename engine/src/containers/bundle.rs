@@ -171,6 +171,16 @@ impl Bundle {
     }
 
     /// The logging driver and options kept at create (json-file when none was kept).
+    pub fn health_config(&self) -> Option<super::health::HealthConfig> {
+        serde_json::from_value(self.host_config()["Healthcheck"].clone()).ok()
+    }
+
+    /// Its health as its checks last recorded it (none if it has no checks).
+    pub fn health(&self) -> Option<super::health::Health> {
+        self.health_config().filter(|c| c.enabled())?;
+        super::health::Health::read(&self.dir)
+    }
+
     pub fn log_config(&self) -> super::logging::LogConfig {
         serde_json::from_value(self.host_config()["LogConfig"].clone()).unwrap_or_default()
     }

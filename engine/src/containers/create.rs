@@ -30,8 +30,9 @@ pub struct CreateOptions {
     /// The signal `stop` sends first (default SIGTERM) and how long it waits before SIGKILL.
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u64>,
-    /// A health check, kept as given (Docker's `Healthcheck` object) for inspect.
-    pub healthcheck: Option<serde_json::Value>,
+    /// A health check over the image's (Docker's `Healthcheck`; `["NONE"]` turns the
+    /// image's off).
+    pub healthcheck: Option<super::health::HealthConfig>,
     /// The logging driver and options (an empty driver: the engine's default).
     pub log_config: super::LogConfig,
     /// Keep a stdin for the container (Docker's `OpenStdin`): a FIFO in its folder that an
@@ -194,7 +195,7 @@ struct HostConfig<'a> {
     #[serde(rename = "StopTimeout", skip_serializing_if = "Option::is_none")]
     stop_timeout: Option<u64>,
     #[serde(rename = "Healthcheck", skip_serializing_if = "Option::is_none")]
-    healthcheck: Option<&'a serde_json::Value>,
+    healthcheck: Option<&'a super::health::HealthConfig>,
     #[serde(rename = "LogConfig")]
     log_config: &'a super::LogConfig,
 }
@@ -402,6 +403,16 @@ impl Engine {
             .image_config(&img)?
             .config
             .unwrap_or(serde_json::Value::Null);
+        if let Some(h) = &o.healthcheck {
+            h.check()?;
+        }
+        // An image's check that cannot be read is ignored, as dockerd would fail only its
+        // probes; the merged one is what inspect shows and the shim runs.
+        let image_health = super::health::HealthConfig::from_json(&cfg["Healthcheck"])
+            .ok()
+            .flatten();
+        let health =
+            super::health::HealthConfig::merge(image_health.as_ref(), o.healthcheck.as_ref());
         let binds = binds(store, &o.volumes)?;
         let c = store
             .create_container_with(
@@ -547,7 +558,7 @@ impl Engine {
                 stdin_once: o.stdin_once,
                 stop_signal: o.stop_signal.as_deref(),
                 stop_timeout: o.stop_timeout,
-                healthcheck: o.healthcheck.as_ref(),
+                healthcheck: health.as_ref(),
                 log_config: &log_config,
             })?;
             bundle.write("hostconfig.json", &host_config, durable)?;

@@ -21,6 +21,8 @@ pub struct ExecOptions {
     pub workdir: Option<String>,
     /// `UID[:GID]` or a name from the container's /etc/passwd.
     pub user: Option<String>,
+    /// Killed once it has run this long (a health check's timeout).
+    pub timeout: Option<Duration>,
 }
 
 /// The streams an exec'd command gets; `None` is the caller's own.
@@ -92,6 +94,7 @@ impl Engine {
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis);
         es.terminal = o.tty;
+        es.deadline = o.timeout;
         for e in &o.env {
             let key = e.split('=').next().unwrap_or("");
             es.env.retain(|x| x.split('=').next() != Some(key));

@@ -64,7 +64,7 @@ impl ContainerView {
         let status = self.status();
         let running = status == Status::Running;
         let time = |t: Option<f64>| t.map(|t| layerstore::export::rfc3339(t as u64));
-        Ok(json!({
+        let mut doc = json!({
             "Id": c.id,
             "Name": c.name,
             "Image": c.image.to_string(),
@@ -84,7 +84,31 @@ impl ContainerView {
             "GraphDriver": {"Name": c.driver, "Data": graph_data(store, c, mounted)},
             "HostConfig": self.host_config_with_limits(),
             "NetworkSettings": self.network_settings(),
-        }))
+        });
+        // Only a container with checks has `Health` (clients read its absence as none).
+        if let Some(h) = self.bundle.health() {
+            doc["State"]["Health"] = serde_json::to_value(h)?;
+        }
+        Ok(doc)
+    }
+
+    /// Its `Status` as `ps` shows it ("Up 5 seconds (healthy)").
+    pub fn status_text(&self) -> String {
+        let health = if self.paused() {
+            None
+        } else {
+            self.bundle.health()
+        };
+        super::status::status_text(&self.state, health.as_ref(), runtime::state::now())
+    }
+
+    /// Its health status (`starting`, `healthy`, `unhealthy`), or `none` without checks:
+    /// the `health` filter's words.
+    pub fn health_word(&self) -> String {
+        self.bundle
+            .health()
+            .map(|h| h.status)
+            .unwrap_or_else(|| "none".into())
     }
 
     /// The stored HostConfig with the limits as the runtime spec now has them (`update`

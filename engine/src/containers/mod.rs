@@ -6,12 +6,14 @@ pub mod control;
 pub mod create;
 pub mod exec;
 pub mod fs;
+pub mod health;
 pub mod inspect;
 pub mod logging;
 pub mod logs;
 pub mod processes;
 pub mod remove;
 pub mod start;
+pub mod status;
 pub mod user;
 
 pub use bundle::Bundle;

@@ -101,6 +101,32 @@ impl Output {
     }
 }
 
+/// Other work the shim does while the container runs (health checks), on the relay's one
+/// thread: descriptors that wake the loop, a deadline, and a turn after every wake-up.
+pub trait Sidecar {
+    /// Descriptors to wake up for (input or hang-up).
+    fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>>;
+    /// When it next wants a turn without any descriptor ready.
+    fn deadline(&self) -> Option<std::time::Instant>;
+    /// Its turn: must not block.
+    fn turn(&mut self);
+}
+
+/// No other work.
+pub struct NoSidecar;
+
+impl Sidecar for NoSidecar {
+    fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        Vec::new()
+    }
+
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+
+    fn turn(&mut self) {}
+}
+
 /// A container's streams as the shim holds them while it runs.
 pub struct Relay {
     sink: Sink,
@@ -147,7 +173,7 @@ impl Relay {
     /// Relays until process `pid` (the container's first) exits, then reads what is left
     /// in the pipes for at most [`DRAIN`]; the caller reaps it after. Output written before
     /// the exit is in the log when this returns.
-    pub fn run_until_exit(mut self, pid: u32) -> Sink {
+    pub fn run_until_exit(mut self, pid: u32, side: &mut dyn Sidecar) -> Sink {
         let pidfd = rustix::process::Pid::from_raw(pid as i32).and_then(|p| {
             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
         });
@@ -174,15 +200,24 @@ impl Relay {
                 fds.push(PollFd::new(p, PollFlags::IN));
                 fds.len() - 1
             });
+            let side_fds = side.fds();
+            for fd in &side_fds {
+                fds.push(PollFd::from_borrowed_fd(*fd, PollFlags::IN));
+            }
             // Without a pidfd (an old kernel) the exit is checked every 100 ms.
-            let timeout = if pidfd.is_some() {
+            let mut wait = if pidfd.is_some() {
                 None
             } else {
-                Some(rustix::event::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: 100_000_000,
-                })
+                Some(Duration::from_millis(100))
             };
+            if let Some(d) = side.deadline() {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
+            let timeout = wait.map(|w| rustix::event::Timespec {
+                tv_sec: w.as_secs() as i64,
+                tv_nsec: i64::from(w.subsec_nanos()),
+            });
             match rustix::event::poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
@@ -190,6 +225,8 @@ impl Relay {
             }
             let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
             drop(fds);
+            drop(side_fds);
+            side.turn();
             for (k, &i) in which.iter().enumerate() {
                 if ready[k] && !self.outputs[i].pump(&mut self.sink, &mut buf) {
                     self.outputs[i].open = false;
