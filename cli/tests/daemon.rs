@@ -498,7 +498,7 @@ fn bad_requests_get_docker_statuses_and_messages() {
     assert_eq!((st, body.as_str()), (200, "OK"));
     let (st, body) = d.request("GET", "/v1.41/containers/nope/json", b"");
     assert_eq!(st, 404);
-    assert!(msg(&body).contains("no such container"), "{body}");
+    assert!(msg(&body).contains("No such container"), "{body}");
     let (st, body) = d.request("GET", "/images/nope:1/json", b"");
     assert_eq!(st, 404, "{body}");
     let (st, body) = d.request("POST", "/containers/create", b"{not json");

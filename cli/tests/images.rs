@@ -93,7 +93,7 @@ fn docker_archive_ids_match_docker() {
     s.ok(&["inspect", "5837ceff625e"]);
     s.ok(&["inspect", imgs[0]["Id"].as_str().unwrap()]);
     let err = s.fails(&["inspect", "nosuch:image"], 125);
-    assert!(err.contains("no such image"), "{err}");
+    assert!(err.contains("No such image"), "{err}");
     let hist = s.ok(&["history", "busybox-wh:1"]);
     assert!(hist.contains("echo changed >> /data/keep/k4"), "{hist}");
 }

@@ -177,7 +177,8 @@ fn containers_reach_each_other_by_name_on_one_network_and_not_across() {
         serde_json::from_str(&s.ok(&["network", "inspect", "front"])).unwrap();
     assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "172.18.0.1");
     assert_eq!(v[0]["Containers"].as_object().unwrap().len(), 2);
-    assert!(v[0]["Options"]["com.strata.network.route"]
+    assert_eq!(v[0]["Options"], serde_json::json!({}));
+    assert!(v[0]["Strata"]["Route"]
         .as_str()
         .unwrap()
         .contains("no route"));

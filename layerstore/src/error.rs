@@ -38,9 +38,9 @@ pub enum StoreError {
     MediaType { what: String, media_type: String },
     #[error("{0}")]
     Format(String),
-    #[error("no such image: {0}")]
+    #[error("No such image: {0}")]
     NoSuchImage(String),
-    #[error("no such container: {0}")]
+    #[error("No such container: {0}")]
     NoSuchContainer(String),
     #[error("invalid reference {0:?}: {1}")]
     BadReference(String, String),

@@ -43,6 +43,7 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad("a network needs a Name"))?
         .to_string();
+    refuse_unsupported(&b)?;
     let configs = b["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
     if configs.len() > 1 {
         return Err(ApiError::bad(
@@ -82,6 +83,79 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
         }
     }
     Ok(Reply::Json(201, json!({"Id": n.id, "Warning": ""})))
+}
+
+/// The fields of a network create that strata's bridge cannot honour, refused by name
+/// rather than dropped: driver and IPAM options, IPv6, swarm's ingress and config-only
+/// networks, a non-local scope.
+fn refuse_unsupported(b: &Value) -> ApiResult<()> {
+    let set = |v: &Value| match v {
+        Value::Null => false,
+        Value::Bool(x) => *x,
+        Value::String(s) => !s.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Number(_) => true,
+    };
+    if let Some(opts) = b["Options"].as_object().filter(|o| !o.is_empty()) {
+        let names: Vec<&str> = opts.keys().map(String::as_str).collect();
+        return Err(ApiError::bad(format!(
+            "network Options {names:?} are not supported: strata's bridge driver takes no driver options"
+        )));
+    }
+    for (field, why) in [
+        ("EnableIPv6", "IPv6 networks are not supported by strata"),
+        (
+            "Ingress",
+            "ingress networks belong to swarm, which strata does not run",
+        ),
+        (
+            "ConfigOnly",
+            "config-only networks are not supported by strata",
+        ),
+        (
+            "ConfigFrom",
+            "networks made from a config network are not supported by strata",
+        ),
+    ] {
+        let v = &b[field];
+        let given = match field {
+            "ConfigFrom" => set(&v["Network"]),
+            _ => set(v),
+        };
+        if given {
+            return Err(ApiError::bad(format!("{field}: {why}")));
+        }
+    }
+    if let Some(scope) = b["Scope"]
+        .as_str()
+        .filter(|s| !s.is_empty() && *s != "local")
+    {
+        return Err(ApiError::bad(format!(
+            "Scope {scope:?}: strata's networks are local"
+        )));
+    }
+    match b["IPAM"]["Driver"].as_str().unwrap_or("") {
+        "" | "default" => {}
+        d => {
+            return Err(ApiError::bad(format!(
+                "IPAM Driver {d:?} is not supported: strata assigns addresses itself (default)"
+            )))
+        }
+    }
+    if set(&b["IPAM"]["Options"]) {
+        return Err(ApiError::bad("IPAM Options are not supported by strata"));
+    }
+    for cfg in b["IPAM"]["Config"].as_array().into_iter().flatten() {
+        for k in ["IPRange", "AuxiliaryAddresses", "AuxAddress"] {
+            if set(&cfg[k]) {
+                return Err(ApiError::bad(format!(
+                    "IPAM Config {k} is not supported by strata: give Subnet (and its first address as Gateway)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn remove(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

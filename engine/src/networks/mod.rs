@@ -113,11 +113,7 @@ impl Engine {
                 )
             })
             .collect();
-        let mut options = json!({});
-        if n.is_bridge() {
-            options["com.strata.network.route"] = json!(NO_ROUTE);
-        }
-        json!({
+        let mut doc = json!({
             "Name": n.name,
             "Id": n.id,
             "Created": layerstore::export::rfc3339(n.created),
@@ -131,9 +127,16 @@ impl Engine {
             "ConfigFrom": {"Network": ""},
             "ConfigOnly": false,
             "Containers": containers,
-            "Options": options,
+            // What the client gave (strata's bridge takes no driver options).
+            "Options": {},
             "Labels": n.labels,
-        })
+        });
+        // strata's own facts, apart from what the client set (a client that compares
+        // Options with its own would otherwise see a change it never made).
+        if n.is_bridge() {
+            doc["Strata"] = json!({ "Route": NO_ROUTE });
+        }
+        doc
     }
 
     /// Removes network `key`: refused for `bridge`, `host`, `none` and while a container

@@ -47,7 +47,12 @@ impl HealthConfig {
         if v.is_null() {
             return Ok(None);
         }
-        let c: HealthConfig = serde_json::from_value(v.clone())
+        // A field sent as null is one not given (Compose sends them so).
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.retain(|_, x| !x.is_null());
+        }
+        let c: HealthConfig = serde_json::from_value(v)
             .map_err(|e| EngineError::Invalid(format!("Healthcheck: {e}")))?;
         c.check()?;
         Ok(Some(c))
@@ -241,6 +246,10 @@ mod tests {
         assert_eq!(m.timeout(), Duration::from_secs(2));
         assert_eq!(m.retries(), 2);
         assert_eq!(m.command(), vec!["/bin/sh", "-c", "true"]);
+        let nulls = HealthConfig::from_json(&json!({"Test": ["CMD", "true"], "Interval": null}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(nulls.interval, 0);
         let none = HealthConfig::from_json(&json!({"Test": ["NONE"]}))
             .unwrap()
             .unwrap();
@@ -253,6 +262,7 @@ mod tests {
             json!({"Test": ["SHELL", "x"]}),
             json!({"Test": ["CMD-SHELL", "a", "b"]}),
             json!({"Interval": "5s"}),
+            json!(["CMD", "true"]),
         ] {
             assert!(HealthConfig::from_json(&bad).is_err(), "{bad}");
         }
