@@ -82,7 +82,10 @@ impl Responder {
         };
         let resp = response(status, content_type, headers, body.boxed());
         self.send(resp)?;
-        Ok(BodyWriter { tx, complete })
+        Ok(BodyWriter {
+            chunks: ChannelWriter { tx },
+            complete,
+        })
     }
 
     /// Takes the connection over for a raw stream (attach, exec start): with a `101` when
@@ -189,7 +192,7 @@ impl HijackCtl {
     }
 }
 
-/// A `Write` into a channel of chunks (the hijacked output).
+/// A `Write` into a channel of chunks (a streamed body, the hijacked output).
 struct ChannelWriter {
     tx: mpsc::Sender<Bytes>,
 }
@@ -212,7 +215,7 @@ impl Write for ChannelWriter {
 
 /// The writing end of a streamed body: each write is a chunk.
 pub struct BodyWriter {
-    tx: mpsc::Sender<Bytes>,
+    chunks: ChannelWriter,
     complete: Arc<AtomicBool>,
 }
 
@@ -226,13 +229,7 @@ impl BodyWriter {
 
 impl Write for BodyWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.tx
-            .blocking_send(Bytes::copy_from_slice(buf))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client is gone"))?;
-        Ok(buf.len())
+        self.chunks.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -142,18 +142,27 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-async fn accept_unix(l: tokio::net::UnixListener, sem: Arc<Semaphore>, shared: Arc<Shared>) {
+/// The next connection and its slot: a slot is taken before accepting (at the cap the
+/// listener waits, never accepts and drops), and an accept error pauses it.
+async fn next_connection<S, A, F, Fut>(
+    sem: &Arc<Semaphore>,
+    mut accept: F,
+) -> Option<(tokio::sync::OwnedSemaphorePermit, S)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<(S, A)>>,
+{
+    let permit = slot(sem).await?;
     loop {
-        let Some(permit) = slot(&sem).await else {
-            return;
-        };
-        let s = match l.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                accept_failed(e).await;
-                continue;
-            }
-        };
+        match accept().await {
+            Ok((s, _)) => return Some((permit, s)),
+            Err(e) => accept_failed(e).await,
+        }
+    }
+}
+
+async fn accept_unix(l: tokio::net::UnixListener, sem: Arc<Semaphore>, shared: Arc<Shared>) {
+    while let Some((permit, s)) = next_connection(&sem, || l.accept()).await {
         let shared = shared.clone();
         tokio::spawn(async move {
             let Ok(fd) = s.as_fd().try_clone_to_owned() else {
@@ -171,17 +180,7 @@ async fn accept_tcp(
     sem: Arc<Semaphore>,
     shared: Arc<Shared>,
 ) {
-    loop {
-        let Some(permit) = slot(&sem).await else {
-            return;
-        };
-        let s = match l.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                accept_failed(e).await;
-                continue;
-            }
-        };
+    while let Some((permit, s)) = next_connection(&sem, || l.accept()).await {
         let _ = s.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();

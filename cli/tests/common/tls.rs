@@ -37,30 +37,26 @@ pub fn make_certs(dir: &Path) {
     run("x509 -req -in m.csr -CA other.pem -CAkey other-key.pem -CAcreateserial -out mcert.pem -days 1 -extfile client.ext");
 }
 
-/// The daemon arguments that serve TLS with the certificates of [`make_certs`].
-pub fn daemon_args(dir: &Path) -> Vec<String> {
+/// `--tlsverify` with the CA of [`make_certs`] and the certificate and key `cert`, `key`.
+fn verify_args(dir: &Path, cert: &str, key: &str) -> Vec<String> {
     let p = |n: &str| dir.join(n).to_string_lossy().to_string();
     vec![
         "--tlsverify".into(),
         "--tlscacert".into(),
         p("ca.pem"),
         "--tlscert".into(),
-        p("server.pem"),
+        p(cert),
         "--tlskey".into(),
-        p("server-key.pem"),
+        p(key),
     ]
+}
+
+/// The daemon arguments that serve TLS with the certificates of [`make_certs`].
+pub fn daemon_args(dir: &Path) -> Vec<String> {
+    verify_args(dir, "server.pem", "server-key.pem")
 }
 
 /// The docker client arguments for the client certificate of [`make_certs`].
 pub fn client_args(dir: &Path) -> Vec<String> {
-    let p = |n: &str| dir.join(n).to_string_lossy().to_string();
-    vec![
-        "--tlsverify".into(),
-        "--tlscacert".into(),
-        p("ca.pem"),
-        "--tlscert".into(),
-        p("cert.pem"),
-        "--tlskey".into(),
-        p("key.pem"),
-    ]
+    verify_args(dir, "cert.pem", "key.pem")
 }
