@@ -240,6 +240,7 @@ impl ContainerOpts {
             restart: engine::containers::RestartPolicy::parse(&self.restart)?,
             open_stdin: false,
             stdin_once: false,
+            attach_stdin: false,
             tmpfs: self.tmpfs.clone(),
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,

@@ -182,6 +182,7 @@ fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
         auto_remove: h["AutoRemove"].as_bool().unwrap_or(false),
         open_stdin: b["OpenStdin"].as_bool().unwrap_or(false),
         stdin_once: b["StdinOnce"].as_bool().unwrap_or(false),
+        attach_stdin: b["AttachStdin"].as_bool().unwrap_or(false),
         stop_signal: opt_str(&b["StopSignal"]),
         stop_timeout: b["StopTimeout"].as_u64(),
         healthcheck: engine::containers::health::HealthConfig::from_json(&b["Healthcheck"])?,
@@ -410,6 +411,9 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
         "AttachStdout": true,
         "AttachStderr": true,
     });
+    for k in ["AttachStdin", "OpenStdin", "StdinOnce"] {
+        doc["Config"][k] = hc.get(k).cloned().unwrap_or(json!(false));
+    }
     for k in ["StopSignal", "StopTimeout", "Healthcheck"] {
         if let Some(v) = hc.get(k) {
             doc["Config"][k] = v.clone();

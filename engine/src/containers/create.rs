@@ -40,6 +40,9 @@ pub struct CreateOptions {
     /// the first attached client closes its input.
     pub open_stdin: bool,
     pub stdin_once: bool,
+    /// Whether its creator attaches to its stdin (Docker's `AttachStdin`): kept for
+    /// inspect, which clients read to decide how to attach (Compose's `run`).
+    pub attach_stdin: bool,
     /// tmpfs mounts: `PATH[:OPTIONS]` (`--tmpfs /run:size=64m`).
     pub tmpfs: Vec<String>,
     /// DNS servers, search domains and resolver options for the container's
@@ -190,6 +193,8 @@ struct HostConfig<'a> {
     open_stdin: bool,
     #[serde(rename = "StdinOnce")]
     stdin_once: bool,
+    #[serde(rename = "AttachStdin")]
+    attach_stdin: bool,
     #[serde(rename = "StopSignal", skip_serializing_if = "Option::is_none")]
     stop_signal: Option<&'a str>,
     #[serde(rename = "StopTimeout", skip_serializing_if = "Option::is_none")]
@@ -556,6 +561,7 @@ impl Engine {
                 },
                 open_stdin: o.open_stdin,
                 stdin_once: o.stdin_once,
+                attach_stdin: o.attach_stdin,
                 stop_signal: o.stop_signal.as_deref(),
                 stop_timeout: o.stop_timeout,
                 healthcheck: health.as_ref(),
