@@ -96,11 +96,11 @@ pub struct SecurityOpts {
     /// strata sets `no_new_privs` unless told `no-new-privileges=false`.
     pub no_new_privs: bool,
     /// `--device HOST[:CONTAINER][:rwm]`.
-    pub devices: Vec<String>,
+    pub devices: Vec<crate::devices::DeviceSpec>,
     /// `--device-cgroup-rule 'c 1:3 rwm'`.
     pub device_cgroup_rules: Vec<String>,
     /// `--ulimit nofile=1024:2048`.
-    pub ulimits: Vec<String>,
+    pub ulimits: Vec<Ulimit>,
 }
 
 impl Default for SecurityOpts {
@@ -209,7 +209,7 @@ impl SecurityOpts {
     pub fn rlimits(&self) -> Result<Vec<Rlimit>> {
         let mut out = default_rlimits();
         for u in &self.ulimits {
-            let r = parse_ulimit(u)?;
+            let r = u.to_rlimit()?;
             out.retain(|x| x.kind != r.kind);
             out.push(r);
         }
@@ -309,35 +309,74 @@ pub fn default_rlimits() -> Vec<Rlimit> {
     }]
 }
 
-/// Parses `--ulimit NAME=SOFT[:HARD]` (`-1` or `unlimited` for no limit).
-pub fn parse_ulimit(s: &str) -> Result<Rlimit> {
-    let bad = |why: &str| {
-        RuntimeError::Spec(format!(
-            "invalid --ulimit {s:?}: {why}; use NAME=SOFT[:HARD], like nofile=1024:2048"
-        ))
-    };
-    let (name, vals) = s.split_once('=').ok_or_else(|| bad("no ="))?;
-    if !RLIMITS.iter().any(|(n, _)| *n == name) {
-        return Err(bad("unknown limit name"));
+/// A resource limit as Docker's API gives it (`Ulimit`): a name like `nofile` and soft
+/// and hard values, -1 for unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ulimit {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Soft")]
+    pub soft: i64,
+    #[serde(rename = "Hard")]
+    pub hard: i64,
+}
+
+const ULIMIT_HELP: &str = "use NAME=SOFT[:HARD], like nofile=1024:2048";
+
+impl Ulimit {
+    /// Parses `--ulimit NAME=SOFT[:HARD]` (`-1` or `unlimited` for no limit).
+    pub fn parse(s: &str) -> Result<Ulimit> {
+        let bad = |why: &str| RuntimeError::Spec(format!("invalid --ulimit {s:?}: {why}; {ULIMIT_HELP}"));
+        let (name, vals) = s.split_once('=').ok_or_else(|| bad("no ="))?;
+        let num = |v: &str| -> Result<i64> {
+            match v {
+                "-1" | "unlimited" => Ok(-1),
+                _ => v.parse::<u64>().ok().and_then(|n| i64::try_from(n).ok()).ok_or_else(|| bad("not a number")),
+            }
+        };
+        let (soft, hard) = match vals.split_once(':') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(vals)?, num(vals)?),
+        };
+        let u = Ulimit { name: name.to_string(), soft, hard };
+        u.to_rlimit()?;
+        Ok(u)
     }
-    let num = |v: &str| -> Result<u64> {
-        match v {
-            "-1" | "unlimited" => Ok(u64::MAX),
-            _ => v.parse::<u64>().map_err(|_| bad("not a number")),
+
+    /// The OCI form, checked: a known name, values of -1 (unlimited) or more, soft not
+    /// above hard.
+    pub fn to_rlimit(&self) -> Result<Rlimit> {
+        let bad = |why: &str| {
+            RuntimeError::Spec(format!(
+                "invalid ulimit {}={}:{}: {why}; {ULIMIT_HELP}",
+                self.name, self.soft, self.hard
+            ))
+        };
+        if !RLIMITS.iter().any(|(n, _)| *n == self.name) {
+            return Err(bad("unknown limit name"));
         }
-    };
-    let (soft, hard) = match vals.split_once(':') {
-        Some((a, b)) => (num(a)?, num(b)?),
-        None => (num(vals)?, num(vals)?),
-    };
-    if soft > hard {
-        return Err(bad("the soft limit is above the hard one"));
+        let value = |v: i64| -> Result<u64> {
+            match v {
+                -1 => Ok(u64::MAX),
+                v if v >= 0 => Ok(v as u64),
+                _ => Err(bad("a value below -1")),
+            }
+        };
+        let (soft, hard) = (value(self.soft)?, value(self.hard)?);
+        if soft > hard {
+            return Err(bad("the soft limit is above the hard one"));
+        }
+        Ok(Rlimit {
+            kind: format!("RLIMIT_{}", self.name.to_ascii_uppercase()),
+            soft,
+            hard,
+        })
     }
-    Ok(Rlimit {
-        kind: format!("RLIMIT_{}", name.to_ascii_uppercase()),
-        soft,
-        hard,
-    })
+}
+
+/// Parses `--ulimit NAME=SOFT[:HARD]` into the OCI form.
+pub fn parse_ulimit(s: &str) -> Result<Rlimit> {
+    Ulimit::parse(s)?.to_rlimit()
 }
 
 #[cfg(test)]

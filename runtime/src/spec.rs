@@ -152,7 +152,7 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
         }];
     } else {
         for d in &sec.devices {
-            let (node, rule) = devices::parse_device(d)?;
+            let (node, rule) = d.resolve()?;
             nodes.push(node);
             rules.push(rule);
         }

@@ -7,6 +7,8 @@ use clap::{Args, Subcommand};
 use engine::containers::{
     CreateOptions, ExecOptions, LogOptions, LogSinks, SecurityOptions, StartOptions,
 };
+use engine::containers::mounts::{parse_bytes, MountSpec
+};
 use engine::EngineError;
 
 /// Flags shared by `create` and `run` (Docker's names).
@@ -241,7 +243,7 @@ impl ContainerOpts {
             open_stdin: false,
             stdin_once: false,
             attach_stdin: false,
-            tmpfs: self.tmpfs.clone(),
+            tmpfs: parse_all(&self.tmpfs, MountSpec::parse_tmpfs)?,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
             healthcheck: self.health.to_config()?,
@@ -254,12 +256,21 @@ impl ContainerOpts {
             dns_options: self.dns_option.clone(),
             extra_hosts: self.add_host.clone(),
             env: self.env.clone(),
-            volumes: self.volumes.clone(),
+            binds: parse_all(&self.volumes, MountSpec::parse_volume)?,
+            mounts: Vec::new(),
             workdir: self.workdir.clone(),
             user: self.user.clone(),
             hostname: self.hostname.clone(),
-            memory: self.memory.clone(),
-            memory_swap: self.memory_swap.clone(),
+            memory: self
+                .memory
+                .as_deref()
+                .map(|m| parse_bytes("--memory", m))
+                .transpose()?,
+            memory_swap: match self.memory_swap.as_deref() {
+                None => None,
+                Some("-1") => Some(-1),
+                Some(m) => Some(parse_bytes("--memory-swap", m)?),
+            },
             cpu_shares: self.cpu_shares,
             pids_limit: self.pids_limit,
             cpus: self.cpus,
@@ -278,14 +289,23 @@ impl ContainerOpts {
                 cap_add: self.cap_add.clone(),
                 cap_drop: self.cap_drop.clone(),
                 security_opt: self.security_opt.clone(),
-                devices: self.devices.clone(),
+                devices: parse_all(&self.devices, |d| Ok(runtime::devices::DeviceSpec::parse(d)?))?,
                 device_cgroup_rules: self.device_cgroup_rules.clone(),
-                ulimits: self.ulimits.clone(),
+                ulimits: parse_all(&self.ulimits, |u| Ok(runtime::security::Ulimit::parse(u)?))?,
             },
             scratch,
             etc_if_present: false,
+            ..Default::default()
         })
     }
+}
+
+/// Each flag value parsed into the engine's typed form.
+fn parse_all<T>(
+    values: &[String],
+    parse: impl Fn(&str) -> engine::Result<T>,
+) -> engine::Result<Vec<T>> {
+    values.iter().map(|v| parse(v)).collect()
 }
 
 /// A start that failed is reported as `strata: run NAME: why`, with the container's exit

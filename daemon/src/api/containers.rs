@@ -1,11 +1,10 @@
 //! `/containers/...`: create, list, inspect, start, stop, restart, kill, wait, logs,
 //! attach, changes, export, top, remove, prune, and `/commit`.
 
-use super::strings;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::containers::{
-    ContainerView, CreateOptions, LogOptions, LogSinks, SecurityOptions, StartOptions,
+    ContainerView, LogOptions, LogSinks, StartOptions,
 };
 use engine::Status;
 use serde_json::{json, Value};
@@ -14,197 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::opt_str;
-
-/// CPUs from Docker's `NanoCpus`, else `CpuQuota`/`CpuPeriod` (create and update).
-fn cpus_of(h: &Value) -> Option<f64> {
-    h["NanoCpus"]
-        .as_i64()
-        .filter(|n| *n > 0)
-        .map(|n| n as f64 / 1e9)
-        .or_else(|| {
-            let q = h["CpuQuota"].as_i64().filter(|q| *q > 0)?;
-            let p = h["CpuPeriod"]
-                .as_i64()
-                .filter(|p| *p > 0)
-                .unwrap_or(100_000);
-            Some(q as f64 / p as f64)
-        })
-}
-
-/// Docker's create body onto the engine's options.
-fn create_options(name: Option<String>, b: &Value) -> ApiResult<CreateOptions> {
-    let image = opt_str(&b["Image"]).ok_or_else(|| ApiError::bad("config has no Image"))?;
-    let h = &b["HostConfig"];
-    let mut volumes = strings(&h["Binds"]);
-    let mut tmpfs: Vec<String> = h["Tmpfs"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| match v.as_str().filter(|s| !s.is_empty()) {
-                    Some(o) => format!("{k}:{o}"),
-                    None => k.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for m in h["Mounts"].as_array().into_iter().flatten() {
-        let target = m["Target"].as_str().unwrap_or("");
-        let ro = if m["ReadOnly"].as_bool().unwrap_or(false) {
-            ":ro"
-        } else {
-            ""
-        };
-        match m["Type"].as_str().unwrap_or("volume") {
-            "volume" | "bind" => {
-                let source = m["Source"].as_str().unwrap_or("");
-                if source.is_empty() {
-                    return Err(ApiError::bad("a mount needs a Source"));
-                }
-                volumes.push(format!("{source}:{target}{ro}"));
-            }
-            "tmpfs" => {
-                let size = m["TmpfsOptions"]["SizeBytes"].as_u64().filter(|s| *s > 0);
-                tmpfs.push(match size {
-                    Some(s) => format!("{target}:size={s}"),
-                    None => target.to_string(),
-                });
-            }
-            other => {
-                return Err(ApiError::new(
-                    501,
-                    format!("mounts of type {other} are not supported yet"),
-                ))
-            }
-        }
-    }
-    let memory = h["Memory"]
-        .as_i64()
-        .filter(|m| *m > 0)
-        .map(|m| m.to_string());
-    let cpus = cpus_of(h);
-    let mode = h["NetworkMode"].as_str().unwrap_or("default");
-    let network = match mode {
-        "" | "default" => "bridge",
-        m => m,
-    };
-    // NetworkingConfig: the entry of the primary network (keyed by the network or by the
-    // NetworkMode as sent: today's docker CLI sends `default` for both) gives its aliases
-    // and address; any other entry is one more network to join.
-    let mut aliases = Vec::new();
-    let mut ip = None;
-    let mut more_networks = Vec::new();
-    if let Some(eps) = b["NetworkingConfig"]["EndpointsConfig"].as_object() {
-        for (net, ep) in eps {
-            let o = super::networks::endpoint_options(net, ep);
-            if net == network || net == mode || (mode.is_empty() && net == "default") {
-                aliases = o.aliases;
-                ip = o.ip;
-            } else {
-                more_networks.push(o);
-            }
-        }
-    }
-    let port_bindings = match &h["PortBindings"] {
-        Value::Null => Default::default(),
-        v => serde_json::from_value(v.clone())
-            .map_err(|e| ApiError::bad(format!("invalid PortBindings: {e}")))?,
-    };
-    let expose: Vec<String> = b["ExposedPorts"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    let labels = super::string_map(&b["Labels"]);
-    let devices = h["Devices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            let host = d["PathOnHost"].as_str().unwrap_or("");
-            let ctr = d["PathInContainer"].as_str().unwrap_or(host);
-            let perms = d["CgroupPermissions"].as_str().unwrap_or("rwm");
-            format!("{host}:{ctr}:{perms}")
-        })
-        .collect();
-    Ok(CreateOptions {
-        image,
-        name,
-        command: strings(&b["Cmd"]),
-        entrypoint: match &b["Entrypoint"] {
-            Value::Null => None,
-            e => Some(strings(e)),
-        },
-        env: strings(&b["Env"]),
-        volumes,
-        workdir: opt_str(&b["WorkingDir"]),
-        user: opt_str(&b["User"]),
-        hostname: opt_str(&b["Hostname"]),
-        memory,
-        memory_swap: h["MemorySwap"]
-            .as_i64()
-            .filter(|m| *m != 0)
-            .map(|m| m.to_string()),
-        cpu_shares: h["CpuShares"].as_u64().filter(|s| *s > 0),
-        pids_limit: h["PidsLimit"].as_i64().filter(|p| *p > 0),
-        cpus,
-        network: network.into(),
-        network_aliases: aliases,
-        ip,
-        more_networks,
-        publish: Vec::new(),
-        port_bindings,
-        publish_all: h["PublishAllPorts"].as_bool().unwrap_or(false),
-        expose,
-        read_only: h["ReadonlyRootfs"].as_bool().unwrap_or(false),
-        tty: b["Tty"].as_bool().unwrap_or(false),
-        security: SecurityOptions {
-            privileged: h["Privileged"].as_bool().unwrap_or(false),
-            cap_add: strings(&h["CapAdd"]),
-            cap_drop: strings(&h["CapDrop"]),
-            security_opt: strings(&h["SecurityOpt"]),
-            devices,
-            device_cgroup_rules: strings(&h["DeviceCgroupRules"]),
-            ulimits: h["Ulimits"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|u| {
-                    format!(
-                        "{}={}:{}",
-                        u["Name"].as_str().unwrap_or(""),
-                        u["Soft"].as_i64().unwrap_or(0),
-                        u["Hard"].as_i64().unwrap_or(0)
-                    )
-                })
-                .collect(),
-        },
-        labels,
-        auto_remove: h["AutoRemove"].as_bool().unwrap_or(false),
-        open_stdin: b["OpenStdin"].as_bool().unwrap_or(false),
-        stdin_once: b["StdinOnce"].as_bool().unwrap_or(false),
-        attach_stdin: b["AttachStdin"].as_bool().unwrap_or(false),
-        stop_signal: opt_str(&b["StopSignal"]),
-        stop_timeout: b["StopTimeout"].as_u64(),
-        healthcheck: engine::containers::health::HealthConfig::from_json(&b["Healthcheck"])?,
-        log_config: log_config(&h["LogConfig"])?,
-        tmpfs,
-        dns: strings(&h["Dns"]),
-        dns_search: strings(&h["DnsSearch"]),
-        dns_options: strings(&h["DnsOptions"]),
-        extra_hosts: strings(&h["ExtraHosts"]),
-        restart: engine::containers::RestartPolicy {
-            name: h["RestartPolicy"]["Name"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            max_retries: h["RestartPolicy"]["MaximumRetryCount"]
-                .as_u64()
-                .unwrap_or(0) as u32,
-        },
-        scratch: false,
-        etc_if_present: false,
-    })
-}
 
 pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
     let body = c.json()?;
@@ -218,7 +26,7 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
         .param("name")
         .filter(|n| !n.is_empty())
         .map(|n| n.trim_start_matches('/').to_string());
-    let o = create_options(name, &body)?;
+    let o = super::create::options(name, body)?;
     let rec = c.engine.create_container(&o)?;
     Ok(Reply::Json(201, json!({"Id": rec.id, "Warnings": []})))
 }
@@ -318,6 +126,24 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
     ))
 }
 
+/// The `Config` fields strata keeps beside the HostConfig (`hostconfig.json`).
+const CONFIG_KEYS: &[&str] = &[
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "OpenStdin",
+    "StdinOnce",
+    "StopSignal",
+    "StopTimeout",
+    "Healthcheck",
+    "Domainname",
+    "ExposedPorts",
+    "Volumes",
+    "Cmd",
+    "Entrypoint",
+    "Labels",
+];
+
 /// Docker's inspect document: the engine's, with Config, Path/Args, Mounts and the
 /// fields clients expect.
 pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
@@ -401,23 +227,40 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
     let hc = v.bundle.host_config();
     doc["Config"] = json!({
         "Hostname": hostname,
+        "Domainname": "",
         "Image": v.record.image_ref,
         "Cmd": args,
+        "Entrypoint": null,
         "Env": env,
         "Tty": tty,
         "User": v.bundle.user(),
         "WorkingDir": process.as_ref().map(|p| p.cwd().to_string_lossy().into_owned()).unwrap_or_default(),
-        "Labels": hc.get("Labels").cloned().unwrap_or_else(|| json!({})),
-        "AttachStdout": true,
-        "AttachStderr": true,
+        "Labels": {},
+        "AttachStdin": false,
+        "AttachStdout": false,
+        "AttachStderr": false,
+        "OpenStdin": false,
+        "StdinOnce": false,
+        "Volumes": null,
+        "OnBuild": null,
     });
-    for k in ["AttachStdin", "OpenStdin", "StdinOnce"] {
-        doc["Config"][k] = hc.get(k).cloned().unwrap_or(json!(false));
-    }
-    for k in ["StopSignal", "StopTimeout", "Healthcheck"] {
-        if let Some(v) = hc.get(k) {
-            doc["Config"][k] = v.clone();
+    // The Config fields kept with the HostConfig at create (containers made before a
+    // field was kept show the defaults above).
+    for k in CONFIG_KEYS {
+        if let Some(v) = hc.get(*k) {
+            let empty_set = v.as_object().is_some_and(|m| m.is_empty());
+            let empty_list = v.as_array().is_some_and(|a| a.is_empty());
+            doc["Config"][*k] = match *k {
+                "Volumes" | "Entrypoint" if empty_set || empty_list => Value::Null,
+                _ => v.clone(),
+            };
         }
+        if let Some(h) = doc["HostConfig"].as_object_mut() {
+            h.remove(*k);
+        }
+    }
+    if doc["Config"]["ExposedPorts"].as_object().is_some_and(|m| m.is_empty()) {
+        doc["Config"].as_object_mut().map(|c| c.remove("ExposedPorts"));
     }
     endpoint_names(&mut doc, &v.record.id, &v.record.name, c.version);
     // The HostConfig fields clients read (the SDK reads LogConfig for every `run`).
@@ -651,29 +494,6 @@ fn stream_logs<W: Write>(
 
 /// `HostConfig.LogConfig` (`{"Type": ..., "Config": {...}}`): every option a string, as
 /// the schema says; the driver and options themselves are checked by the engine.
-fn log_config(v: &Value) -> ApiResult<engine::containers::LogConfig> {
-    if v.is_null() {
-        return Ok(Default::default());
-    }
-    let driver = v["Type"].as_str().unwrap_or_default().to_string();
-    let mut opts = std::collections::BTreeMap::new();
-    if let Some(m) = v["Config"].as_object() {
-        for (k, val) in m {
-            let Some(val) = val.as_str() else {
-                return Err(ApiError::bad(format!(
-                    "HostConfig.LogConfig.Config.{k}: give the value as a string"
-                )));
-            };
-            opts.insert(k.clone(), val.to_string());
-        }
-    } else if !v["Config"].is_null() {
-        return Err(ApiError::bad(
-            "HostConfig.LogConfig.Config: give an object of strings",
-        ));
-    }
-    Ok(engine::containers::LogConfig { driver, opts })
-}
-
 fn is_tty(c: &Call<'_>, id: &str) -> bool {
     c.engine
         .container(id)
@@ -1030,25 +850,7 @@ pub fn stats(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
 }
 
 pub fn update(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
-    let b = c.json()?;
-    let cpus = cpus_of(&b);
-    let restart = b["RestartPolicy"]["Name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .map(|n| engine::containers::RestartPolicy {
-            name: n.to_string(),
-            max_retries: b["RestartPolicy"]["MaximumRetryCount"]
-                .as_u64()
-                .unwrap_or(0) as u32,
-        });
-    let o = engine::containers::UpdateOptions {
-        memory: b["Memory"].as_i64().filter(|m| *m > 0),
-        memory_swap: b["MemorySwap"].as_i64().filter(|m| *m != 0),
-        cpu_shares: b["CpuShares"].as_u64().filter(|s| *s > 0),
-        pids: b["PidsLimit"].as_i64().filter(|p| *p != 0),
-        cpus,
-        restart,
-    };
+    let o = super::create::update::options(c.json()?)?;
     c.engine.update(id, &o)?;
     Ok(Reply::Json(200, json!({"Warnings": []})))
 }

@@ -169,12 +169,68 @@ pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
 }
 
 /// Docker's `EndpointSettings` (container create's `NetworkingConfig`, connect's
-/// `EndpointConfig`) for network `network`: its aliases and IPv4 address.
-pub fn endpoint_options(network: &str, ep: &Value) -> EndpointOptions {
-    EndpointOptions {
+/// `EndpointConfig`) for network `network`: its aliases and IPv4 address are honoured,
+/// the rest refused by name; the fields the schema marks as operational data (the
+/// endpoint's id, gateway and addresses as inspect shows them) are read-only and ignored,
+/// as dockerd ignores them.
+pub fn endpoint_settings(
+    network: &str,
+    ep: bollard_stubs::models::EndpointSettings,
+) -> ApiResult<EndpointOptions> {
+    use super::create::{given, refuse};
+    let bollard_stubs::models::EndpointSettings {
+        ipam_config,
+        links,
+        mac_address,
+        aliases,
+        driver_opts,
+        gw_priority,
+        network_id: _,
+        endpoint_id: _,
+        gateway: _,
+        ip_address: _,
+        ip_prefix_len: _,
+        ipv6_gateway: _,
+        global_ipv6_address: _,
+        global_ipv6_prefix_len: _,
+        dns_names: _,
+    } = ep;
+    let why = "strata's endpoints take aliases and an IPv4 address";
+    if given(&links) {
+        return Err(refuse("EndpointSettings.Links", links, why));
+    }
+    if given(&mac_address) {
+        return Err(refuse("EndpointSettings.MacAddress", mac_address, why));
+    }
+    if given(&driver_opts) {
+        return Err(refuse("EndpointSettings.DriverOpts", driver_opts, why));
+    }
+    if given(&gw_priority) {
+        return Err(refuse("EndpointSettings.GwPriority", gw_priority, why));
+    }
+    let mut ip = None;
+    if let Some(ipam) = ipam_config {
+        if given(&ipam.ipv6_address) {
+            return Err(refuse("IPAMConfig.IPv6Address", ipam.ipv6_address, "networks are IPv4 only"));
+        }
+        if given(&ipam.link_local_ips) {
+            return Err(refuse("IPAMConfig.LinkLocalIPs", ipam.link_local_ips, why));
+        }
+        ip = ipam.ipv4_address.filter(|a| !a.is_empty());
+    }
+    Ok(EndpointOptions {
         network: network.to_string(),
-        aliases: super::strings(&ep["Aliases"]),
-        ip: super::opt_str(&ep["IPAMConfig"]["IPv4Address"]),
+        aliases: aliases.unwrap_or_default(),
+        ip,
+    })
+}
+
+/// A connect request's `EndpointConfig` as the schema's type.
+fn endpoint_config(b: &Value) -> ApiResult<bollard_stubs::models::EndpointSettings> {
+    match &b["EndpointConfig"] {
+        Value::Null => Ok(Default::default()),
+        v => serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::bad(format!("invalid EndpointConfig: {e}"))),
     }
 }
 
@@ -190,7 +246,7 @@ pub fn connect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     let b = c.json()?;
     let container = container_of(&b)?;
     c.engine
-        .network_connect(&container, &endpoint_options(id, &b["EndpointConfig"]))?;
+        .network_connect(&container, &endpoint_settings(id, endpoint_config(&b)?)?)?;
     Ok(Reply::Empty(200))
 }
 

@@ -128,7 +128,7 @@ impl Bundle {
     }
 
     /// The restart policy kept at create (`no` when none).
-    pub fn restart_policy(&self) -> super::create::RestartPolicy {
+    pub fn restart_policy(&self) -> super::options::RestartPolicy {
         serde_json::from_value(self.host_config()["RestartPolicy"].clone()).unwrap_or_default()
     }
 

@@ -171,7 +171,7 @@ pub struct UpdateOptions {
     pub cpu_shares: Option<u64>,
     pub pids: Option<i64>,
     pub cpus: Option<f64>,
-    pub restart: Option<super::create::RestartPolicy>,
+    pub restart: Option<super::options::RestartPolicy>,
 }
 
 impl Engine {

@@ -215,29 +215,79 @@ impl Node {
     }
 }
 
+/// A host device given to a container (Docker's `DeviceMapping`): typed so the CLI's
+/// `--device` string and the API's object meet in one form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceSpec {
+    #[serde(rename = "PathOnHost")]
+    pub host: std::path::PathBuf,
+    #[serde(rename = "PathInContainer")]
+    pub container: String,
+    /// Any of `r`, `w`, `m` (read, write, mknod).
+    #[serde(rename = "CgroupPermissions")]
+    pub permissions: String,
+}
+
+impl DeviceSpec {
+    /// Parses `--device HOST[:CONTAINER][:PERMISSIONS]`.
+    pub fn parse(s: &str) -> Result<DeviceSpec> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (host, dest, perms) = match parts.as_slice() {
+            [h] => (*h, *h, "rwm"),
+            [h, p] if is_permissions(p) => (*h, *h, *p),
+            [h, d] => (*h, *d, "rwm"),
+            [h, d, p] if is_permissions(p) => (*h, *d, *p),
+            _ => {
+                return Err(RuntimeError::Spec(format!(
+                    "invalid --device {s:?}: use HOST[:CONTAINER][:rwm]"
+                )))
+            }
+        };
+        Ok(DeviceSpec {
+            host: host.into(),
+            container: dest.into(),
+            permissions: perms.into(),
+        })
+    }
+
+    /// The node to make in the container and its allow rule, checked: an absolute host
+    /// path that is a device node, a container path under /dev, permissions of `rwm`.
+    pub fn resolve(&self) -> Result<(Node, Rule)> {
+        let container = if self.container.is_empty() {
+            self.host.to_string_lossy().into_owned()
+        } else {
+            self.container.clone()
+        };
+        let perms = if self.permissions.is_empty() {
+            "rwm"
+        } else {
+            self.permissions.as_str()
+        };
+        if !is_permissions(perms) {
+            return Err(RuntimeError::Spec(format!(
+                "invalid device permissions {perms:?} for {}: use any of r, w, m",
+                self.host.display()
+            )));
+        }
+        if !self.host.is_absolute() || !container.starts_with("/dev/") {
+            return Err(RuntimeError::Spec(format!(
+                "invalid device {} -> {container}: the host path must be absolute and the container path under /dev",
+                self.host.display()
+            )));
+        }
+        let node = Node::of_host(&self.host, &container)?;
+        let rule = Rule::allow(node.kind, Some(node.major), Some(node.minor), perms);
+        Ok((node, rule))
+    }
+}
+
+fn is_permissions(p: &str) -> bool {
+    !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'))
+}
+
 /// Parses `--device HOST[:CONTAINER][:PERMISSIONS]` into the node and its allow rule.
 pub fn parse_device(s: &str) -> Result<(Node, Rule)> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let is_perm = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
-    let (host, dest, perms) = match parts.as_slice() {
-        [h] => (*h, *h, "rwm"),
-        [h, p] if is_perm(p) => (*h, *h, *p),
-        [h, d] => (*h, *d, "rwm"),
-        [h, d, p] if is_perm(p) => (*h, *d, *p),
-        _ => {
-            return Err(RuntimeError::Spec(format!(
-                "invalid --device {s:?}: use HOST[:CONTAINER][:rwm]"
-            )))
-        }
-    };
-    if !host.starts_with('/') || !dest.starts_with("/dev/") {
-        return Err(RuntimeError::Spec(format!(
-            "invalid --device {s:?}: the host path must be absolute and the container path under /dev"
-        )));
-    }
-    let node = Node::of_host(Path::new(host), dest)?;
-    let rule = Rule::allow(node.kind, Some(node.major), Some(node.minor), perms);
-    Ok((node, rule))
+    DeviceSpec::parse(s)?.resolve()
 }
 
 /// Every device node of the host's `/dev` (as `--privileged` gives them), but those that

@@ -1,0 +1,128 @@
+//! What `inspect` shows under `HostConfig` (and the `Config` fields only the create call
+//! knows), in Docker's names: written once at create as `hostconfig.json`, so inspect
+//! returns what create was given, with Docker's defaults where nothing was.
+
+use super::options::{CreateOptions, MountSource, RestartPolicy, SecurityOptions};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The stored form; limits are shown as the runtime spec has them at inspect (`update`
+/// changes them), everything else as made.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct HostConfig<'a> {
+    #[serde(flatten)]
+    pub security: &'a SecurityOptions,
+    pub binds: Vec<String>,
+    pub mounts: &'a [super::mounts::MountSpec],
+    pub tmpfs: BTreeMap<&'a str, String>,
+    pub readonly_rootfs: bool,
+    pub network_mode: &'a str,
+    pub port_bindings: &'a network::ports::PortMap,
+    pub publish_all_ports: bool,
+    pub auto_remove: bool,
+    pub labels: &'a BTreeMap<String, String>,
+    pub restart_policy: RestartPolicy,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub attach_stdin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<&'a super::health::HealthConfig>,
+    pub log_config: &'a super::LogConfig,
+    pub dns: &'a [String],
+    pub dns_search: &'a [String],
+    pub dns_options: &'a [String],
+    pub extra_hosts: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<[u16; 2]>,
+    #[serde(rename = "ContainerIDFile")]
+    pub container_id_file: &'a str,
+    // The `Config` fields only create knows (inspect moves them under `Config`).
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub domainname: &'a str,
+    pub exposed_ports: BTreeMap<String, Empty>,
+    pub volumes: BTreeMap<&'a str, Empty>,
+    /// The command and entrypoint as made: the client's over the image's.
+    pub cmd: &'a [String],
+    pub entrypoint: &'a [String],
+}
+
+/// Docker's `{}` in a set written as a map (`ExposedPorts`, `Volumes`).
+#[derive(Serialize)]
+pub(crate) struct Empty {}
+
+/// What create resolved from the image and the options.
+pub(crate) struct Resolved<'a> {
+    pub ports: &'a network::ports::PortMap,
+    pub exposed: &'a [String],
+    pub health: Option<&'a super::health::HealthConfig>,
+    pub log_config: &'a super::LogConfig,
+    pub cmd: &'a [String],
+    pub entrypoint: &'a [String],
+}
+
+impl<'a> HostConfig<'a> {
+    /// The document for `o`, with what create resolved: the ports, health check,
+    /// logging and command it settled on.
+    pub fn of(o: &'a CreateOptions, r: Resolved<'a>) -> HostConfig<'a> {
+        HostConfig {
+            security: &o.security,
+            binds: o.binds.iter().map(|b| b.bind_string()).collect(),
+            mounts: &o.mounts,
+            tmpfs: o
+                .tmpfs
+                .iter()
+                .map(|m| {
+                    let opts = match &m.source {
+                        MountSource::Tmpfs(t) => t.option_string(),
+                        _ => String::new(),
+                    };
+                    (m.target.as_str(), opts)
+                })
+                .collect(),
+            readonly_rootfs: o.read_only,
+            network_mode: if o.network.is_empty() {
+                "default"
+            } else {
+                &o.network
+            },
+            port_bindings: r.ports,
+            publish_all_ports: o.publish_all,
+            auto_remove: o.auto_remove,
+            labels: &o.labels,
+            restart_policy: RestartPolicy {
+                name: if o.restart.name.is_empty() {
+                    "no".into()
+                } else {
+                    o.restart.name.clone()
+                },
+                max_retries: o.restart.max_retries,
+            },
+            open_stdin: o.open_stdin,
+            stdin_once: o.stdin_once,
+            attach_stdin: o.attach_stdin,
+            stop_signal: o.stop_signal.as_deref(),
+            stop_timeout: o.stop_timeout,
+            healthcheck: r.health,
+            log_config: r.log_config,
+            dns: &o.dns,
+            dns_search: &o.dns_search,
+            dns_options: &o.dns_options,
+            extra_hosts: &o.extra_hosts,
+            console_size: o.console_size,
+            container_id_file: o.container_id_file.as_deref().unwrap_or(""),
+            attach_stdout: o.attach_stdout,
+            attach_stderr: o.attach_stderr,
+            domainname: o.domainname.as_deref().unwrap_or(""),
+            exposed_ports: r.exposed.iter().map(|p| (p.clone(), Empty {})).collect(),
+            volumes: o.anonymous_volumes.iter().map(|v| (v.as_str(), Empty {})).collect(),
+            cmd: r.cmd,
+            entrypoint: r.entrypoint,
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! What a container gets at a path besides its image: a named volume, a host path or a
+//! tmpfs, as typed specs. The CLI parses `-v`, `--mount`-less `--tmpfs` strings into them
+//! and the daemon fills them from the API's `Binds`, `Mounts` and `Tmpfs`; neither formats
+//! a string for the other, so a path with a colon in it survives the API.
+
+use crate::error::{EngineError, Result};
+use layerstore::volumes::Volumes;
+use layerstore::Store;
+use runtime::spec::Bind;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use std::path::PathBuf;
+
+/// One filesystem at `target` in the container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountSpec {
+    pub source: MountSource,
+    /// An absolute path in the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Where a mount's files come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MountSource {
+    /// A named volume, made at create when it does not exist.
+    Volume(String),
+    /// A fresh volume of its own, named by a random id (`-v /path`, `Config.Volumes`).
+    Anonymous,
+    /// A host path, which must exist.
+    Bind(PathBuf),
+    /// A fresh tmpfs.
+    Tmpfs(TmpfsSpec),
+}
+
+/// A tmpfs's size, mode and further mount flags.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TmpfsSpec {
+    /// Bytes (the kernel's default, half of memory, when none).
+    pub size: Option<u64>,
+    /// Permission bits of its root.
+    pub mode: Option<u32>,
+    /// Flags such as `noexec`, `exec`, `ro`, `nr_inodes=N`.
+    pub options: Vec<String>,
+}
+
+impl TmpfsSpec {
+    /// Parses Docker's tmpfs option string (`rw,noexec,size=64m,mode=1777`).
+    pub fn parse(opts: &str) -> Result<TmpfsSpec> {
+        let mut t = TmpfsSpec::default();
+        for o in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            if let Some(v) = o.strip_prefix("size=") {
+                t.size = Some(parse_bytes("tmpfs size", v)? as u64);
+            } else if let Some(v) = o.strip_prefix("mode=") {
+                t.mode = Some(u32::from_str_radix(v, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(
+                    || EngineError::Invalid(format!("invalid tmpfs mode {v:?}: use octal permission bits like 1777")),
+                )?);
+            } else if o.contains('/') || o.contains('\0') {
+                return Err(EngineError::Invalid(format!("invalid tmpfs option {o:?}")));
+            } else {
+                t.options.push(o.to_string());
+            }
+        }
+        Ok(t)
+    }
+
+    /// The option string Docker shows in `HostConfig.Tmpfs` and the kernel takes as data.
+    pub fn option_string(&self) -> String {
+        let mut parts = self.options.clone();
+        if let Some(s) = self.size {
+            parts.push(format!("size={s}"));
+        }
+        if let Some(m) = self.mode {
+            parts.push(format!("mode={m:o}"));
+        }
+        parts.join(",")
+    }
+}
+
+impl MountSpec {
+    /// Parses `-v NAME:/path[:ro|rw]` or `-v /host/path:/path[:ro|rw]`.
+    pub fn parse_volume(s: &str) -> Result<MountSpec> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, dst, read_only) = match parts.as_slice() {
+            [dst] if dst.starts_with('/') => {
+                return Ok(MountSpec {
+                    source: MountSource::Anonymous,
+                    target: dst.to_string(),
+                    read_only: false,
+                })
+            }
+            [src, dst] => (*src, *dst, false),
+            [src, dst, "ro"] => (*src, *dst, true),
+            [src, dst, "rw"] => (*src, *dst, false),
+            _ => {
+                return Err(EngineError::Invalid(format!(
+                    "invalid volume {s:?}: use NAME:/path, /host/path:/path, with :ro for read-only"
+                )))
+            }
+        };
+        let source = if src.starts_with('/') {
+            MountSource::Bind(src.into())
+        } else {
+            MountSource::Volume(src.into())
+        };
+        let m = MountSpec {
+            source,
+            target: dst.into(),
+            read_only,
+        };
+        m.check()?;
+        Ok(m)
+    }
+
+    /// Parses `--tmpfs /path[:OPTIONS]`.
+    pub fn parse_tmpfs(s: &str) -> Result<MountSpec> {
+        let (path, opts) = s.split_once(':').unwrap_or((s, ""));
+        let m = MountSpec {
+            source: MountSource::Tmpfs(TmpfsSpec::parse(opts)?),
+            target: path.into(),
+            read_only: false,
+        };
+        m.check()?;
+        Ok(m)
+    }
+
+    /// Checks what needs no store: an absolute target, a non-empty source.
+    pub fn check(&self) -> Result<()> {
+        if !self.target.starts_with('/') {
+            return Err(EngineError::Invalid(format!(
+                "invalid mount target {:?}: the container path must be absolute",
+                self.target
+            )));
+        }
+        match &self.source {
+            MountSource::Volume(n) if n.is_empty() => Err(EngineError::Invalid(format!(
+                "the mount at {} needs a source (a volume name)",
+                self.target
+            ))),
+            MountSource::Bind(p) if !p.is_absolute() => Err(EngineError::Invalid(format!(
+                "invalid bind source {}: the host path must be absolute",
+                p.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Docker's `Binds` form (`SRC:DST[:ro]`), as inspect shows it.
+    pub fn bind_string(&self) -> String {
+        let src = match &self.source {
+            MountSource::Volume(n) => n.clone(),
+            MountSource::Bind(p) => p.display().to_string(),
+            MountSource::Anonymous | MountSource::Tmpfs(_) => String::new(),
+        };
+        let ro = if self.read_only { ":ro" } else { "" };
+        format!("{src}:{}{ro}", self.target)
+    }
+}
+
+/// Docker's `Mount` object, as inspect shows `HostConfig.Mounts`.
+impl Serialize for MountSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        match &self.source {
+            MountSource::Volume(n) => {
+                m.serialize_entry("Type", "volume")?;
+                m.serialize_entry("Source", n)?;
+            }
+            MountSource::Bind(p) => {
+                m.serialize_entry("Type", "bind")?;
+                m.serialize_entry("Source", p)?;
+            }
+            MountSource::Anonymous => m.serialize_entry("Type", "volume")?,
+            MountSource::Tmpfs(_) => m.serialize_entry("Type", "tmpfs")?,
+        }
+        m.serialize_entry("Target", &self.target)?;
+        if self.read_only {
+            m.serialize_entry("ReadOnly", &true)?;
+        }
+        if let MountSource::Tmpfs(t) = &self.source {
+            let mut o = serde_json::Map::new();
+            if let Some(size) = t.size {
+                o.insert("SizeBytes".into(), size.into());
+            }
+            if let Some(mode) = t.mode {
+                o.insert("Mode".into(), mode.into());
+            }
+            if !o.is_empty() {
+                m.serialize_entry("TmpfsOptions", &o)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// Byte counts as Docker writes them (`64m`, `1g`, `512k`, or plain bytes).
+pub fn parse_bytes(what: &str, v: &str) -> Result<i64> {
+    let n = drivers::DriverOptions::parse_size(what, v)
+        .map_err(|_| EngineError::Invalid(format!("invalid {what} {v:?}: use bytes or a size like 64m or 1g")))?;
+    i64::try_from(n).map_err(|_| EngineError::Invalid(format!("{what} {v:?} is too large")))
+}
+
+/// The runtime's binds and tmpfs mounts for `specs`, named volumes made as needed and
+/// host paths checked.
+pub(crate) fn resolve<'a>(
+    store: &Store,
+    specs: impl Iterator<Item = &'a MountSpec>,
+) -> Result<(Vec<Bind>, Vec<(String, String)>)> {
+    let vols = Volumes::new(&store.root);
+    let (mut binds, mut tmpfs) = (Vec::new(), Vec::new());
+    for m in specs {
+        m.check()?;
+        let source = match &m.source {
+            MountSource::Bind(p) => {
+                if !p.exists() {
+                    return Err(EngineError::Invalid(format!(
+                        "invalid mount {}: {} does not exist on the host",
+                        m.target,
+                        p.display()
+                    )));
+                }
+                p.clone()
+            }
+            MountSource::Volume(n) => vols.create(n)?.mountpoint,
+            MountSource::Anonymous => vols.create(&layerstore::random_id())?.mountpoint,
+            MountSource::Tmpfs(t) => {
+                let mut data = t.option_string();
+                if m.read_only {
+                    data = if data.is_empty() { "ro".into() } else { format!("{data},ro") };
+                }
+                tmpfs.push((m.target.clone(), data));
+                continue;
+            }
+        };
+        binds.push(Bind {
+            source,
+            destination: m.target.clone(),
+            readonly: m.read_only,
+        });
+    }
+    Ok((binds, tmpfs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_flags() {
+        let m = MountSpec::parse_volume("data:/srv:ro").unwrap();
+        assert_eq!(m.source, MountSource::Volume("data".into()));
+        assert!(m.read_only);
+        assert_eq!(m.bind_string(), "data:/srv:ro");
+        let b = MountSpec::parse_volume("/tmp:/t").unwrap();
+        assert_eq!(b.source, MountSource::Bind("/tmp".into()));
+        assert_eq!(MountSpec::parse_volume("/data").unwrap().source, MountSource::Anonymous);
+        for bad in ["x", "a:b", "a:/b:zz", "a:/b:ro:x"] {
+            assert!(MountSpec::parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tmpfs_flags() {
+        let m = MountSpec::parse_tmpfs("/run:rw,noexec,size=64m,mode=1777").unwrap();
+        let MountSource::Tmpfs(t) = &m.source else { panic!() };
+        assert_eq!(t.size, Some(64 << 20));
+        assert_eq!(t.mode, Some(0o1777));
+        assert_eq!(t.option_string(), "rw,noexec,size=67108864,mode=1777");
+        assert!(MountSpec::parse_tmpfs("run").is_err());
+        assert!(MountSpec::parse_tmpfs("/run:mode=999").is_err());
+        assert!(MountSpec::parse_tmpfs("/run:x=/etc").is_err());
+    }
+}
