@@ -326,19 +326,28 @@ const ULIMIT_HELP: &str = "use NAME=SOFT[:HARD], like nofile=1024:2048";
 impl Ulimit {
     /// Parses `--ulimit NAME=SOFT[:HARD]` (`-1` or `unlimited` for no limit).
     pub fn parse(s: &str) -> Result<Ulimit> {
-        let bad = |why: &str| RuntimeError::Spec(format!("invalid --ulimit {s:?}: {why}; {ULIMIT_HELP}"));
+        let bad =
+            |why: &str| RuntimeError::Spec(format!("invalid --ulimit {s:?}: {why}; {ULIMIT_HELP}"));
         let (name, vals) = s.split_once('=').ok_or_else(|| bad("no ="))?;
         let num = |v: &str| -> Result<i64> {
             match v {
                 "-1" | "unlimited" => Ok(-1),
-                _ => v.parse::<u64>().ok().and_then(|n| i64::try_from(n).ok()).ok_or_else(|| bad("not a number")),
+                _ => v
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| i64::try_from(n).ok())
+                    .ok_or_else(|| bad("not a number")),
             }
         };
         let (soft, hard) = match vals.split_once(':') {
             Some((a, b)) => (num(a)?, num(b)?),
             None => (num(vals)?, num(vals)?),
         };
-        let u = Ulimit { name: name.to_string(), soft, hard };
+        let u = Ulimit {
+            name: name.to_string(),
+            soft,
+            hard,
+        };
         u.to_rlimit()?;
         Ok(u)
     }

@@ -4,10 +4,9 @@
 use super::Context;
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use engine::containers::mounts::{parse_bytes, MountSpec};
 use engine::containers::{
     CreateOptions, ExecOptions, LogOptions, LogSinks, SecurityOptions, StartOptions,
-};
-use engine::containers::mounts::{parse_bytes, MountSpec
 };
 use engine::EngineError;
 
@@ -96,6 +95,10 @@ pub struct ContainerOpts {
     /// A HOST:IP line for the container's /etc/hosts (repeatable).
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
+    /// A legacy link to another container, NAME[:ALIAS] (repeatable): its address under
+    /// the alias in /etc/hosts, and on the default bridge its ports in the environment.
+    #[arg(long = "link")]
+    pub link: Vec<String>,
     /// Restart policy: no, always, unless-stopped, on-failure[:N] (with -d).
     #[arg(long, default_value = "no")]
     pub restart: String,
@@ -255,6 +258,7 @@ impl ContainerOpts {
             dns_search: self.dns_search.clone(),
             dns_options: self.dns_option.clone(),
             extra_hosts: self.add_host.clone(),
+            links: self.link.clone(),
             env: self.env.clone(),
             binds: parse_all(&self.volumes, MountSpec::parse_volume)?,
             mounts: Vec::new(),
@@ -289,7 +293,9 @@ impl ContainerOpts {
                 cap_add: self.cap_add.clone(),
                 cap_drop: self.cap_drop.clone(),
                 security_opt: self.security_opt.clone(),
-                devices: parse_all(&self.devices, |d| Ok(runtime::devices::DeviceSpec::parse(d)?))?,
+                devices: parse_all(&self.devices, |d| {
+                    Ok(runtime::devices::DeviceSpec::parse(d)?)
+                })?,
                 device_cgroup_rules: self.device_cgroup_rules.clone(),
                 ulimits: parse_all(&self.ulimits, |u| Ok(runtime::security::Ulimit::parse(u)?))?,
             },

@@ -3,16 +3,13 @@
 
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
-use engine::containers::{
-    ContainerView, LogOptions, LogSinks, StartOptions,
-};
+use engine::containers::{ContainerView, LogOptions, LogSinks, StartOptions};
 use engine::Status;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
 
 pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
     let body = c.json()?;
@@ -259,8 +256,13 @@ pub fn inspect_doc(c: &Call<'_>, id: &str) -> ApiResult<Value> {
             h.remove(*k);
         }
     }
-    if doc["Config"]["ExposedPorts"].as_object().is_some_and(|m| m.is_empty()) {
-        doc["Config"].as_object_mut().map(|c| c.remove("ExposedPorts"));
+    if doc["Config"]["ExposedPorts"]
+        .as_object()
+        .is_some_and(|m| m.is_empty())
+    {
+        doc["Config"]
+            .as_object_mut()
+            .map(|c| c.remove("ExposedPorts"));
     }
     endpoint_names(&mut doc, &v.record.id, &v.record.name, c.version);
     // The HostConfig fields clients read (the SDK reads LogConfig for every `run`).

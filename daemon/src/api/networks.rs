@@ -211,7 +211,11 @@ pub fn endpoint_settings(
     let mut ip = None;
     if let Some(ipam) = ipam_config {
         if given(&ipam.ipv6_address) {
-            return Err(refuse("IPAMConfig.IPv6Address", ipam.ipv6_address, "networks are IPv4 only"));
+            return Err(refuse(
+                "IPAMConfig.IPv6Address",
+                ipam.ipv6_address,
+                "networks are IPv4 only",
+            ));
         }
         if given(&ipam.link_local_ips) {
             return Err(refuse("IPAMConfig.LinkLocalIPs", ipam.link_local_ips, why));

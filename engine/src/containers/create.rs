@@ -2,10 +2,10 @@
 //! the image config and the options, and its folder.
 
 use super::bundle::Bundle;
+use super::options::CreateOptions;
 use crate::error::{Context as _, EngineError, Result};
 use crate::Engine;
 use layerstore::containers::ContainerRecord;
-use super::options::CreateOptions;
 use layerstore::Store;
 use runtime::spec::RunSpec;
 use runtime::state::State;
@@ -28,7 +28,6 @@ fn not_yet(o: &CreateOptions) -> Result<()> {
     let unset = [
         ("Domainname", o.domainname.is_none()),
         ("VolumesFrom", o.volumes_from.is_empty()),
-        ("Links", o.links.is_empty()),
         ("CpusetCpus", o.cpuset_cpus.is_none()),
         ("CpusetMems", o.cpuset_mems.is_none()),
         ("ShmSize", o.shm_size.is_none()),
@@ -50,11 +49,79 @@ fn not_yet(o: &CreateOptions) -> Result<()> {
     }
 }
 
+/// A container's resolved links: the links, the linked containers' names, and the
+/// environment they give on the default bridge.
+#[derive(Default)]
+struct Links {
+    links: Vec<crate::networks::links::Link>,
+    names: Vec<String>,
+    env: Vec<String>,
+}
+
+/// Resolves `o.links`: bridge networking only; on the default bridge each linked
+/// container must be running (its address and ports go into the environment).
+fn resolve_links(
+    store: &Store,
+    o: &CreateOptions,
+    mode: &str,
+    primary: Option<&str>,
+) -> Result<Links> {
+    use crate::networks::links::{environment, Link};
+    let mut out = Links::default();
+    if o.links.is_empty() {
+        return Ok(out);
+    }
+    if mode != "bridge" {
+        return Err(EngineError::Invalid(format!(
+            "Conflicting options: links need a bridge network, not {mode}"
+        )));
+    }
+    let nets = layerstore::networks::Networks::open(&store.root)?;
+    let default_bridge = primary == Some("bridge");
+    for spec in &o.links {
+        let (link, name) = Link::resolve(store, spec)?;
+        if default_bridge {
+            let other = Bundle::of(&store.root, &link.container);
+            if !other.state_or_default().is_running() {
+                return Err(EngineError::Invalid(format!(
+                    "Cannot link to a non running container: /{name} AS /{}",
+                    link.alias
+                )));
+            }
+            let ip = nets
+                .of_container(&link.container)?
+                .into_iter()
+                .find(|(n, _)| n.is_builtin())
+                .map(|(_, e)| e.ip);
+            if let Some(ip) = ip {
+                let exposed = crate::networks::sandbox::ContainerNet::of(&other).exposed;
+                let env = other
+                    .spec()
+                    .ok()
+                    .and_then(|s| s.process().as_ref().and_then(|p| p.env().clone()))
+                    .unwrap_or_default();
+                let me = o.name.as_deref().unwrap_or("");
+                out.env
+                    .extend(environment(me, &link.alias, ip, &exposed, &env));
+            }
+        }
+        out.links.push(link);
+        out.names.push(name);
+    }
+    Ok(out)
+}
+
 /// A fresh volume for each of `Config.Volumes` not already mounted by a bind or mount.
 fn anonymous_volumes(o: &CreateOptions) -> Vec<super::options::MountSpec> {
     o.anonymous_volumes
         .iter()
-        .filter(|t| !o.binds.iter().chain(&o.mounts).chain(&o.tmpfs).any(|m| &m.target == *t))
+        .filter(|t| {
+            !o.binds
+                .iter()
+                .chain(&o.mounts)
+                .chain(&o.tmpfs)
+                .any(|m| &m.target == *t)
+        })
         .map(|t| super::options::MountSpec {
             source: super::options::MountSource::Anonymous,
             target: t.clone(),
@@ -159,6 +226,7 @@ impl Engine {
                 "conflicting options: a restart policy and auto-remove (--rm)".into(),
             ));
         }
+        let links = resolve_links(store, o, &mode, primary.as_deref())?;
         let img = store.resolve_image(&o.image)?;
         let cfg = store
             .image_config(&img)?
@@ -178,7 +246,11 @@ impl Engine {
         let anonymous = anonymous_volumes(o);
         let (binds, tmpfs) = super::mounts::resolve(
             store,
-            o.binds.iter().chain(&o.mounts).chain(&o.tmpfs).chain(&anonymous),
+            o.binds
+                .iter()
+                .chain(&o.mounts)
+                .chain(&o.tmpfs)
+                .chain(&anonymous),
         )?;
         let c = store
             .create_container_with(
@@ -212,6 +284,7 @@ impl Engine {
                     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
                 );
             }
+            env.extend(links.env.iter().cloned());
             for e in &o.env {
                 let key = e.split('=').next().unwrap_or("");
                 env.retain(|x| x.split('=').next() != Some(key));
@@ -276,6 +349,7 @@ impl Engine {
                 exposed: exposed.clone(),
                 extra_hosts: o.extra_hosts.clone(),
                 hostname: hostname.clone(),
+                links: links.links.clone(),
             }
             .save(&bundle, !o.scratch)?;
             if let Some(primary) = &primary {
@@ -311,6 +385,12 @@ impl Engine {
                     log_config: &log_config,
                     cmd: &cmd,
                     entrypoint: &entrypoint,
+                    links: links
+                        .names
+                        .iter()
+                        .zip(&links.links)
+                        .map(|(other, l)| format!("/{other}:/{}/{}", c.name, l.alias))
+                        .collect(),
                 },
             ))?;
             bundle.write("hostconfig.json", &host_config, durable)?;

@@ -37,6 +37,7 @@ pub(crate) struct HostConfig<'a> {
     pub dns_search: &'a [String],
     pub dns_options: &'a [String],
     pub extra_hosts: &'a [String],
+    pub links: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console_size: Option<[u16; 2]>,
     #[serde(rename = "ContainerIDFile")]
@@ -64,6 +65,8 @@ pub(crate) struct Resolved<'a> {
     pub log_config: &'a super::LogConfig,
     pub cmd: &'a [String],
     pub entrypoint: &'a [String],
+    /// Links in Docker's form (`/other:/self/alias`).
+    pub links: Vec<String>,
 }
 
 impl<'a> HostConfig<'a> {
@@ -120,9 +123,14 @@ impl<'a> HostConfig<'a> {
             attach_stderr: o.attach_stderr,
             domainname: o.domainname.as_deref().unwrap_or(""),
             exposed_ports: r.exposed.iter().map(|p| (p.clone(), Empty {})).collect(),
-            volumes: o.anonymous_volumes.iter().map(|v| (v.as_str(), Empty {})).collect(),
+            volumes: o
+                .anonymous_volumes
+                .iter()
+                .map(|v| (v.as_str(), Empty {}))
+                .collect(),
             cmd: r.cmd,
             entrypoint: r.entrypoint,
+            links: r.links,
         }
     }
 }

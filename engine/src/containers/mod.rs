@@ -21,9 +21,9 @@ pub mod user;
 
 pub use bundle::Bundle;
 pub use control::{parse_signal, UpdateOptions};
-pub use options::{CreateOptions, RestartPolicy, SecurityOptions};
 pub use exec::{ExecIo, ExecOptions};
 pub use inspect::ContainerView;
 pub use logging::LogConfig;
 pub use logs::{LogOptions, LogSinks};
+pub use options::{CreateOptions, RestartPolicy, SecurityOptions};
 pub use start::{Attached, StartOptions};

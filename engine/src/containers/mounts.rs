@@ -52,9 +52,16 @@ impl TmpfsSpec {
             if let Some(v) = o.strip_prefix("size=") {
                 t.size = Some(parse_bytes("tmpfs size", v)? as u64);
             } else if let Some(v) = o.strip_prefix("mode=") {
-                t.mode = Some(u32::from_str_radix(v, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(
-                    || EngineError::Invalid(format!("invalid tmpfs mode {v:?}: use octal permission bits like 1777")),
-                )?);
+                t.mode = Some(
+                    u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| {
+                            EngineError::Invalid(format!(
+                                "invalid tmpfs mode {v:?}: use octal permission bits like 1777"
+                            ))
+                        })?,
+                );
             } else if o.contains('/') || o.contains('\0') {
                 return Err(EngineError::Invalid(format!("invalid tmpfs option {o:?}")));
             } else {
@@ -195,8 +202,11 @@ impl Serialize for MountSpec {
 
 /// Byte counts as Docker writes them (`64m`, `1g`, `512k`, or plain bytes).
 pub fn parse_bytes(what: &str, v: &str) -> Result<i64> {
-    let n = drivers::DriverOptions::parse_size(what, v)
-        .map_err(|_| EngineError::Invalid(format!("invalid {what} {v:?}: use bytes or a size like 64m or 1g")))?;
+    let n = drivers::DriverOptions::parse_size(what, v).map_err(|_| {
+        EngineError::Invalid(format!(
+            "invalid {what} {v:?}: use bytes or a size like 64m or 1g"
+        ))
+    })?;
     i64::try_from(n).map_err(|_| EngineError::Invalid(format!("{what} {v:?} is too large")))
 }
 
@@ -226,7 +236,11 @@ pub(crate) fn resolve<'a>(
             MountSource::Tmpfs(t) => {
                 let mut data = t.option_string();
                 if m.read_only {
-                    data = if data.is_empty() { "ro".into() } else { format!("{data},ro") };
+                    data = if data.is_empty() {
+                        "ro".into()
+                    } else {
+                        format!("{data},ro")
+                    };
                 }
                 tmpfs.push((m.target.clone(), data));
                 continue;
@@ -253,7 +267,10 @@ mod tests {
         assert_eq!(m.bind_string(), "data:/srv:ro");
         let b = MountSpec::parse_volume("/tmp:/t").unwrap();
         assert_eq!(b.source, MountSource::Bind("/tmp".into()));
-        assert_eq!(MountSpec::parse_volume("/data").unwrap().source, MountSource::Anonymous);
+        assert_eq!(
+            MountSpec::parse_volume("/data").unwrap().source,
+            MountSource::Anonymous
+        );
         for bad in ["x", "a:b", "a:/b:zz", "a:/b:ro:x"] {
             assert!(MountSpec::parse_volume(bad).is_err(), "{bad}");
         }
@@ -262,7 +279,9 @@ mod tests {
     #[test]
     fn tmpfs_flags() {
         let m = MountSpec::parse_tmpfs("/run:rw,noexec,size=64m,mode=1777").unwrap();
-        let MountSource::Tmpfs(t) = &m.source else { panic!() };
+        let MountSource::Tmpfs(t) = &m.source else {
+            panic!()
+        };
         assert_eq!(t.size, Some(64 << 20));
         assert_eq!(t.mode, Some(0o1777));
         assert_eq!(t.option_string(), "rw,noexec,size=67108864,mode=1777");

@@ -2,8 +2,8 @@
 //! typed (mounts as specs, byte counts as numbers) so the CLI and the daemon each fill
 //! them from their own input.
 
-use crate::error::{EngineError, Result};
 pub use super::mounts::{MountSource, MountSpec, TmpfsSpec};
+use crate::error::{EngineError, Result};
 use serde::Serialize;
 
 /// How to make a container (Docker's `create`/`run` options).
@@ -222,4 +222,3 @@ impl SecurityOptions {
         Ok(s)
     }
 }
-

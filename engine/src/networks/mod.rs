@@ -5,6 +5,7 @@
 //! [`sandbox`], its `/etc` files in `etc`, published ports in [`proxy`].
 
 pub(crate) mod etc;
+pub mod links;
 pub mod proxy;
 pub mod sandbox;
 

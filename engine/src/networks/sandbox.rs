@@ -29,6 +29,9 @@ pub struct ContainerNet {
     pub extra_hosts: Vec<String>,
     #[serde(default)]
     pub hostname: String,
+    /// Legacy links, written into its hosts file at each start.
+    #[serde(default)]
+    pub links: Vec<super::links::Link>,
 }
 
 impl ContainerNet {
@@ -238,6 +241,7 @@ pub(crate) fn write_hosts(root: &Path, cid: &str, nets: &Networks) -> Result<()>
             }
         }
     }
+    peers.extend(super::links::host_entries(nets, cid, &cn.links)?);
     let content = etc::hosts(&cn.extra_hosts, &cn.hostname, own, &peers)?;
     etc::rewrite_in_place(&path, &content)
 }

@@ -90,9 +90,10 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
     // Resources.
     o.cpu_shares = match cpu_shares.filter(|s| *s != 0) {
         None => None,
-        Some(s) => Some(u64::try_from(s).map_err(|_| {
-            ApiError::bad(format!("HostConfig.CpuShares: {s} is negative"))
-        })?),
+        Some(s) => Some(
+            u64::try_from(s)
+                .map_err(|_| ApiError::bad(format!("HostConfig.CpuShares: {s} is negative")))?,
+        ),
     };
     o.memory = non_negative("HostConfig.Memory", memory)?;
     o.memory_swap = memory_swap.filter(|m| *m != 0);
@@ -130,7 +131,11 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
         }
     }
     if given(&blkio_weight) {
-        return Err(refuse("HostConfig.BlkioWeight", blkio_weight, NO_CGROUP_CONTROL));
+        return Err(refuse(
+            "HostConfig.BlkioWeight",
+            blkio_weight,
+            NO_CGROUP_CONTROL,
+        ));
     }
     if given(&blkio_weight_device) {
         return Err(refuse(
@@ -207,16 +212,24 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
     for d in devices.into_iter().flatten() {
         let host = d.path_on_host.unwrap_or_default();
         o.security.devices.push(runtime::devices::DeviceSpec {
-            container: d.path_in_container.filter(|p| !p.is_empty()).unwrap_or_else(|| host.clone()),
+            container: d
+                .path_in_container
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| host.clone()),
             host: host.into(),
-            permissions: d.cgroup_permissions.filter(|p| !p.is_empty()).unwrap_or_else(|| "rwm".into()),
+            permissions: d
+                .cgroup_permissions
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "rwm".into()),
         });
     }
     for u in ulimits.into_iter().flatten() {
         let name = u.name.unwrap_or_default();
         let (soft, hard) = (u.soft.unwrap_or(0), u.hard.unwrap_or(0));
         let limit = runtime::security::Ulimit { name, soft, hard };
-        limit.to_rlimit().map_err(|e| ApiError::bad(format!("HostConfig.Ulimits: {e}")))?;
+        limit
+            .to_rlimit()
+            .map_err(|e| ApiError::bad(format!("HostConfig.Ulimits: {e}")))?;
         o.security.ulimits.push(limit);
     }
     o.masked_paths = masked_paths;
@@ -225,7 +238,9 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
     o.group_add = group_add.unwrap_or_default();
     o.sysctls = sysctls.unwrap_or_default().into_iter().collect();
     o.oom_score_adj = oom_score_adj.filter(|s| *s != 0);
-    if o.oom_score_adj.is_some_and(|s| !(-1000..=1000).contains(&s)) {
+    if o.oom_score_adj
+        .is_some_and(|s| !(-1000..=1000).contains(&s))
+    {
         return Err(ApiError::bad(
             "HostConfig.OomScoreAdj: give a value from -1000 to 1000",
         ));
@@ -238,7 +253,10 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
             "containers share the host's user namespace (host)",
         ));
     }
-    if !matches!(runtime.as_deref(), None | Some("") | Some("runc") | Some("strata")) {
+    if !matches!(
+        runtime.as_deref(),
+        None | Some("") | Some("runc") | Some("strata")
+    ) {
         return Err(refuse(
             "HostConfig.Runtime",
             runtime,
@@ -281,7 +299,9 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
     }
 
     // Networking.
-    o.network = network_mode.filter(|m| !m.is_empty()).unwrap_or_else(|| "default".into());
+    o.network = network_mode
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "default".into());
     o.port_bindings = match port_bindings {
         None => Default::default(),
         Some(p) => {
@@ -305,7 +325,9 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
         .filter(|c| c.iter().any(|x| *x != 0))
         .map(|c| match c.as_slice() {
             [h, w] => Ok([*h as u16, *w as u16]),
-            _ => Err(ApiError::bad("HostConfig.ConsoleSize: give [height, width]")),
+            _ => Err(ApiError::bad(
+                "HostConfig.ConsoleSize: give [height, width]",
+            )),
         })
         .transpose()?;
     o.container_id_file = container_id_file.filter(|f| !f.is_empty());
@@ -315,13 +337,19 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
 /// `Memory`, `ShmSize`: bytes, 0 for none.
 pub(super) fn non_negative(field: &str, v: Option<i64>) -> ApiResult<Option<i64>> {
     match v.filter(|m| *m != 0) {
-        Some(m) if m < 0 => Err(ApiError::bad(format!("{field}: {m} is negative: give bytes"))),
+        Some(m) if m < 0 => Err(ApiError::bad(format!(
+            "{field}: {m} is negative: give bytes"
+        ))),
         m => Ok(m),
     }
 }
 
 /// CPUs from `NanoCpus`, or from `CpuQuota`/`CpuPeriod` (dockerd refuses both).
-pub(super) fn cpus(nano: Option<i64>, quota: Option<i64>, period: Option<i64>) -> ApiResult<Option<f64>> {
+pub(super) fn cpus(
+    nano: Option<i64>,
+    quota: Option<i64>,
+    period: Option<i64>,
+) -> ApiResult<Option<f64>> {
     let nano = nano.filter(|n| *n != 0);
     let quota = quota.filter(|q| *q != 0);
     let period = period.filter(|p| *p != 0);

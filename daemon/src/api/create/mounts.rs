@@ -20,19 +20,24 @@ pub(super) fn apply(
         );
     }
     for (i, m) in mounts.unwrap_or_default().into_iter().enumerate() {
-        o.mounts.push(mount(m).map_err(|e| ApiError::bad(format!("HostConfig.Mounts[{i}]: {}", e.message)))?);
+        o.mounts.push(
+            mount(m)
+                .map_err(|e| ApiError::bad(format!("HostConfig.Mounts[{i}]: {}", e.message)))?,
+        );
     }
     let mut tmpfs: Vec<_> = tmpfs.unwrap_or_default().into_iter().collect();
     tmpfs.sort();
     for (target, opts) in tmpfs {
         let m = MountSpec {
             source: MountSource::Tmpfs(
-                TmpfsSpec::parse(&opts).map_err(|e| ApiError::bad(format!("HostConfig.Tmpfs: {e}")))?,
+                TmpfsSpec::parse(&opts)
+                    .map_err(|e| ApiError::bad(format!("HostConfig.Tmpfs: {e}")))?,
             ),
             target,
             read_only: false,
         };
-        m.check().map_err(|e| ApiError::bad(format!("HostConfig.Tmpfs: {e}")))?;
+        m.check()
+            .map_err(|e| ApiError::bad(format!("HostConfig.Tmpfs: {e}")))?;
         o.tmpfs.push(m);
     }
     Ok(())
@@ -63,14 +68,20 @@ fn mount(m: Mount) -> ApiResult<MountSpec> {
         )));
     }
     if given(&image_options) {
-        return Err(refuse("ImageOptions", image_options, "image mounts are not supported"));
+        return Err(refuse(
+            "ImageOptions",
+            image_options,
+            "image mounts are not supported",
+        ));
     }
     let kind = typ.unwrap_or(MountType::VOLUME);
     if kind != MountType::BIND && given(&bind_options) {
         return Err(ApiError::bad("BindOptions: only a bind mount takes them"));
     }
     if kind != MountType::VOLUME && given(&volume_options) {
-        return Err(ApiError::bad("VolumeOptions: only a volume mount takes them"));
+        return Err(ApiError::bad(
+            "VolumeOptions: only a volume mount takes them",
+        ));
     }
     if kind != MountType::TMPFS && given(&tmpfs_options) {
         return Err(ApiError::bad("TmpfsOptions: only a tmpfs mount takes them"));
@@ -94,11 +105,21 @@ fn mount(m: Mount) -> ApiResult<MountSpec> {
                 for (field, v) in [
                     ("BindOptions.NonRecursive", b.non_recursive),
                     ("BindOptions.CreateMountpoint", b.create_mountpoint),
-                    ("BindOptions.ReadOnlyNonRecursive", b.read_only_non_recursive),
-                    ("BindOptions.ReadOnlyForceRecursive", b.read_only_force_recursive),
+                    (
+                        "BindOptions.ReadOnlyNonRecursive",
+                        b.read_only_non_recursive,
+                    ),
+                    (
+                        "BindOptions.ReadOnlyForceRecursive",
+                        b.read_only_force_recursive,
+                    ),
                 ] {
                     if v == Some(true) {
-                        return Err(refuse(field, true, "binds are recursive and the source must exist"));
+                        return Err(refuse(
+                            field,
+                            true,
+                            "binds are recursive and the source must exist",
+                        ));
                     }
                 }
             }
@@ -118,7 +139,8 @@ fn mount(m: Mount) -> ApiResult<MountSpec> {
                     ));
                 }
                 if let Some(d) = &v.driver_config {
-                    if !matches!(d.name.as_deref(), None | Some("" | "local")) || given(&d.options) {
+                    if !matches!(d.name.as_deref(), None | Some("" | "local")) || given(&d.options)
+                    {
                         return Err(refuse(
                             "VolumeOptions.DriverConfig",
                             d,
@@ -127,7 +149,11 @@ fn mount(m: Mount) -> ApiResult<MountSpec> {
                     }
                 }
                 if given(&v.subpath) {
-                    return Err(refuse("VolumeOptions.Subpath", v.subpath, "volumes are mounted whole"));
+                    return Err(refuse(
+                        "VolumeOptions.Subpath",
+                        v.subpath,
+                        "volumes are mounted whole",
+                    ));
                 }
             }
             if source.is_empty() {
@@ -143,12 +169,16 @@ fn mount(m: Mount) -> ApiResult<MountSpec> {
             let mut t = TmpfsSpec::default();
             if let Some(opts) = tmpfs_options {
                 t.size = match opts.size_bytes.filter(|s| *s != 0) {
-                    Some(s) if s < 0 => return Err(ApiError::bad("TmpfsOptions.SizeBytes: negative")),
+                    Some(s) if s < 0 => {
+                        return Err(ApiError::bad("TmpfsOptions.SizeBytes: negative"))
+                    }
                     s => s.map(|s| s as u64),
                 };
                 t.mode = match opts.mode.filter(|m| *m != 0) {
                     Some(m) if !(0..=0o7777).contains(&m) => {
-                        return Err(ApiError::bad("TmpfsOptions.Mode: give permission bits (0 to 07777)"))
+                        return Err(ApiError::bad(
+                            "TmpfsOptions.Mode: give permission bits (0 to 07777)",
+                        ))
                     }
                     m => m.map(|m| m as u32),
                 };
@@ -156,7 +186,11 @@ fn mount(m: Mount) -> ApiResult<MountSpec> {
                     let one = match flag.as_slice() {
                         [k] => k.clone(),
                         [k, v] => format!("{k}={v}"),
-                        _ => return Err(ApiError::bad("TmpfsOptions.Options: give [flag] or [key, value] pairs")),
+                        _ => {
+                            return Err(ApiError::bad(
+                                "TmpfsOptions.Options: give [flag] or [key, value] pairs",
+                            ))
+                        }
                     };
                     t.options.extend(
                         TmpfsSpec::parse(&one)

@@ -12,8 +12,8 @@ const NOT_UPDATABLE: &str =
 
 /// The engine's options for an update request's body.
 pub fn options(body: serde_json::Value) -> ApiResult<UpdateOptions> {
-    let b: ContainerUpdateBody = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad(format!("invalid update: {e}")))?;
+    let b: ContainerUpdateBody =
+        serde_json::from_value(body).map_err(|e| ApiError::bad(format!("invalid update: {e}")))?;
     let ContainerUpdateBody {
         cpu_shares,
         memory,
@@ -63,7 +63,10 @@ pub fn options(body: serde_json::Value) -> ApiResult<UpdateOptions> {
         ("DeviceCgroupRules", given(&device_cgroup_rules)),
         ("DeviceRequests", given(&device_requests)),
         ("MemoryReservation", given(&memory_reservation)),
-        ("MemorySwappiness", memory_swappiness.is_some_and(|s| s != -1)),
+        (
+            "MemorySwappiness",
+            memory_swappiness.is_some_and(|s| s != -1),
+        ),
         ("OomKillDisable", oom_kill_disable == Some(true)),
         ("Init", init == Some(true)),
         ("Ulimits", given(&ulimits)),
@@ -76,7 +79,9 @@ pub fn options(body: serde_json::Value) -> ApiResult<UpdateOptions> {
         return Err(refuse(name, "a value", NOT_UPDATABLE));
     }
     let restart = match restart_policy {
-        Some(p) if !matches!(p.name, None | Some(RestartPolicyNameEnum::EMPTY)) => Some(super::host::restart(Some(p))?),
+        Some(p) if !matches!(p.name, None | Some(RestartPolicyNameEnum::EMPTY)) => {
+            Some(super::host::restart(Some(p))?)
+        }
         _ => None,
     };
     Ok(UpdateOptions {
@@ -85,7 +90,8 @@ pub fn options(body: serde_json::Value) -> ApiResult<UpdateOptions> {
         cpu_shares: match cpu_shares.filter(|s| *s != 0) {
             None => None,
             Some(s) => Some(
-                u64::try_from(s).map_err(|_| ApiError::bad(format!("CpuShares: {s} is negative")))?,
+                u64::try_from(s)
+                    .map_err(|_| ApiError::bad(format!("CpuShares: {s} is negative")))?,
             ),
         },
         pids: pids_limit.filter(|p| *p != 0),
