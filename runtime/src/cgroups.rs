@@ -119,6 +119,30 @@ pub struct Cgroup {
     rules: Vec<Rule>,
 }
 
+/// A v1 cpuset cgroup starts with no CPUs and no memory nodes, and takes no task until
+/// it has some: each level from the hierarchy's root down to `d` that has none gets its
+/// parent's.
+fn v1_cpuset_inherit(d: &Path) -> Result<()> {
+    let root = Path::new(ROOT).join("cpuset");
+    let mut chain: Vec<&Path> = d
+        .ancestors()
+        .take_while(|p| p.starts_with(&root) && *p != root)
+        .collect();
+    chain.reverse();
+    for dir in chain {
+        let Some(parent) = dir.parent() else { continue };
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                let theirs = fs::read_to_string(parent.join(file))
+                    .map_err(|e| RuntimeError::io("read", parent.join(file), e))?;
+                write(&dir.join(file), theirs.trim())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn write(p: &Path, v: &str) -> Result<()> {
     fs::write(p, v).map_err(|e| RuntimeError::io("write", p, e))
 }
@@ -149,6 +173,7 @@ impl Cgroup {
                     ("pids", r.pids.is_some()),
                     ("cpu", r.cpu_quota.is_some() || r.cpu_shares.is_some()),
                     ("devices", devices == DeviceMode::V1),
+                    ("cpuset", r.cpuset_cpus.is_some() || r.cpuset_mems.is_some()),
                 ];
                 for (c, want) in wanted {
                     let d = Path::new(ROOT).join(c);
@@ -167,7 +192,7 @@ impl Cgroup {
     /// The cgroup of a running container at `rel`, as it was made (for `exec`): every
     /// hierarchy where its directory exists.
     pub fn existing(rel: &str) -> Cgroup {
-        let v1 = ["memory", "pids", "cpu", "devices"]
+        let v1 = ["memory", "pids", "cpu", "devices", "cpuset"]
             .iter()
             .map(|c| (c.to_string(), Path::new(ROOT).join(c).join(rel)))
             .filter(|(_, d)| d.is_dir())
@@ -212,6 +237,9 @@ impl Cgroup {
         for d in self.v1.iter().map(|(_, d)| d).chain(self.v2.iter()) {
             fs::create_dir_all(d).map_err(|e| RuntimeError::io("create cgroup", d, e))?;
         }
+        if let Some(d) = self.dir_v1("cpuset") {
+            v1_cpuset_inherit(d)?;
+        }
         if let (true, Some(d), Layout::V2(root)) = (self.v2_limits, &self.v2, layout()) {
             // Delegate the controllers down to our cgroup, from the hierarchy's root
             // (ignored where already on).
@@ -221,8 +249,13 @@ impl Cgroup {
                 .take_while(|p| p.starts_with(&root))
                 .collect();
             chain.reverse();
+            let controllers = if r.cpuset_cpus.is_some() || r.cpuset_mems.is_some() {
+                "+memory +pids +cpu +cpuset"
+            } else {
+                "+memory +pids +cpu"
+            };
             for p in chain {
-                let _ = fs::write(p.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                let _ = fs::write(p.join("cgroup.subtree_control"), controllers);
             }
         }
         self.set_limits(r)?;
@@ -335,6 +368,14 @@ impl Cgroup {
                 p.to_string()
             };
             write(&d.join("pids.max"), &v)?;
+        }
+        for (file, v) in [
+            ("cpuset.cpus", &r.cpuset_cpus),
+            ("cpuset.mems", &r.cpuset_mems),
+        ] {
+            let Some(v) = v else { continue };
+            let d = need("cpuset", file)?;
+            write(&d.join(file), v)?;
         }
         if let Some(q) = r.cpu_quota {
             let d = need("cpu", "--cpus")?;

@@ -545,6 +545,21 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
                 125,
             );
         }
+        // Through the host's /proc while it is still there: each file answers for the
+        // namespaces of the process that writes it, the container's own.
+        for (k, v) in &plan.sysctls {
+            let written = crate::spec::sysctl_key_path(k)
+                .map_err(|e| e.to_string())
+                .and_then(|p| std::fs::write(&p, v).map_err(|e| format!("{}: {e}", p.display())));
+            if let Err(e) = written {
+                report_and_exit(rep, SETUP, &format!("sysctl {k}={v}: {e}"), 125);
+            }
+        }
+        if let Some(adj) = plan.oom_score_adj {
+            if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+                report_and_exit(rep, SETUP, &format!("oom_score_adj {adj}: {e}"), 125);
+            }
+        }
         if let Err(e) = rootfs::setup(plan) {
             report_and_exit(rep, SETUP, &e, 125);
         }
@@ -555,7 +570,13 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
                 report_and_exit(rep, SETUP, &format!("terminal: {e}"), 125);
             }
         }
-        if let Some(h) = &plan.hostname {
+        let own_uts = plan.namespaces & libc::CLONE_NEWUTS as u64 != 0;
+        if let Some(d) = plan.domainname.as_ref().filter(|_| own_uts) {
+            if let Err(e) = rustix::system::setdomainname(d.as_bytes()) {
+                report_and_exit(rep, SETUP, &format!("setdomainname: {e}"), 125);
+            }
+        }
+        if let Some(h) = plan.hostname.as_ref().filter(|_| own_uts) {
             if !h.is_empty() {
                 if let Err(e) = rustix::system::sethostname(h.as_bytes()) {
                     report_and_exit(rep, SETUP, &format!("sethostname: {e}"), 125);

@@ -81,19 +81,49 @@ pub struct RunSpec {
     pub cgroup: String,
     /// Privileges, seccomp, devices and rlimits.
     pub security: SecurityOpts,
+    /// CPUs and memory nodes (cpuset lists like `0-1`).
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// Bytes of /dev/shm (64 MiB when unset, as Docker).
+    pub shm_size: Option<i64>,
+    /// Replace Docker's masked and read-only paths (`None`: the defaults).
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
+    /// The UTS domain name.
+    pub domainname: Option<String>,
+    /// The OOM killer's bias for the container's processes.
+    pub oom_score_adj: Option<i32>,
+    /// Namespaced kernel parameters, written in the container's namespaces.
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// Share the host's PID, IPC or UTS namespace instead of a new one.
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    pub host_uts: bool,
+    /// Give the container no /dev/shm (Docker's `--ipc none`).
+    pub no_shm: bool,
 }
 
 /// Builds the OCI runtime spec for `r`.
 pub fn build(r: &RunSpec) -> Result<Spec> {
     let sec = &r.security;
     let caps = sec.capabilities()?;
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "mount"}),
-        json!({"type": "uts"}),
-        json!({"type": "ipc"}),
-        json!({"type": "cgroup"}),
-    ];
+    let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "cgroup"})];
+    for (kind, host) in [
+        ("pid", r.host_pid),
+        ("uts", r.host_uts),
+        ("ipc", r.host_ipc),
+    ] {
+        if !host {
+            namespaces.push(json!({"type": kind}));
+        }
+    }
+    if r.host_uts && (r.domainname.is_some() || !r.hostname.is_empty()) {
+        return Err(RuntimeError::Spec(
+            "Conflicting options: a hostname or domain name with the host's UTS namespace".into(),
+        ));
+    }
+    check_sysctls(r)?;
+    let shm = format!("size={}", r.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20));
     if !r.network_host {
         namespaces.push(json!({"type": "network"}));
     }
@@ -101,11 +131,14 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", shm]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
                "options": ["nosuid", "noexec", "nodev", if sec.privileged { "rw" } else { "ro" }]}),
     ];
+    if r.no_shm {
+        mounts.retain(|m| m["destination"] != "/dev/shm");
+    }
     for b in &r.binds {
         let mut opts = vec!["rbind", "rprivate"];
         if b.readonly {
@@ -133,6 +166,12 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
     }
     if let Some(p) = r.pids {
         resources["pids"] = json!({"limit": p});
+    }
+    if let Some(c) = &r.cpuset_cpus {
+        resources["cpu"]["cpus"] = json!(c);
+    }
+    if let Some(m) = &r.cpuset_mems {
+        resources["cpu"]["mems"] = json!(m);
     }
     if let Some(c) = r.cpus {
         resources["cpu"]["quota"] = json!((c * 100_000.0) as i64);
@@ -182,11 +221,15 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
         text.map(|t| crate::seccomp::profile::resolve(t, &target))
             .transpose()?
     };
-    let (masked, readonly): (&[&str], &[&str]) = if sec.privileged {
-        (&[], &[])
-    } else {
-        (MASKED_PATHS, READONLY_PATHS)
+    let defaults = |given: &Option<Vec<String>>, dflt: &[&str]| -> Vec<String> {
+        match given {
+            Some(v) => v.clone(),
+            None if sec.privileged => Vec::new(),
+            None => dflt.iter().map(|s| s.to_string()).collect(),
+        }
     };
+    let masked = defaults(&r.masked_paths, MASKED_PATHS);
+    let readonly = defaults(&r.readonly_paths, READONLY_PATHS);
     let v = json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -198,14 +241,17 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": sec.no_new_privs,
             "rlimits": rlimits,
+            "oomScoreAdj": r.oom_score_adj,
         },
         "root": {"path": r.rootfs, "readonly": r.read_only},
-        "hostname": r.hostname,
+        "hostname": if r.host_uts { None } else { Some(&r.hostname) },
+        "domainname": r.domainname,
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
             "resources": resources,
             "cgroupsPath": r.cgroup,
+            "sysctl": r.sysctls,
             "maskedPaths": masked,
             "readonlyPaths": readonly,
             "devices": nodes.iter().map(devices::Node::to_json).collect::<Vec<_>>(),
@@ -216,6 +262,73 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
         v["linux"]["seccomp"] = sc;
     }
     serde_json::from_value(v).map_err(|e| RuntimeError::Spec(e.to_string()))
+}
+
+/// The kernel parameters Docker lets a container set: those its own IPC or network
+/// namespace scopes (nothing that reaches the host).
+fn sysctl_namespace(key: &str) -> Option<&'static str> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some("ipc")
+    } else if key.starts_with("net.") {
+        Some("network")
+    } else {
+        None
+    }
+}
+
+/// The file under /proc/sys for `key`, checked to stay there: dot-separated words of
+/// letters, digits, `_` and `-`.
+pub fn sysctl_key_path(key: &str) -> Result<PathBuf> {
+    let ok = !key.is_empty()
+        && key.split('.').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    if !ok {
+        return Err(RuntimeError::Spec(format!("invalid sysctl {key:?}")));
+    }
+    Ok(Path::new("/proc/sys").join(key.replace('.', "/")))
+}
+
+/// Each sysctl must be one a namespace of the container's own scopes: `kernel.shm*` and
+/// the other IPC ones need its IPC namespace, `net.*` its network namespace.
+fn check_sysctls(r: &RunSpec) -> Result<()> {
+    for (k, v) in &r.sysctls {
+        sysctl_key_path(k)?;
+        if v.contains(['\n', '\0']) {
+            return Err(RuntimeError::Spec(format!("invalid sysctl value for {k}")));
+        }
+        match sysctl_namespace(k) {
+            Some("ipc") if r.host_ipc => {
+                return Err(RuntimeError::Spec(format!(
+                    "sysctl {k} is not allowed with the host's IPC namespace"
+                )))
+            }
+            Some("network") if r.network_host => {
+                return Err(RuntimeError::Spec(format!(
+                    "sysctl {k} is not allowed with the host's network namespace"
+                )))
+            }
+            Some(_) => {}
+            None => {
+                return Err(RuntimeError::Spec(format!(
+                    "sysctl {k} is not allowed: only namespaced ones (net.*, fs.mqueue.*, kernel.shm*, kernel.msg*, kernel.sem) can be set in a container"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes `spec` as `config.json` in `bundle` (temp name, fsync, rename).
@@ -268,6 +381,8 @@ pub struct Resources {
     pub pids: Option<i64>,
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
 }
 
 impl Resources {
@@ -278,6 +393,8 @@ impl Resources {
             || self.cpu_shares.is_some()
             || self.pids.is_some()
             || self.cpu_quota.is_some()
+            || self.cpuset_cpus.is_some()
+            || self.cpuset_mems.is_some()
     }
 }
 
@@ -296,6 +413,10 @@ pub struct Plan {
     pub rootfs: PathBuf,
     pub readonly_root: bool,
     pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub oom_score_adj: Option<i32>,
+    /// `(key, value)` of `linux.sysctl`, checked.
+    pub sysctls: Vec<(String, String)>,
     pub mounts: Vec<PlanMount>,
     /// CLONE_NEW* flags.
     pub namespaces: u64,
@@ -472,6 +593,27 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             optional,
         });
     }
+    // Only sysctls that a namespace of the container's own scopes, whatever the spec says.
+    let mut sysctls = Vec::new();
+    for (k, val) in v["linux"]["sysctl"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let val = val.as_str().unwrap_or_default().to_string();
+        sysctl_key_path(&k)?;
+        let own = match sysctl_namespace(&k) {
+            Some("ipc") => namespaces & libc::CLONE_NEWIPC as u64 != 0,
+            Some("network") => namespaces & libc::CLONE_NEWNET as u64 != 0 || net_path.is_some(),
+            _ => false,
+        };
+        if !own {
+            return Err(RuntimeError::Spec(format!(
+                "sysctl {k} would change the host: the container has no namespace of its own for it"
+            )));
+        }
+        sysctls.push((k, val));
+    }
     let r = &v["linux"]["resources"];
     let mut rlimits = Vec::new();
     for l in p["rlimits"].as_array().cloned().unwrap_or_default() {
@@ -521,6 +663,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         rootfs: PathBuf::from(v["root"]["path"].as_str().unwrap_or("")),
         readonly_root: v["root"]["readonly"].as_bool().unwrap_or(false),
         hostname: v["hostname"].as_str().map(str::to_string),
+        domainname: v["domainname"].as_str().map(str::to_string),
+        oom_score_adj: p["oomScoreAdj"].as_i64().map(|a| a as i32),
+        sysctls,
         mounts,
         namespaces,
         masked: strings(&v["linux"]["maskedPaths"]),
@@ -532,6 +677,8 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             pids: r["pids"]["limit"].as_i64(),
             cpu_quota: r["cpu"]["quota"].as_i64(),
             cpu_period: r["cpu"]["period"].as_u64(),
+            cpuset_cpus: r["cpu"]["cpus"].as_str().map(str::to_string),
+            cpuset_mems: r["cpu"]["mems"].as_str().map(str::to_string),
         },
         cgroup: v["linux"]["cgroupsPath"].as_str().unwrap_or("").to_string(),
         terminal: p["terminal"].as_bool().unwrap_or(false),

@@ -99,6 +99,30 @@ pub struct ContainerOpts {
     /// the alias in /etc/hosts, and on the default bridge its ports in the environment.
     #[arg(long = "link")]
     pub link: Vec<String>,
+    /// Size of /dev/shm, like 128m (default 64m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// A namespaced kernel parameter, KEY=VALUE (repeatable): net.*, kernel.shm*, ...
+    #[arg(long = "sysctl")]
+    pub sysctl: Vec<String>,
+    /// CPUs and memory nodes the container may use, like 0-1.
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// The OOM killer's bias for the container's processes (-1000..1000).
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Share the host's PID, IPC or UTS namespace (host), or give it no /dev/shm (--ipc none).
+    #[arg(long = "pid")]
+    pub pid: Option<String>,
+    #[arg(long = "ipc")]
+    pub ipc: Option<String>,
+    #[arg(long = "uts")]
+    pub uts: Option<String>,
+    /// The container's NIS domain name.
+    #[arg(long = "domainname")]
+    pub domainname: Option<String>,
     /// Restart policy: no, always, unless-stopped, on-failure[:N] (with -d).
     #[arg(long, default_value = "no")]
     pub restart: String,
@@ -259,6 +283,29 @@ impl ContainerOpts {
             dns_options: self.dns_option.clone(),
             extra_hosts: self.add_host.clone(),
             links: self.link.clone(),
+            shm_size: self
+                .shm_size
+                .as_deref()
+                .map(|v| parse_bytes("--shm-size", v))
+                .transpose()?,
+            sysctls: self
+                .sysctl
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| {
+                            EngineError::Invalid(format!("invalid --sysctl {kv:?}: use KEY=VALUE"))
+                        })
+                })
+                .collect::<engine::Result<_>>()?,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            oom_score_adj: self.oom_score_adj,
+            pid_mode: self.pid.clone(),
+            ipc_mode: self.ipc.clone(),
+            uts_mode: self.uts.clone(),
+            domainname: self.domainname.clone(),
             env: self.env.clone(),
             binds: parse_all(&self.volumes, MountSpec::parse_volume)?,
             mounts: Vec::new(),

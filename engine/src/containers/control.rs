@@ -199,6 +199,7 @@ impl Engine {
             pids: o.pids,
             cpu_quota: o.cpus.map(|c| (c * 100_000.0) as i64),
             cpu_period: o.cpus.map(|_| 100_000),
+            ..Default::default()
         };
         if !res.any() {
             return Ok(());

@@ -26,20 +26,12 @@ pub(crate) fn strings(v: &serde_json::Value) -> Vec<String> {
 /// dropped.
 fn not_yet(o: &CreateOptions) -> Result<()> {
     let unset = [
-        ("Domainname", o.domainname.is_none()),
         ("VolumesFrom", o.volumes_from.is_empty()),
-        ("CpusetCpus", o.cpuset_cpus.is_none()),
-        ("CpusetMems", o.cpuset_mems.is_none()),
-        ("ShmSize", o.shm_size.is_none()),
-        ("MaskedPaths", o.masked_paths.is_none()),
-        ("ReadonlyPaths", o.readonly_paths.is_none()),
         ("GroupAdd", o.group_add.is_empty()),
-        ("Sysctls", o.sysctls.is_empty()),
-        ("OomScoreAdj", o.oom_score_adj.is_none()),
         ("Init", !o.init),
-        ("PidMode", o.pid_mode.is_none()),
-        ("IpcMode", o.ipc_mode.is_none()),
-        ("UTSMode", o.uts_mode.is_none()),
+        ("PidMode container:", !is_container_mode(&o.pid_mode)),
+        ("IpcMode container:", !is_container_mode(&o.ipc_mode)),
+        ("UTSMode container:", !is_container_mode(&o.uts_mode)),
     ];
     match unset.iter().find(|(_, ok)| !ok) {
         Some((name, _)) => Err(EngineError::Invalid(format!(
@@ -109,6 +101,63 @@ fn resolve_links(
         out.names.push(name);
     }
     Ok(out)
+}
+
+fn is_container_mode(m: &Option<String>) -> bool {
+    m.as_deref().is_some_and(|m| m.starts_with("container:"))
+}
+
+/// Checks what the runtime cannot: namespace modes, cpuset lists, the OOM bias.
+fn check_options(o: &CreateOptions) -> Result<()> {
+    for (name, v, allowed) in [
+        ("--pid", &o.pid_mode, &["host"][..]),
+        (
+            "--ipc",
+            &o.ipc_mode,
+            &["host", "none", "private", "shareable"][..],
+        ),
+        ("--uts", &o.uts_mode, &["host"][..]),
+    ] {
+        if let Some(m) = v {
+            if !allowed.contains(&m.as_str()) && !m.starts_with("container:") {
+                return Err(EngineError::Invalid(format!(
+                    "invalid {name} {m:?}: use {} or container:NAME",
+                    allowed.join(", ")
+                )));
+            }
+        }
+    }
+    if o.uts_mode.as_deref() == Some("host") && o.hostname.is_some() {
+        return Err(EngineError::Invalid(
+            "Conflicting options: hostname and the UTS mode".into(),
+        ));
+    }
+    for (name, v) in [
+        ("--cpuset-cpus", &o.cpuset_cpus),
+        ("--cpuset-mems", &o.cpuset_mems),
+    ] {
+        let Some(v) = v else { continue };
+        let ok = v.split(',').all(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if a <= b)
+        });
+        if !ok {
+            return Err(EngineError::Invalid(format!(
+                "invalid {name} {v:?}: give a list like 0-2,4"
+            )));
+        }
+    }
+    if o.oom_score_adj
+        .is_some_and(|a| !(-1000..=1000).contains(&a))
+    {
+        return Err(EngineError::Invalid(
+            "invalid --oom-score-adj: give a value from -1000 to 1000".into(),
+        ));
+    }
+    if o.shm_size.is_some_and(|s| s < 0) {
+        return Err(EngineError::Invalid("invalid --shm-size: negative".into()));
+    }
+    Ok(())
 }
 
 /// A fresh volume for each of `Config.Volumes` not already mounted by a bind or mount.
@@ -243,6 +292,7 @@ impl Engine {
         let health =
             super::health::HealthConfig::merge(image_health.as_ref(), o.healthcheck.as_ref());
         not_yet(o)?;
+        check_options(o)?;
         let anonymous = anonymous_volumes(o);
         let (binds, tmpfs) = super::mounts::resolve(
             store,
@@ -290,7 +340,15 @@ impl Engine {
                 env.retain(|x| x.split('=').next() != Some(key));
                 env.push(e.clone());
             }
-            let hostname = o.hostname.clone().unwrap_or_else(|| c.id[..12].to_string());
+            let host_uts = o.uts_mode.as_deref() == Some("host");
+            let hostname = if host_uts {
+                rustix::system::uname()
+                    .nodename()
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                o.hostname.clone().unwrap_or_else(|| c.id[..12].to_string())
+            };
             env.push(format!("HOSTNAME={hostname}"));
             if !env.iter().any(|e| e.starts_with("HOME=")) {
                 env.push("HOME=/root".into());
@@ -312,7 +370,11 @@ impl Engine {
                 uid: 0,
                 gid: 0,
                 additional_gids: Vec::new(),
-                hostname,
+                hostname: if host_uts {
+                    String::new()
+                } else {
+                    hostname.clone()
+                },
                 network_host,
                 read_only: o.read_only,
                 binds,
@@ -325,11 +387,22 @@ impl Engine {
                 terminal: o.tty,
                 cgroup: format!("strata/{}", c.id),
                 security,
+                cpuset_cpus: o.cpuset_cpus.clone(),
+                cpuset_mems: o.cpuset_mems.clone(),
+                shm_size: o.shm_size,
+                masked_paths: o.masked_paths.clone(),
+                readonly_paths: o.readonly_paths.clone(),
+                domainname: o.domainname.clone(),
+                oom_score_adj: o.oom_score_adj.map(|a| a as i32),
+                sysctls: o.sysctls.clone(),
+                host_pid: o.pid_mode.as_deref() == Some("host"),
+                host_ipc: o.ipc_mode.as_deref() == Some("host"),
+                host_uts,
+                no_shm: o.ipc_mode.as_deref() == Some("none"),
             };
             let spec = runtime::spec::build(&spec)?;
             bundle.create()?;
             let mut spec = spec;
-            let hostname = spec.hostname().clone().unwrap_or_default();
             let mut exposed: Vec<String> = cfg["ExposedPorts"]
                 .as_object()
                 .map(|m| m.keys().cloned().collect())

@@ -38,6 +38,20 @@ pub(crate) struct HostConfig<'a> {
     pub dns_options: &'a [String],
     pub extra_hosts: &'a [String],
     pub links: Vec<String>,
+    pub cpuset_cpus: &'a str,
+    pub cpuset_mems: &'a str,
+    pub shm_size: i64,
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    pub sysctls: &'a BTreeMap<String, String>,
+    pub oom_score_adj: i64,
+    pub pid_mode: &'a str,
+    pub ipc_mode: &'a str,
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: &'a str,
+    pub group_add: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console_size: Option<[u16; 2]>,
     #[serde(rename = "ContainerIDFile")]
@@ -131,6 +145,36 @@ impl<'a> HostConfig<'a> {
             cmd: r.cmd,
             entrypoint: r.entrypoint,
             links: r.links,
+            cpuset_cpus: o.cpuset_cpus.as_deref().unwrap_or(""),
+            cpuset_mems: o.cpuset_mems.as_deref().unwrap_or(""),
+            shm_size: o.shm_size.unwrap_or(64 << 20),
+            masked_paths: paths(
+                &o.masked_paths,
+                runtime::spec::MASKED_PATHS,
+                o.security.privileged,
+            ),
+            readonly_paths: paths(
+                &o.readonly_paths,
+                runtime::spec::READONLY_PATHS,
+                o.security.privileged,
+            ),
+            sysctls: &o.sysctls,
+            oom_score_adj: o.oom_score_adj.unwrap_or(0),
+            pid_mode: o.pid_mode.as_deref().unwrap_or(""),
+            ipc_mode: o.ipc_mode.as_deref().unwrap_or("private"),
+            uts_mode: o.uts_mode.as_deref().unwrap_or(""),
+            group_add: &o.group_add,
+            init: o.init,
         }
+    }
+}
+
+/// Masked or read-only paths as applied: the given ones, else Docker's defaults (none
+/// for a privileged container).
+fn paths(given: &Option<Vec<String>>, defaults: &[&str], privileged: bool) -> Vec<String> {
+    match given {
+        Some(v) => v.clone(),
+        None if privileged => Vec::new(),
+        None => defaults.iter().map(|s| s.to_string()).collect(),
     }
 }
