@@ -594,6 +594,15 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         if let Err(e) = rustix::process::chdir(plan.cwd.as_str()) {
             report_and_exit(rep, SETUP, &format!("chdir {}: {e}", plan.cwd), 125);
         }
+        if plan.init {
+            crate::init::run(
+                || {
+                    let (kind, why) = cmd.exec();
+                    report_and_exit(rep, kind, &why, if kind == NOT_FOUND { 127 } else { 126 });
+                },
+                rep,
+            );
+        }
         let (kind, why) = cmd.exec();
         report_and_exit(rep, kind, &why, if kind == NOT_FOUND { 127 } else { 126 });
     }

@@ -11,6 +11,7 @@
 pub mod cgroups;
 pub mod devices;
 pub mod error;
+mod init;
 pub mod launch;
 pub mod rootfs;
 pub mod seccomp;

@@ -101,7 +101,12 @@ pub struct RunSpec {
     pub host_uts: bool,
     /// Give the container no /dev/shm (Docker's `--ipc none`).
     pub no_shm: bool,
+    /// Run a minimal init as pid 1 that reaps and forwards signals ([`INIT_ANNOTATION`]).
+    pub init: bool,
 }
+
+/// The spec annotation that asks for strata's init as the container's pid 1.
+pub const INIT_ANNOTATION: &str = "org.strata.init";
 
 /// Builds the OCI runtime spec for `r`.
 pub fn build(r: &RunSpec) -> Result<Spec> {
@@ -261,6 +266,9 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
     if let Some(sc) = seccomp {
         v["linux"]["seccomp"] = sc;
     }
+    if r.init {
+        v["annotations"] = json!({INIT_ANNOTATION: "true"});
+    }
     serde_json::from_value(v).map_err(|e| RuntimeError::Spec(e.to_string()))
 }
 
@@ -414,6 +422,8 @@ pub struct Plan {
     pub readonly_root: bool,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
+    /// Whether strata's init runs as pid 1 with the command as its child.
+    pub init: bool,
     pub oom_score_adj: Option<i32>,
     /// `(key, value)` of `linux.sysctl`, checked.
     pub sysctls: Vec<(String, String)>,
@@ -664,6 +674,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         readonly_root: v["root"]["readonly"].as_bool().unwrap_or(false),
         hostname: v["hostname"].as_str().map(str::to_string),
         domainname: v["domainname"].as_str().map(str::to_string),
+        init: v["annotations"][INIT_ANNOTATION] == "true",
         oom_score_adj: p["oomScoreAdj"].as_i64().map(|a| a as i32),
         sysctls,
         mounts,

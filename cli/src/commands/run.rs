@@ -120,6 +120,13 @@ pub struct ContainerOpts {
     pub ipc: Option<String>,
     #[arg(long = "uts")]
     pub uts: Option<String>,
+    /// A further group for the container's process, a name from the image's /etc/group or
+    /// a number (repeatable).
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Run a minimal init as pid 1 that reaps orphans and passes signals on.
+    #[arg(long = "init")]
+    pub init: bool,
     /// The container's NIS domain name.
     #[arg(long = "domainname")]
     pub domainname: Option<String>,
@@ -306,6 +313,8 @@ impl ContainerOpts {
             ipc_mode: self.ipc.clone(),
             uts_mode: self.uts.clone(),
             domainname: self.domainname.clone(),
+            group_add: self.group_add.clone(),
+            init: self.init,
             env: self.env.clone(),
             binds: parse_all(&self.volumes, MountSpec::parse_volume)?,
             mounts: Vec::new(),

@@ -170,6 +170,11 @@ impl Bundle {
         Ok(st.save(&self.dir)?)
     }
 
+    /// The `--group-add` groups kept at create.
+    pub fn group_add(&self) -> Vec<String> {
+        super::create::strings(&self.host_config()["GroupAdd"])
+    }
+
     /// The logging driver and options kept at create (json-file when none was kept).
     pub fn health_config(&self) -> Option<super::health::HealthConfig> {
         serde_json::from_value(self.host_config()["Healthcheck"].clone()).ok()

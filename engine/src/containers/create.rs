@@ -27,8 +27,6 @@ pub(crate) fn strings(v: &serde_json::Value) -> Vec<String> {
 fn not_yet(o: &CreateOptions) -> Result<()> {
     let unset = [
         ("VolumesFrom", o.volumes_from.is_empty()),
-        ("GroupAdd", o.group_add.is_empty()),
-        ("Init", !o.init),
         ("PidMode container:", !is_container_mode(&o.pid_mode)),
         ("IpcMode container:", !is_container_mode(&o.ipc_mode)),
         ("UTSMode container:", !is_container_mode(&o.uts_mode)),
@@ -399,6 +397,7 @@ impl Engine {
                 host_ipc: o.ipc_mode.as_deref() == Some("host"),
                 host_uts,
                 no_shm: o.ipc_mode.as_deref() == Some("none"),
+                init: o.init,
             };
             let spec = runtime::spec::build(&spec)?;
             bundle.create()?;

@@ -105,7 +105,8 @@ impl Engine {
         }
         if let Some(u) = &o.user {
             let root = PathBuf::from(format!("/proc/{}/root", st.pid));
-            let (uid, gid, groups) = resolve_user(&root, u)?;
+            let (uid, gid, mut groups) = resolve_user(&root, u)?;
+            super::user::add_groups(&root, &view.bundle.group_add(), &mut groups)?;
             es.identity.uid = uid;
             es.identity.gid = gid;
             es.identity.additional_gids = groups;

@@ -118,7 +118,8 @@ impl Engine {
         let rootfs = store.mount_container(&c.id)?;
         let r = (|| -> Result<runtime::spec::Plan> {
             let mut spec = bundle.spec()?;
-            let (uid, gid, groups) = resolve_user(&rootfs, &bundle.user())?;
+            let (uid, gid, mut groups) = resolve_user(&rootfs, &bundle.user())?;
+            super::user::add_groups(&rootfs, &bundle.group_add(), &mut groups)?;
             runtime::spec::resolve(&mut spec, &rootfs, uid, gid, groups)?;
             let net = crate::networks::sandbox::prepare(&store.root, &c.id)?;
             runtime::spec::set_network_path(&mut spec, net.as_deref())?;

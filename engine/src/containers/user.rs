@@ -83,3 +83,46 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
     }
     Ok((uid, gid, groups))
 }
+
+/// The ids of `--group-add` groups (numbers, or names from the image's /etc/group), added
+/// to `groups` where not there yet.
+pub fn add_groups(rootfs: &Path, names: &[String], groups: &mut Vec<u32>) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut table: Option<Vec<Vec<String>>> = None;
+    for g in names {
+        let id = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                if table.is_none() {
+                    let root = fsutil::open_root(rootfs).map_err(|e| {
+                        EngineError::io(format!("open the rootfs {}", rootfs.display()), e)
+                    })?;
+                    let data = fsutil::read_regular_in_root(&root, Path::new("etc/group"), 4 << 20)
+                        .ctx(|| format!("read the image's /etc/group to look up group {g:?}"))?;
+                    let text = String::from_utf8_lossy(&data.unwrap_or_default()).to_string();
+                    table = Some(
+                        text.lines()
+                            .map(|l| l.split(':').map(str::to_string).collect())
+                            .collect(),
+                    );
+                }
+                table
+                    .iter()
+                    .flatten()
+                    .find(|f| f.len() > 2 && f[0] == *g)
+                    .and_then(|f| f[2].parse().ok())
+                    .ok_or_else(|| {
+                        EngineError::Invalid(format!(
+                            "Unable to find group {g}: no matching entries in the image's /etc/group"
+                        ))
+                    })?
+            }
+        };
+        if !groups.contains(&id) {
+            groups.push(id);
+        }
+    }
+    Ok(())
+}
