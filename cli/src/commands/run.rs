@@ -124,6 +124,9 @@ pub struct ContainerOpts {
     /// a number (repeatable).
     #[arg(long = "group-add")]
     pub group_add: Vec<String>,
+    /// Mount the volumes and binds of another container, NAME[:ro|rw] (repeatable).
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Run a minimal init as pid 1 that reaps orphans and passes signals on.
     #[arg(long = "init")]
     pub init: bool,
@@ -315,6 +318,7 @@ impl ContainerOpts {
             domainname: self.domainname.clone(),
             group_add: self.group_add.clone(),
             init: self.init,
+            volumes_from: self.volumes_from.clone(),
             env: self.env.clone(),
             binds: parse_all(&self.volumes, MountSpec::parse_volume)?,
             mounts: Vec::new(),

@@ -26,7 +26,6 @@ pub(crate) fn strings(v: &serde_json::Value) -> Vec<String> {
 /// dropped.
 fn not_yet(o: &CreateOptions) -> Result<()> {
     let unset = [
-        ("VolumesFrom", o.volumes_from.is_empty()),
         ("PidMode container:", !is_container_mode(&o.pid_mode)),
         ("IpcMode container:", !is_container_mode(&o.ipc_mode)),
         ("UTSMode container:", !is_container_mode(&o.uts_mode)),
@@ -156,6 +155,61 @@ fn check_options(o: &CreateOptions) -> Result<()> {
         return Err(EngineError::Invalid("invalid --shm-size: negative".into()));
     }
     Ok(())
+}
+
+/// The volumes and binds of each `--volumes-from NAME[:ro|rw]` container (its own files,
+/// hosts and resolv.conf, are not), read-only with `:ro`, else as it has them; a path this
+/// container mounts itself is not taken.
+fn volumes_from(store: &Store, o: &CreateOptions) -> Result<Vec<super::options::MountSpec>> {
+    use super::options::{MountSource, MountSpec};
+    let mut out: Vec<MountSpec> = Vec::new();
+    let vol_root = store.root.join("volumes");
+    for spec in &o.volumes_from {
+        let (name, mode) = match spec.rsplit_once(':') {
+            Some((n, m @ ("ro" | "rw"))) => (n, Some(m)),
+            Some(_) => {
+                return Err(EngineError::Invalid(format!(
+                    "invalid --volumes-from {spec:?}: use NAME[:ro|rw]"
+                )))
+            }
+            None => (spec.as_str(), None),
+        };
+        let c = store.resolve_container(name)?;
+        let bundle = Bundle::of(&store.root, &c.id);
+        let their = bundle.spec()?;
+        for m in their.mounts().iter().flatten() {
+            let (Some(src), true) = (m.source(), m.typ().as_deref() == Some("bind")) else {
+                continue;
+            };
+            if src.starts_with(bundle.dir()) {
+                continue;
+            }
+            let target = m.destination().to_string_lossy().into_owned();
+            let mine = o.binds.iter().chain(&o.mounts).chain(&o.tmpfs).chain(&out);
+            if mine.into_iter().any(|x| x.target == target) {
+                continue;
+            }
+            let ro = m.options().iter().flatten().any(|x| x == "ro");
+            let source = match src
+                .strip_prefix(&vol_root)
+                .ok()
+                .and_then(|p| p.components().next())
+            {
+                Some(n) => MountSource::Volume(n.as_os_str().to_string_lossy().into_owned()),
+                None => MountSource::Bind(src.clone()),
+            };
+            out.push(MountSpec {
+                source,
+                target,
+                read_only: match mode {
+                    Some("ro") => true,
+                    Some(_) => false,
+                    None => ro,
+                },
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// A fresh volume for each of `Config.Volumes` not already mounted by a bind or mount.
@@ -292,13 +346,15 @@ impl Engine {
         not_yet(o)?;
         check_options(o)?;
         let anonymous = anonymous_volumes(o);
+        let inherited = volumes_from(store, o)?;
         let (binds, tmpfs) = super::mounts::resolve(
             store,
             o.binds
                 .iter()
                 .chain(&o.mounts)
                 .chain(&o.tmpfs)
-                .chain(&anonymous),
+                .chain(&anonymous)
+                .chain(&inherited),
         )?;
         let c = store
             .create_container_with(

@@ -50,6 +50,7 @@ pub(crate) struct HostConfig<'a> {
     #[serde(rename = "UTSMode")]
     pub uts_mode: &'a str,
     pub group_add: &'a [String],
+    pub volumes_from: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub init: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,6 +165,7 @@ impl<'a> HostConfig<'a> {
             ipc_mode: o.ipc_mode.as_deref().unwrap_or("private"),
             uts_mode: o.uts_mode.as_deref().unwrap_or(""),
             group_add: &o.group_add,
+            volumes_from: &o.volumes_from,
             init: o.init,
         }
     }
