@@ -69,8 +69,8 @@ pub struct RunSpec {
     /// Bytes (`-m`).
     pub memory: Option<i64>,
     pub pids: Option<i64>,
-    /// CPUs (`--cpus 1.5`).
-    pub cpus: Option<f64>,
+    /// CPU bandwidth: quota and period in microseconds (`--cpus 1.5` is 150000/100000).
+    pub cpu_max: Option<(i64, u64)>,
     /// Memory plus swap in bytes (`--memory-swap`; -1 unlimited swap). Unset with a
     /// memory limit: twice the memory, as Docker.
     pub memory_swap: Option<i64>,
@@ -178,9 +178,9 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
     if let Some(m) = &r.cpuset_mems {
         resources["cpu"]["mems"] = json!(m);
     }
-    if let Some(c) = r.cpus {
-        resources["cpu"]["quota"] = json!((c * 100_000.0) as i64);
-        resources["cpu"]["period"] = json!(100_000);
+    if let Some((quota, period)) = r.cpu_max {
+        resources["cpu"]["quota"] = json!(quota);
+        resources["cpu"]["period"] = json!(period);
     }
     // Devices: Docker's allowlist plus what was asked for; everything with --privileged.
     let mut nodes = Vec::new();

@@ -337,7 +337,10 @@ impl ContainerOpts {
             },
             cpu_shares: self.cpu_shares,
             pids_limit: self.pids_limit,
-            cpus: self.cpus,
+            cpu_limit: self
+                .cpus
+                .map(engine::containers::CpuLimit::from_cpus)
+                .transpose()?,
             network: self.network.clone(),
             network_aliases: self.network_alias.clone(),
             ip: self.ip.clone(),

@@ -139,6 +139,7 @@ const CONFIG_KEYS: &[&str] = &[
     "Cmd",
     "Entrypoint",
     "Labels",
+    "NetworkDisabled",
 ];
 
 /// Docker's inspect document: the engine's, with Config, Path/Args, Mounts and the

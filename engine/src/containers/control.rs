@@ -170,7 +170,7 @@ pub struct UpdateOptions {
     pub memory_swap: Option<i64>,
     pub cpu_shares: Option<u64>,
     pub pids: Option<i64>,
-    pub cpus: Option<f64>,
+    pub cpu_limit: Option<super::options::CpuLimit>,
     pub restart: Option<super::options::RestartPolicy>,
 }
 
@@ -197,8 +197,8 @@ impl Engine {
             swap: o.memory_swap,
             cpu_shares: o.cpu_shares,
             pids: o.pids,
-            cpu_quota: o.cpus.map(|c| (c * 100_000.0) as i64),
-            cpu_period: o.cpus.map(|_| 100_000),
+            cpu_quota: o.cpu_limit.map(|c| c.quota_period().0),
+            cpu_period: o.cpu_limit.map(|c| c.quota_period().1),
             ..Default::default()
         };
         if !res.any() {
@@ -207,6 +207,32 @@ impl Engine {
         let mut spec = bundle.spec()?;
         runtime::spec::set_limits(&mut spec, &res)?;
         runtime::spec::save(&spec, bundle.dir())?;
+        // Inspect shows the limits as given, now these.
+        let mut hc = bundle.host_config();
+        let mem = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.memory().as_ref().map(|m| (m.limit(), m.swap())));
+        if o.memory.is_some() || o.memory_swap.is_some() {
+            if let Some((limit, swap)) = mem {
+                hc["Memory"] = limit.unwrap_or(0).into();
+                hc["MemorySwap"] = swap.unwrap_or(0).into();
+            }
+        }
+        if let Some(s) = o.cpu_shares {
+            hc["CpuShares"] = s.into();
+        }
+        if let Some(p) = o.pids {
+            hc["PidsLimit"] = p.into();
+        }
+        if o.cpu_limit.is_some() {
+            let (n, q, p) = super::options::CpuLimit::fields(o.cpu_limit);
+            hc["NanoCpus"] = n.into();
+            hc["CpuQuota"] = q.into();
+            hc["CpuPeriod"] = p.into();
+        }
+        bundle.write("hostconfig.json", &serde_json::to_vec(&hc)?, true)?;
         // Memory and swap go to the cgroup together, as the spec now has them.
         let mut res = res;
         if res.memory.is_some() || res.swap.is_some() {

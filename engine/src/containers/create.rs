@@ -437,7 +437,7 @@ impl Engine {
                 memory_swap: o.memory_swap,
                 cpu_shares: o.cpu_shares.filter(|s| *s != 0),
                 pids: o.pids_limit,
-                cpus: o.cpus,
+                cpu_max: o.cpu_limit.map(|c| c.quota_period()),
                 terminal: o.tty,
                 cgroup: format!("strata/{}", c.id),
                 security,

@@ -2,7 +2,7 @@
 //! knows), in Docker's names: written once at create as `hostconfig.json`, so inspect
 //! returns what create was given, with Docker's defaults where nothing was.
 
-use super::options::{CreateOptions, MountSource, RestartPolicy, SecurityOptions};
+use super::options::{CpuLimit, CreateOptions, MountSource, RestartPolicy, SecurityOptions};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -38,6 +38,13 @@ pub(crate) struct HostConfig<'a> {
     pub dns_options: &'a [String],
     pub extra_hosts: &'a [String],
     pub links: Vec<String>,
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub cpu_shares: u64,
+    pub nano_cpus: i64,
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    pub pids_limit: Option<i64>,
     pub cpuset_cpus: &'a str,
     pub cpuset_mems: &'a str,
     pub shm_size: i64,
@@ -53,6 +60,8 @@ pub(crate) struct HostConfig<'a> {
     pub volumes_from: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub init: bool,
+    #[serde(flatten)]
+    pub as_given: &'a BTreeMap<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console_size: Option<[u16; 2]>,
     #[serde(rename = "ContainerIDFile")]
@@ -97,7 +106,7 @@ impl<'a> HostConfig<'a> {
                 .iter()
                 .map(|m| {
                     let opts = match &m.source {
-                        MountSource::Tmpfs(t) => t.option_string(),
+                        MountSource::Tmpfs(t) => t.shown(),
                         _ => String::new(),
                     };
                     (m.target.as_str(), opts)
@@ -146,6 +155,18 @@ impl<'a> HostConfig<'a> {
             cmd: r.cmd,
             entrypoint: r.entrypoint,
             links: r.links,
+            memory: o.memory.unwrap_or(0),
+            // dockerd's default swap: as much again as the memory.
+            memory_swap: match (o.memory, o.memory_swap) {
+                (_, Some(s)) => s,
+                (Some(m), None) => m.saturating_mul(2),
+                (None, None) => 0,
+            },
+            cpu_shares: o.cpu_shares.unwrap_or(0),
+            nano_cpus: CpuLimit::fields(o.cpu_limit).0,
+            cpu_quota: CpuLimit::fields(o.cpu_limit).1,
+            cpu_period: CpuLimit::fields(o.cpu_limit).2,
+            pids_limit: o.pids_limit,
             cpuset_cpus: o.cpuset_cpus.as_deref().unwrap_or(""),
             cpuset_mems: o.cpuset_mems.as_deref().unwrap_or(""),
             shm_size: o.shm_size.unwrap_or(64 << 20),
@@ -167,6 +188,7 @@ impl<'a> HostConfig<'a> {
             group_add: &o.group_add,
             volumes_from: &o.volumes_from,
             init: o.init,
+            as_given: &o.as_given,
         }
     }
 }

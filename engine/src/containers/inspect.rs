@@ -111,39 +111,11 @@ impl ContainerView {
             .unwrap_or_else(|| "none".into())
     }
 
-    /// The stored HostConfig with the limits as the runtime spec now has them (`update`
-    /// changes the spec), in Docker's names.
+    /// The stored HostConfig (the limits as given, and as `update` changed them).
     fn host_config_with_limits(&self) -> serde_json::Value {
         let mut hc = self.bundle.host_config();
         if !hc.is_object() {
             hc = json!({});
-        }
-        let res = self
-            .bundle
-            .spec()
-            .ok()
-            .and_then(|s| s.linux().clone())
-            .and_then(|l| l.resources().clone())
-            .unwrap_or_default();
-        let mem = res.memory().unwrap_or_default();
-        let cpu = res.cpu().clone().unwrap_or_default();
-        let (quota, period) = (cpu.quota().unwrap_or(0), cpu.period().unwrap_or(0));
-        let nano = if quota > 0 && period > 0 {
-            quota * 1_000_000_000 / period as i64
-        } else {
-            0
-        };
-        let limits = [
-            ("Memory", json!(mem.limit().unwrap_or(0))),
-            ("MemorySwap", json!(mem.swap().unwrap_or(0))),
-            ("CpuShares", json!(cpu.shares().unwrap_or(0))),
-            ("NanoCpus", json!(nano)),
-            ("CpuQuota", json!(quota)),
-            ("CpuPeriod", json!(period)),
-            ("PidsLimit", json!(res.pids().map(|p| p.limit()))),
-        ];
-        for (k, v) in limits {
-            hc[k] = v;
         }
         hc
     }

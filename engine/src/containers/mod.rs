@@ -25,5 +25,5 @@ pub use exec::{ExecIo, ExecOptions};
 pub use inspect::ContainerView;
 pub use logging::LogConfig;
 pub use logs::{LogOptions, LogSinks};
-pub use options::{CreateOptions, RestartPolicy, SecurityOptions};
+pub use options::{CpuLimit, CreateOptions, RestartPolicy, SecurityOptions};
 pub use start::{Attached, StartOptions};

@@ -42,12 +42,17 @@ pub struct TmpfsSpec {
     pub mode: Option<u32>,
     /// Flags such as `noexec`, `exec`, `ro`, `nr_inodes=N`.
     pub options: Vec<String>,
+    /// The option string as the client wrote it (`size=2m`), shown back by inspect.
+    pub as_given: Option<String>,
 }
 
 impl TmpfsSpec {
     /// Parses Docker's tmpfs option string (`rw,noexec,size=64m,mode=1777`).
     pub fn parse(opts: &str) -> Result<TmpfsSpec> {
-        let mut t = TmpfsSpec::default();
+        let mut t = TmpfsSpec {
+            as_given: Some(opts.to_string()),
+            ..Default::default()
+        };
         for o in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
             if let Some(v) = o.strip_prefix("size=") {
                 t.size = Some(parse_bytes("tmpfs size", v)? as u64);
@@ -71,7 +76,14 @@ impl TmpfsSpec {
         Ok(t)
     }
 
-    /// The option string Docker shows in `HostConfig.Tmpfs` and the kernel takes as data.
+    /// The option string as given (`HostConfig.Tmpfs` shows it), else as parsed.
+    pub fn shown(&self) -> String {
+        self.as_given
+            .clone()
+            .unwrap_or_else(|| self.option_string())
+    }
+
+    /// The option string the kernel takes as data.
     pub fn option_string(&self) -> String {
         let mut parts = self.options.clone();
         if let Some(s) = self.size {
@@ -210,12 +222,15 @@ pub fn parse_bytes(what: &str, v: &str) -> Result<i64> {
     i64::try_from(n).map_err(|_| EngineError::Invalid(format!("{what} {v:?} is too large")))
 }
 
+/// A tmpfs as the runtime takes it: the container path and the mount data.
+pub(crate) type TmpfsMount = (String, String);
+
 /// The runtime's binds and tmpfs mounts for `specs`, named volumes made as needed and
 /// host paths checked.
 pub(crate) fn resolve<'a>(
     store: &Store,
     specs: impl Iterator<Item = &'a MountSpec>,
-) -> Result<(Vec<Bind>, Vec<(String, String)>)> {
+) -> Result<(Vec<Bind>, Vec<TmpfsMount>)> {
     let vols = Volumes::new(&store.root);
     let (mut binds, mut tmpfs) = (Vec::new(), Vec::new());
     for m in specs {

@@ -65,7 +65,8 @@ pub struct CreateOptions {
     /// Relative CPU weight (Docker's default 1024).
     pub cpu_shares: Option<u64>,
     pub pids_limit: Option<i64>,
-    pub cpus: Option<f64>,
+    /// A CPU bandwidth limit.
+    pub cpu_limit: Option<CpuLimit>,
     /// Docker's `--network`: `bridge` (the default), a user-defined network's name or
     /// id, `none` (a namespace with loopback only), `host`, or `container:NAME`.
     pub network: String,
@@ -118,6 +119,9 @@ pub struct CreateOptions {
     pub uts_mode: Option<String>,
     /// The terminal size to start with, `[height, width]`.
     pub console_size: Option<[u16; 2]>,
+    /// Fields whose given value selects the one behaviour strata has (`Isolation:
+    /// default`, `UsernsMode: host`, `CgroupnsMode: private`): shown by inspect as given.
+    pub as_given: std::collections::BTreeMap<String, serde_json::Value>,
     /// Where the client writes the new id (the client's own business; kept for inspect).
     pub container_id_file: Option<String>,
     /// Made for `run --rm`: its records are not flushed (a crash removes it anyway).
@@ -220,5 +224,42 @@ impl SecurityOptions {
             s.security_opt(opt)?;
         }
         Ok(s)
+    }
+}
+
+/// A CPU bandwidth limit as Docker takes it: CPUs in billionths (`NanoCpus`, `--cpus`),
+/// or a quota of microseconds per period (`CpuQuota`/`CpuPeriod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuLimit {
+    Nano(i64),
+    Quota { quota: i64, period: i64 },
+}
+
+impl CpuLimit {
+    /// `--cpus 1.5`.
+    pub fn from_cpus(cpus: f64) -> Result<CpuLimit> {
+        if !(cpus > 0.0 && cpus <= 1e6) {
+            return Err(EngineError::Invalid(format!(
+                "invalid --cpus {cpus}: give a positive number of CPUs"
+            )));
+        }
+        Ok(CpuLimit::Nano((cpus * 1e9).round() as i64))
+    }
+
+    /// The cgroup's `cpu.max`: quota and period in microseconds.
+    pub fn quota_period(&self) -> (i64, u64) {
+        match *self {
+            CpuLimit::Nano(n) => (n / 10_000, 100_000),
+            CpuLimit::Quota { quota, period } => (quota, period as u64),
+        }
+    }
+
+    /// Docker's three fields as they are shown: `NanoCpus`, `CpuQuota`, `CpuPeriod`.
+    pub fn fields(limit: Option<CpuLimit>) -> (i64, i64, i64) {
+        match limit {
+            None => (0, 0, 0),
+            Some(CpuLimit::Nano(n)) => (n, 0, 0),
+            Some(CpuLimit::Quota { quota, period }) => (0, quota, period),
+        }
     }
 }

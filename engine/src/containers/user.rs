@@ -33,7 +33,13 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
             .map(|l| l.split(':').map(str::to_string).collect())
             .collect()
     };
-    let passwd = fields(&read("etc/passwd")?);
+    // A numeric user needs no entry: an unreadable passwd (absent, or masked by
+    // /dev/null) only leaves its primary group at 0, as runc does.
+    let passwd = match (u.parse::<u32>(), read("etc/passwd")) {
+        (_, Ok(text)) => fields(&text),
+        (Ok(_), Err(_)) => Vec::new(),
+        (Err(_), Err(e)) => return Err(e),
+    };
     // The user's passwd entry: by name, or by uid for a numeric user (who may have none).
     let entry = passwd.iter().find(|f| {
         f.len() > 3

@@ -98,6 +98,9 @@ pub(super) fn apply(body: ContainerCreateBody, o: &mut CreateOptions) -> ApiResu
             "SHELL belongs to image builds (a Dockerfile); give the command as Cmd",
         ));
     }
+    if network_disabled == Some(true) {
+        o.as_given.insert("NetworkDisabled".into(), true.into());
+    }
     o.anonymous_volumes = volumes.unwrap_or_default();
     o.anonymous_volumes.sort();
     Ok(Rest {

@@ -6,7 +6,7 @@ use bollard_stubs::models::{
     HostConfig, HostConfigCgroupnsModeEnum, HostConfigIsolationEnum, HostConfigLogConfig,
     NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
 };
-use engine::containers::{CreateOptions, LogConfig};
+use engine::containers::{CpuLimit, CreateOptions, LogConfig};
 
 /// Why a resource control is refused: strata's cgroup layer does not set it (yet).
 const NO_CGROUP_CONTROL: &str = "strata does not set this cgroup control; leave it unset";
@@ -103,7 +103,7 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
         ));
     }
     o.pids_limit = pids_limit.filter(|p| *p > 0);
-    o.cpus = cpus(nano_cpus, cpu_quota, cpu_period)?;
+    o.cpu_limit = cpus(nano_cpus, cpu_quota, cpu_period)?;
     o.cpuset_cpus = cpuset_cpus.filter(|c| !c.is_empty());
     o.cpuset_mems = cpuset_mems.filter(|c| !c.is_empty());
     o.shm_size = non_negative("HostConfig.ShmSize", shm_size)?;
@@ -171,15 +171,16 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
             return Err(refuse(field, v, WINDOWS_ONLY));
         }
     }
-    if !matches!(
-        isolation,
-        None | Some(HostConfigIsolationEnum::EMPTY | HostConfigIsolationEnum::DEFAULT)
-    ) {
-        return Err(refuse(
-            "HostConfig.Isolation",
-            isolation.map(|i| i.to_string()),
-            "Linux containers are isolated by namespaces only (default)",
-        ));
+    match isolation {
+        None | Some(HostConfigIsolationEnum::EMPTY) => {}
+        Some(HostConfigIsolationEnum::DEFAULT) => keep(o, "Isolation", "default"),
+        Some(other) => {
+            return Err(refuse(
+                "HostConfig.Isolation",
+                other.to_string(),
+                "Linux containers are isolated by namespaces only (default)",
+            ))
+        }
     }
     if given(&cgroup_parent) {
         return Err(refuse(
@@ -195,12 +196,19 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
             "every container has a cgroup of its own",
         ));
     }
-    if cgroupns_mode == Some(HostConfigCgroupnsModeEnum::HOST) {
-        return Err(refuse(
-            "HostConfig.CgroupnsMode",
-            "host",
-            "every container has a private cgroup namespace",
-        ));
+    match cgroupns_mode {
+        None | Some(HostConfigCgroupnsModeEnum::EMPTY) => {}
+        Some(HostConfigCgroupnsModeEnum::PRIVATE) => keep(o, "CgroupnsMode", "private"),
+        Some(HostConfigCgroupnsModeEnum::HOST) => {
+            return Err(refuse(
+                "HostConfig.CgroupnsMode",
+                "host",
+                "every container has a private cgroup namespace",
+            ))
+        }
+    }
+    if memory_swappiness == Some(-1) {
+        keep(o, "MemorySwappiness", -1);
     }
 
     // Security.
@@ -246,21 +254,22 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
         ));
     }
     o.init = init.unwrap_or(false);
-    if !matches!(userns_mode.as_deref(), None | Some("") | Some("host")) {
-        return Err(refuse(
-            "HostConfig.UsernsMode",
-            userns_mode,
-            "containers share the host's user namespace (host)",
-        ));
+    match userns_mode.as_deref() {
+        None | Some("") => {}
+        Some("host") => keep(o, "UsernsMode", "host"),
+        Some(_) => {
+            return Err(refuse(
+                "HostConfig.UsernsMode",
+                userns_mode,
+                "containers share the host's user namespace (host)",
+            ))
+        }
     }
-    if !matches!(
-        runtime.as_deref(),
-        None | Some("") | Some("runc") | Some("strata")
-    ) {
+    if given(&runtime) {
         return Err(refuse(
             "HostConfig.Runtime",
             runtime,
-            "containers run on strata's own runtime (runc's spec)",
+            "containers run on strata's own runtime; leave it unset",
         ));
     }
     if given(&storage_opt) {
@@ -282,20 +291,24 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
     o.pid_mode = namespace_mode("HostConfig.PidMode", pid_mode, &["host"])?;
     o.ipc_mode = namespace_mode(
         "HostConfig.IpcMode",
-        ipc_mode.filter(|m| !matches!(m.as_str(), "private" | "shareable")),
-        &["host", "none"],
+        ipc_mode,
+        &["private", "shareable", "host", "none"],
     )?;
     o.uts_mode = namespace_mode("HostConfig.UTSMode", uts_mode, &["host"])?;
 
     // Filesystems.
     super::mounts::apply(binds, mounts, tmpfs, o)?;
     o.volumes_from = volumes_from.unwrap_or_default();
-    if !matches!(volume_driver.as_deref(), None | Some("") | Some("local")) {
-        return Err(refuse(
-            "HostConfig.VolumeDriver",
-            volume_driver,
-            "volumes are strata's local ones",
-        ));
+    match volume_driver.as_deref() {
+        None | Some("") => {}
+        Some("local") => keep(o, "VolumeDriver", "local"),
+        Some(_) => {
+            return Err(refuse(
+                "HostConfig.VolumeDriver",
+                volume_driver,
+                "volumes are strata's local ones",
+            ))
+        }
     }
 
     // Networking.
@@ -334,6 +347,11 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
     Ok(())
 }
 
+/// Keeps a field whose value is strata's one behaviour, for inspect to show as given.
+fn keep(o: &mut CreateOptions, field: &str, v: impl Into<serde_json::Value>) {
+    o.as_given.insert(field.to_string(), v.into());
+}
+
 /// `Memory`, `ShmSize`: bytes, 0 for none.
 pub(super) fn non_negative(field: &str, v: Option<i64>) -> ApiResult<Option<i64>> {
     match v.filter(|m| *m != 0) {
@@ -344,12 +362,12 @@ pub(super) fn non_negative(field: &str, v: Option<i64>) -> ApiResult<Option<i64>
     }
 }
 
-/// CPUs from `NanoCpus`, or from `CpuQuota`/`CpuPeriod` (dockerd refuses both).
+/// The CPU limit from `NanoCpus`, or from `CpuQuota`/`CpuPeriod` (dockerd refuses both).
 pub(super) fn cpus(
     nano: Option<i64>,
     quota: Option<i64>,
     period: Option<i64>,
-) -> ApiResult<Option<f64>> {
+) -> ApiResult<Option<CpuLimit>> {
     let nano = nano.filter(|n| *n != 0);
     let quota = quota.filter(|q| *q != 0);
     let period = period.filter(|p| *p != 0);
@@ -362,7 +380,7 @@ pub(super) fn cpus(
         if n < 0 {
             return Err(ApiError::bad("HostConfig.NanoCpus: give a positive number"));
         }
-        return Ok(Some(n as f64 / 1e9));
+        return Ok(Some(CpuLimit::Nano(n)));
     }
     match (quota, period) {
         (None, None) => Ok(None),
@@ -373,7 +391,10 @@ pub(super) fn cpus(
                     "HostConfig.CpuPeriod: give microseconds from 1000 to 1000000",
                 ));
             }
-            Ok(Some(q as f64 / p as f64))
+            Ok(Some(CpuLimit::Quota {
+                quota: q,
+                period: p,
+            }))
         }
         (q, p) => Err(refuse(
             "HostConfig.CpuPeriod",

@@ -95,7 +95,7 @@ pub fn options(body: serde_json::Value) -> ApiResult<UpdateOptions> {
             ),
         },
         pids: pids_limit.filter(|p| *p != 0),
-        cpus: super::host::cpus(nano_cpus, cpu_quota, cpu_period)?,
+        cpu_limit: super::host::cpus(nano_cpus, cpu_quota, cpu_period)?,
         restart,
     })
 }
