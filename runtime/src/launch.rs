@@ -660,6 +660,8 @@ pub struct ExecSpec {
     /// Killed (SIGKILL) once it has run this long: a health check's timeout. The helper
     /// inside the container kills it, as only it can reach it reliably.
     pub deadline: Option<std::time::Duration>,
+    /// The container's OOM killer bias.
+    pub oom_score_adj: Option<i32>,
 }
 
 impl ExecSpec {
@@ -674,6 +676,7 @@ impl ExecSpec {
             pause_before_exec: None,
             terminal: false,
             deadline: None,
+            oom_score_adj: plan.oom_score_adj,
         })
     }
 }
@@ -801,6 +804,12 @@ pub fn exec_in(pid: u32, cgroup: &Cgroup, spec: &ExecSpec, stdio: Stdio) -> Resu
                 }
             } else if let Err(e) = rustix::process::setsid() {
                 report_and_exit(rep, SETUP, &format!("setsid: {e}"), 125);
+            }
+            // The container's OOM bias, as its own processes have it.
+            if let Some(adj) = spec.oom_score_adj {
+                if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+                    report_and_exit(rep, SETUP, &format!("oom_score_adj {adj}: {e}"), 125);
+                }
             }
             if let Err(e) = spec.identity.enter() {
                 report_and_exit(rep, SETUP, &e, 125);

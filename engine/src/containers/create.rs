@@ -347,7 +347,7 @@ impl Engine {
         check_options(o)?;
         let anonymous = anonymous_volumes(o);
         let inherited = volumes_from(store, o)?;
-        let (binds, tmpfs) = super::mounts::resolve(
+        let resolved = super::mounts::resolve(
             store,
             o.binds
                 .iter()
@@ -366,6 +366,12 @@ impl Engine {
             .ctx(|| format!("create {}", o.image))?;
         let bundle = Bundle::of(&store.root, &c.id);
         let made = (|| -> Result<()> {
+            if !resolved.empty_volumes.is_empty() {
+                let rootfs = store.mount_container(&c.id)?;
+                let copied = super::mounts::copy_up(&rootfs, &resolved.empty_volumes);
+                store.umount_container(&c.id)?;
+                copied?;
+            }
             let entrypoint = match &o.entrypoint {
                 Some(e) => e.clone(),
                 None => strings(&cfg["Entrypoint"]),
@@ -431,8 +437,8 @@ impl Engine {
                 },
                 network_host,
                 read_only: o.read_only,
-                binds,
-                tmpfs,
+                binds: resolved.binds.clone(),
+                tmpfs: resolved.tmpfs.clone(),
                 memory: o.memory,
                 memory_swap: o.memory_swap,
                 cpu_shares: o.cpu_shares.filter(|s| *s != 0),

@@ -135,7 +135,11 @@ impl Engine {
             Ok(exit) => Ok(exit.code),
             Err(e) => Err(EngineError::Start {
                 name: view.record.name.clone(),
-                code: e.exit_code(),
+                // Docker's exec is 126 for a command that is not there too (run: 127).
+                code: match e {
+                    runtime::error::RuntimeError::NotFound(_) => 126,
+                    _ => e.exit_code(),
+                },
                 message: e.to_string(),
             }),
         }

@@ -9,7 +9,7 @@ use layerstore::Store;
 use runtime::spec::Bind;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One filesystem at `target` in the container.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,14 +225,24 @@ pub fn parse_bytes(what: &str, v: &str) -> Result<i64> {
 /// A tmpfs as the runtime takes it: the container path and the mount data.
 pub(crate) type TmpfsMount = (String, String);
 
+/// What a container's mount specs come to.
+#[derive(Default)]
+pub(crate) struct Resolved {
+    pub binds: Vec<Bind>,
+    pub tmpfs: Vec<TmpfsMount>,
+    /// Volumes that are empty, with where they are mounted: they get the image's files
+    /// at that path (Docker's copy-up).
+    pub empty_volumes: Vec<(PathBuf, String)>,
+}
+
 /// The runtime's binds and tmpfs mounts for `specs`, named volumes made as needed and
 /// host paths checked.
 pub(crate) fn resolve<'a>(
     store: &Store,
     specs: impl Iterator<Item = &'a MountSpec>,
-) -> Result<(Vec<Bind>, Vec<TmpfsMount>)> {
+) -> Result<Resolved> {
     let vols = Volumes::new(&store.root);
-    let (mut binds, mut tmpfs) = (Vec::new(), Vec::new());
+    let mut r = Resolved::default();
     for m in specs {
         m.check()?;
         let source = match &m.source {
@@ -246,8 +256,18 @@ pub(crate) fn resolve<'a>(
                 }
                 p.clone()
             }
-            MountSource::Volume(n) => vols.create(n)?.mountpoint,
-            MountSource::Anonymous => vols.create(&layerstore::random_id())?.mountpoint,
+            MountSource::Volume(_) | MountSource::Anonymous => {
+                let name = match &m.source {
+                    MountSource::Volume(n) => n.clone(),
+                    _ => layerstore::random_id(),
+                };
+                let dir = vols.create(&name)?.mountpoint;
+                let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
+                if empty {
+                    r.empty_volumes.push((dir.clone(), m.target.clone()));
+                }
+                dir
+            }
             MountSource::Tmpfs(t) => {
                 let mut data = t.option_string();
                 if m.read_only {
@@ -257,17 +277,37 @@ pub(crate) fn resolve<'a>(
                         format!("{data},ro")
                     };
                 }
-                tmpfs.push((m.target.clone(), data));
+                r.tmpfs.push((m.target.clone(), data));
                 continue;
             }
         };
-        binds.push(Bind {
+        r.binds.push(Bind {
             source,
             destination: m.target.clone(),
             readonly: m.read_only,
         });
     }
-    Ok((binds, tmpfs))
+    Ok(r)
+}
+
+/// Docker's copy-up: each empty volume gets what the image has at its mount path (owners,
+/// modes, xattrs kept), read inside the container's rootfs at `rootfs` so no symlink of
+/// the image leads out of it. A path the image lacks, or that is no directory, gives
+/// nothing.
+pub(crate) fn copy_up(rootfs: &Path, empty: &[(PathBuf, String)]) -> Result<()> {
+    let root = fsutil::open_root(rootfs)
+        .map_err(|e| EngineError::io(format!("open the rootfs {}", rootfs.display()), e))?;
+    for (dir, target) in empty {
+        let rel = Path::new(target.trim_start_matches('/'));
+        let Ok(src) = fsutil::open_in_root(&root, rel, fsutil::OpenMode::Dir) else {
+            continue;
+        };
+        let dst = fsutil::open_root(dir).map_err(|e| EngineError::io("open the volume", e))?;
+        fsutil::copy::copy_tree_fds(src, dst, &fsutil::copy::CopyOptions::new(true)).map_err(
+            |e| EngineError::io(format!("copy the image's {target} into its volume"), e),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -62,7 +62,17 @@ pub(crate) fn resolv_from_flags(
     if dns.is_empty() && search.is_empty() && options.is_empty() {
         return Ok(None);
     }
+    let clean = |v: &[String]| v.iter().all(|s| !s.contains(['\n', '\r']));
+    if !clean(search) || !clean(options) {
+        return Err(EngineError::Invalid(
+            "DNS search domains and options are single words".into(),
+        ));
+    }
+    // dockerd's order: search, name servers, options.
     let mut conf = String::new();
+    if !search.is_empty() {
+        conf.push_str(&format!("search {}\n", search.join(" ")));
+    }
     for d in dns {
         if d.parse::<std::net::IpAddr>().is_err() {
             return Err(EngineError::Invalid(format!(
@@ -70,15 +80,6 @@ pub(crate) fn resolv_from_flags(
             )));
         }
         conf.push_str(&format!("nameserver {d}\n"));
-    }
-    let clean = |v: &[String]| v.iter().all(|s| !s.contains(['\n', '\r']));
-    if !clean(search) || !clean(options) {
-        return Err(EngineError::Invalid(
-            "DNS search domains and options are single words".into(),
-        ));
-    }
-    if !search.is_empty() {
-        conf.push_str(&format!("search {}\n", search.join(" ")));
     }
     if !options.is_empty() {
         conf.push_str(&format!("options {}\n", options.join(" ")));
