@@ -1,5 +1,5 @@
 //! The Python `docker` SDK (7.x, in the venv `scripts/test.sh` makes) drives `strata
-//! daemon` through its high- and low-level APIs: `cli/tests/sdk/test_docker_sdk.py`.
+//! daemon` through its high- and low-level APIs: every test file of `cli/tests/sdk/`.
 
 mod common;
 
@@ -37,7 +37,7 @@ fn the_python_docker_sdk_drives_the_daemon() {
     }
     let out = Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/test_docker_sdk.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk"))
         .env("STRATA_HOST", format!("unix://{}", sock.display()))
         .env("STRATA_FIXTURE", fixture("images/busybox-wh.docker.tar"))
         .env("STRATA_API_VERSION", daemon::API_VERSION)

@@ -175,20 +175,116 @@ fn copy_out(root: &OwnedFd, s: &CopySpec, opts: &CopyOptions) -> Result<()> {
     Ok(())
 }
 
+/// Where a container path lives on the host: the rootfs, or the volume or bind mounted
+/// over it (the longest mount destination that holds the path), with the path relative
+/// to that root and whether it is read-only there.
+struct Located {
+    root: PathBuf,
+    rel: String,
+    read_only: bool,
+}
+
+/// Locates container path `path` of container `key` (rootfs mounted at `rootfs`) among
+/// its mounts. The path is matched lexically (`..` cleaned, no symlink followed); a path
+/// on a tmpfs, which only the container's mount namespace holds, is refused.
+fn locate(store: &layerstore::Store, key: &str, rootfs: &Path, path: &str) -> Result<Located> {
+    let c = store.resolve_container(key)?;
+    let bundle = crate::containers::Bundle::of(&store.root, &c.id);
+    let mut clean: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                clean.pop();
+            }
+            p => clean.push(p),
+        }
+    }
+    let mut best: Option<(usize, Located)> = None;
+    for m in bundle
+        .spec()
+        .ok()
+        .and_then(|s| s.mounts().clone())
+        .unwrap_or_default()
+    {
+        let dest: Vec<String> = m
+            .destination()
+            .to_string_lossy()
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        if dest.is_empty()
+            || dest.len() > clean.len()
+            || dest.iter().zip(&clean).any(|(a, b)| a != b)
+        {
+            continue;
+        }
+        if best.as_ref().is_some_and(|(n, _)| *n >= dest.len()) {
+            continue;
+        }
+        let typ = m.typ().clone().unwrap_or_default();
+        let Some(src) = m.source().clone().filter(|_| typ == "bind") else {
+            if matches!(
+                typ.as_str(),
+                "tmpfs" | "proc" | "sysfs" | "devpts" | "mqueue"
+            ) {
+                return Err(EngineError::Unsupported(format!(
+                    "{path} is on the container's {typ} mount at {}: strata copies to and from its filesystem, volumes and binds only",
+                    m.destination().display()
+                )));
+            }
+            continue;
+        };
+        let read_only = m.options().iter().flatten().any(|o| o == "ro");
+        let rel = clean[dest.len()..].join("/");
+        best = Some((
+            dest.len(),
+            Located {
+                root: src,
+                rel,
+                read_only,
+            },
+        ));
+    }
+    Ok(match best {
+        Some((_, l)) => l,
+        None => Located {
+            root: rootfs.to_path_buf(),
+            rel: clean.join("/"),
+            read_only: bundle.host_config()["ReadonlyRootfs"]
+                .as_bool()
+                .unwrap_or(false),
+        },
+    })
+}
+
 impl Engine {
-    /// Copies between a container's filesystem (mounted for the copy) and the host.
+    /// Copies between a container's filesystem (mounted for the copy, with its volumes and
+    /// binds) and the host.
     pub fn copy(&self, s: &CopySpec) -> Result<()> {
         let store = self.store()?;
         let rootfs = store
             .mount_container(&s.container)
             .ctx(|| format!("cp: mount {}", s.container))?;
         let result = (|| -> Result<()> {
-            let root = open_root(&rootfs)
-                .map_err(|e| EngineError::io(format!("open {}", rootfs.display()), e))?;
+            let at = locate(&store, &s.container, &rootfs, &s.path)?;
+            if at.read_only && s.direction == CopyDirection::In {
+                return Err(EngineError::Conflict(format!(
+                    "cannot copy into {}:{}: it is on a read-only mount or rootfs",
+                    s.container, s.path
+                )));
+            }
+            let root = open_root(&at.root)
+                .map_err(|e| EngineError::io(format!("open {}", at.root.display()), e))?;
             let opts = CopyOptions::new(true);
+            let inner = CopySpec {
+                path: at.rel,
+                ..s.clone()
+            };
             match s.direction {
-                CopyDirection::In => copy_in(&root, s, &opts),
-                CopyDirection::Out => copy_out(&root, s, &opts),
+                CopyDirection::In => copy_in(&root, &inner, &opts),
+                CopyDirection::Out => copy_out(&root, &inner, &opts),
             }
         })();
         store.umount_container(&s.container)?;
@@ -240,7 +336,9 @@ impl Engine {
     pub fn path_stat(&self, key: &str, path: &str) -> Result<PathStat> {
         let store = self.store()?;
         let rootfs = store.mount_container(key)?;
-        let r = PathAt::resolve(&rootfs, key, path).and_then(|at| at.stat());
+        let r = locate(&store, key, &rootfs, path)
+            .and_then(|l| PathAt::resolve(&l.root, key, &l.rel, path))
+            .and_then(|at| at.stat());
         store.umount_container(key)?;
         r
     }
@@ -293,12 +391,13 @@ impl Engine {
         let store = self.store()?;
         let rootfs = store.mount_container(key)?;
         let opened = (|| -> Result<(PathAt, PathStat, PathBuf)> {
-            let at = PathAt::resolve(&rootfs, key, path)?;
+            let l = locate(&store, key, &rootfs, path)?;
+            let at = PathAt::resolve(&l.root, key, &l.rel, path)?;
             let stat = at.stat()?;
-            let top = if at.is_root {
-                PathBuf::from("rootfs")
-            } else {
-                PathBuf::from(&at.name)
+            let top = match (at.is_root, at.mount_name()) {
+                (true, None) => PathBuf::from("rootfs"),
+                (true, Some(n)) => PathBuf::from(n),
+                (false, _) => PathBuf::from(&at.name),
             };
             fsutil::walk_at(
                 at.parent.as_fd(),
@@ -344,10 +443,12 @@ struct PathAt {
 }
 
 impl PathAt {
-    fn resolve(rootfs: &Path, key: &str, path: &str) -> Result<PathAt> {
-        let root = open_root(rootfs)
-            .map_err(|e| EngineError::io(format!("open {}", rootfs.display()), e))?;
-        let rel = Path::new(path.trim_start_matches('/'));
+    /// `rel` under `root` (the rootfs, a volume or a bind); `path` is the container
+    /// path as given, for errors.
+    fn resolve(root: &Path, key: &str, rel: &str, path: &str) -> Result<PathAt> {
+        let root =
+            open_root(root).map_err(|e| EngineError::io(format!("open {}", root.display()), e))?;
+        let rel = Path::new(rel.trim_start_matches('/'));
         let parent = open_in_root(&root, rel.parent().unwrap_or(Path::new("")), OpenMode::Dir)
             .map_err(|_| missing(key, path))?;
         Ok(PathAt {
@@ -360,6 +461,14 @@ impl PathAt {
             path: path.to_string(),
             key: key.to_string(),
         })
+    }
+
+    /// The name of a mount's own root (`/vol` is `vol`), `None` for the container's root.
+    fn mount_name(&self) -> Option<String> {
+        self.path
+            .split('/')
+            .rfind(|p| !p.is_empty() && *p != ".")
+            .map(str::to_string)
     }
 
     /// What the path is, as Docker's `X-Docker-Container-Path-Stat` says it.
@@ -378,10 +487,10 @@ impl PathAt {
             String::new()
         };
         Ok(PathStat {
-            name: if self.is_root {
-                "/".into()
-            } else {
-                self.name.to_string_lossy().into_owned()
+            name: match (self.is_root, self.mount_name()) {
+                (true, None) => "/".into(),
+                (true, Some(n)) => n,
+                (false, _) => self.name.to_string_lossy().into_owned(),
             },
             size: st.st_size as u64,
             unix_mode: st.st_mode,

@@ -13,14 +13,25 @@ pub fn volume_json(v: &Volume) -> serde_json::Value {
         "Mountpoint": v.mountpoint,
         "CreatedAt": layerstore::export::rfc3339(v.created),
         "Scope": "local",
+        "Labels": v.labels,
+        "Options": {},
     })
 }
 
 impl Engine {
     /// Creates volume `name` (an existing one is returned as it is).
     pub fn create_volume(&self, name: &str) -> Result<Volume> {
+        self.create_volume_with(name, Default::default())
+    }
+
+    /// Creates volume `name` with `labels` (an existing one is returned as it is).
+    pub fn create_volume_with(
+        &self,
+        name: &str,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<Volume> {
         let store = self.store()?;
-        Ok(Volumes::new(&store.root).create(name)?)
+        Ok(Volumes::new(&store.root).create_with(name, labels, false)?)
     }
 
     /// Every volume.
@@ -47,6 +58,15 @@ impl Engine {
         };
         vols.remove(name, &users)
             .ctx(|| format!("volume rm {name}"))
+    }
+
+    /// The containers that use volume `name`.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
+        let store = self.store_ro()?;
+        match Volumes::new(&store.root).get(name)? {
+            Some(v) => Self::users_of(&store, &v.mountpoint),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Removes every volume no container uses; returns their names.

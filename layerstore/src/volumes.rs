@@ -19,6 +19,20 @@ pub struct Volume {
     /// What containers see (`_data`).
     pub mountpoint: PathBuf,
     pub created: u64,
+    /// Labels as given at create.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Made for one container's unnamed mount (`-v /path`): what a plain prune removes.
+    pub anonymous: bool,
+}
+
+/// What a volume keeps besides its files (`meta.json`, written before the volume
+/// appears, so a volume never lacks it).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Meta {
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    anonymous: bool,
 }
 
 /// Whether `name` can name a volume (Docker's rule).
@@ -53,16 +67,24 @@ impl Volumes {
         Self::check(name)?;
         let data = self.dir.join(name).join("_data");
         match fs::metadata(&data) {
-            Ok(md) => Ok(Some(Volume {
-                name: name.to_string(),
-                mountpoint: data,
-                created: md
-                    .modified()
+            Ok(md) => {
+                let meta: Meta = fs::read(self.dir.join(name).join("meta.json"))
                     .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            })),
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                Ok(Some(Volume {
+                    name: name.to_string(),
+                    mountpoint: data,
+                    labels: meta.labels,
+                    anonymous: meta.anonymous,
+                    created: md
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
+                }))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", data, e)),
         }
@@ -70,12 +92,26 @@ impl Volumes {
 
     /// Creates `name` (an existing one is returned as is, as Docker does).
     pub fn create(&self, name: &str) -> Result<Volume> {
+        self.create_with(name, Default::default(), false)
+    }
+
+    /// Creates `name` with `labels`, `anonymous` for one made for an unnamed mount (an
+    /// existing one is returned as is, as Docker does).
+    pub fn create_with(
+        &self,
+        name: &str,
+        labels: std::collections::BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<Volume> {
         if let Some(v) = self.get(name)? {
             return Ok(v);
         }
         let tmp = self.dir.join(format!(".tmp-{name}-{}", crate::random_id()));
+        let meta = serde_json::to_vec(&Meta { labels, anonymous })
+            .map_err(|e| StoreError::Format(e.to_string()))?;
         let build = || -> std::io::Result<()> {
             fs::create_dir_all(tmp.join("_data"))?;
+            fsutil::write_atomic(&tmp.join("meta.json"), &meta)?;
             fs::rename(&tmp, self.dir.join(name))?;
             fsutil::fsync_dir(&self.dir)
         };

@@ -729,6 +729,20 @@ pub fn bind_sources(spec: &Spec) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Each bind mount's host source and container destination.
+pub fn bind_sources_and_destinations(spec: &Option<Spec>) -> Vec<(PathBuf, String)> {
+    spec.iter()
+        .flat_map(|s| s.mounts().iter().flatten())
+        .filter(|m| m.typ().as_deref() == Some("bind"))
+        .filter_map(|m| {
+            Some((
+                m.source().clone()?,
+                m.destination().to_string_lossy().into_owned(),
+            ))
+        })
+        .collect()
+}
+
 /// Memory plus swap for memory limit `m` and the asked total `swap` (Docker's rules:
 /// unset is twice the memory, -1 unlimited, anything else at least the memory).
 pub fn swap_of(m: i64, swap: Option<i64>) -> Result<i64> {

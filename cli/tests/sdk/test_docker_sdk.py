@@ -36,7 +36,7 @@ def test_run_with_options(client, tmp_path):
     os.chmod(tmp_path, 0o755)  # read by uid 1000 in the container
     out = client.containers.run(
         "busybox-wh:1",
-        [BB, "sh", "-c", "echo $FOO; pwd; id -u; hostname; cat /bind/f; ls /data"],
+        [BB, "sh", "-c", "echo $FOO; pwd; id -u; hostname; cat /bind/f; echo; ls /data"],
         environment={"FOO": "bar"},
         working_dir="/tmp",
         user="1000",
@@ -49,7 +49,8 @@ def test_run_with_options(client, tmp_path):
         nano_cpus=500_000_000,
         remove=True,
     )
-    assert out.decode().split("\n")[:5] == ["bar", "/tmp", "1000", "sdkbox", "from the host"]
+    # The new volume got the image's /data (dockerd's copy-up).
+    assert out.decode().split("\n")[:7] == ["bar", "/tmp", "1000", "sdkbox", "from the host", "keep", "replace"]
 
 
 def test_exit_status_and_stderr(client):

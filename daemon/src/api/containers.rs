@@ -1,6 +1,7 @@
 //! `/containers/...`: create, list, inspect, start, stop, restart, kill, wait, logs,
 //! attach, changes, export, top, remove, prune, and `/commit`.
 
+use super::filter::Filters;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::containers::{ContainerView, LogOptions, LogSinks, StartOptions};
@@ -74,52 +75,147 @@ pub fn summary(v: &ContainerView) -> Value {
     })
 }
 
-pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let filters = super::filters(c)?;
-    let all = c.req.flag("all") || filters.contains_key("status");
-    let mut views = c.engine.containers(all)?;
-    if let Some(st) = filters.get("status") {
-        views.retain(|v| st.iter().any(|s| s == v.state_word()));
-    }
-    if let Some(names) = filters.get("name") {
-        views.retain(|v| {
-            names
-                .iter()
-                .any(|n| v.record.name.contains(n.trim_start_matches('/')))
-        });
-    }
-    if let Some(h) = filters.get("health") {
-        for w in h {
-            if !matches!(w.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
-                return Err(ApiError::bad(format!(
-                    "Unrecognised filter value for health: {w}"
-                )));
-            }
+/// When container `v` was made, as finely as the host tells (its folder's birth time;
+/// the record keeps whole seconds): what `before`/`since` order by.
+fn created_at(v: &ContainerView) -> f64 {
+    std::fs::metadata(v.bundle.dir())
+        .and_then(|m| m.created())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(v.record.created as f64)
+}
+
+/// The container filters dockerd's list takes.
+const LIST_FILTERS: &[&str] = &[
+    "ancestor",
+    "before",
+    "exited",
+    "expose",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+];
+
+/// Whether container `v` passes `f` (values of one key: any matches; keys: all must).
+fn container_matches(c: &Call<'_>, f: &Filters, v: &ContainerView) -> ApiResult<bool> {
+    let any = |k: &str, m: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|vs| vs.iter().any(|x| m(x)));
+    for st in f.get("status").into_iter().flatten() {
+        if !matches!(
+            st.as_str(),
+            "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
+        ) {
+            return Err(ApiError::bad(format!("Invalid filter 'status={st}'")));
         }
-        views.retain(|v| h.contains(&v.health_word()));
     }
-    if let Some(ids) = filters.get("id") {
-        views.retain(|v| ids.iter().any(|i| v.record.id.starts_with(i.as_str())));
+    for h in f.get("health").into_iter().flatten() {
+        if !matches!(h.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+            return Err(ApiError::bad(format!(
+                "Unrecognised filter value for health: {h}"
+            )));
+        }
     }
-    if let Some(labels) = filters.get("label") {
-        views.retain(|v| {
-            let hc = v.bundle.host_config();
-            labels.iter().all(|l| {
-                let (k, val) = l.split_once('=').unwrap_or((l, ""));
-                hc["Labels"]
-                    .get(k)
-                    .is_some_and(|x| val.is_empty() || x == val)
+    let mut exited_codes = Vec::new();
+    for e in f.get("exited").into_iter().flatten() {
+        exited_codes.push(
+            e.parse::<i32>()
+                .map_err(|_| ApiError::bad(format!("Invalid filter 'exited={e}'")))?,
+        );
+    }
+    let ancestors: Vec<String> = f
+        .get("ancestor")
+        .into_iter()
+        .flatten()
+        .filter_map(|a| c.engine.image_json(a).ok())
+        .filter_map(|d| d["Id"].as_str().map(str::to_string))
+        .collect();
+    let order = |k: &str| -> ApiResult<Option<f64>> {
+        match f.get(k).and_then(|vs| vs.first()) {
+            None => Ok(None),
+            Some(other) => Ok(Some(created_at(&c.engine.container(other)?))),
+        }
+    };
+    let me = created_at(v);
+    let hc = v.bundle.host_config();
+    let labels = super::string_map(&hc["Labels"]);
+    let ns = v.network_settings();
+    let ports = ns["Ports"].as_object().cloned().unwrap_or_default();
+    let mounts = runtime::spec::bind_sources_and_destinations(&v.bundle.spec().ok());
+    let port_key = |p: &str| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    };
+    Ok(any("id", &|x| v.record.id.starts_with(x))
+        && any("name", &|x| {
+            v.record.name.contains(x.trim_start_matches('/'))
+        })
+        && any("status", &|x| x == v.state_word())
+        && any("health", &|x| x == v.health_word())
+        && (exited_codes.is_empty()
+            || (v.state_word() == "exited"
+                && exited_codes.contains(&v.state.exit_code.unwrap_or(0))))
+        && (f.get("ancestor").is_none()
+            || ancestors.contains(&v.record.image.to_string())
+            || any("ancestor", &|x| x == v.record.image_ref))
+        && order("before")?.is_none_or(|t| me < t)
+        && order("since")?.is_none_or(|t| me > t)
+        && f.labels_match(&labels)
+        && any("network", &|x| {
+            ns["Networks"].as_object().is_some_and(|m| {
+                m.iter().any(|(name, ep)| {
+                    name == x || ep["NetworkID"].as_str().is_some_and(|id| id.starts_with(x))
+                })
             })
-        });
+        })
+        && any("publish", &|x| {
+            ports.iter().any(|(k, b)| {
+                b.as_array().is_some_and(|a| {
+                    a.iter().any(|b| {
+                        b["HostPort"]
+                            .as_str()
+                            .is_some_and(|hp| port_key(hp) == port_key(x) || hp == x)
+                    })
+                }) && !k.is_empty()
+            })
+        })
+        && any("expose", &|x| ports.contains_key(&port_key(x)))
+        && any("volume", &|x| {
+            mounts
+                .iter()
+                .any(|(src, dst)| dst == x || src.ends_with(format!("volumes/{x}/_data")))
+        })
+        && any("isolation", &|x| x == "default")
+        && any("is-task", &|x| x == "false"))
+}
+
+pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let f = Filters::parse(c.req.param("filters"), LIST_FILTERS)?;
+    let all = c.req.flag("all") || f.get("status").is_some() || f.get("exited").is_some();
+    let mut out = Vec::new();
+    for v in c.engine.containers(all)? {
+        if container_matches(c, &f, &v)? {
+            out.push(v);
+        }
     }
     if let Some(n) = c.req.param("limit").and_then(|l| l.parse::<usize>().ok()) {
         if n > 0 {
-            views.truncate(n);
+            out.truncate(n);
         }
     }
     Ok(Reply::Json(
         200,
-        Value::Array(views.iter().map(summary).collect()),
+        Value::Array(out.iter().map(summary).collect()),
     ))
 }
 
@@ -513,9 +609,19 @@ pub fn logs(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     }
     let tty = is_tty(c, id);
     c.engine.container(id)?;
+    let time = |k: &str| -> ApiResult<Option<std::time::SystemTime>> {
+        match c.req.param(k) {
+            None | Some("") => Ok(None),
+            Some(v) => engine::containers::logs::parse_log_time(v)
+                .map_err(|e| ApiError::bad(format!("{k}: {e}"))),
+        }
+    };
     let o = LogOptions {
         follow: c.req.flag("follow"),
         tail: c.req.param("tail").and_then(|t| t.parse().ok()),
+        since: time("since")?,
+        until: time("until")?,
+        timestamps: c.req.flag("timestamps"),
         ..Default::default()
     };
     let ct = if tty {
@@ -894,10 +1000,17 @@ pub fn remove(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     Ok(Reply::Empty(204))
 }
 
+/// Removes the stopped containers that pass `until`, `label` and `label!`.
 pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
+    let f = Filters::parse(c.req.param("filters"), &["until", "label", "label!"])?;
     let mut deleted = Vec::new();
     for v in c.engine.containers(true)? {
-        if v.status() != Status::Running && c.engine.remove_container(&v.record.id, false).is_ok() {
+        let labels = super::string_map(&v.bundle.host_config()["Labels"]);
+        if v.status() != Status::Running
+            && f.labels_match(&labels)
+            && f.before_until(created_at(&v))?
+            && c.engine.remove_container(&v.record.id, false).is_ok()
+        {
             deleted.push(v.record.id.clone());
         }
     }

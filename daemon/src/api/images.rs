@@ -1,6 +1,7 @@
 //! `/images/...`: list, inspect, history, tag, remove, load, get (save), create (pull or
 //! import), push, prune.
 
+use super::filter::Filters;
 use super::{stage_body, staged, stream_file};
 use crate::router::{ApiVersion, Call, Reply};
 use crate::{ApiError, ApiResult};
@@ -43,12 +44,48 @@ pub fn summaries(engine: &Engine, version: ApiVersion) -> ApiResult<Vec<Value>> 
 }
 
 pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let filters = super::filters(c)?;
+    let filters = Filters::parse(
+        c.req.param("filters"),
+        &[
+            "before",
+            "dangling",
+            "label",
+            "label!",
+            "reference",
+            "since",
+            "until",
+        ],
+    )?;
     let mut all = summaries(c.engine, c.version)?;
-    if let Some(d) = filters.get("dangling") {
-        let want = d.iter().any(|v| v == "true" || v == "1");
+    if let Some(want) = filters.bool("dangling")? {
         all.retain(|i| i["RepoTags"].as_array().is_none_or(|a| a.is_empty()) == want);
     }
+    // before/since: an image by reference, compared by creation time.
+    for (k, earlier) in [("before", true), ("since", false)] {
+        if let Some(r) = filters.get(k).and_then(|v| v.first()) {
+            let t = c.engine.image_json(r)?["Created"]
+                .as_str()
+                .and_then(engine::images::parse_rfc3339)
+                .unwrap_or(0) as i64;
+            all.retain(|i| {
+                let mine = i["Created"].as_i64().unwrap_or(0);
+                if earlier {
+                    mine < t
+                } else {
+                    mine > t
+                }
+            });
+        }
+    }
+    let mut kept = Vec::new();
+    for i in all {
+        if filters.before_until(i["Created"].as_f64().unwrap_or(0.0))?
+            && filters.labels_match(&super::string_map(&i["Labels"]))
+        {
+            kept.push(i);
+        }
+    }
+    let mut all = kept;
     if let Some(refs) = filters.get("reference") {
         all.retain(|i| {
             i["RepoTags"].as_array().is_some_and(|tags| {
@@ -59,14 +96,6 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
                         glob(rn, tn) && (rt.is_empty() || glob(rt, tt))
                     })
                 })
-            })
-        });
-    }
-    if let Some(labels) = filters.get("label") {
-        all.retain(|i| {
-            labels.iter().all(|l| {
-                let (k, v) = l.split_once('=').unwrap_or((l, ""));
-                i["Labels"].get(k).is_some_and(|x| v.is_empty() || x == v)
             })
         });
     }
@@ -323,14 +352,19 @@ pub fn push(c: &mut Call<'_>, name: &str) -> ApiResult<Reply> {
 /// Removes dangling images (no name, no container) or, with `dangling=false`, every image
 /// no container uses.
 pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let filters = super::filters(c)?;
-    let all_unused = filters
-        .get("dangling")
-        .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
+    let filters = Filters::parse(
+        c.req.param("filters"),
+        &["dangling", "until", "label", "label!"],
+    )?;
+    let all_unused = filters.bool("dangling")? == Some(false);
     let mut deleted = Vec::new();
     for i in summaries(c.engine, c.version)? {
         let unnamed = i["RepoTags"].as_array().is_none_or(|a| a.is_empty());
-        if i["Containers"].as_u64().unwrap_or(0) > 0 || !(unnamed || all_unused) {
+        if i["Containers"].as_u64().unwrap_or(0) > 0
+            || !(unnamed || all_unused)
+            || !filters.labels_match(&super::string_map(&i["Labels"]))
+            || !filters.before_until(i["Created"].as_f64().unwrap_or(0.0))?
+        {
             continue;
         }
         let id = i["Id"].as_str().unwrap_or("").to_string();

@@ -5,6 +5,7 @@ pub mod build;
 pub mod containers;
 pub mod create;
 pub mod exec;
+pub mod filter;
 pub mod images;
 pub mod networks;
 pub mod system;

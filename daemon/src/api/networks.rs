@@ -1,31 +1,42 @@
 //! `/networks/...`: create, list, inspect, remove, prune, connect, disconnect (Docker's
 //! bridge driver semantics over the engine's networks).
 
+use super::filter::Filters;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::networks::{EndpointOptions, NetworkCreate};
 use serde_json::{json, Value};
 
+/// Whether network `n` passes `f` as dockerd's list applies it (values of one key: any
+/// matches; keys: all must).
+fn network_matches(f: &Filters, n: &layerstore::networks::NetworkRecord) -> ApiResult<bool> {
+    let any = |k: &str, m: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|vs| vs.iter().any(|v| m(v)));
+    for t in f.get("type").into_iter().flatten() {
+        if !matches!(t.as_str(), "custom" | "builtin") {
+            return Err(ApiError::bad(format!("invalid filter: 'type'='{t}'")));
+        }
+    }
+    Ok(any("name", &|v| n.name.contains(v))
+        && any("id", &|v| n.id.starts_with(v))
+        && any("driver", &|v| n.driver == v)
+        && any("scope", &|v| v == "local")
+        && any("type", &|v| (v == "builtin") == n.is_builtin())
+        && f.labels_match(&n.labels)
+        && f.bool("dangling")?
+            .is_none_or(|d| d == (n.endpoints.is_empty() && !n.is_builtin())))
+}
+
 pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let filters = super::filters(c)?;
+    let f = Filters::parse(
+        c.req.param("filters"),
+        &[
+            "dangling", "driver", "id", "label", "label!", "name", "scope", "type",
+        ],
+    )?;
     let mut out = Vec::new();
     for n in c.engine.network_list()? {
-        let doc = c.engine.network_json(&n);
-        let ok = filters.iter().all(|(k, vals)| {
-            vals.iter().any(|v| match k.as_str() {
-                "name" => n.name.contains(v.as_str()),
-                "id" => n.id.starts_with(v.as_str()),
-                "driver" => n.driver == *v,
-                "type" => (v == "builtin") == n.is_builtin(),
-                "label" => match v.split_once('=') {
-                    Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                    None => n.labels.contains_key(v.as_str()),
-                },
-                _ => true,
-            })
-        });
-        if ok {
-            out.push(doc);
+        if network_matches(&f, &n)? {
+            out.push(c.engine.network_json(&n));
         }
     }
     Ok(Reply::Json(200, json!(out)))
@@ -163,8 +174,20 @@ pub fn remove(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     Ok(Reply::Empty(204))
 }
 
+/// Removes the unused user-defined networks that pass `until`, `label` and `label!`.
 pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let gone = c.engine.network_prune()?;
+    let f = Filters::parse(c.req.param("filters"), &["until", "label", "label!"])?;
+    let mut gone = Vec::new();
+    for n in c.engine.network_list()? {
+        if !n.is_builtin()
+            && n.endpoints.is_empty()
+            && f.labels_match(&n.labels)
+            && f.before_until(n.created as f64)?
+            && c.engine.network_remove(&n.id).is_ok()
+        {
+            gone.push(n.name);
+        }
+    }
     Ok(Reply::Json(200, json!({"NetworksDeleted": gone})))
 }
 

@@ -1,26 +1,48 @@
 //! `/volumes/...`: create, list, inspect, remove, prune (driver `local`).
 
+use super::filter::Filters;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use serde_json::{json, Value};
 
 /// Docker's document for a volume.
 pub fn volume_doc(v: &layerstore::volumes::Volume) -> Value {
-    let mut d = engine::volumes::volume_json(v);
-    d["Labels"] = json!({});
-    d["Options"] = json!({});
-    d
+    engine::volumes::volume_json(v)
+}
+
+/// Whether volume `v` passes `f` (`name`, `driver`, `label`, `label!`, `dangling`).
+fn volume_matches(c: &Call<'_>, f: &Filters, v: &layerstore::volumes::Volume) -> ApiResult<bool> {
+    if let Some(names) = f.get("name") {
+        if !names.iter().any(|n| v.name.contains(n.as_str())) {
+            return Ok(false);
+        }
+    }
+    if let Some(d) = f.get("driver") {
+        if !d.iter().any(|d| d == "local") {
+            return Ok(false);
+        }
+    }
+    if !f.labels_match(&v.labels) {
+        return Ok(false);
+    }
+    if let Some(dangling) = f.bool("dangling")? {
+        if c.engine.volume_users(&v.name)?.is_empty() != dangling {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let filters = super::filters(c)?;
-    let mut vols: Vec<Value> = c.engine.volumes()?.iter().map(volume_doc).collect();
-    if let Some(names) = filters.get("name") {
-        vols.retain(|v| {
-            names
-                .iter()
-                .any(|n| v["Name"].as_str().is_some_and(|x| x.contains(n.as_str())))
-        });
+    let f = Filters::parse(
+        c.req.param("filters"),
+        &["name", "driver", "label", "label!", "dangling"],
+    )?;
+    let mut vols = Vec::new();
+    for v in c.engine.volumes()? {
+        if volume_matches(c, &f, &v)? {
+            vols.push(volume_doc(&v));
+        }
     }
     Ok(Reply::Json(200, json!({"Volumes": vols, "Warnings": []})))
 }
@@ -39,7 +61,22 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
             "volume driver {d:?} is not available: use local"
         )));
     }
-    let v = c.engine.create_volume(&name)?;
+    if body["DriverOpts"]
+        .as_object()
+        .is_some_and(|o| !o.is_empty())
+    {
+        return Err(ApiError::bad(
+            "DriverOpts: strata's local volumes are directories and take no options (type, device, o)",
+        ));
+    }
+    if body["ClusterVolumeSpec"].is_object() {
+        return Err(ApiError::bad(
+            "ClusterVolumeSpec: strata has no swarm cluster volumes",
+        ));
+    }
+    let v = c
+        .engine
+        .create_volume_with(&name, super::string_map(&body["Labels"]))?;
     Ok(Reply::Json(201, volume_doc(&v)))
 }
 
@@ -55,8 +92,21 @@ pub fn remove(c: &mut Call<'_>, name: &str) -> ApiResult<Reply> {
     Ok(Reply::Empty(204))
 }
 
+/// Removes unused volumes that pass the filters: from API 1.42 only anonymous ones unless
+/// `all=true`, as dockerd.
 pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let gone = c.engine.prune_volumes()?;
+    let f = Filters::parse(c.req.param("filters"), &["label", "label!", "all"])?;
+    let all = f.bool("all")?.unwrap_or(false) || c.version < crate::router::ApiVersion(1, 42);
+    let mut gone = Vec::new();
+    for v in c.engine.volumes()? {
+        if (all || v.anonymous)
+            && f.labels_match(&v.labels)
+            && c.engine.volume_users(&v.name)?.is_empty()
+            && c.engine.remove_volume(&v.name).is_ok()
+        {
+            gone.push(v.name);
+        }
+    }
     Ok(Reply::Json(
         200,
         json!({"VolumesDeleted": gone, "SpaceReclaimed": 0}),

@@ -28,6 +28,35 @@ pub struct LogOptions {
     pub wait_for_start: bool,
     /// Set by the caller to end a follow early (its client went away or detached).
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Only entries written at or after / before this time.
+    pub since: Option<std::time::SystemTime>,
+    pub until: Option<std::time::SystemTime>,
+    /// Each line starts with its time (`2024-01-02T03:04:05.123456789Z `).
+    pub timestamps: bool,
+}
+
+/// Docker's `since`/`until` value: Unix seconds with an optional fraction
+/// (`1700000000.5`), or 0 for none.
+pub fn parse_log_time(v: &str) -> Result<Option<std::time::SystemTime>> {
+    let bad = || {
+        EngineError::Invalid(format!(
+            "invalid time {v:?}: give Unix seconds, like 1700000000 or 1700000000.25"
+        ))
+    };
+    let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
+    let secs: u64 = secs.parse().map_err(|_| bad())?;
+    if !frac.chars().all(|c| c.is_ascii_digit()) || frac.len() > 9 {
+        return Err(bad());
+    }
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().map_err(|_| bad())?
+    };
+    if secs == 0 && nanos == 0 {
+        return Ok(None);
+    }
+    Ok(Some(std::time::UNIX_EPOCH + Duration::new(secs, nanos)))
 }
 
 impl LogOptions {
@@ -39,23 +68,45 @@ impl LogOptions {
     }
 }
 
-/// Hands every entry the reader has now to its stream's sink; whether there was any.
-fn copy_entries(reader: &mut Reader, sinks: &mut LogSinks<'_>) -> Result<bool> {
+/// Hands every entry the reader has now to its stream's sink (within `since`/`until`,
+/// with its time when asked); whether there was any.
+fn copy_entries(reader: &mut Reader, sinks: &mut LogSinks<'_>, o: &Window) -> Result<bool> {
     let out = |e| EngineError::io("write the logs", e);
     let mut got = false;
-    while let Some((stream, msg)) = reader
-        .next_entry()
+    while let Some(e) = reader
+        .next_timed()
         .map_err(|e| EngineError::io("read the container's log", e))?
     {
         got = true;
-        match stream {
-            Stream::Stdout => sinks.stdout.write_all(&msg).map_err(out)?,
-            Stream::Stderr => sinks.stderr.write_all(&msg).map_err(out)?,
+        if o.since.as_ref().is_some_and(|s| e.time < *s)
+            || o.until.as_ref().is_some_and(|u| e.time > *u)
+        {
+            continue;
+        }
+        let sink: &mut dyn Write = match e.stream {
+            Stream::Stdout => sinks.stdout,
+            Stream::Stderr => sinks.stderr,
+        };
+        if o.timestamps {
+            let mut line = Vec::with_capacity(e.time.len() + 1 + e.msg.len());
+            line.extend_from_slice(e.time.as_bytes());
+            line.push(b' ');
+            line.extend_from_slice(&e.msg);
+            sink.write_all(&line).map_err(out)?;
+        } else {
+            sink.write_all(&e.msg).map_err(out)?;
         }
     }
     sinks.stdout.flush().map_err(out)?;
     sinks.stderr.flush().map_err(out)?;
     Ok(got)
+}
+
+/// `since`/`until` as entry times (fixed-width RFC 3339, so they compare as text).
+struct Window {
+    since: Option<String>,
+    until: Option<String>,
+    timestamps: bool,
 }
 
 impl Engine {
@@ -88,6 +139,11 @@ impl Engine {
             json_file::ensure(bundle.dir()).map_err(io)?;
         }
         let mut reader = Reader::open(bundle.dir(), from).map_err(io)?;
+        let window = Window {
+            since: o.since.map(super::logging::timestamp),
+            until: o.until.map(super::logging::timestamp),
+            timestamps: o.timestamps,
+        };
         // Output may still be on its way to the log while the process is gone (its shim
         // drains the pipes, then records the exit): the follow ends once the exit is
         // recorded, or a while after the process went with nothing recorded (a shim that
@@ -120,14 +176,15 @@ impl Engine {
             }
         }
         loop {
-            let got = copy_entries(&mut reader, &mut sinks)?;
-            if !o.follow || o.stopped() {
+            let got = copy_entries(&mut reader, &mut sinks, &window)?;
+            let past_until = o.until.is_some_and(|u| std::time::SystemTime::now() > u);
+            if !o.follow || o.stopped() || past_until {
                 break;
             }
             // Its shim has put everything in the log before the exit is recorded: one more
             // read after that sees the end.
             if !got && !running() {
-                copy_entries(&mut reader, &mut sinks)?;
+                copy_entries(&mut reader, &mut sinks, &window)?;
                 break;
             }
             if !got {

@@ -257,11 +257,13 @@ pub(crate) fn resolve<'a>(
                 p.clone()
             }
             MountSource::Volume(_) | MountSource::Anonymous => {
-                let name = match &m.source {
-                    MountSource::Volume(n) => n.clone(),
-                    _ => layerstore::random_id(),
+                let dir = match &m.source {
+                    MountSource::Volume(n) => vols.create(n)?.mountpoint,
+                    _ => {
+                        vols.create_with(&layerstore::random_id(), Default::default(), true)?
+                            .mountpoint
+                    }
                 };
-                let dir = vols.create(&name)?.mountpoint;
                 let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
                 if empty {
                     r.empty_volumes.push((dir.clone(), m.target.clone()));

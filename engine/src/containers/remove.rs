@@ -25,9 +25,10 @@ impl Engine {
         };
         if view.state.is_running() {
             if !force {
+                // dockerd's words: clients match on them.
                 return Err(EngineError::Conflict(format!(
-                    "container {} is running: stop it first, or rm -f",
-                    view.record.name
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    view.record.id
                 )));
             }
             self.stop(key, 0)?;

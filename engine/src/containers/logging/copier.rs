@@ -25,8 +25,9 @@ impl Sink {
             LogPolicy::JsonFile {
                 max_size,
                 max_files,
+                compress,
             } => {
-                let w = Writer::open(dir, max_size, max_files)?;
+                let w = Writer::open(dir, max_size, max_files)?.compressed(compress);
                 Sink {
                     max_message: w.max_message(),
                     writer: Some(w),

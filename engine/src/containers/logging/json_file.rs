@@ -2,11 +2,13 @@
 //! "time":"..."}`) in `container.log`, rotated to `container.log.1`, `.2`, ... when the
 //! next entry would take the file past `max-size`, keeping at most `max-file` files. Each
 //! entry is one `write` to a file only the shim appends to, so a reader sees whole lines
-//! (a partial last line is left for the next read).
+//! (a partial last line is left for the next read). With `compress`, each rotated file
+//! is gzipped (`container.log.N.gz`, written under a temporary name and renamed, then the
+//! plain one removed); readers decompress them as they go.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The live log file of a container folder.
@@ -17,6 +19,44 @@ pub fn log_path(dir: &Path) -> PathBuf {
 /// The `n`th rotated file (`container.log.N`).
 fn rotated(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("container.log.{n}"))
+}
+
+/// The `n`th rotated file compressed (`container.log.N.gz`).
+fn rotated_gz(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("container.log.{n}.gz"))
+}
+
+/// Renames `from` to `to` when it exists.
+fn rename_if_there(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn remove_if_there(p: &Path) -> io::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Gzips rotated file `plain` into `gz` (temporary name, renamed), then removes `plain`.
+fn compress(plain: &Path, gz: &Path) -> io::Result<()> {
+    let tmp = gz.with_extension("gz.tmp");
+    let mut src = File::open(plain)?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(&tmp)?;
+    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    io::copy(&mut src, &mut enc)?;
+    enc.finish()?;
+    std::fs::rename(&tmp, gz)?;
+    std::fs::remove_file(plain)
 }
 
 /// One entry as it is written.
@@ -50,6 +90,7 @@ pub struct Writer {
     size: u64,
     max_size: Option<u64>,
     max_files: u32,
+    compress: bool,
 }
 
 impl Writer {
@@ -63,7 +104,14 @@ impl Writer {
             size,
             max_size,
             max_files: max_files.max(1),
+            compress: false,
         })
+    }
+
+    /// Whether rotated files are gzipped.
+    pub fn compressed(mut self, compress: bool) -> Writer {
+        self.compress = compress;
+        self
     }
 
     /// The most bytes of output one entry carries: small enough that an entry, escaped
@@ -109,23 +157,24 @@ impl Writer {
             self.size = 0;
             return Ok(());
         }
-        let _ = std::fs::remove_file(rotated(&self.dir, self.max_files - 1));
-        for n in (1..self.max_files - 1).rev() {
-            match std::fs::rename(rotated(&self.dir, n), rotated(&self.dir, n + 1)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        let last = self.max_files - 1;
+        remove_if_there(&rotated(&self.dir, last))?;
+        remove_if_there(&rotated_gz(&self.dir, last))?;
+        for n in (1..last).rev() {
+            rename_if_there(&rotated(&self.dir, n), &rotated(&self.dir, n + 1))?;
+            rename_if_there(&rotated_gz(&self.dir, n), &rotated_gz(&self.dir, n + 1))?;
         }
         std::fs::rename(&live, rotated(&self.dir, 1))?;
         self.file = open_append(&live)?;
         self.size = 0;
+        if self.compress {
+            compress(&rotated(&self.dir, 1), &rotated_gz(&self.dir, 1))?;
+        }
         Ok(())
     }
 }
 
 fn open_append(p: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -157,22 +206,45 @@ pub fn end(dir: &Path) -> LogPos {
         .unwrap_or_default()
 }
 
-/// The log's files, oldest first, that exist now.
+/// The log's files, oldest first, that exist now (a rotated file that is there both
+/// plain and compressed, mid-compression, is read plain).
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut rotated_files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let n: u32 = name.strip_prefix("container.log.")?.parse().ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    rotated_files.sort_by_key(|f| std::cmp::Reverse(f.0));
-    let mut out: Vec<PathBuf> = rotated_files.into_iter().map(|(_, p)| p).collect();
+    let mut rotated_files: std::collections::BTreeMap<u32, PathBuf> = Default::default();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix("container.log.") else {
+            continue;
+        };
+        if let Ok(n) = rest.parse::<u32>() {
+            rotated_files.insert(n, e.path());
+        } else if let Some(n) = rest.strip_suffix(".gz").and_then(|n| n.parse::<u32>().ok()) {
+            rotated_files.entry(n).or_insert_with(|| e.path());
+        }
+    }
+    let mut out: Vec<PathBuf> = rotated_files.into_values().rev().collect();
     out.push(log_path(dir));
     out
+}
+
+fn is_gz(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "gz")
+}
+
+/// The number of entries (lines) of compressed file `p`.
+fn gz_lines(p: &Path) -> io::Result<usize> {
+    let mut r = BufReader::new(flate2::read::GzDecoder::new(File::open(p)?));
+    let mut n = 0;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        n += buf.iter().filter(|b| **b == b'\n').count();
+        let len = buf.len();
+        r.consume(len);
+    }
 }
 
 /// The offset where the last `n` lines of `f` begin, and how many lines it has fewer
@@ -215,7 +287,9 @@ pub enum From {
 /// following: an entry is handed on whole, never a partial line.
 pub struct Reader {
     dir: PathBuf,
-    file: Option<BufReader<File>>,
+    file: Option<Source>,
+    /// Entries of the first file to pass over (a tail that starts in a compressed one).
+    skip: usize,
     ino: u64,
     /// Older files still to read before the live one (oldest first).
     queue: Vec<PathBuf>,
@@ -225,6 +299,29 @@ pub struct Reader {
     rotated: bool,
 }
 
+/// One entry read back.
+pub struct Entry {
+    pub stream: Stream,
+    pub msg: Vec<u8>,
+    /// RFC 3339 with nanoseconds, fixed width ([`super::timestamp`]): compares as text.
+    pub time: String,
+}
+
+/// One file being read: the live or a rotated one, or a compressed rotated one.
+enum Source {
+    Plain(BufReader<File>),
+    Gz(Box<BufReader<flate2::read::GzDecoder<File>>>),
+}
+
+impl Source {
+    fn read_until(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Source::Plain(r) => r.read_until(b'\n', buf),
+            Source::Gz(r) => r.read_until(b'\n', buf),
+        }
+    }
+}
+
 impl Reader {
     /// A reader of the log in container folder `dir`, starting at `from`.
     pub fn open(dir: &Path, from: From) -> io::Result<Reader> {
@@ -232,6 +329,7 @@ impl Reader {
         let mut r = Reader {
             dir: dir.to_path_buf(),
             file: None,
+            skip: 0,
             ino: 0,
             queue: Vec::new(),
             partial: Vec::new(),
@@ -246,6 +344,19 @@ impl Reader {
                 // From the newest file back until n lines are found.
                 let mut want = n;
                 while let Some(p) = all.pop() {
+                    if is_gz(&p) {
+                        let Ok(lines) = gz_lines(&p) else { continue };
+                        if want <= lines || all.is_empty() {
+                            r.skip = lines.saturating_sub(want);
+                            r.queue.push(p);
+                            r.queue.reverse();
+                            r.next_file()?;
+                            return Ok(r);
+                        }
+                        want -= lines;
+                        r.queue.push(p);
+                        continue;
+                    }
                     let Ok(mut f) = File::open(&p) else { continue };
                     let (off, missing) = if want == 0 {
                         (f.metadata()?.len(), 0)
@@ -256,7 +367,7 @@ impl Reader {
                         r.queue.push(p);
                         r.queue.reverse();
                         r.next_file()?;
-                        if let Some(file) = r.file.as_mut() {
+                        if let Some(Source::Plain(file)) = r.file.as_mut() {
                             file.seek(SeekFrom::Start(off))?;
                         }
                         return Ok(r);
@@ -277,7 +388,7 @@ impl Reader {
                     Some(i) => {
                         r.queue = all.split_off(i);
                         r.next_file()?;
-                        if let Some(file) = r.file.as_mut() {
+                        if let Some(Source::Plain(file)) = r.file.as_mut() {
                             file.seek(SeekFrom::Start(pos.offset))?;
                         }
                     }
@@ -298,7 +409,11 @@ impl Reader {
             match File::open(&p) {
                 Ok(f) => {
                     self.ino = f.metadata()?.ino();
-                    self.file = Some(BufReader::with_capacity(64 << 10, f));
+                    self.file = Some(if is_gz(&p) {
+                        Source::Gz(Box::new(BufReader::new(flate2::read::GzDecoder::new(f))))
+                    } else {
+                        Source::Plain(BufReader::with_capacity(64 << 10, f))
+                    });
                     self.partial.clear();
                     return Ok(());
                 }
@@ -313,6 +428,11 @@ impl Reader {
     /// The next whole entry, `None` when there is none now. At the end of the live file
     /// a rotation is noticed (the name holds another file) and reading goes on there.
     pub fn next_entry(&mut self) -> io::Result<Option<(Stream, Vec<u8>)>> {
+        Ok(self.next_timed()?.map(|e| (e.stream, e.msg)))
+    }
+
+    /// [`Reader::next_entry`] with the entry's time.
+    pub fn next_timed(&mut self) -> io::Result<Option<Entry>> {
         loop {
             let Some(f) = self.file.as_mut() else {
                 // No log yet: it appears with the container's first output.
@@ -323,9 +443,13 @@ impl Reader {
                 }
                 continue;
             };
-            let n = f.read_until(b'\n', &mut self.partial)?;
+            let n = f.read_until(&mut self.partial)?;
             if n > 0 && self.partial.last() == Some(&b'\n') {
                 let line = std::mem::take(&mut self.partial);
+                if self.skip > 0 {
+                    self.skip -= 1;
+                    continue;
+                }
                 match serde_json::from_slice::<Line<'_>>(&line) {
                     Ok(l) => {
                         let s = if l.stream == "stderr" {
@@ -333,7 +457,11 @@ impl Reader {
                         } else {
                             Stream::Stdout
                         };
-                        return Ok(Some((s, l.log.into_owned().into_bytes())));
+                        return Ok(Some(Entry {
+                            stream: s,
+                            msg: l.log.into_owned().into_bytes(),
+                            time: l.time.into_owned(),
+                        }));
                     }
                     Err(_) => continue, // not an entry (a torn write after a crash)
                 }
@@ -345,7 +473,7 @@ impl Reader {
             }
             let live = std::fs::metadata(log_path(&self.dir)).ok();
             let live_ino = live.as_ref().map(|m| m.ino());
-            if let (Some(m), true) = (&live, live_ino == Some(self.ino)) {
+            if let (Some(m), true, Source::Plain(f)) = (&live, live_ino == Some(self.ino), f) {
                 // With one file the log is emptied where it would rotate: start it again.
                 if m.len() < f.stream_position()? {
                     f.seek(SeekFrom::Start(0))?;
@@ -420,6 +548,53 @@ mod tests {
         let more = all(&mut r);
         assert_eq!(more.first().unwrap(), "line 100\n");
         assert_eq!(more.last().unwrap(), "line 129\n");
+    }
+
+    #[test]
+    fn compressed_rotations_read_back_in_order_and_tail() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(d.path(), Some(1000), 4)
+            .unwrap()
+            .compressed(true);
+        let now = std::time::SystemTime::now();
+        // A follower from the start sees every entry across the compressions.
+        let mut follower = Reader::open(d.path(), From::Start).unwrap();
+        let mut followed = Vec::new();
+        for i in 0..100 {
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes(), now)
+                .unwrap();
+            followed.extend(all(&mut follower));
+        }
+        let names: Vec<String> = files(d.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "container.log.3.gz",
+                "container.log.2.gz",
+                "container.log.1.gz",
+                "container.log"
+            ]
+        );
+        let gz = std::fs::read(d.path().join("container.log.1.gz")).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip");
+        let got = all(&mut Reader::open(d.path(), From::Start).unwrap());
+        assert_eq!(got.last().unwrap(), "line 99\n");
+        let first: usize = got[0][5..].trim().parse().unwrap();
+        assert_eq!(got.len(), 100 - first, "every kept entry, in order");
+        let live_lines = std::fs::read_to_string(d.path().join("container.log"))
+            .unwrap()
+            .lines()
+            .count();
+        // A tail that starts inside a compressed file.
+        let n = live_lines + 5;
+        let tail = all(&mut Reader::open(d.path(), From::Tail(n)).unwrap());
+        assert_eq!(tail.len(), n);
+        assert_eq!(tail[0], format!("line {}\n", 100 - n));
+        assert_eq!(followed.len(), 100, "the follower missed nothing");
+        assert_eq!(followed[99], "line 99\n");
     }
 
     #[test]

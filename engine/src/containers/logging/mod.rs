@@ -3,8 +3,11 @@
 //! neither `fallocate` its log nor write past the size it was given; the shim turns what it
 //! reads into log entries of the container's driver.
 //!
-//! Drivers: `json-file` (Docker's line format, `max-size`, `max-file`) and `none`. Any
-//! other driver or option is refused at create, never ignored.
+//! Drivers: `json-file` (Docker's line format, `max-size`, `max-file`, `compress`),
+//! `local` (the same files with Docker's `local` defaults: 20 MiB a file, 5 files,
+//! rotated ones compressed; Docker's own on-disk format for it is private to dockerd, so
+//! strata keeps its one line format) and `none`. Any other driver or option is refused at
+//! create, never ignored.
 
 pub mod copier;
 pub mod json_file;
@@ -30,6 +33,8 @@ pub enum LogPolicy {
     JsonFile {
         max_size: Option<u64>,
         max_files: u32,
+        /// Rotated files are gzip-compressed (`container.log.N.gz`).
+        compress: bool,
     },
     /// Output is read and dropped; `logs` has nothing to show.
     None,
@@ -61,53 +66,8 @@ impl LogConfig {
     pub fn policy(&self) -> Result<LogPolicy> {
         let bad = |m: String| Err(EngineError::Invalid(m));
         match self.driver.as_str() {
-            "json-file" | "" => {
-                let mut max_size = None;
-                let mut max_files = 1u32;
-                for (k, v) in &self.opts {
-                    match k.as_str() {
-                        "max-size" => {
-                            if v == "-1" {
-                                continue;
-                            }
-                            match parse_size(v).filter(|n| *n > 0) {
-                                Some(n) => max_size = Some(n),
-                                None => return bad(format!("log-opt max-size={v}: give a positive size like 10m")),
-                            }
-                        }
-                        "max-file" => match v.parse::<u32>() {
-                            Ok(n) if n >= 1 => max_files = n,
-                            _ => return bad(format!("log-opt max-file={v}: give a whole number of at least 1")),
-                        },
-                        // Accepted by dockerd's json-file and meaningful only to it: the
-                        // entries strata writes carry no extra attributes.
-                        "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
-                            return bad(format!(
-                                "log-opt {k}: strata's json-file driver does not add attributes to entries; leave it out"
-                            ))
-                        }
-                        "compress" => {
-                            if v != "false" {
-                                return bad("log-opt compress: rotated logs are not compressed by strata; leave it out or set false".into());
-                            }
-                        }
-                        other => {
-                            return bad(format!(
-                                "unknown log opt '{other}' for json-file log driver (known: max-size, max-file)"
-                            ))
-                        }
-                    }
-                }
-                if max_files > 1 && max_size.is_none() {
-                    return bad(
-                        "log-opt max-file needs max-size: without it the log never rotates".into(),
-                    );
-                }
-                Ok(LogPolicy::JsonFile {
-                    max_size,
-                    max_files,
-                })
-            }
+            "json-file" | "" => self.rotation("json-file", None, 1, false),
+            "local" => self.rotation("local", Some(20 << 20), 5, true),
             "none" => {
                 if let Some(k) = self.opts.keys().next() {
                     return bad(format!("unknown log opt '{k}' for none log driver"));
@@ -115,9 +75,71 @@ impl LogConfig {
                 Ok(LogPolicy::None)
             }
             other => bad(format!(
-                "logging driver {other:?} is not supported: use json-file (the default) or none"
+                "logging driver {other:?} is not supported: use json-file (the default), local or none"
             )),
         }
+    }
+
+    /// A rotating file driver's policy from its options over its defaults.
+    fn rotation(
+        &self,
+        driver: &str,
+        mut max_size: Option<u64>,
+        mut max_files: u32,
+        mut compress: bool,
+    ) -> Result<LogPolicy> {
+        let bad = |m: String| Err(EngineError::Invalid(m));
+        for (k, v) in &self.opts {
+            match k.as_str() {
+                "max-size" => {
+                    if v == "-1" {
+                        max_size = None;
+                        continue;
+                    }
+                    match parse_size(v).filter(|n| *n > 0) {
+                        Some(n) => max_size = Some(n),
+                        None => {
+                            return bad(format!(
+                                "log-opt max-size={v}: give a positive size like 10m"
+                            ))
+                        }
+                    }
+                }
+                "max-file" => match v.parse::<u32>() {
+                    Ok(n) if n >= 1 => max_files = n,
+                    _ => {
+                        return bad(format!(
+                            "log-opt max-file={v}: give a whole number of at least 1"
+                        ))
+                    }
+                },
+                "compress" => match v.as_str() {
+                    "true" | "1" => compress = true,
+                    "false" | "0" => compress = false,
+                    _ => return bad(format!("log-opt compress={v}: give true or false")),
+                },
+                // Accepted by dockerd's json-file and meaningful only to it: the entries
+                // strata writes carry no extra attributes.
+                "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
+                    return bad(format!(
+                        "log-opt {k}: strata's {driver} driver does not add attributes to entries; leave it out"
+                    ))
+                }
+                other => {
+                    return bad(format!(
+                        "unknown log opt '{other}' for {driver} log driver (known: max-size, max-file, compress)"
+                    ))
+                }
+            }
+        }
+        if max_files > 1 && max_size.is_none() {
+            return bad("log-opt max-file needs max-size: without it the log never rotates".into());
+        }
+        Ok(LogPolicy::JsonFile {
+            max_size,
+            max_files,
+            compress,
+        })
     }
 
     /// A container's config from `--log-driver` and `--log-opt K=V` flags: no driver
@@ -185,9 +207,29 @@ mod tests {
                 .unwrap(),
             LogPolicy::JsonFile {
                 max_size: Some(1 << 20),
-                max_files: 2
+                max_files: 2,
+                compress: false,
             }
         );
+        assert_eq!(
+            cfg("local", &[("max-file", "3")]).policy().unwrap(),
+            LogPolicy::JsonFile {
+                max_size: Some(20 << 20),
+                max_files: 3,
+                compress: true,
+            }
+        );
+        assert_eq!(
+            cfg("json-file", &[("max-size", "1k"), ("compress", "true")])
+                .policy()
+                .unwrap(),
+            LogPolicy::JsonFile {
+                max_size: Some(1 << 10),
+                max_files: 1,
+                compress: true,
+            }
+        );
+        assert!(cfg("json-file", &[("compress", "maybe")]).policy().is_err());
         assert_eq!(cfg("none", &[]).policy().unwrap(), LogPolicy::None);
         for bad in [
             cfg("syslog", &[]),
