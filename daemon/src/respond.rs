@@ -95,6 +95,7 @@ impl Responder {
         let Some(upgrade) = self.upgrade.take() else {
             let out = self.stream(200, content_type, &[])?;
             return Ok(Hijack {
+                complete: Some(out.complete.clone()),
                 output: Box::new(out),
                 input: None,
                 ctl: HijackCtl::default(),
@@ -136,13 +137,23 @@ impl Responder {
             }
         });
         // Output: the handler's writes to the client; when the handler is done the
-        // connection is closed (as dockerd does after a hijacked stream).
+        // connection is closed (as dockerd does after a hijacked stream). The first bytes
+        // go no sooner than UPGRADE_SETTLE after the 101: a client that reads the 101's
+        // head through a buffered reader and the stream from the raw socket after it
+        // (docker-py does) would lose bytes that arrived with the head.
         let output_ctl = ctl.clone();
+        let upgraded_at = tokio::time::Instant::now();
         self.runtime.spawn(async move {
+            let mut first = true;
             loop {
                 tokio::select! {
                     chunk = rx.recv() => match chunk {
-                        Some(b) => if wr.write_all(&b).await.is_err() { break },
+                        Some(b) => {
+                            if std::mem::take(&mut first) {
+                                tokio::time::sleep_until(upgraded_at + UPGRADE_SETTLE).await;
+                            }
+                            if wr.write_all(&b).await.is_err() { break }
+                        }
                         None => break,
                     },
                     _ = output_ctl.close.notified() => break,
@@ -156,9 +167,13 @@ impl Responder {
             output: Box::new(ChannelWriter { tx }),
             input: Some(in_r),
             ctl,
+            complete: None,
         })
     }
 }
+
+/// The least time between a 101 and the first bytes of the stream after it.
+const UPGRADE_SETTLE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// A hijacked connection.
 pub struct Hijack {
@@ -169,6 +184,18 @@ pub struct Hijack {
     pub input: Option<OwnedFd>,
     /// Ends input or the whole connection from another thread.
     pub ctl: HijackCtl,
+    /// Without an upgrade: marks the body as ended cleanly.
+    complete: Option<Arc<AtomicBool>>,
+}
+
+impl Hijack {
+    /// The stream ended as it should: without an upgrade the body ends cleanly (a body
+    /// not finished is cut, so the client sees it was not whole).
+    pub fn finish(&self) {
+        if let Some(c) = &self.complete {
+            c.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// Ends a hijacked connection's input or the whole connection.

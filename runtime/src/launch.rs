@@ -494,13 +494,65 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         ),
         None => None,
     };
+    // Another container's namespaces to join: open now, joined by the child (IPC, UTS)
+    // or, for PID, by this thread around the clone (a process is born into its PID
+    // namespace, never moved).
+    let mut joins = Vec::new();
+    for (flag, p) in &plan.join {
+        match rustix::fs::open(
+            p,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => joins.push((*flag, fd)),
+            Err(e) => {
+                cgroup.remove();
+                return Err(RuntimeError::io(
+                    "open the namespace to join",
+                    p,
+                    std::io::Error::from(e),
+                ));
+            }
+        }
+    }
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
     let (tty_parent, tty_child) = terminal_socket(plan.terminal)?;
     // The cgroup namespace is made after the v1 joins, so it is rooted at them too.
     let new_cgroupns = plan.namespaces & libc::CLONE_NEWCGROUP as u64 != 0;
     let flags = plan.namespaces & !(libc::CLONE_NEWCGROUP as u64);
-    let pid = match clone3(flags, cg_fd.as_ref()) {
+    let pid_join = joins.iter().find(|(f, _)| *f == libc::CLONE_NEWPID as u64);
+    let own_pid_ns = match pid_join {
+        Some(_) => Some(
+            rustix::fs::open(
+                "/proc/thread-self/ns/pid",
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| {
+                cgroup.remove();
+                RuntimeError::io("open", "/proc/thread-self/ns/pid", std::io::Error::from(e))
+            })?,
+        ),
+        None => None,
+    };
+    if let Some((_, fd)) = pid_join {
+        // SAFETY: setns of this thread's PID namespace for children, with a descriptor held.
+        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+            let e = std::io::Error::last_os_error();
+            cgroup.remove();
+            return Err(RuntimeError::io("join the PID namespace", "", e));
+        }
+    }
+    let cloned = clone3(
+        flags & !(libc::CLONE_NEWPID as u64 * pid_join.is_some() as u64),
+        cg_fd.as_ref(),
+    );
+    if let Some(own) = &own_pid_ns {
+        // SAFETY: back to this process's own PID namespace for later children.
+        unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+    }
+    let pid = match cloned {
         Ok(p) => p,
         Err(e) => {
             cgroup.remove();
@@ -512,6 +564,21 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
         drop(rep_r);
         let rep = rep_w.as_raw_fd();
         await_go(go_r, rep);
+        for (flag, fd) in joins
+            .iter()
+            .filter(|(f, _)| *f != libc::CLONE_NEWPID as u64)
+        {
+            // SAFETY: setns of this single-threaded child with a descriptor it holds.
+            if unsafe { libc::setns(fd.as_raw_fd(), *flag as i32) } < 0 {
+                let e = std::io::Error::last_os_error();
+                report_and_exit(
+                    rep,
+                    SETUP,
+                    &format!("join the other container's namespace: {e}"),
+                    125,
+                );
+            }
+        }
         if let Some(ns) = &net_ns {
             // Before /sys is mounted, so it shows the container's interfaces.
             // SAFETY: setns of this single-threaded child with a descriptor it holds.
@@ -609,6 +676,7 @@ pub fn start(plan: &Plan, stdio: Stdio) -> Result<Started> {
     drop(go_r);
     drop(rep_w);
     drop(net_ns);
+    drop(joins);
     drop(stdio);
     drop(tty_child);
     drop(cg_fd);

@@ -443,6 +443,9 @@ pub struct Plan {
     pub seccomp_cache: Option<PathBuf>,
     /// A network namespace to join (a file the engine keeps one at) instead of a new one.
     pub net_path: Option<PathBuf>,
+    /// PID, IPC and UTS namespaces to join (another container's) instead of new ones:
+    /// `(CLONE_NEW* flag, /proc/PID/ns/... file)`.
+    pub join: Vec<(u64, PathBuf)>,
     /// Device nodes to make in the container's `/dev`.
     pub device_nodes: Vec<devices::Node>,
     /// The device allowlist.
@@ -507,6 +510,30 @@ fn mount_flags(options: &[String]) -> (u64, String, bool, bool) {
     (flags, data.join(","), bind, ro)
 }
 
+/// Makes the container join the `kind` (`pid`, `ipc`, `uts`) namespace at `path`
+/// (another container's `/proc/PID/ns/...`) instead of making its own.
+pub fn set_namespace_path(spec: &mut Spec, kind: &str, path: &Path) -> Result<()> {
+    let mut v = serde_json::to_value(&*spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    let mut found = false;
+    for ns in v["linux"]["namespaces"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        if ns["type"] == kind {
+            ns["path"] = json!(path);
+            found = true;
+        }
+    }
+    if !found {
+        return Err(RuntimeError::Spec(format!(
+            "the container has no {kind} namespace of its own to replace"
+        )));
+    }
+    *spec = serde_json::from_value(v).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    Ok(())
+}
+
 /// Makes the container join the network namespace kept at `path` (`None`: a new one of
 /// its own, or the host's when the spec has no network namespace).
 pub fn set_network_path(spec: &mut Spec, path: Option<&Path>) -> Result<()> {
@@ -553,19 +580,28 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     }
     let mut namespaces = 0u64;
     let mut net_path = None;
+    let mut join = Vec::new();
     for ns in v["linux"]["namespaces"]
         .as_array()
         .cloned()
         .unwrap_or_default()
     {
         if let Some(p) = ns["path"].as_str().filter(|p| !p.is_empty()) {
-            if ns["type"] != "network" {
-                return Err(RuntimeError::Spec(format!(
-                    "joining an existing {} namespace is not supported",
-                    ns["type"]
-                )));
-            }
-            net_path = Some(PathBuf::from(p));
+            let flag = match ns["type"].as_str().unwrap_or("") {
+                "network" => {
+                    net_path = Some(PathBuf::from(p));
+                    continue;
+                }
+                "pid" => libc::CLONE_NEWPID,
+                "ipc" => libc::CLONE_NEWIPC,
+                "uts" => libc::CLONE_NEWUTS,
+                other => {
+                    return Err(RuntimeError::Spec(format!(
+                        "joining an existing {other} namespace is not supported"
+                    )))
+                }
+            };
+            join.push((flag as u64, PathBuf::from(p)));
             continue;
         }
         namespaces |= match ns["type"].as_str().unwrap_or("") {
@@ -654,6 +690,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let seccomp = Some(v["linux"]["seccomp"].clone()).filter(|s| !s.is_null());
     Ok(Plan {
         net_path,
+        join,
         args,
         env: strings(&p["env"]),
         cwd: p["cwd"].as_str().unwrap_or("/").to_string(),

@@ -90,6 +90,23 @@ def test_namespaces_cpusets_shm_sysctls_paths(client):
     host_name = socket.gethostname()
     assert run(client, "hostname", uts_mode="host") == host_name + "\n"
     assert int(run(client, "ls /proc | grep -c '^[0-9]'", pid_mode="host")) > 5
+    # Another container's namespaces: its hostname, its processes, its IPC.
+    other = client.containers.run(IMG, [BB, "sleep", "60"], detach=True, hostname="nsother",
+                                  network_mode="none")
+    try:
+        ipc = other.exec_run([BB, "readlink", "/proc/self/ns/ipc"]).output.decode()
+        out = run(client, "ps -o args | grep -c '[s]leep 60'; readlink /proc/self/ns/ipc",
+                  pid_mode="container:" + other.id, ipc_mode="container:" + other.name)
+        assert out.split() == ["1", ipc.strip()], out
+        # The SDK only knows uts_mode="host": the raw HostConfig.
+        c = client.api.create_container(IMG, [BB, "hostname"], host_config={
+            "UTSMode": "container:" + other.name, "NetworkMode": "none"})
+        client.api.start(c)
+        client.api.wait(c, timeout=30)
+        assert client.api.logs(c) == b"nsother\n"
+        client.api.remove_container(c)
+    finally:
+        other.remove(force=True)
     out = run(client, "grep Cpus_allowed_list /proc/self/status", cpuset_cpus="0", cpuset_mems="0")
     assert out.split() == ["Cpus_allowed_list:", "0"]
     assert run(client, "df -k /dev/shm | tail -1 | awk '{print $2}'", shm_size="3m") == "3072\n"

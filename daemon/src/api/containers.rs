@@ -733,6 +733,7 @@ pub fn attach(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         // Detached: the client's whole connection ends, the container runs on.
         hijack.ctl.close();
     } else {
+        hijack.finish();
         hijack.ctl.end_input();
     }
     Ok(Reply::Sent)

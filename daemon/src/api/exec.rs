@@ -201,6 +201,7 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         _ => 126,
     };
     finish(id, code);
+    hijack.finish();
     // Ends the stdin copier if the client never closed its side.
     hijack.ctl.end_input();
     Ok(Reply::Sent)

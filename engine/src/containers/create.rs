@@ -22,22 +22,6 @@ pub(crate) fn strings(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The options the engine takes but does not apply yet, refused by name rather than
-/// dropped.
-fn not_yet(o: &CreateOptions) -> Result<()> {
-    let unset = [
-        ("PidMode container:", !is_container_mode(&o.pid_mode)),
-        ("IpcMode container:", !is_container_mode(&o.ipc_mode)),
-        ("UTSMode container:", !is_container_mode(&o.uts_mode)),
-    ];
-    match unset.iter().find(|(_, ok)| !ok) {
-        Some((name, _)) => Err(EngineError::Invalid(format!(
-            "{name} is not supported by strata yet: leave it unset"
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// A container's resolved links: the links, the linked containers' names, and the
 /// environment they give on the default bridge.
 #[derive(Default)]
@@ -100,12 +84,8 @@ fn resolve_links(
     Ok(out)
 }
 
-fn is_container_mode(m: &Option<String>) -> bool {
-    m.as_deref().is_some_and(|m| m.starts_with("container:"))
-}
-
 /// Checks what the runtime cannot: namespace modes, cpuset lists, the OOM bias.
-fn check_options(o: &CreateOptions) -> Result<()> {
+fn check_options(store: &Store, o: &CreateOptions) -> Result<()> {
     for (name, v, allowed) in [
         ("--pid", &o.pid_mode, &["host"][..]),
         (
@@ -116,7 +96,9 @@ fn check_options(o: &CreateOptions) -> Result<()> {
         ("--uts", &o.uts_mode, &["host"][..]),
     ] {
         if let Some(m) = v {
-            if !allowed.contains(&m.as_str()) && !m.starts_with("container:") {
+            if let Some(other) = m.strip_prefix("container:") {
+                store.resolve_container(other)?;
+            } else if !allowed.contains(&m.as_str()) {
                 return Err(EngineError::Invalid(format!(
                     "invalid {name} {m:?}: use {} or container:NAME",
                     allowed.join(", ")
@@ -124,7 +106,11 @@ fn check_options(o: &CreateOptions) -> Result<()> {
             }
         }
     }
-    if o.uts_mode.as_deref() == Some("host") && o.hostname.is_some() {
+    let shared_uts = o
+        .uts_mode
+        .as_deref()
+        .is_some_and(|m| m == "host" || m.starts_with("container:"));
+    if shared_uts && (o.hostname.is_some() || o.domainname.is_some()) {
         return Err(EngineError::Invalid(
             "Conflicting options: hostname and the UTS mode".into(),
         ));
@@ -343,8 +329,7 @@ impl Engine {
             .flatten();
         let health =
             super::health::HealthConfig::merge(image_health.as_ref(), o.healthcheck.as_ref());
-        not_yet(o)?;
-        check_options(o)?;
+        check_options(store, o)?;
         let anonymous = anonymous_volumes(o);
         let inherited = volumes_from(store, o)?;
         let resolved = super::mounts::resolve(

@@ -106,6 +106,34 @@ fn dev_null() -> Result<OwnedFd> {
         .map_err(|e| EngineError::io("open /dev/null", e))
 }
 
+/// `--pid`/`--ipc`/`--uts container:NAME`: the spec joins that container's namespace,
+/// which must be running.
+fn join_shared_namespaces(
+    store: &Store,
+    bundle: &Bundle,
+    spec: &mut runtime::spec::Spec,
+) -> Result<()> {
+    let hc = bundle.host_config();
+    for (kind, field) in [("pid", "PidMode"), ("ipc", "IpcMode"), ("uts", "UTSMode")] {
+        let Some(other) = hc[field]
+            .as_str()
+            .and_then(|m| m.strip_prefix("container:"))
+        else {
+            continue;
+        };
+        let c = store.resolve_container(other)?;
+        let st = Bundle::of(&store.root, &c.id).state_or_default();
+        if !st.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "cannot join the {kind} namespace of container {other}: it is not running"
+            )));
+        }
+        let path = std::path::PathBuf::from(format!("/proc/{}/ns/{kind}", st.pid));
+        runtime::spec::set_namespace_path(spec, kind, &path)?;
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Mounts the container's rootfs and fills the spec's root path and user; returns the
     /// plan to launch. The mount is released on failure.
@@ -123,6 +151,7 @@ impl Engine {
             runtime::spec::resolve(&mut spec, &rootfs, uid, gid, groups)?;
             let net = crate::networks::sandbox::prepare(&store.root, &c.id)?;
             runtime::spec::set_network_path(&mut spec, net.as_deref())?;
+            join_shared_namespaces(store, &bundle, &mut spec)?;
             runtime::spec::save_resolved(&spec, bundle.dir())?;
             let mut plan = runtime::spec::plan(&spec)?;
             plan.seccomp_cache = Some(self.seccomp_cache());
