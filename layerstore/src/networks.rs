@@ -38,6 +38,9 @@ pub struct NetworkRecord {
     /// Docker's `--internal`: containers get no default route.
     #[serde(default)]
     pub internal: bool,
+    /// Docker's `--attachable`, as given (it matters only to swarm).
+    #[serde(default)]
+    pub attachable: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub created: u64,
@@ -90,6 +93,8 @@ pub struct NewNetwork {
     /// `--subnet`; a free one of Docker's default pools when `None`.
     pub subnet: Option<String>,
     pub internal: bool,
+    /// Docker's `--attachable` (kept and shown; it matters only to swarm).
+    pub attachable: bool,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -128,6 +133,7 @@ impl Networks {
                         name: b.to_string(),
                         driver: driver.into(),
                         internal: false,
+                        attachable: false,
                         labels: BTreeMap::new(),
                         created: crate::now(),
                         pool,
@@ -239,6 +245,7 @@ impl Networks {
             name: n.name.clone(),
             driver: "bridge".into(),
             internal: n.internal,
+            attachable: n.attachable,
             labels: n.labels.clone(),
             created: crate::now(),
             pool: Some(Pool::new(subnet)),

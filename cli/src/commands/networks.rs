@@ -100,6 +100,7 @@ pub fn network(ctx: &Context, cmd: NetworkCmd) -> Result<i32> {
                 driver,
                 subnet,
                 internal,
+                attachable: false,
                 labels: labels(&label)?,
             })?;
             println!("{}", n.id);

@@ -2,7 +2,6 @@
 //! the daemon's memory (as dockerd does); each runs under the engine's exec shim with pipes
 //! whose output is framed onto the client's connection.
 
-use super::strings;
 use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::containers::{ExecIo, ExecOptions};
@@ -20,6 +19,13 @@ struct Instance {
     tty: bool,
     /// The client sends the command's stdin over the hijacked connection.
     stdin: bool,
+    /// Which of the command's streams the client gets (an unattached one is dropped).
+    stdout: bool,
+    stderr: bool,
+    /// The detach keys given at create (the start's own win).
+    detach_keys: Option<String>,
+    /// The terminal's size to start with, (rows, columns).
+    console_size: Option<(u16, u16)>,
     running: bool,
     exit_code: Option<i32>,
     /// The exec shim's pid while it runs (0 before): `resize` finds the terminal below it.
@@ -33,8 +39,31 @@ fn with<T>(f: impl FnOnce(&mut HashMap<String, Instance>) -> T) -> T {
     f(g.get_or_insert_with(HashMap::new))
 }
 
+/// `POST /containers/{id}/exec`: the schema's `ExecConfig`, each field honoured or
+/// refused by name.
 pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
-    let b = c.json()?;
+    let b: bollard_stubs::models::ExecConfig = serde_json::from_value(c.json()?)
+        .map_err(|e| ApiError::bad(format!("invalid exec config: {e}")))?;
+    let bollard_stubs::models::ExecConfig {
+        attach_stdin,
+        attach_stdout,
+        attach_stderr,
+        console_size,
+        detach_keys,
+        tty,
+        env,
+        cmd,
+        privileged,
+        user,
+        working_dir,
+    } = b;
+    if privileged == Some(true) {
+        return Err(super::create::refuse(
+            "Privileged",
+            true,
+            "an exec runs with the container's own privileges; create the container privileged",
+        ));
+    }
     let v = c.engine.container(container)?;
     if !v.state.is_running() {
         return Err(ApiError::new(
@@ -42,30 +71,42 @@ pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
             format!("Container {} is not running", v.record.id),
         ));
     }
-    let command = strings(&b["Cmd"]);
+    let command = cmd.unwrap_or_default();
     if command.is_empty() {
         return Err(ApiError::bad("No exec command specified"));
     }
+    let tty = tty.unwrap_or(false);
+    // Checked now, as dockerd does, so a bad value fails the create, not the start.
+    if let Some(k) = detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        crate::detach::Escape::parse(k)?;
+    }
+    let console_size = match console_size.as_deref() {
+        None | Some([0, 0]) | Some([]) => None,
+        Some([h, w]) => Some((
+            u16::try_from(*h).map_err(|_| ApiError::bad("ConsoleSize: height too large"))?,
+            u16::try_from(*w).map_err(|_| ApiError::bad("ConsoleSize: width too large"))?,
+        )),
+        Some(_) => return Err(ApiError::bad("ConsoleSize: give [height, width]")),
+    };
     let id = layerstore::random_id();
+    let stdin = attach_stdin.unwrap_or(false);
     let inst = Instance {
         container: v.record.id.clone(),
         options: ExecOptions {
             command,
-            interactive: b["AttachStdin"].as_bool().unwrap_or(false),
-            tty: b["Tty"].as_bool().unwrap_or(false),
-            env: strings(&b["Env"]),
-            workdir: b["WorkingDir"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-            user: b["User"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
+            interactive: stdin,
+            tty,
+            env: env.unwrap_or_default(),
+            workdir: working_dir.filter(|s| !s.is_empty()),
+            user: user.filter(|s| !s.is_empty()),
             timeout: None,
         },
-        tty: b["Tty"].as_bool().unwrap_or(false),
-        stdin: b["AttachStdin"].as_bool().unwrap_or(false),
+        tty,
+        stdin,
+        stdout: attach_stdout.unwrap_or(false),
+        stderr: attach_stderr.unwrap_or(false),
+        detach_keys: detach_keys.filter(|k| !k.is_empty()),
+        console_size,
         running: false,
         exit_code: None,
         shim_pid: Arc::new(AtomicU32::new(0)),
@@ -134,7 +175,13 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     // its side (the command then sees end of file).
     // A terminal's input is watched for the detach keys, as for attach.
     let escape = if inst.tty {
-        crate::detach::Escape::parse(b["DetachKeys"].as_str().unwrap_or(crate::detach::DEFAULT))?
+        crate::detach::Escape::parse(
+            b["DetachKeys"]
+                .as_str()
+                .filter(|k| !k.is_empty())
+                .or(inst.detach_keys.as_deref())
+                .unwrap_or(crate::detach::DEFAULT),
+        )?
     } else {
         None
     };
@@ -160,12 +207,36 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         }
         _ => std::fs::File::open("/dev/null").ok().map(Into::into),
     };
+    // A stream the client did not attach goes nowhere; with a terminal there is one.
+    let null_out = || -> ApiResult<std::os::fd::OwnedFd> {
+        Ok(std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")?
+            .into())
+    };
     let io = ExecIo {
         stdin,
-        stdout: Some(out_w),
-        stderr: Some(err_w),
+        stdout: Some(if inst.stdout { out_w } else { null_out()? }),
+        stderr: Some(if inst.stderr || inst.tty {
+            err_w
+        } else {
+            null_out()?
+        }),
         shim_pid: Some(inst.shim_pid.clone()),
     };
+    if let (true, Some((rows, cols))) = (inst.tty, inst.console_size) {
+        // The terminal's first size, once the command has it.
+        let pid = inst.shim_pid.clone();
+        std::thread::spawn(move || {
+            for _ in 0..200 {
+                let p = pid.load(Ordering::SeqCst);
+                if p != 0 && runtime::tty::resize_below(p, rows, cols).unwrap_or(false) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
+    }
     let (container, options) = (inst.container.clone(), inst.options.clone());
     let runner = std::thread::spawn(move || engine.exec_with_io(&container, &options, io));
     // Both pipes read by their own threads; frames written under one lock.

@@ -47,41 +47,128 @@ pub fn inspect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     Ok(Reply::Json(200, c.engine.network_json(&n)))
 }
 
+/// `POST /networks/create`: the schema's `NetworkCreateRequest`, each field honoured or
+/// refused by name (driver and IPAM options, IPv6, swarm's ingress, attachable and
+/// config-only networks, a non-local scope).
 pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let b = c.json()?;
-    let name = b["Name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad("a network needs a Name"))?
-        .to_string();
-    refuse_unsupported(&b)?;
-    let configs = b["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
-    if configs.len() > 1 {
-        return Err(ApiError::bad(
-            "one IPAM config (one IPv4 subnet) per network is supported",
-        ));
+    use super::create::{given, refuse};
+    let b: bollard_stubs::models::NetworkCreateRequest = serde_json::from_value(c.json()?)
+        .map_err(|e| ApiError::bad(format!("invalid network config: {e}")))?;
+    let bollard_stubs::models::NetworkCreateRequest {
+        name,
+        driver,
+        scope,
+        internal,
+        attachable,
+        ingress,
+        config_only,
+        config_from,
+        ipam,
+        enable_ipv4,
+        enable_ipv6,
+        options,
+        labels,
+    } = b;
+    if name.is_empty() {
+        return Err(ApiError::bad("a network needs a Name"));
     }
-    let subnet = configs
-        .first()
-        .and_then(|cfg| cfg["Subnet"].as_str())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    let labels = super::string_map(&b["Labels"]);
+    if let Some(opts) = options.filter(|o| !o.is_empty()) {
+        let mut names: Vec<&String> = opts.keys().collect();
+        names.sort();
+        return Err(ApiError::bad(format!(
+            "network Options {names:?} are not supported: strata's bridge driver takes no driver options"
+        )));
+    }
+    let swarm = "it belongs to swarm, which strata does not run";
+    for (field, set, why) in [
+        (
+            "EnableIPv6",
+            enable_ipv6 == Some(true),
+            "IPv6 networks are not supported by strata",
+        ),
+        (
+            "EnableIPv4",
+            enable_ipv4 == Some(false),
+            "strata's networks are IPv4 networks",
+        ),
+        ("Ingress", ingress == Some(true), swarm),
+        (
+            "ConfigOnly",
+            config_only == Some(true),
+            "config-only networks are not supported by strata",
+        ),
+        (
+            "ConfigFrom",
+            config_from.as_ref().is_some_and(|c| given(&c.network)),
+            "networks made from a config network are not supported by strata",
+        ),
+    ] {
+        if set {
+            return Err(ApiError::bad(format!("{field}: {why}")));
+        }
+    }
+    if let Some(scope) = scope.filter(|s| !s.is_empty() && s != "local") {
+        return Err(refuse("Scope", scope, "strata's networks are local"));
+    }
+    let mut subnet = None;
+    let mut gateway = None;
+    if let Some(ipam) = ipam {
+        let bollard_stubs::models::Ipam {
+            driver,
+            config,
+            options,
+        } = ipam;
+        if !matches!(driver.as_deref(), None | Some("") | Some("default")) {
+            return Err(refuse(
+                "IPAM.Driver",
+                driver,
+                "strata assigns addresses itself (default)",
+            ));
+        }
+        if given(&options) {
+            return Err(refuse(
+                "IPAM.Options",
+                options,
+                "strata's IPAM takes no options",
+            ));
+        }
+        let configs = config.unwrap_or_default();
+        if configs.len() > 1 {
+            return Err(ApiError::bad(
+                "one IPAM config (one IPv4 subnet) per network is supported",
+            ));
+        }
+        if let Some(cfg) = configs.into_iter().next() {
+            let bollard_stubs::models::IpamConfig {
+                subnet: s,
+                ip_range,
+                gateway: g,
+                auxiliary_addresses,
+            } = cfg;
+            let why = "give Subnet (and its first address as Gateway)";
+            if given(&ip_range) {
+                return Err(refuse("IPAM.Config.IPRange", ip_range, why));
+            }
+            if given(&auxiliary_addresses) {
+                return Err(refuse(
+                    "IPAM.Config.AuxiliaryAddresses",
+                    auxiliary_addresses,
+                    why,
+                ));
+            }
+            subnet = s.filter(|s| !s.is_empty());
+            gateway = g.filter(|g| !g.is_empty());
+        }
+    }
     let n = c.engine.network_create(&NetworkCreate {
         name,
-        driver: b["Driver"]
-            .as_str()
-            .filter(|d| !d.is_empty())
-            .map(str::to_string),
+        driver: driver.filter(|d| !d.is_empty()),
         subnet,
-        internal: b["Internal"].as_bool().unwrap_or(false),
-        labels,
+        internal: internal.unwrap_or(false),
+        attachable: attachable.unwrap_or(false),
+        labels: labels.unwrap_or_default().into_iter().collect(),
     })?;
-    if let Some(gw) = configs
-        .first()
-        .and_then(|cfg| cfg["Gateway"].as_str())
-        .filter(|g| !g.is_empty())
-    {
+    if let Some(gw) = gateway {
         let ours = n
             .subnet()
             .map(|s| s.gateway().to_string())
@@ -94,79 +181,6 @@ pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
         }
     }
     Ok(Reply::Json(201, json!({"Id": n.id, "Warning": ""})))
-}
-
-/// The fields of a network create that strata's bridge cannot honour, refused by name
-/// rather than dropped: driver and IPAM options, IPv6, swarm's ingress and config-only
-/// networks, a non-local scope.
-fn refuse_unsupported(b: &Value) -> ApiResult<()> {
-    let set = |v: &Value| match v {
-        Value::Null => false,
-        Value::Bool(x) => *x,
-        Value::String(s) => !s.is_empty(),
-        Value::Object(m) => !m.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Number(_) => true,
-    };
-    if let Some(opts) = b["Options"].as_object().filter(|o| !o.is_empty()) {
-        let names: Vec<&str> = opts.keys().map(String::as_str).collect();
-        return Err(ApiError::bad(format!(
-            "network Options {names:?} are not supported: strata's bridge driver takes no driver options"
-        )));
-    }
-    for (field, why) in [
-        ("EnableIPv6", "IPv6 networks are not supported by strata"),
-        (
-            "Ingress",
-            "ingress networks belong to swarm, which strata does not run",
-        ),
-        (
-            "ConfigOnly",
-            "config-only networks are not supported by strata",
-        ),
-        (
-            "ConfigFrom",
-            "networks made from a config network are not supported by strata",
-        ),
-    ] {
-        let v = &b[field];
-        let given = match field {
-            "ConfigFrom" => set(&v["Network"]),
-            _ => set(v),
-        };
-        if given {
-            return Err(ApiError::bad(format!("{field}: {why}")));
-        }
-    }
-    if let Some(scope) = b["Scope"]
-        .as_str()
-        .filter(|s| !s.is_empty() && *s != "local")
-    {
-        return Err(ApiError::bad(format!(
-            "Scope {scope:?}: strata's networks are local"
-        )));
-    }
-    match b["IPAM"]["Driver"].as_str().unwrap_or("") {
-        "" | "default" => {}
-        d => {
-            return Err(ApiError::bad(format!(
-                "IPAM Driver {d:?} is not supported: strata assigns addresses itself (default)"
-            )))
-        }
-    }
-    if set(&b["IPAM"]["Options"]) {
-        return Err(ApiError::bad("IPAM Options are not supported by strata"));
-    }
-    for cfg in b["IPAM"]["Config"].as_array().into_iter().flatten() {
-        for k in ["IPRange", "AuxiliaryAddresses", "AuxAddress"] {
-            if set(&cfg[k]) {
-                return Err(ApiError::bad(format!(
-                    "IPAM Config {k} is not supported by strata: give Subnet (and its first address as Gateway)"
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 pub fn remove(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {

@@ -47,36 +47,43 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
     Ok(Reply::Json(200, json!({"Volumes": vols, "Warnings": []})))
 }
 
+/// `POST /volumes/create`: the schema's `VolumeCreateRequest`, each field honoured or
+/// refused by name.
 pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let body = c.json()?;
-    let name = match body["Name"].as_str().filter(|n| !n.is_empty()) {
-        Some(n) => n.to_string(),
+    use super::create::{given, refuse};
+    let b: bollard_stubs::models::VolumeCreateRequest = serde_json::from_value(c.json()?)
+        .map_err(|e| ApiError::bad(format!("invalid volume config: {e}")))?;
+    let bollard_stubs::models::VolumeCreateRequest {
+        name,
+        driver,
+        driver_opts,
+        labels,
+        cluster_volume_spec,
+    } = b;
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(n) => n,
         None => format!("{:x}", layerstore::now()) + &layerstore::random_id()[..48],
     };
-    if let Some(d) = body["Driver"]
-        .as_str()
-        .filter(|d| !d.is_empty() && *d != "local")
-    {
+    if let Some(d) = driver.filter(|d| !d.is_empty() && d != "local") {
         return Err(ApiError::bad(format!(
             "volume driver {d:?} is not available: use local"
         )));
     }
-    if body["DriverOpts"]
-        .as_object()
-        .is_some_and(|o| !o.is_empty())
-    {
-        return Err(ApiError::bad(
-            "DriverOpts: strata's local volumes are directories and take no options (type, device, o)",
+    if given(&driver_opts) {
+        return Err(refuse(
+            "DriverOpts",
+            driver_opts,
+            "strata's local volumes are directories and take no options (type, device, o)",
         ));
     }
-    if body["ClusterVolumeSpec"].is_object() {
+    if cluster_volume_spec.is_some() {
         return Err(ApiError::bad(
-            "ClusterVolumeSpec: strata has no swarm cluster volumes",
+            "ClusterVolumeSpec: cluster volumes belong to swarm, which strata does not run",
         ));
     }
     let v = c
         .engine
-        .create_volume_with(&name, super::string_map(&body["Labels"]))?;
+        .create_volume_with(&name, labels.unwrap_or_default().into_iter().collect())?;
     Ok(Reply::Json(201, volume_doc(&v)))
 }
 

@@ -25,6 +25,8 @@ pub struct NetworkCreate {
     pub driver: Option<String>,
     pub subnet: Option<String>,
     pub internal: bool,
+    /// Docker's `--attachable`: kept and shown (it matters only to swarm).
+    pub attachable: bool,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -71,6 +73,7 @@ impl Engine {
             name: o.name.clone(),
             subnet: o.subnet.clone(),
             internal: o.internal,
+            attachable: o.attachable,
             labels: o.labels.clone(),
         })?;
         if let Err(e) = sandbox::network_namespace(&self.cfg.data_root, &n) {
@@ -123,7 +126,7 @@ impl Engine {
             "EnableIPv6": false,
             "IPAM": {"Driver": "default", "Options": null, "Config": config},
             "Internal": n.internal,
-            "Attachable": false,
+            "Attachable": n.attachable,
             "Ingress": false,
             "ConfigFrom": {"Network": ""},
             "ConfigOnly": false,
