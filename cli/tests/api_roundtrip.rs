@@ -568,3 +568,130 @@ fn every_hostconfig_and_config_field_is_echoed_applied_or_refused() {
     }
     s.assert_fsck_ok();
 }
+
+/// Exec, network and volume create: every field of each schema type sent with a
+/// non-default value is taken (201) or refused with a 400 naming it; what is taken shows
+/// where the API shows it.
+#[test]
+fn exec_network_and_volume_fields_are_taken_or_refused() {
+    let s = Strata::with_driver("overlay2");
+    s.load("images/busybox-wh.docker.tar");
+    let d = Daemon::start(&s);
+    let api = Api { d: &d };
+    let (st, made) = api.create("rt-exec", &body(&[("NetworkMode", json!("none"), true)]));
+    assert_eq!(st, 201, "{made}");
+    api.ok("POST", "/v1.45/containers/rt-exec/start");
+
+    let post = |path: &str, b: &Value| -> (u16, Value) {
+        let (st, text) = d.request("POST", path, b.to_string().as_bytes());
+        (st, serde_json::from_str(&text).unwrap_or(Value::Null))
+    };
+    let check = |what: &str,
+                 names: BTreeSet<&'static str>,
+                 cases: Vec<(&'static str, Value, bool)>,
+                 base: Value,
+                 path: &dyn Fn(usize) -> String| {
+        let got: BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
+        assert_eq!(got, names, "{what}: the cases are the schema's fields");
+        for (i, (f, v, taken)) in cases.into_iter().enumerate() {
+            let mut b = base.clone();
+            b[f] = v.clone();
+            if what != "ExecConfig" {
+                b["Name"] = json!(format!("rt-{}-{i}", what.to_lowercase()));
+            }
+            let (st, reply) = post(&path(i), &b);
+            if taken {
+                assert_eq!(st, 201, "{what}.{f}={v}: {reply}");
+            } else {
+                assert_eq!(st, 400, "{what}.{f}={v}: {reply}");
+                let msg = reply["message"].as_str().unwrap_or("");
+                assert!(
+                    msg.contains(f),
+                    "{what}.{f}: the refusal does not name it: {msg}"
+                );
+            }
+        }
+    };
+
+    check(
+        "ExecConfig",
+        schema_fields::<bollard_stubs::models::ExecConfig>(),
+        vec![
+            ("AttachStdin", json!(true), true),
+            ("AttachStdout", json!(true), true),
+            ("AttachStderr", json!(true), true),
+            ("ConsoleSize", json!([20, 80]), true),
+            ("DetachKeys", json!("ctrl-x,y"), true),
+            ("Tty", json!(true), true),
+            ("Env", json!(["A=1"]), true),
+            ("Cmd", json!(["/bin/busybox", "true"]), true),
+            ("Privileged", json!(true), false),
+            ("User", json!("1000"), true),
+            ("WorkingDir", json!("/tmp"), true),
+        ],
+        json!({"Cmd": ["/bin/busybox", "true"]}),
+        &|_| "/v1.45/containers/rt-exec/exec".to_string(),
+    );
+    // A bad detach key sequence is refused at create, as dockerd does.
+    let (st, _) = post(
+        "/v1.45/containers/rt-exec/exec",
+        &json!({"Cmd": ["true"], "DetachKeys": "ctrl-1"}),
+    );
+    assert_eq!(st, 400);
+
+    check(
+        "Network",
+        schema_fields::<bollard_stubs::models::NetworkCreateRequest>(),
+        vec![
+            ("Name", json!("x"), true),
+            ("Driver", json!("bridge"), true),
+            ("Scope", json!("swarm"), false),
+            ("Internal", json!(true), true),
+            ("Attachable", json!(true), true),
+            ("Ingress", json!(true), false),
+            ("ConfigOnly", json!(true), false),
+            ("ConfigFrom", json!({"Network": "other"}), false),
+            ("IPAM", json!({"Driver": "other"}), false),
+            ("EnableIPv4", json!(false), false),
+            ("EnableIPv6", json!(true), false),
+            (
+                "Options",
+                json!({"com.docker.network.bridge.name": "x"}),
+                false,
+            ),
+            ("Labels", json!({"a": "b"}), true),
+        ],
+        json!({"Name": "x"}),
+        &|_| "/v1.45/networks/create".to_string(),
+    );
+    let n = |name: &str| -> Value {
+        let (st, text) = d.request("GET", &format!("/v1.45/networks/{name}"), b"");
+        assert_eq!(st, 200, "{text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    assert_eq!(n("rt-network-3")["Internal"], true);
+    assert_eq!(n("rt-network-4")["Attachable"], true);
+    assert_eq!(n("rt-network-12")["Labels"], json!({"a": "b"}));
+
+    check(
+        "Volume",
+        schema_fields::<bollard_stubs::models::VolumeCreateRequest>(),
+        vec![
+            ("Name", json!("x"), true),
+            ("Driver", json!("local"), true),
+            ("DriverOpts", json!({"type": "tmpfs"}), false),
+            ("Labels", json!({"a": "b"}), true),
+            ("ClusterVolumeSpec", json!({"Group": "g"}), false),
+        ],
+        json!({}),
+        &|_| "/v1.45/volumes/create".to_string(),
+    );
+    let (st, text) = d.request("GET", "/v1.45/volumes/rt-volume-3", b"");
+    assert_eq!(st, 200, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["Labels"],
+        json!({"a": "b"})
+    );
+    let _ = d.request("DELETE", "/v1.45/containers/rt-exec?force=1", b"");
+    s.assert_fsck_ok();
+}
