@@ -345,8 +345,13 @@ impl ContainerOpts {
             network_aliases: self.network_alias.clone(),
             ip: self.ip.clone(),
             more_networks: Vec::new(),
-            publish: self.publish.clone(),
-            port_bindings: Default::default(),
+            port_bindings: {
+                let mut ports = network::ports::PortMap::default();
+                for p in &self.publish {
+                    network::ports::parse_publish(p, &mut ports)?;
+                }
+                ports
+            },
             publish_all: self.publish_all,
             expose: self.expose.clone(),
             read_only: self.read_only,

@@ -293,10 +293,7 @@ impl Engine {
         }
         let (mode, primary) = network_mode(store, o)?;
         let network_host = mode == "host";
-        let mut ports = o.port_bindings.clone();
-        for p in &o.publish {
-            network::ports::parse_publish(p, &mut ports)?;
-        }
+        let ports = o.port_bindings.clone();
         if primary.is_none() && (!o.network_aliases.is_empty() || o.ip.is_some()) {
             return Err(EngineError::Invalid(
                 "--network-alias and --ip need a bridge network (--network NAME)".into(),

@@ -75,8 +75,8 @@ pub struct CreateOptions {
     pub ip: Option<String>,
     /// More networks to join at create (the Engine API's `NetworkingConfig`).
     pub more_networks: Vec<crate::networks::EndpointOptions>,
-    /// `-p` specs, and ports already in Docker's `PortBindings` form (the API's).
-    pub publish: Vec<String>,
+    /// Published ports in Docker's `PortBindings` form (the CLI parses `-p` into it with
+    /// `network::ports::parse_publish`).
     pub port_bindings: network::ports::PortMap,
     /// `-P`: every exposed port on a port the kernel picks.
     pub publish_all: bool,
