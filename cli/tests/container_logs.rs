@@ -194,7 +194,7 @@ fn the_api_honours_and_refuses_log_config() {
         (serde_json::json!({"Type": "fluentd"}), "fluentd"),
         (
             serde_json::json!({"Type": "json-file", "Config": {"max-size": 5}}),
-            "as a string",
+            "HostConfig.LogConfig.Config.max-size: invalid type: integer `5`, expected a string",
         ),
     ] {
         let body = serde_json::json!({"Image": "busybox-wh:1", "HostConfig": {"NetworkMode": "none", "LogConfig": cfg}});

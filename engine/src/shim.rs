@@ -313,6 +313,7 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
             let _ = writeln!(report, "0 started");
             drop(report);
             let mut restarts = 0u32;
+            let mut released = false;
             loop {
                 // What it wrote before it exited is in the log before the exit is known.
                 let mut health = health_checks(engine, &bundle, id);
@@ -321,11 +322,17 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                 let exit = launch::wait(started.pid).ok();
                 let oom = started.cgroup.oom_killed();
                 started.cgroup.remove();
-                let _ = record_exit(&bundle, exit, oom, None);
                 let code = exit.map(|e| e.code).unwrap_or(125);
                 // Read at each exit: `update` may have changed it.
                 let policy = bundle.restart_policy();
-                if !policy.restarts(code, restarts, bundle.stopped_by_user()) {
+                let again = policy.restarts(code, restarts, bundle.stopped_by_user());
+                if !again {
+                    // Its rootfs is let go before its exit is known: a client that waits
+                    // for the exit can remove it at once.
+                    released = engine.release_rootfs(id).is_ok();
+                }
+                let _ = record_exit(&bundle, exit, oom, None);
+                if !again {
                     break;
                 }
                 crate::events::record_exit(
@@ -367,7 +374,7 @@ pub fn run_start(engine: &Engine, id: &str, remove: bool) -> i32 {
                 }
             }
             drop(proxy);
-            let _ = engine.finish(id, remove);
+            let _ = engine.finish_released(id, remove, released);
             0
         }
     }

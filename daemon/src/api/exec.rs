@@ -42,8 +42,7 @@ fn with<T>(f: impl FnOnce(&mut HashMap<String, Instance>) -> T) -> T {
 /// `POST /containers/{id}/exec`: the schema's `ExecConfig`, each field honoured or
 /// refused by name.
 pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
-    let b: bollard_stubs::models::ExecConfig = serde_json::from_value(c.json()?)
-        .map_err(|e| ApiError::bad(format!("invalid exec config: {e}")))?;
+    let b: bollard_stubs::models::ExecConfig = super::create::parse("exec config", c.json()?)?;
     let bollard_stubs::models::ExecConfig {
         attach_stdin,
         attach_stdout,

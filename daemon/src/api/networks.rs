@@ -52,8 +52,8 @@ pub fn inspect(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
 /// config-only networks, a non-local scope).
 pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
     use super::create::{given, refuse};
-    let b: bollard_stubs::models::NetworkCreateRequest = serde_json::from_value(c.json()?)
-        .map_err(|e| ApiError::bad(format!("invalid network config: {e}")))?;
+    let b: bollard_stubs::models::NetworkCreateRequest =
+        super::create::parse("network config", c.json()?)?;
     let bollard_stubs::models::NetworkCreateRequest {
         name,
         driver,
@@ -270,8 +270,7 @@ pub fn endpoint_settings(
 fn endpoint_config(b: &Value) -> ApiResult<bollard_stubs::models::EndpointSettings> {
     match &b["EndpointConfig"] {
         Value::Null => Ok(Default::default()),
-        v => serde_json::from_value(v.clone())
-            .map_err(|e| ApiError::bad(format!("invalid EndpointConfig: {e}"))),
+        v => super::create::parse("EndpointConfig", v.clone()),
     }
 }
 

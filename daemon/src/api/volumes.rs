@@ -51,8 +51,8 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
 /// refused by name.
 pub fn create(c: &mut Call<'_>) -> ApiResult<Reply> {
     use super::create::{given, refuse};
-    let b: bollard_stubs::models::VolumeCreateRequest = serde_json::from_value(c.json()?)
-        .map_err(|e| ApiError::bad(format!("invalid volume config: {e}")))?;
+    let b: bollard_stubs::models::VolumeCreateRequest =
+        super::create::parse("volume config", c.json()?)?;
     let bollard_stubs::models::VolumeCreateRequest {
         name,
         driver,

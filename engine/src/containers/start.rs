@@ -165,8 +165,16 @@ impl Engine {
 
     /// After the container's process ended: unmount, and remove it with `--rm`.
     pub(crate) fn finish(&self, id: &str, remove: bool) -> Result<()> {
+        self.finish_released(id, remove, false)
+    }
+
+    /// [`Engine::finish`] for a container whose rootfs was already unmounted (by its shim,
+    /// before its exit was recorded).
+    pub(crate) fn finish_released(&self, id: &str, remove: bool, released: bool) -> Result<()> {
         let store = self.store()?;
-        let _ = store.umount_container(id);
+        if !released {
+            let _ = store.umount_container(id);
+        }
         let bundle = Bundle::of(&store.root, id);
         // Recorded before a removal, so whoever waits for an auto-removed container still
         // learns its exit status.
@@ -177,6 +185,11 @@ impl Engine {
             crate::events::record(&store.root, "container", "destroy", id, "");
         }
         Ok(())
+    }
+
+    /// Unmounts container `id`'s rootfs (its start's mount).
+    pub(crate) fn release_rootfs(&self, id: &str) -> Result<()> {
+        Ok(self.store()?.umount_container(id)?)
     }
 
     /// Looks a container up for a start: refused without a runtime spec.

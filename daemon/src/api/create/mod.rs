@@ -28,10 +28,26 @@ pub(crate) fn given<T: Default + PartialEq>(v: &Option<T>) -> bool {
     v.as_ref().is_some_and(|x| *x != T::default())
 }
 
+/// A request body as schema type `T`; a value of the wrong type is a 400 that names the
+/// field by its path (`HostConfig.LogConfig.Config.max-size: invalid type: integer 5,
+/// expected a string`).
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    what: &str,
+    body: serde_json::Value,
+) -> ApiResult<T> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            ApiError::bad(format!("invalid {what}: {}", e.inner()))
+        } else {
+            ApiError::bad(format!("invalid {what}: {path}: {}", e.inner()))
+        }
+    })
+}
+
 /// The engine's options for a create request's body.
 pub fn options(name: Option<String>, body: serde_json::Value) -> ApiResult<CreateOptions> {
-    let body: ContainerCreateBody = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad(format!("invalid container config: {e}")))?;
+    let body: ContainerCreateBody = parse("container config", body)?;
     let mut o = CreateOptions {
         name,
         ..Default::default()
