@@ -391,7 +391,8 @@ fn seccomp_refuses_what_dockers_profile_refuses() {
         let o = s.ok(&["exec", "bg", BB, "grep", "Seccomp:", "/proc/self/status"]);
         assert_eq!(o, "Seccomp:\t2\n", "{driver}: exec is filtered too");
         let o = s.run(&["exec", "bg", "/no/such"]);
-        assert_eq!(o.status.code(), Some(127));
+        // docker exec's status for a command that is not there (run's is 127).
+        assert_eq!(o.status.code(), Some(126));
         s.ok(&["rm", "-f", "bg"]);
     }
     // A profile of one's own: this one refuses mkdir with EACCES.
