@@ -213,7 +213,7 @@ fn relay_for(
 
 /// The health checks of one run of the container, if it has any (read at each start:
 /// `update` cannot change them, but a restart begins again at `starting`).
-fn health_checks(engine: &Engine, bundle: &Bundle, id: &str) -> Box<dyn Sidecar> {
+pub(crate) fn health_checks(engine: &Engine, bundle: &Bundle, id: &str) -> Box<dyn Sidecar> {
     let Some(cfg) = bundle.health_config().filter(|c| c.enabled()) else {
         return Box::new(NoSidecar);
     };

@@ -169,7 +169,10 @@ impl Cgroup {
             }
             Layout::V1 => {
                 let wanted = [
-                    ("memory", r.memory.is_some()),
+                    (
+                        "memory",
+                        r.memory.is_some() || r.swappiness.is_some() || r.oom_kill_disable,
+                    ),
                     ("pids", r.pids.is_some()),
                     ("cpu", r.cpu_quota.is_some() || r.cpu_shares.is_some()),
                     ("devices", devices == DeviceMode::V1),
@@ -368,6 +371,20 @@ impl Cgroup {
                 p.to_string()
             };
             write(&d.join("pids.max"), &v)?;
+        }
+        if r.swappiness.is_some() || r.oom_kill_disable {
+            if v2 {
+                return Err(RuntimeError::Cgroup(
+                    "memory swappiness and disabling the OOM killer need cgroup v1 (cgroup v2 has neither)".into(),
+                ));
+            }
+            let d = need("memory", "memory swappiness")?;
+            if let Some(sw) = r.swappiness {
+                write(&d.join("memory.swappiness"), &sw.to_string())?;
+            }
+            if r.oom_kill_disable {
+                write(&d.join("memory.oom_control"), "1")?;
+            }
         }
         for (file, v) in [
             ("cpuset.cpus", &r.cpuset_cpus),

@@ -103,6 +103,10 @@ pub struct RunSpec {
     pub no_shm: bool,
     /// Run a minimal init as pid 1 that reaps and forwards signals ([`INIT_ANNOTATION`]).
     pub init: bool,
+    /// The kernel's swap tendency for the container's memory (0-100; cgroup v1 only).
+    pub memory_swappiness: Option<u64>,
+    /// No OOM kills in the container's memory cgroup (cgroup v1 only).
+    pub oom_kill_disable: bool,
 }
 
 /// The spec annotation that asks for strata's init as the container's pid 1.
@@ -165,6 +169,12 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
         return Err(RuntimeError::Spec(
             "--memory-swap needs --memory: give both (the first is memory plus swap)".into(),
         ));
+    }
+    if let Some(sw) = r.memory_swappiness {
+        resources["memory"]["swappiness"] = json!(sw);
+    }
+    if r.oom_kill_disable {
+        resources["memory"]["disableOOMKiller"] = json!(true);
     }
     if let Some(s) = r.cpu_shares {
         resources["cpu"] = json!({"shares": s});
@@ -391,6 +401,8 @@ pub struct Resources {
     pub cpu_period: Option<u64>,
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
+    pub swappiness: Option<u64>,
+    pub oom_kill_disable: bool,
 }
 
 impl Resources {
@@ -403,6 +415,8 @@ impl Resources {
             || self.cpu_quota.is_some()
             || self.cpuset_cpus.is_some()
             || self.cpuset_mems.is_some()
+            || self.swappiness.is_some()
+            || self.oom_kill_disable
     }
 }
 
@@ -727,6 +741,8 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             cpu_period: r["cpu"]["period"].as_u64(),
             cpuset_cpus: r["cpu"]["cpus"].as_str().map(str::to_string),
             cpuset_mems: r["cpu"]["mems"].as_str().map(str::to_string),
+            swappiness: r["memory"]["swappiness"].as_u64(),
+            oom_kill_disable: r["memory"]["disableOOMKiller"].as_bool().unwrap_or(false),
         },
         cgroup: v["linux"]["cgroupsPath"].as_str().unwrap_or("").to_string(),
         terminal: p["terminal"].as_bool().unwrap_or(false),

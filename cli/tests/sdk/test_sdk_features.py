@@ -124,10 +124,23 @@ def test_namespaces_cpusets_shm_sysctls_paths(client):
     out = client.api.logs(c).decode()
     assert out.startswith("0\n") and "Read-only file system" in out, out
     client.api.remove_container(c)
-    for field, kw in [("MemorySwappiness", {"mem_swappiness": 60}), ("OomKillDisable", {"oom_kill_disable": True})]:
-        with pytest.raises(docker.errors.APIError) as e:
-            client.containers.create(IMG, ["true"], **kw)
-        assert e.value.status_code == 400 and field in str(e.value)
+    # cgroup v1 controls: applied on a v1 host, refused by name on a v2 one.
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    for field, kw, path, want in [
+            ("MemorySwappiness", {"mem_swappiness": 60}, "memory.swappiness", "60"),
+            ("OomKillDisable", {"oom_kill_disable": True}, "memory.oom_control", "oom_kill_disable 1")]:
+        if v2:
+            with pytest.raises(docker.errors.APIError) as e:
+                client.containers.create(IMG, ["true"], **kw)
+            assert e.value.status_code == 400 and field in str(e.value)
+            continue
+        c = client.containers.run(IMG, [BB, "sleep", "30"], detach=True, network_mode="none", **kw)
+        try:
+            assert c.attrs["HostConfig"][field] == list(kw.values())[0]
+            with open(f"/sys/fs/cgroup/memory/strata/{c.id}/{path}") as f:
+                assert want in f.read()
+        finally:
+            c.remove(force=True)
 
 
 def test_archives_in_volumes_and_binds(client, tmp_path):

@@ -137,6 +137,22 @@ fn check_options(store: &Store, o: &CreateOptions) -> Result<()> {
             "invalid --oom-score-adj: give a value from -1000 to 1000".into(),
         ));
     }
+    if o.memory_swappiness.is_some_and(|s| !(0..=100).contains(&s)) {
+        return Err(EngineError::Invalid(
+            "invalid MemorySwappiness: give a value from 0 to 100".into(),
+        ));
+    }
+    let v2 = matches!(runtime::cgroups::layout(), runtime::cgroups::Layout::V2(_));
+    if v2 && o.memory_swappiness.is_some() {
+        return Err(EngineError::Invalid(
+            "MemorySwappiness is not supported: cgroup v2 has no per-container swappiness".into(),
+        ));
+    }
+    if v2 && o.oom_kill_disable {
+        return Err(EngineError::Invalid(
+            "OomKillDisable is not supported: cgroup v2 cannot turn off the OOM killer for a container; set a higher Memory instead".into(),
+        ));
+    }
     if o.shm_size.is_some_and(|s| s < 0) {
         return Err(EngineError::Invalid("invalid --shm-size: negative".into()));
     }
@@ -442,6 +458,8 @@ impl Engine {
                 host_uts,
                 no_shm: o.ipc_mode.as_deref() == Some("none"),
                 init: o.init,
+                memory_swappiness: o.memory_swappiness.map(|s| s as u64),
+                oom_kill_disable: o.oom_kill_disable,
             };
             let spec = runtime::spec::build(&spec)?;
             bundle.create()?;

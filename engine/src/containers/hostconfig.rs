@@ -48,6 +48,8 @@ pub(crate) struct HostConfig<'a> {
     pub cpuset_cpus: &'a str,
     pub cpuset_mems: &'a str,
     pub shm_size: i64,
+    pub memory_swappiness: Option<i64>,
+    pub oom_kill_disable: bool,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub sysctls: &'a BTreeMap<String, String>,
@@ -170,6 +172,8 @@ impl<'a> HostConfig<'a> {
             cpuset_cpus: o.cpuset_cpus.as_deref().unwrap_or(""),
             cpuset_mems: o.cpuset_mems.as_deref().unwrap_or(""),
             shm_size: o.shm_size.unwrap_or(64 << 20),
+            memory_swappiness: o.memory_swappiness,
+            oom_kill_disable: o.oom_kill_disable,
             masked_paths: paths(
                 &o.masked_paths,
                 runtime::spec::MASKED_PATHS,

@@ -100,6 +100,10 @@ pub struct CreateOptions {
     /// CPUs and memory nodes it may use (cpuset lists like `0-1`).
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
+    /// The kernel's swap tendency for its memory (0-100) and no OOM kills in its memory
+    /// cgroup: cgroup v1 controls (refused where the host has cgroup v2).
+    pub memory_swappiness: Option<i64>,
+    pub oom_kill_disable: bool,
     /// Bytes of /dev/shm (Docker's default 64 MiB).
     pub shm_size: Option<i64>,
     /// Paths masked or made read-only instead of Docker's defaults (`None`: the defaults).

@@ -30,6 +30,8 @@ pub struct Attached {
     remove: bool,
     /// Its published ports' proxy, stopped when it ends.
     proxy: Option<crate::networks::proxy::Proxy>,
+    /// Its health checks, run beside it until it exits.
+    health: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Attached {
@@ -47,6 +49,10 @@ impl Attached {
     /// `--rm`); returns its exit status.
     pub fn wait(self) -> Result<i32> {
         let exit = launch::wait(self.started.pid)?;
+        // Its checks end with it (a probe under way is ended by its own deadline).
+        if let Some(h) = self.health {
+            let _ = h.join();
+        }
         drop(self.proxy);
         let oom = self.started.cgroup.oom_killed();
         self.started.cgroup.remove();
@@ -257,6 +263,15 @@ impl Engine {
         };
         record_start(&bundle, started.pid, std::process::id(), 0)?;
         crate::events::record(&self.cfg.data_root, "container", "start", &c.id, &c.name);
+        // Health checks, as the shim runs them for a background container.
+        let health = bundle.health_config().filter(|h| h.enabled()).map(|_| {
+            let (engine, bundle, id, pid) =
+                (self.clone(), bundle.clone(), c.id.clone(), started.pid);
+            std::thread::spawn(move || {
+                let mut checks = crate::shim::health_checks(&engine, &bundle, &id);
+                super::logging::copier::run_sidecar_until_exit(pid, checks.as_mut());
+            })
+        });
         Ok(Attached {
             engine: self.clone(),
             record: c,
@@ -264,6 +279,7 @@ impl Engine {
             started,
             remove: o.remove,
             proxy,
+            health,
         })
     }
 

@@ -107,20 +107,9 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
     o.cpuset_cpus = cpuset_cpus.filter(|c| !c.is_empty());
     o.cpuset_mems = cpuset_mems.filter(|c| !c.is_empty());
     o.shm_size = non_negative("HostConfig.ShmSize", shm_size)?;
-    if memory_swappiness.is_some_and(|s| s != -1) {
-        return Err(refuse(
-            "HostConfig.MemorySwappiness",
-            memory_swappiness,
-            "cgroup v2 has no per-container swappiness",
-        ));
-    }
-    if oom_kill_disable == Some(true) {
-        return Err(refuse(
-            "HostConfig.OomKillDisable",
-            true,
-            "cgroup v2 cannot turn off the OOM killer for a container; set a higher Memory instead",
-        ));
-    }
+    // -1 is "the default"; the engine refuses a value where the host's cgroups lack it.
+    o.memory_swappiness = memory_swappiness.filter(|s| *s != -1);
+    o.oom_kill_disable = oom_kill_disable.unwrap_or(false);
     for (field, v) in [
         ("HostConfig.CpuRealtimePeriod", cpu_realtime_period),
         ("HostConfig.CpuRealtimeRuntime", cpu_realtime_runtime),
@@ -206,9 +195,6 @@ pub(super) fn apply(h: HostConfig, o: &mut CreateOptions) -> ApiResult<()> {
                 "every container has a private cgroup namespace",
             ))
         }
-    }
-    if memory_swappiness == Some(-1) {
-        keep(o, "MemorySwappiness", -1);
     }
 
     // Security.

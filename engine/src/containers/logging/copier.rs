@@ -113,6 +113,43 @@ pub trait Sidecar {
     fn turn(&mut self);
 }
 
+/// Gives `sidecar` its turns until process `pid` exits (a foreground container's health
+/// checks, which have no relay to ride on): waits on the process's pidfd and the
+/// sidecar's descriptors, up to its next deadline.
+pub fn run_sidecar_until_exit(pid: u32, sidecar: &mut dyn Sidecar) {
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        return;
+    };
+    let Ok(pidfd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+        return;
+    };
+    loop {
+        let wait = sidecar
+            .deadline()
+            .map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let exited = {
+            let theirs = sidecar.fds();
+            let mut fds = vec![rustix::event::PollFd::new(
+                &pidfd,
+                rustix::event::PollFlags::IN,
+            )];
+            for fd in &theirs {
+                fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
+            }
+            let timeout = wait.map(|w| rustix::event::Timespec {
+                tv_sec: w.as_secs() as i64,
+                tv_nsec: w.subsec_nanos() as i64,
+            });
+            let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+            !fds[0].revents().is_empty()
+        };
+        if exited {
+            return;
+        }
+        sidecar.turn();
+    }
+}
+
 /// No other work.
 pub struct NoSidecar;
 
