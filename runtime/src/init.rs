@@ -32,6 +32,7 @@ pub(crate) fn run(exec: impl FnOnce(), report: RawFd) -> ! {
             libc::_exit(126);
         }
         libc::close(report);
+        hide_command_line();
         loop {
             let mut info: libc::siginfo_t = std::mem::zeroed();
             let sig = libc::sigwaitinfo(&all, &mut info);
@@ -58,5 +59,35 @@ pub(crate) fn run(exec: impl FnOnce(), report: RawFd) -> ! {
                 }
             }
         }
+    }
+}
+
+/// Replaces this process's command line (`/proc/1/cmdline` to the container: strata's own
+/// arguments, the host's data root among them) with `strata-init`, by rewriting the
+/// argument area the kernel reports it from (as setproctitle does).
+fn hide_command_line() {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the command name (which may hold spaces and parentheses): field 3 on.
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+        return;
+    };
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // arg_start and arg_end are fields 48 and 49 (proc(5)).
+    let num = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (num(48), num(49)) else {
+        return;
+    };
+    if start == 0 || end <= start || end - start > 1 << 20 {
+        return;
+    }
+    const NAME: &[u8] = b"strata-init\0";
+    // SAFETY: [start, end) is this process's own argument area as the kernel reports it:
+    // mapped and writable (the initial stack); nothing reads the original arguments now.
+    unsafe {
+        std::ptr::write_bytes(start as *mut u8, 0, end - start);
+        let n = NAME.len().min(end - start);
+        std::ptr::copy_nonoverlapping(NAME.as_ptr(), start as *mut u8, n);
     }
 }

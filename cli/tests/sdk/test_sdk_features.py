@@ -79,6 +79,8 @@ def test_volumes_from_links_group_add_init(client):
         assert sorted(run(client, "id -G", group_add=["1234", "5"]).split()) == ["0", "1234", "5"]
         # Init: pid 1 is strata's init, the command its child; it exits as the command did.
         assert run(client, "cat /proc/1/comm; echo $$", init=True) == "strata\n2\n"
+        # Its command line tells the container nothing of the host (no data-root path).
+        assert run(client, "tr -d '\\0' < /proc/1/cmdline", init=True) == "strata-init"
         c = client.containers.run(IMG, [BB, "sh", "-c", "exit 9"], init=True, detach=True, network_mode="none")
         assert c.wait(timeout=30)["StatusCode"] == 9
         c.remove()
