@@ -46,8 +46,6 @@ pub fn rfc3339(secs: u64) -> String {
     layerstore::export::rfc3339(secs)
 }
 
-/// Parses Docker's `filters` query parameter (`{"key": ["v"]}` or the old
-/// `{"key": {"v": true}}`) into key -> values.
 /// A JSON object of strings (`Labels`) as a map; anything else is empty, a non-string
 /// value an empty string.
 pub fn string_map(v: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
@@ -58,35 +56,6 @@ pub fn string_map(v: &serde_json::Value) -> std::collections::BTreeMap<String, S
                 .collect()
         })
         .unwrap_or_default()
-}
-
-pub fn filters(
-    c: &crate::router::Call<'_>,
-) -> crate::ApiResult<std::collections::BTreeMap<String, Vec<String>>> {
-    let mut out = std::collections::BTreeMap::new();
-    let Some(raw) = c.req.param("filters") else {
-        return Ok(out);
-    };
-    if raw.is_empty() {
-        return Ok(out);
-    }
-    let v: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|e| crate::ApiError::bad(format!("invalid filters {raw:?}: {e}")))?;
-    let Some(map) = v.as_object() else {
-        return Err(crate::ApiError::bad(format!("invalid filters {raw:?}")));
-    };
-    for (k, vals) in map {
-        let list: Vec<String> = match vals {
-            serde_json::Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            serde_json::Value::Object(o) => o.keys().cloned().collect(),
-            _ => Vec::new(),
-        };
-        out.insert(k.clone(), list);
-    }
-    Ok(out)
 }
 
 /// A file for a request body or a response being made (image archives), in the data

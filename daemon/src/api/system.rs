@@ -163,18 +163,52 @@ pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
             .and_then(|v| v.split('.').next()?.parse::<u64>().ok())
     };
     let (since, until) = (num("since"), num("until"));
-    let filters = super::filters(c)?;
+    let filters = super::filter::Filters::parse(
+        c.req.param("filters"),
+        &[
+            "config",
+            "container",
+            "daemon",
+            "event",
+            "image",
+            "label",
+            "network",
+            "node",
+            "plugin",
+            "scope",
+            "secret",
+            "service",
+            "type",
+            "volume",
+        ],
+    )?;
+    // An object filter matches events of that type by id (prefix) or name; the kinds strata
+    // has no events of (swarm's, plugins, the daemon) match none.
+    let object = |kind: &str, e: &engine::events::Event| {
+        filters.get(kind).is_none_or(|t| {
+            e.typ == kind
+                && t.iter()
+                    .any(|x| e.id.starts_with(x.as_str()) || *x == e.name)
+        })
+    };
     let keep = |e: &engine::events::Event| {
-        !(filters.get("type").is_some_and(|t| !t.contains(&e.typ))
-            || filters.get("event").is_some_and(|t| {
+        filters.get("type").is_none_or(|t| t.contains(&e.typ))
+            && filters.get("event").is_none_or(|t| {
                 // `health_status` matches `health_status: healthy`, as dockerd's filter.
                 let kind = e.action.split(':').next().unwrap_or("");
-                !t.iter().any(|x| *x == e.action || x == kind)
+                t.iter().any(|x| *x == e.action || x == kind)
             })
-            || filters.get("container").is_some_and(|t| {
-                !t.iter()
-                    .any(|x| e.id.starts_with(x.as_str()) || *x == e.name)
-            }))
+            && ["container", "image", "network", "volume"]
+                .iter()
+                .all(|k| object(k, e))
+            && [
+                "config", "daemon", "node", "plugin", "secret", "service", "label",
+            ]
+            .iter()
+            .all(|k| filters.get(k).is_none())
+            && filters
+                .get("scope")
+                .is_none_or(|s| s.iter().any(|x| x == "local"))
     };
     let (engine, alive) = (c.engine, c.alive);
     let mut w = c.resp.stream(200, "application/json", &[])?;
