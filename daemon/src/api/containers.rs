@@ -405,6 +405,9 @@ fn endpoint_names(doc: &mut Value, id: &str, name: &str, version: crate::router:
             let mut with_id = aliases;
             with_id.push(json!(short));
             ep["Aliases"] = Value::Array(with_id);
+        } else if aliases.is_empty() {
+            // Exactly what the client gave: none is null, as dockerd shows it.
+            ep["Aliases"] = Value::Null;
         }
     }
 }
