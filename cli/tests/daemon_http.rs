@@ -239,3 +239,31 @@ fn answers_take_the_shape_of_the_version_asked_for() {
     assert_eq!(st, 400);
     assert!(body.contains("is too old"), "{body}");
 }
+
+/// A layer an interrupted command left (fsck: "belongs to nothing") is freed when the
+/// daemon starts, not kept until a prune.
+#[test]
+fn the_daemon_frees_what_an_interrupted_command_left_when_it_starts() {
+    let s = common::Strata::with_driver("vfs");
+    s.load("images/busybox-wh.docker.tar");
+    // A driver layer no record names: what a crash between making and recording leaves.
+    let orphan = s.root().join(format!("vfs/dir/{}", "0123abcd".repeat(8)));
+    std::fs::create_dir_all(orphan.join("etc")).unwrap();
+    let notes = s.ok(&["fsck"]);
+    assert!(
+        notes.contains("0123abcd") && notes.contains("belongs to nothing"),
+        "{notes}"
+    );
+    let _d = common::daemon::Daemon::start(&s);
+    for _ in 0..200 {
+        if !orphan.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(!orphan.exists(), "the daemon's start left the orphan layer");
+    let notes = s.ok(&["fsck"]);
+    assert!(!notes.contains("belongs to nothing"), "{notes}");
+    // What images use is kept.
+    assert!(s.ok(&["images"]).contains("busybox-wh"));
+}

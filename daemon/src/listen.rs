@@ -102,6 +102,7 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
         .collect::<std::io::Result<Vec<_>>>()?;
     crate::api::staging_clean(&engine);
     restart_on_boot(&engine);
+    start_up_gc(&engine);
     // What requests wrote reaches the disk off their critical path.
     let flusher = engine.clone();
     std::thread::spawn(move || loop {
@@ -113,6 +114,20 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
         }
     });
     crate::server::run(engine, listeners)
+}
+
+/// Frees, off the start's path, what an interrupted load, pull or commit left (layers
+/// and blobs nothing names; fsck calls them "belongs to nothing"): they are not kept
+/// until someone prunes. It waits for any pull or load under way (the content lock).
+fn start_up_gc(engine: &Engine) {
+    let engine = engine.clone();
+    std::thread::spawn(move || match engine.prune() {
+        Ok((0, 0)) => {}
+        Ok((layers, blobs)) => {
+            tracing::info!(layers, blobs, "freed what interrupted commands left")
+        }
+        Err(e) => tracing::warn!(error = %e, "freeing what interrupted commands left failed"),
+    });
 }
 
 /// What dockerd does when it starts: containers whose policy is `always`, or

@@ -36,6 +36,12 @@ impl DirLayers {
         check_id(id).is_ok() && self.path(id).is_dir() && self.meta.exists(id)
     }
 
+    /// Whether `id` is a directory without metadata: what a crash between making a layer
+    /// and recording it leaves. Nothing can depend on it, so it is removed as it is.
+    pub fn is_debris(&self, id: &str) -> bool {
+        !self.meta.exists(id) && self.path(id).is_dir()
+    }
+
     /// The parent recorded for `id`.
     pub fn parent(&self, id: &str) -> Result<Option<String>, DriverError> {
         Ok(self.meta.read(id)?.parent)

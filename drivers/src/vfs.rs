@@ -99,6 +99,15 @@ impl Driver for Vfs {
 
     fn remove(&self, id: &str) -> Result<(), DriverError> {
         check_id(id)?;
+        if self.layers.is_debris(id) {
+            if self.mount_count(id)? > 0 {
+                return Err(DriverError::InUse {
+                    id: id.to_string(),
+                    what: "mounted".into(),
+                });
+            }
+            return self.staging.delete(id, &self.layers.path(id));
+        }
         check_removable(self, id)?;
         self.staging.delete(id, &self.layers.path(id))?;
         self.layers.meta.remove(id);

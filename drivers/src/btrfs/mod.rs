@@ -210,8 +210,7 @@ impl Driver for Btrfs {
 
     fn remove(&self, id: &str) -> Result<(), DriverError> {
         check_id(id)?;
-        if !self.layers.meta.exists(id) && self.layers.path(id).is_dir() {
-            // An orphan (no metadata): nothing can depend on it.
+        if self.layers.is_debris(id) {
             if self.mount_count(id)? > 0 {
                 return Err(DriverError::InUse {
                     id: id.to_string(),
