@@ -499,6 +499,7 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     // The container's folder is watched directly (no store opened per poll); it goes away
     // with the container.
     let bundle = view.bundle.clone();
+    let watch = engine::containers::watch::FolderWatch::new(bundle.dir());
     let code = loop {
         let state = if bundle.dir().exists() {
             bundle.state().ok()
@@ -526,7 +527,11 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
                     .unwrap_or(0)
             }
         }
-        std::thread::sleep(Duration::from_millis(2));
+        // A client that went away ends the wait.
+        if !(c.alive)() {
+            return Ok(Reply::Sent);
+        }
+        watch.wait(Duration::from_millis(200));
     };
     let body = json!({"StatusCode": code, "Error": null}).to_string();
     if w.write_all(body.as_bytes()).is_err() {

@@ -43,6 +43,7 @@ impl Engine {
     pub fn wait_exited(&self, key: &str, timeout: Option<Duration>) -> Result<bool> {
         let bundle = self.container(key)?.bundle;
         let t0 = Instant::now();
+        let watch = super::watch::FolderWatch::new(bundle.dir());
         loop {
             let st = bundle.state()?;
             let runner_alive = st.monitor_pid != 0
@@ -54,7 +55,13 @@ impl Engine {
             if timeout.is_some_and(|t| t0.elapsed() >= t) {
                 return Ok(false);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // The exit is a state write into the folder; a runner that died announces
+            // nothing, so the bound has it looked at again.
+            let left = timeout.map(|t| t.saturating_sub(t0.elapsed()));
+            watch.wait(
+                left.unwrap_or(Duration::MAX)
+                    .min(Duration::from_millis(200)),
+            );
         }
     }
 

@@ -166,13 +166,15 @@ impl Engine {
                 .elapsed()
                 < Duration::from_secs(5)
         };
+        // Woken by the folder's changes (a state written, the log grown), not a poll.
+        let watch = super::watch::FolderWatch::new(bundle.dir());
         if o.wait_for_start {
             // Until a start is recorded (or the container is gone).
             while bundle.dir().exists() && bundle.state()?.status == Status::Created {
                 if o.stopped() {
                     return Ok(());
                 }
-                std::thread::sleep(Duration::from_millis(2));
+                watch.wait(Duration::from_millis(100));
             }
         }
         loop {
@@ -188,7 +190,8 @@ impl Engine {
                 break;
             }
             if !got {
-                std::thread::sleep(Duration::from_millis(5));
+                // The bound lets a caller's stop and a runner that died be seen.
+                watch.wait(Duration::from_millis(100));
             }
         }
         Ok(())

@@ -18,6 +18,7 @@ pub mod remove;
 pub mod start;
 pub mod status;
 pub mod user;
+pub mod watch;
 
 pub use bundle::Bundle;
 pub use control::{parse_signal, UpdateOptions};
