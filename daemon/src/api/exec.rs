@@ -28,11 +28,31 @@ struct Instance {
     console_size: Option<(u16, u16)>,
     running: bool,
     exit_code: Option<i32>,
+    /// When it ended (a finished instance is kept a while for `exec inspect`).
+    ended: Option<std::time::Instant>,
     /// The exec shim's pid while it runs (0 before): `resize` finds the terminal below it.
     shim_pid: Arc<AtomicU32>,
 }
 
 static EXECS: Mutex<Option<HashMap<String, Instance>>> = Mutex::new(None);
+
+/// The most exec instances kept at once (running, created, or ended and kept a while).
+const MAX_INSTANCES: usize = 4096;
+
+/// How long an ended instance stays for `exec inspect` (dockerd drops them too).
+const KEEP_ENDED: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Drops instances that ended more than [`KEEP_ENDED`] ago, and, when the table is
+/// crowded, those of containers that are gone.
+fn prune(m: &mut HashMap<String, Instance>, engine: &engine::Engine) {
+    // Looking containers up costs a store read each: only once the table fills up.
+    let crowded = m.len() > MAX_INSTANCES / 2;
+    m.retain(|_, i| {
+        i.running
+            || (i.ended.is_none_or(|t| t.elapsed() < KEEP_ENDED)
+                && (!crowded || engine.container(&i.container).is_ok()))
+    });
+}
 
 fn with<T>(f: impl FnOnce(&mut HashMap<String, Instance>) -> T) -> T {
     let mut g = EXECS.lock().unwrap_or_else(|p| p.into_inner());
@@ -108,9 +128,24 @@ pub fn create(c: &mut Call<'_>, container: &str) -> ApiResult<Reply> {
         console_size,
         running: false,
         exit_code: None,
+        ended: None,
         shim_pid: Arc::new(AtomicU32::new(0)),
     };
-    with(|m| m.insert(id.clone(), inst));
+    let engine = c.engine;
+    let full = with(|m| {
+        prune(m, engine);
+        if m.len() >= MAX_INSTANCES {
+            return true;
+        }
+        m.insert(id.clone(), inst);
+        false
+    });
+    if full {
+        return Err(ApiError::new(
+            503,
+            format!("{MAX_INSTANCES} exec instances exist: wait for some to end, then retry"),
+        ));
+    }
     Ok(Reply::Json(201, json!({"Id": id})))
 }
 
@@ -135,6 +170,7 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
             if let Some(i) = m.get_mut(id) {
                 i.running = false;
                 i.exit_code = Some(code);
+                i.ended = Some(std::time::Instant::now());
             }
         })
     };
