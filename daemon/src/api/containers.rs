@@ -105,109 +105,149 @@ const LIST_FILTERS: &[&str] = &[
     "volume",
 ];
 
-/// Whether container `v` passes `f` (values of one key: any matches; keys: all must).
-fn container_matches(c: &Call<'_>, f: &Filters, v: &ContainerView) -> ApiResult<bool> {
-    let any = |k: &str, m: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|vs| vs.iter().any(|x| m(x)));
-    for st in f.get("status").into_iter().flatten() {
-        if !matches!(
-            st.as_str(),
-            "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
-        ) {
-            return Err(ApiError::bad(format!("Invalid filter 'status={st}'")));
+/// The container list's filters, checked and resolved once per request (the images and
+/// containers they name are looked up here, not for each container listed).
+struct ListFilter<'a> {
+    f: &'a Filters,
+    exited: Vec<i32>,
+    /// Image ids `ancestor` names.
+    ancestors: Vec<String>,
+    /// Creation times of the containers `before` and `since` name.
+    before: Option<f64>,
+    since: Option<f64>,
+}
+
+impl<'a> ListFilter<'a> {
+    fn new(c: &Call<'_>, f: &'a Filters) -> ApiResult<ListFilter<'a>> {
+        for st in f.get("status").into_iter().flatten() {
+            if !matches!(
+                st.as_str(),
+                "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead"
+            ) {
+                return Err(ApiError::bad(format!("Invalid filter 'status={st}'")));
+            }
         }
-    }
-    for h in f.get("health").into_iter().flatten() {
-        if !matches!(h.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
-            return Err(ApiError::bad(format!(
-                "Unrecognised filter value for health: {h}"
-            )));
+        for h in f.get("health").into_iter().flatten() {
+            if !matches!(h.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(ApiError::bad(format!(
+                    "Unrecognised filter value for health: {h}"
+                )));
+            }
         }
-    }
-    let mut exited_codes = Vec::new();
-    for e in f.get("exited").into_iter().flatten() {
-        exited_codes.push(
-            e.parse::<i32>()
-                .map_err(|_| ApiError::bad(format!("Invalid filter 'exited={e}'")))?,
-        );
-    }
-    let ancestors: Vec<String> = f
-        .get("ancestor")
-        .into_iter()
-        .flatten()
-        .filter_map(|a| c.engine.image_json(a).ok())
-        .filter_map(|d| d["Id"].as_str().map(str::to_string))
-        .collect();
-    let order = |k: &str| -> ApiResult<Option<f64>> {
-        match f.get(k).and_then(|vs| vs.first()) {
-            None => Ok(None),
-            Some(other) => Ok(Some(created_at(&c.engine.container(other)?))),
+        let mut exited = Vec::new();
+        for e in f.get("exited").into_iter().flatten() {
+            exited.push(
+                e.parse::<i32>()
+                    .map_err(|_| ApiError::bad(format!("Invalid filter 'exited={e}'")))?,
+            );
         }
-    };
-    let me = created_at(v);
-    let hc = v.bundle.host_config();
-    let labels = super::string_map(&hc["Labels"]);
-    let ns = v.network_settings();
-    let ports = ns["Ports"].as_object().cloned().unwrap_or_default();
-    let mounts = runtime::spec::bind_sources_and_destinations(&v.bundle.spec().ok());
-    let port_key = |p: &str| {
-        if p.contains('/') {
-            p.to_string()
-        } else {
-            format!("{p}/tcp")
-        }
-    };
-    Ok(any("id", &|x| v.record.id.starts_with(x))
-        && any("name", &|x| {
-            v.record.name.contains(x.trim_start_matches('/'))
+        let ancestors = f
+            .get("ancestor")
+            .into_iter()
+            .flatten()
+            .filter_map(|a| c.engine.image_json(a).ok())
+            .filter_map(|d| d["Id"].as_str().map(str::to_string))
+            .collect();
+        let order = |k: &str| -> ApiResult<Option<f64>> {
+            match f.get(k).and_then(|vs| vs.first()) {
+                None => Ok(None),
+                Some(other) => Ok(Some(created_at(&c.engine.container(other)?))),
+            }
+        };
+        Ok(ListFilter {
+            f,
+            exited,
+            ancestors,
+            before: order("before")?,
+            since: order("since")?,
         })
-        && any("status", &|x| x == v.state_word())
-        && any("health", &|x| x == v.health_word())
-        && (exited_codes.is_empty()
-            || (v.state_word() == "exited"
-                && exited_codes.contains(&v.state.exit_code.unwrap_or(0))))
-        && (f.get("ancestor").is_none()
-            || ancestors.contains(&v.record.image.to_string())
-            || any("ancestor", &|x| x == v.record.image_ref))
-        && order("before")?.is_none_or(|t| me < t)
-        && order("since")?.is_none_or(|t| me > t)
-        && f.labels_match(&labels)
-        && any("network", &|x| {
-            ns["Networks"].as_object().is_some_and(|m| {
-                m.iter().any(|(name, ep)| {
-                    name == x || ep["NetworkID"].as_str().is_some_and(|id| id.starts_with(x))
-                })
+    }
+
+    /// Whether container `v` passes (values of one key: any matches; keys: all must). Its
+    /// files are read only for the filters that need them.
+    fn matches(&self, v: &ContainerView) -> bool {
+        let f = self.f;
+        if f.0.is_empty() {
+            return true;
+        }
+        let any =
+            |k: &str, m: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|vs| vs.iter().any(|x| m(x)));
+        let me = || created_at(v);
+        let port_key = |p: &str| {
+            if p.contains('/') {
+                p.to_string()
+            } else {
+                format!("{p}/tcp")
+            }
+        };
+        let cheap = any("id", &|x| v.record.id.starts_with(x))
+            && any("name", &|x| {
+                v.record.name.contains(x.trim_start_matches('/'))
             })
-        })
-        && any("publish", &|x| {
-            ports.iter().any(|(k, b)| {
-                b.as_array().is_some_and(|a| {
-                    a.iter().any(|b| {
-                        b["HostPort"]
-                            .as_str()
-                            .is_some_and(|hp| port_key(hp) == port_key(x) || hp == x)
+            && any("status", &|x| x == v.state_word())
+            && any("health", &|x| x == v.health_word())
+            && (self.exited.is_empty()
+                || (v.state_word() == "exited"
+                    && self.exited.contains(&v.state.exit_code.unwrap_or(0))))
+            && (f.get("ancestor").is_none()
+                || self.ancestors.contains(&v.record.image.to_string())
+                || any("ancestor", &|x| x == v.record.image_ref))
+            && self.before.is_none_or(|t| me() < t)
+            && self.since.is_none_or(|t| me() > t)
+            && any("isolation", &|x| x == "default")
+            && any("is-task", &|x| x == "false");
+        if !cheap {
+            return false;
+        }
+        if (f.get("label").is_some() || f.get("label!").is_some())
+            && !f.labels_match(&super::string_map(&v.bundle.host_config()["Labels"]))
+        {
+            return false;
+        }
+        if ["network", "publish", "expose"]
+            .iter()
+            .any(|k| f.get(k).is_some())
+        {
+            let ns = v.network_settings();
+            let ports = ns["Ports"].as_object().cloned().unwrap_or_default();
+            let net = any("network", &|x| {
+                ns["Networks"].as_object().is_some_and(|m| {
+                    m.iter().any(|(name, ep)| {
+                        name == x || ep["NetworkID"].as_str().is_some_and(|id| id.starts_with(x))
                     })
-                }) && !k.is_empty()
+                })
+            }) && any("publish", &|x| {
+                ports.values().any(|b| {
+                    b.as_array().is_some_and(|a| {
+                        a.iter().any(|b| {
+                            b["HostPort"]
+                                .as_str()
+                                .is_some_and(|hp| port_key(hp) == port_key(x) || hp == x)
+                        })
+                    })
+                })
+            }) && any("expose", &|x| ports.contains_key(&port_key(x)));
+            if !net {
+                return false;
+            }
+        }
+        f.get("volume").is_none() || {
+            let mounts = runtime::spec::bind_sources_and_destinations(&v.bundle.spec().ok());
+            any("volume", &|x| {
+                mounts
+                    .iter()
+                    .any(|(src, dst)| dst == x || src.ends_with(format!("volumes/{x}/_data")))
             })
-        })
-        && any("expose", &|x| ports.contains_key(&port_key(x)))
-        && any("volume", &|x| {
-            mounts
-                .iter()
-                .any(|(src, dst)| dst == x || src.ends_with(format!("volumes/{x}/_data")))
-        })
-        && any("isolation", &|x| x == "default")
-        && any("is-task", &|x| x == "false"))
+        }
+    }
 }
 
 pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
     let f = Filters::parse(c.req.param("filters"), LIST_FILTERS)?;
     let all = c.req.flag("all") || f.get("status").is_some() || f.get("exited").is_some();
-    let mut out = Vec::new();
-    for v in c.engine.containers(all)? {
-        if container_matches(c, &f, &v)? {
-            out.push(v);
-        }
-    }
+    let lf = ListFilter::new(c, &f)?;
+    let mut out: Vec<ContainerView> = c.engine.containers(all)?;
+    out.retain(|v| lf.matches(v));
     if let Some(n) = c.req.param("limit").and_then(|l| l.parse::<usize>().ok()) {
         if n > 0 {
             out.truncate(n);

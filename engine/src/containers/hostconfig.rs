@@ -99,6 +99,7 @@ impl<'a> HostConfig<'a> {
     /// The document for `o`, with what create resolved: the ports, health check,
     /// logging and command it settled on.
     pub fn of(o: &'a CreateOptions, r: Resolved<'a>) -> HostConfig<'a> {
+        let (nano_cpus, cpu_quota, cpu_period) = CpuLimit::fields(o.cpu_limit);
         HostConfig {
             security: &o.security,
             binds: o.binds.iter().map(|b| b.bind_string()).collect(),
@@ -165,9 +166,9 @@ impl<'a> HostConfig<'a> {
                 (None, None) => 0,
             },
             cpu_shares: o.cpu_shares.unwrap_or(0),
-            nano_cpus: CpuLimit::fields(o.cpu_limit).0,
-            cpu_quota: CpuLimit::fields(o.cpu_limit).1,
-            cpu_period: CpuLimit::fields(o.cpu_limit).2,
+            nano_cpus,
+            cpu_quota,
+            cpu_period,
             pids_limit: o.pids_limit,
             cpuset_cpus: o.cpuset_cpus.as_deref().unwrap_or(""),
             cpuset_mems: o.cpuset_mems.as_deref().unwrap_or(""),

@@ -14,29 +14,15 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    // The image's files, read inside the rootfs: regular files of at most 4 MiB only, so a
-    // FIFO or a device planted as /etc/passwd fails at once instead of hanging or filling
-    // memory.
-    let read = |name: &str| -> Result<String> {
-        let root = fsutil::open_root(rootfs)
-            .map_err(|e| EngineError::io(format!("open the rootfs {}", rootfs.display()), e))?;
-        let data = fsutil::read_regular_in_root(&root, Path::new(name), 4 << 20)
-            .ctx(|| format!("read the image's /{name} to look up user {user:?}"))?;
-        Ok(String::from_utf8_lossy(&data.unwrap_or_default()).to_string())
-    };
+    let read = |name: &str| read_table(rootfs, name, &format!("user {user:?}"));
     // Numeric user and group need no lookup at all.
     if let (Ok(uid), Some(Ok(gid))) = (u.parse::<u32>(), g.map(str::parse::<u32>)) {
         return Ok((uid, gid, vec![gid]));
     }
-    let fields = |text: &str| -> Vec<Vec<String>> {
-        text.lines()
-            .map(|l| l.split(':').map(str::to_string).collect())
-            .collect()
-    };
     // A numeric user needs no entry: an unreadable passwd (absent, or masked by
     // /dev/null) only leaves its primary group at 0, as runc does.
     let passwd = match (u.parse::<u32>(), read("etc/passwd")) {
-        (_, Ok(text)) => fields(&text),
+        (_, Ok(table)) => table,
         (Ok(_), Err(_)) => Vec::new(),
         (Err(_), Err(e)) => return Err(e),
     };
@@ -62,22 +48,18 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
     if let Some(g) = g {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => fields(&read("etc/group")?)
-                .iter()
-                .find(|f| f.len() > 2 && f[0] == g)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    EngineError::Invalid(format!(
-                        "unable to find group {g}: no matching entries in the image's /etc/group"
-                    ))
-                })?,
+            Err(_) => group_id(&read("etc/group")?, g).ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "unable to find group {g}: no matching entries in the image's /etc/group"
+                ))
+            })?,
         };
     }
     // Supplementary groups: those that list the user as a member (only when no group was
     // named), and always the primary group, as Docker's runtime sets them.
     let mut groups = vec![gid];
     if let (None, Some(name)) = (g, name) {
-        for f in fields(&read("etc/group")?) {
+        for f in read("etc/group")? {
             if f.len() > 3 && f[3].split(',').any(|m| m == name) {
                 if let Ok(n) = f[2].parse::<u32>() {
                     if !groups.contains(&n) {
@@ -102,23 +84,11 @@ pub fn add_groups(rootfs: &Path, names: &[String], groups: &mut Vec<u32>) -> Res
             Ok(n) => n,
             Err(_) => {
                 if table.is_none() {
-                    let root = fsutil::open_root(rootfs).map_err(|e| {
-                        EngineError::io(format!("open the rootfs {}", rootfs.display()), e)
-                    })?;
-                    let data = fsutil::read_regular_in_root(&root, Path::new("etc/group"), 4 << 20)
-                        .ctx(|| format!("read the image's /etc/group to look up group {g:?}"))?;
-                    let text = String::from_utf8_lossy(&data.unwrap_or_default()).to_string();
-                    table = Some(
-                        text.lines()
-                            .map(|l| l.split(':').map(str::to_string).collect())
-                            .collect(),
-                    );
+                    table = Some(read_table(rootfs, "etc/group", &format!("group {g:?}"))?);
                 }
                 table
-                    .iter()
-                    .flatten()
-                    .find(|f| f.len() > 2 && f[0] == *g)
-                    .and_then(|f| f[2].parse().ok())
+                    .as_deref()
+                    .and_then(|t| group_id(t, g))
                     .ok_or_else(|| {
                         EngineError::Invalid(format!(
                             "Unable to find group {g}: no matching entries in the image's /etc/group"
@@ -131,4 +101,27 @@ pub fn add_groups(rootfs: &Path, names: &[String], groups: &mut Vec<u32>) -> Res
         }
     }
     Ok(())
+}
+
+/// One of the image's /etc tables (passwd, group) as lines of `:`-separated fields, read
+/// inside the rootfs: a regular file of at most 4 MiB only, so a FIFO or a device planted
+/// there fails at once instead of hanging or filling memory. `what` is being looked up
+/// (for the error); an absent file is an empty table.
+fn read_table(rootfs: &Path, name: &str, what: &str) -> Result<Vec<Vec<String>>> {
+    let root = fsutil::open_root(rootfs)
+        .map_err(|e| EngineError::io(format!("open the rootfs {}", rootfs.display()), e))?;
+    let data = fsutil::read_regular_in_root(&root, Path::new(name), 4 << 20)
+        .ctx(|| format!("read the image's /{name} to look up {what}"))?;
+    Ok(String::from_utf8_lossy(&data.unwrap_or_default())
+        .lines()
+        .map(|l| l.split(':').map(str::to_string).collect())
+        .collect())
+}
+
+/// The id of group `name` in an /etc/group table.
+fn group_id(table: &[Vec<String>], name: &str) -> Option<u32> {
+    table
+        .iter()
+        .find(|f| f.len() > 2 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
 }
