@@ -824,3 +824,84 @@ fn tmpfs_mounts_refuse_programs_devices_and_setuid() {
     }
     s.assert_fsck_ok();
 }
+
+/// Sysctls and the UTS name reach only the container's own namespaces: one that would
+/// change the host (a global kernel parameter, `net.*` on the host's network, a hostname
+/// with the host's UTS namespace) is refused, and the host's value stays as it was.
+#[test]
+fn sysctls_and_names_never_reach_the_host() {
+    let s = setup("vfs");
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let other = if forward.trim() == "1" { "0" } else { "1" };
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend(["busybox-wh:1", BB, "true"]);
+        s.run(&args)
+    };
+    let attacks: [Vec<String>; 4] = [
+        vec![
+            "--network".into(),
+            "none".into(),
+            "--sysctl".into(),
+            "kernel.hostname=owned".into(),
+        ],
+        vec![
+            "--network".into(),
+            "host".into(),
+            "--sysctl".into(),
+            format!("net.ipv4.ip_forward={other}"),
+        ],
+        vec![
+            "--network".into(),
+            "none".into(),
+            "--uts".into(),
+            "host".into(),
+            "--hostname".into(),
+            "owned".into(),
+        ],
+        vec![
+            "--network".into(),
+            "none".into(),
+            "--sysctl".into(),
+            "net/../kernel/hostname=owned".into(),
+        ],
+    ];
+    for a in &attacks {
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        let o = run(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(125),
+            "{args:?} was not refused: {}",
+            err(&o)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        forward
+    );
+    // Its own namespace's value is set, and only there.
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--sysctl",
+        &format!("net.ipv4.ip_forward={other}"),
+        "busybox-wh:1",
+        BB,
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
+    ]);
+    assert_eq!(out(&o).trim(), other, "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        forward
+    );
+}
