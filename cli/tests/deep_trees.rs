@@ -29,7 +29,7 @@ fn store_usable(s: &Strata) {
 
 #[test]
 fn rm_and_run_rm_remove_a_100000_level_tree() {
-    let s = Strata::new();
+    let s = Strata::on_tmpfs(2048);
     let h = common::helper("deeptree", s.dir.path());
     s.load("images/busybox-wh.docker.tar");
     // `rm -f` of the container that made it, by the CLI.
@@ -54,7 +54,7 @@ fn rm_and_run_rm_remove_a_100000_level_tree() {
 
 #[test]
 fn the_daemon_removes_a_100000_level_tree_and_refuses_to_archive_it() {
-    let s = Strata::new();
+    let s = Strata::on_tmpfs(2048);
     let h = common::helper("deeptree", s.dir.path());
     s.load("images/busybox-wh.docker.tar");
     make_tree(&s, &h, &["--name", "c"]);
@@ -78,7 +78,7 @@ fn the_daemon_removes_a_100000_level_tree_and_refuses_to_archive_it() {
 
 #[test]
 fn a_build_whose_run_makes_a_100000_level_tree_fails_cleanly() {
-    let s = Strata::new();
+    let s = Strata::on_tmpfs(2048);
     s.load("images/busybox-wh.docker.tar");
     let ctx = s.dir.path().join("ctx");
     let h = common::helper("deeptree", s.dir.path());
@@ -113,7 +113,13 @@ fn a_store_whose_tmp_holds_a_100000_level_tree_opens() {
         .into_iter()
         .filter(|d| ["overlay2", "btrfs"].contains(d))
     {
-        let s = Strata::with_driver(driver);
+        let s = if driver == "btrfs" {
+            Strata::with_driver(driver)
+        } else {
+            let mut s = Strata::on_tmpfs(2048);
+            s.driver = Some(driver.to_string());
+            s
+        };
         s.load("images/busybox-wh.docker.tar");
         // What a remover that died (a stack overflow, a kill) left in the driver's tmp/,
         // named for a process that is gone.

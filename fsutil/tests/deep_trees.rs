@@ -40,6 +40,7 @@ fn deep_chain(root: &Path, depth: usize) {
 #[test]
 fn a_100000_level_tree_is_removed_on_a_small_stack() {
     let tmp = tempfile::tempdir().unwrap();
+    let _mem = fsutil::testing::Tmpfs::mount(tmp.path(), 1024).unwrap();
     let outside = tmp.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("keep"), "x").unwrap();

@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 /// A data root of its own for one test.
 pub struct Strata {
+    /// The tmpfs a test asked for ([`Strata::on_tmpfs`]) on the data root.
+    pub mem: Option<fsutil::testing::Tmpfs>,
     /// The filesystem made for drivers that need their own (btrfs), mounted on the data
     /// root; declared first so it is unmounted before the temp dir goes.
     pub fs: Option<loopfs::LoopFs>,
@@ -59,6 +61,7 @@ impl Strata {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("daemon.json"), b"{}").unwrap();
         Strata {
+            mem: None,
             fs: None,
             dir,
             driver: None,
@@ -74,6 +77,15 @@ impl Strata {
             let img = s.dir.path().join("btrfs.img");
             s.fs = Some(loopfs::LoopFs::create("btrfs", &img, &s.root(), 1 << 30).unwrap());
         }
+        s
+    }
+
+    /// A fresh data root on a tmpfs of `size_mib` MiB, for tests whose work is a great
+    /// many directory operations (the disk's journal would be most of their time).
+    pub fn on_tmpfs(size_mib: u64) -> Strata {
+        let mut s = Strata::new();
+        std::fs::create_dir(s.root()).unwrap();
+        s.mem = Some(fsutil::testing::Tmpfs::mount(&s.root(), size_mib).unwrap());
         s
     }
 
