@@ -301,3 +301,59 @@ fn sigterm_ends_streams_and_the_daemon_while_containers_run_on() {
     );
     s.ok(&["rm", "-f", "stays"]);
 }
+
+/// A hundred `events` followers are fed by one reader of the events file: each gets what a
+/// CLI on the same data root did after it came (and nothing from before, as dockerd), and
+/// the daemon runs one reader thread for all of them.
+#[test]
+fn a_hundred_event_followers_share_one_reader_and_see_the_clis_work() {
+    let s = Strata::new();
+    s.load("images/busybox-wh.docker.tar");
+    let d = common::daemon::Daemon::start(&s);
+    let followers: Vec<UnixStream> = (0..100)
+        .map(|_| {
+            let mut c = UnixStream::connect(&d.sock).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            write!(c, "GET /events HTTP/1.1\r\nHost: docker\r\n\r\n").unwrap();
+            c
+        })
+        .collect();
+    // Every follower has its head, so it has joined the feed.
+    let mut followers: Vec<(UnixStream, Vec<u8>)> = followers
+        .into_iter()
+        .map(|mut c| {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).unwrap();
+                assert!(n > 0, "a follower's connection ended");
+                got.extend_from_slice(&buf[..n]);
+            }
+            (c, got)
+        })
+        .collect();
+    s.ok(&["tag", "busybox-wh:1", "followed:1"]);
+    for (c, got) in &mut followers {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(got).contains("\"tag\"") {
+            let n = c.read(&mut buf).expect("the tag event within 20 s");
+            assert!(n > 0, "a follower's stream ended");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(got);
+        assert!(text.contains("followed:1"), "{text}");
+        assert!(
+            !text.contains("\"load\""),
+            "an event from before the follower came: {text}"
+        );
+    }
+    let readers = std::fs::read_dir(format!("/proc/{}/task", d.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "events-feed")
+        .count();
+    assert_eq!(
+        readers, 1,
+        "one reader of the events file for every follower"
+    );
+}

@@ -38,6 +38,9 @@ pub type Progress = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
 pub struct Engine {
     cfg: Config,
     progress: Option<Progress>,
+    /// The events reader shared by this engine's clones (the daemon's followers), started
+    /// by the first follower.
+    feed: Arc<std::sync::OnceLock<Arc<events::feed::Feed>>>,
 }
 
 impl Engine {
@@ -46,6 +49,7 @@ impl Engine {
         Engine {
             cfg,
             progress: None,
+            feed: Arc::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use crate::error::{Context as _, Result};
 use crate::Engine;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Why each driver could or could not be used here.
 #[derive(Debug, Clone, Serialize)]
@@ -191,5 +192,13 @@ impl Engine {
         until: Option<u64>,
     ) -> Result<Vec<crate::events::Event>> {
         crate::events::read(&self.cfg.data_root, since, until)
+    }
+
+    /// Events as they are recorded (by any process on the data root), for followers: one
+    /// reader per engine, however many follow.
+    pub fn event_feed(&self) -> Arc<crate::events::feed::Feed> {
+        self.feed
+            .get_or_init(|| crate::events::feed::Feed::start(&self.cfg.data_root))
+            .clone()
     }
 }

@@ -155,6 +155,9 @@ fn event_doc(e: &engine::events::Event) -> serde_json::Value {
     })
 }
 
+/// How often a follower with nothing to send looks whether its client is still there.
+const FOLLOW_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Events since `since`; up to `until`, or followed (streamed as they happen) without it.
 pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
     let num = |k: &str| {
@@ -212,45 +215,40 @@ pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {
     };
     let (engine, alive) = (c.engine, c.alive);
     let mut w = c.resp.stream(200, "application/json", &[])?;
+    let mut send = |e: &engine::events::Event| {
+        if !keep(e) {
+            return true;
+        }
+        let mut line = event_doc(e).to_string();
+        line.push('\n');
+        w.write_all(line.as_bytes()).and_then(|_| w.flush()).is_ok()
+    };
+    // Followers join the feed before reading the file, so nothing recorded in between is
+    // missed; what both hold is sent once (by time).
+    let feed = until.is_none().then(|| engine.event_feed());
+    let mut cursor = feed.as_ref().map(|f| f.cursor());
     let mut last_nano = 0u128;
-    let mut first = true;
-    loop {
-        let from = if first {
-            since
-        } else {
-            Some((last_nano / 1_000_000_000) as u64)
-        };
-        for e in engine.events(from, until)? {
-            if !first && e.time_nano <= last_nano {
-                continue;
-            }
+    // As dockerd: past events when a window is asked for, else only new ones.
+    if since.is_some() || until.is_some() {
+        for e in engine.events(since, until)? {
             last_nano = last_nano.max(e.time_nano);
-            if !keep(&e) {
-                continue;
-            }
-            let mut line = event_doc(&e).to_string();
-            line.push('\n');
-            if w.write_all(line.as_bytes())
-                .and_then(|_| w.flush())
-                .is_err()
-            {
+            if !send(&e) {
                 return Ok(Reply::Sent);
             }
         }
-        first = false;
-        if until.is_some() {
-            break;
+    }
+    if let (Some(feed), Some(cursor)) = (feed, cursor.as_mut()) {
+        while alive() {
+            for e in feed.next_after(cursor, FOLLOW_CHECK) {
+                if e.time_nano <= last_nano {
+                    continue;
+                }
+                if !send(&e) {
+                    return Ok(Reply::Sent);
+                }
+            }
         }
-        if last_nano == 0 {
-            last_nano = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-        }
-        if !alive() {
-            return Ok(Reply::Sent);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        return Ok(Reply::Sent);
     }
     w.finish()?;
     Ok(Reply::Sent)

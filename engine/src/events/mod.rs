@@ -3,6 +3,8 @@
 //! (O_APPEND), so processes and threads recording at once never interleave; the file is
 //! rotated once it passes 4 MiB, keeping one older generation.
 
+pub mod feed;
+
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
