@@ -91,6 +91,11 @@ fn bind_private(path: &std::path::Path) -> std::io::Result<UnixListener> {
 
 /// Serves `opts.hosts` until SIGTERM or SIGINT.
 pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
+    // A long-lived process: container records, states and host configs are parsed once
+    // per change, not once per listing.
+    fsutil::parsed_cache::enable();
+    let mut engine = engine;
+    engine.keep_store_open();
     let hosts = if opts.hosts.is_empty() {
         vec!["unix:///run/strata.sock".to_string()]
     } else {

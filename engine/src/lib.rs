@@ -41,6 +41,9 @@ pub struct Engine {
     /// The events reader shared by this engine's clones (the daemon's followers), started
     /// by the first follower.
     feed: Arc<std::sync::OnceLock<Arc<events::feed::Feed>>>,
+    /// The store opened once for a long-lived process ([`Engine::keep_store_open`]):
+    /// every operation gets a fork of it.
+    opened: Option<Arc<std::sync::Mutex<Option<Store>>>>,
 }
 
 impl Engine {
@@ -50,6 +53,7 @@ impl Engine {
             cfg,
             progress: None,
             feed: Arc::default(),
+            opened: None,
         }
     }
 
@@ -63,20 +67,63 @@ impl Engine {
         self.progress = Some(f);
     }
 
+    /// Opens the store once for every later operation of this engine and its clones (the
+    /// daemon): the driver's checks and repairs, the temp area's cleaning and the
+    /// repair of an earlier boot's writes run at the first open, not per request. A
+    /// migration by another process (the data root's driver file names another driver)
+    /// is noticed and the store opened again.
+    pub fn keep_store_open(&mut self) {
+        self.opened = Some(Arc::default());
+    }
+
     fn open(&self, read_only: bool) -> Result<Store> {
-        let mut store = Store::open(&StoreOptions {
+        let mut store = match &self.opened {
+            Some(slot) => {
+                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                let current = slot.as_ref().filter(|base| self.still_current(base));
+                match current {
+                    Some(base) => base.fork(),
+                    None => {
+                        let base = self.open_new(false)?;
+                        let store = base.fork();
+                        *slot = Some(base);
+                        store
+                    }
+                }
+            }
+            None => self.open_new(read_only)?,
+        };
+        if let Some(p) = &self.progress {
+            let p = p.clone();
+            store.set_progress(Box::new(move |w, d, t| p(w, d, t)));
+        }
+        Ok(store)
+    }
+
+    /// Whether a store kept open still uses the driver the data root names.
+    fn still_current(&self, base: &Store) -> bool {
+        if self.cfg.driver.is_some() {
+            return true;
+        }
+        match std::fs::read_to_string(
+            self.cfg
+                .data_root
+                .join(layerstore::store::ACTIVE_DRIVER_FILE),
+        ) {
+            Ok(name) => name.trim() == base.driver.name(),
+            Err(_) => true,
+        }
+    }
+
+    fn open_new(&self, read_only: bool) -> Result<Store> {
+        Store::open(&StoreOptions {
             data_root: self.cfg.data_root.clone(),
             driver: self.cfg.driver.clone(),
             driver_opts: self.cfg.driver_opts.clone(),
             read_only,
             limits: self.cfg.limits,
         })
-        .ctx(|| format!("opening the store at {}", self.cfg.data_root.display()))?;
-        if let Some(p) = &self.progress {
-            let p = p.clone();
-            store.set_progress(Box::new(move |w, d, t| p(w, d, t)));
-        }
-        Ok(store)
+        .ctx(|| format!("opening the store at {}", self.cfg.data_root.display()))
     }
 
     /// The store, for operations that change it.

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod manifest;
 pub mod mounts;
 pub mod nofollow;
+pub mod parsed_cache;
 pub mod pump;
 pub mod resolve;
 pub mod testing;

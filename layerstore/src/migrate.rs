@@ -81,7 +81,8 @@ pub fn migrate(
             running.join(", ")
         )));
     }
-    let target = drivers::open(to, &store.root.join(to), opts)?;
+    let target: std::sync::Arc<dyn drivers::Driver> =
+        drivers::open(to, &store.root.join(to), opts)?.into();
     let p = plan(store, to)?;
     let pin = store.root.join(ACTIVE_DRIVER_FILE);
     write_atomic(&pin, from.as_bytes()).map_err(|e| StoreError::io("write", &pin, e))?;

@@ -105,6 +105,28 @@ pub struct Networks {
     root: PathBuf,
 }
 
+/// The network named `key`, or with id (or unique id prefix) `key`, among `all` (read
+/// once by a caller that resolves many).
+pub fn resolve_in(all: &[NetworkRecord], key: &str) -> Result<NetworkRecord> {
+    if let Some(n) = all.iter().find(|n| n.name == key || n.id == key) {
+        return Ok(n.clone());
+    }
+    let hits: Vec<&NetworkRecord> = all
+        .iter()
+        .filter(|n| !key.is_empty() && n.id.starts_with(key))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(StoreError::NotFound(format!(
+            "network {key} not found: `strata network ls` lists them"
+        ))),
+        _ => Err(StoreError::Ambiguous(format!(
+            "network id prefix {key} matches {} networks: give more of it",
+            hits.len()
+        ))),
+    }
+}
+
 impl Networks {
     /// The networks of the data root `root`, with the built-in ones made when missing.
     pub fn open(root: &Path) -> Result<Networks> {
@@ -180,24 +202,7 @@ impl Networks {
 
     /// The network named `key`, or with id (or unique id prefix) `key`.
     pub fn resolve(&self, key: &str) -> Result<NetworkRecord> {
-        let all = self.all_unlocked()?;
-        if let Some(n) = all.iter().find(|n| n.name == key || n.id == key) {
-            return Ok(n.clone());
-        }
-        let hits: Vec<&NetworkRecord> = all
-            .iter()
-            .filter(|n| !key.is_empty() && n.id.starts_with(key))
-            .collect();
-        match hits.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(StoreError::NotFound(format!(
-                "network {key} not found: `strata network ls` lists them"
-            ))),
-            _ => Err(StoreError::Ambiguous(format!(
-                "network id prefix {key} matches {} networks: give more of it",
-                hits.len()
-            ))),
-        }
+        resolve_in(&self.all_unlocked()?, key)
     }
 
     /// Makes a bridge network: its name unused, its subnet overlapping no other's.

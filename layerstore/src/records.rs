@@ -17,7 +17,7 @@ pub struct JsonDir<T> {
     _t: PhantomData<T>,
 }
 
-impl<T: Serialize + DeserializeOwned> JsonDir<T> {
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> JsonDir<T> {
     /// Records under `dir` (created if missing).
     pub fn new(dir: PathBuf) -> Result<Self> {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
@@ -34,11 +34,10 @@ impl<T: Serialize + DeserializeOwned> JsonDir<T> {
     /// The record `key`, if present.
     pub fn get(&self, key: &str) -> Result<Option<T>> {
         let p = self.path(key);
-        match fs::read(&p) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map(Some)
-                .map_err(|e| StoreError::json(p.display().to_string(), e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        match fsutil::parsed_cache::read_parsed(&p, |data| serde_json::from_slice::<T>(data)) {
+            Ok(Some(Ok(v))) => Ok(Some(v)),
+            Ok(Some(Err(e))) => Err(StoreError::json(p.display().to_string(), e)),
+            Ok(None) => Ok(None),
             Err(e) => Err(StoreError::io("read", p, e)),
         }
     }
@@ -61,6 +60,7 @@ impl<T: Serialize + DeserializeOwned> JsonDir<T> {
     /// Deletes record `key`; a missing one is fine.
     pub fn remove(&self, key: &str) -> Result<()> {
         let p = self.path(key);
+        fsutil::parsed_cache::forget(&p);
         match fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

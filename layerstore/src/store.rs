@@ -45,7 +45,8 @@ pub struct StoreOptions {
 /// many threads and used beside other processes.
 pub struct Store {
     pub root: PathBuf,
-    pub driver: Box<dyn Driver>,
+    /// Shared by the store's forks ([`Store::fork`]): opened, checked and repaired once.
+    pub driver: std::sync::Arc<dyn Driver>,
     pub blobs: BlobStore,
     pub layers: JsonDir<LayerRecord>,
     pub images: JsonDir<ImageRecord>,
@@ -128,9 +129,9 @@ impl Store {
                 }
             }
         }
-        let driver = match &opts.driver {
-            Some(n) => drivers::open(n, &root.join(n), &opts.driver_opts)?,
-            None => Self::detect_driver(&root, &opts.driver_opts)?,
+        let driver: std::sync::Arc<dyn Driver> = match &opts.driver {
+            Some(n) => drivers::open(n, &root.join(n), &opts.driver_opts)?.into(),
+            None => Self::detect_driver(&root, &opts.driver_opts)?.into(),
         };
         tracing::debug!(
             data_root = %root.display(),
@@ -163,6 +164,28 @@ impl Store {
         // Writes of a boot that ended before they were flushed are checked before use.
         store.repair_unflushed()?;
         Ok(store)
+    }
+
+    /// The same store for another operation: its own flush journal (so what this one
+    /// writes settles when it ends), and none of the work of [`Store::open`] again (the
+    /// driver's support check and mount repair, the temp area's cleaning, the repair of
+    /// an earlier boot's writes). A long-lived process opens once and forks per request.
+    pub fn fork(&self) -> Store {
+        let journal = Journal::new(&self.root);
+        Store {
+            root: self.root.clone(),
+            driver: self.driver.clone(),
+            blobs: self.blobs.clone().with_journal(journal.clone()),
+            layers: self.layers.clone(),
+            images: self.images.clone(),
+            containers: self.containers.clone(),
+            refs: self.refs.clone(),
+            tmp: self.tmp.clone(),
+            progress: None,
+            limits: self.limits,
+            locks: self.locks.clone(),
+            journal,
+        }
     }
 
     /// Keeps using the driver whose folder already holds layers; else opens the first that

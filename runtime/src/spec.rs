@@ -367,8 +367,15 @@ pub fn save_resolved(spec: &Spec, bundle: &Path) -> Result<()> {
 /// Reads `config.json` from `bundle`.
 pub fn load(bundle: &Path) -> Result<Spec> {
     let p = bundle.join("config.json");
-    let data = std::fs::read(&p).map_err(|e| RuntimeError::io("read", &p, e))?;
-    serde_json::from_slice(&data).map_err(|e| RuntimeError::Spec(format!("{}: {e}", p.display())))
+    match fsutil::parsed_cache::read_parsed(&p, |d| serde_json::from_slice::<Spec>(d)) {
+        Ok(Some(r)) => r.map_err(|e| RuntimeError::Spec(format!("{}: {e}", p.display()))),
+        Ok(None) => Err(RuntimeError::io(
+            "read",
+            &p,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )),
+        Err(e) => Err(RuntimeError::io("read", &p, e)),
+    }
 }
 
 /// One mount of the plan.

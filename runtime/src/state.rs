@@ -92,10 +92,10 @@ impl State {
     /// The state in folder `dir` (`created` when none was written yet).
     pub fn load(dir: &Path) -> Result<State> {
         let p = dir.join("state.json");
-        match std::fs::read(&p) {
-            Ok(d) => serde_json::from_slice(&d)
-                .map_err(|e| RuntimeError::Other(format!("{}: {e}", p.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        match fsutil::parsed_cache::read_parsed(&p, |d| serde_json::from_slice::<State>(d)) {
+            Ok(Some(Ok(s))) => Ok(s),
+            Ok(Some(Err(e))) => Err(RuntimeError::Other(format!("{}: {e}", p.display()))),
+            Ok(None) => Ok(State::default()),
             Err(e) => Err(RuntimeError::io("read", p, e)),
         }
     }

@@ -6,6 +6,7 @@ use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::containers::{ContainerView, LogOptions, LogSinks, StartOptions};
 use engine::Status;
+use layerstore::networks::NetworkRecord;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +49,7 @@ fn ports_list(ports: &Value) -> Value {
 }
 
 /// Docker's list entry for a container.
-pub fn summary(v: &ContainerView) -> Value {
+pub fn summary(v: &ContainerView, nets: &[NetworkRecord]) -> Value {
     let spec = v.bundle.spec().ok();
     let args: Vec<String> = spec
         .as_ref()
@@ -56,7 +57,7 @@ pub fn summary(v: &ContainerView) -> Value {
         .unwrap_or_default();
     let status = v.status_text();
     let hc = v.bundle.host_config();
-    let ns = v.network_settings();
+    let ns = v.network_settings_in(nets);
     json!({
         "Id": v.record.id,
         "Names": [format!("/{}", v.record.name)],
@@ -253,9 +254,10 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
             out.truncate(n);
         }
     }
+    let nets = c.engine.network_list()?;
     Ok(Reply::Json(
         200,
-        Value::Array(out.iter().map(summary).collect()),
+        Value::Array(out.iter().map(|v| summary(v, &nets)).collect()),
     ))
 }
 

@@ -112,11 +112,12 @@ fn rfc3339_now() -> String {
 
 pub fn df(c: &mut Call<'_>) -> ApiResult<Reply> {
     let images = super::images::summaries(c.engine, c.version)?;
+    let nets = c.engine.network_list()?;
     let containers: Vec<_> = c
         .engine
         .containers(true)?
         .iter()
-        .map(super::containers::summary)
+        .map(|v| super::containers::summary(v, &nets))
         .collect();
     let volumes: Vec<_> = c
         .engine

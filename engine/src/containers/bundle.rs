@@ -68,10 +68,20 @@ impl Bundle {
 
     /// The options `inspect` shows under `HostConfig` (`{}` when none were kept).
     pub fn host_config(&self) -> serde_json::Value {
-        std::fs::read(self.dir.join("hostconfig.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        self.read_json("hostconfig.json")
             .unwrap_or_else(|| serde_json::json!({}))
+    }
+
+    /// One of its JSON files, `None` when it is missing or unreadable; parsed once per
+    /// change in a long-lived process (see [`fsutil::parsed_cache`]).
+    pub fn read_json<T>(&self, name: &str) -> Option<T>
+    where
+        T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        fsutil::parsed_cache::read_parsed(&self.dir.join(name), |b| serde_json::from_slice::<T>(b))
+            .ok()
+            .flatten()
+            .and_then(|r| r.ok())
     }
 
     /// Makes the container's stdin FIFO (`OpenStdin`).

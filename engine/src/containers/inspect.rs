@@ -42,6 +42,14 @@ impl ContainerView {
         crate::networks::network_settings(self.bundle.data_root(), &self.record.id)
     }
 
+    /// [`ContainerView::network_settings`] from network records read once for a listing.
+    pub fn network_settings_in(
+        &self,
+        nets: &[layerstore::networks::NetworkRecord],
+    ) -> serde_json::Value {
+        crate::networks::network_settings_in(nets, self.bundle.data_root(), &self.record.id)
+    }
+
     pub(crate) fn of_record(store: &Store, record: ContainerRecord) -> ContainerView {
         let bundle = Bundle::of(&store.root, &record.id);
         let state = bundle.state_or_default();

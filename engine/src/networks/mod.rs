@@ -248,16 +248,25 @@ impl Engine {
 
 /// The `NetworkSettings` of container `cid` in Docker's shape.
 pub fn network_settings(root: &std::path::Path, cid: &str) -> Value {
+    let all = Networks::open(root)
+        .and_then(|n| n.list())
+        .unwrap_or_default();
+    network_settings_in(&all, root, cid)
+}
+
+/// [`network_settings`] with every network record read once by the caller (a listing of
+/// many containers).
+pub fn network_settings_in(all: &[NetworkRecord], root: &std::path::Path, cid: &str) -> Value {
     let bundle = Bundle::of(root, cid);
     let ports = proxy::published(&bundle);
     let mut networks = serde_json::Map::new();
     // The default bridge's endpoint is repeated at the top, as dockerd does.
     let mut top = Endpoint::default();
     let cn = sandbox::ContainerNet::of(&bundle);
-    if let Ok(nets) = Networks::open(root) {
+    {
         // `none` and `host` have no endpoint record, but dockerd lists them.
         if !cn.is_bridge() && !cn.mode.starts_with("container:") {
-            if let Ok(n) = nets.resolve(&cn.mode) {
+            if let Ok(n) = layerstore::networks::resolve_in(all, &cn.mode) {
                 let doc = Endpoint {
                     network_id: n.id.clone(),
                     ..Default::default()
@@ -265,7 +274,7 @@ pub fn network_settings(root: &std::path::Path, cid: &str) -> Value {
                 networks.insert(n.name.clone(), doc.to_json());
             }
         }
-        for (n, e) in nets.of_container(cid).unwrap_or_default() {
+        for (n, e) in all.iter().filter_map(|n| Some((n, n.endpoints.get(cid)?))) {
             let s = n.subnet();
             let doc = Endpoint {
                 network_id: n.id.clone(),

@@ -33,10 +33,7 @@ impl Drop for Proxy {
 
 /// The ports container `cid` has published now (empty when it is not running).
 pub fn published(bundle: &Bundle) -> PortMap {
-    std::fs::read(bundle.dir().join("ports.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+    bundle.read_json("ports.json").unwrap_or_default()
 }
 
 /// Starts container `cid`'s proxy when it publishes ports; a host port in use is an

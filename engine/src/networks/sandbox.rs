@@ -37,9 +37,8 @@ pub struct ContainerNet {
 impl ContainerNet {
     /// The one written at create, or `none` for a container made before networks.
     pub fn of(bundle: &Bundle) -> ContainerNet {
-        std::fs::read(bundle.dir().join("network.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        bundle
+            .read_json("network.json")
             .unwrap_or_else(|| ContainerNet {
                 mode: "none".into(),
                 ..Default::default()
