@@ -565,3 +565,133 @@ fn credentials_never_go_to_a_realm_on_another_host_in_clear_text() {
         "credentials sent to another host: {seen:?}"
     );
 }
+
+/// A TCP proxy to `to` whose replies trickle at `rate` bytes a second (a slow registry);
+/// returns its address and the count of reply bytes passed so far.
+fn throttled_proxy(to: String, rate: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let passed = Arc::new(AtomicUsize::new(0));
+    let count = passed.clone();
+    std::thread::spawn(move || {
+        for client in l.incoming() {
+            let Ok(mut client) = client else { break };
+            let Ok(mut server) = TcpStream::connect(&to) else {
+                break;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let chunk = rate / 20;
+                let mut buf = vec![0u8; chunk];
+                loop {
+                    let n = match server.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    count.fetch_add(n, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, passed)
+}
+
+/// A pull from a registry that trickles at 512 KB/s holds only its own layers: a load of
+/// another image and an `rmi` of a third finish while it is still downloading (the
+/// `rmi`'s space is freed by a collector that waits for the pull), and the store is
+/// whole afterwards.
+#[test]
+fn a_slow_pull_delays_no_load_or_rmi_of_other_images() {
+    use std::sync::atomic::Ordering;
+    let reg = Registry::start(None);
+    let a = Strata::new();
+    a.load("images/busybox-wh.docker.tar");
+    let dest = format!("{}/test/bb:v1", reg.addr);
+    a.ok(&strs(&plain(&["push", "busybox-wh:1", &dest])));
+    // Two small images of their own layers, as archives.
+    for name in ["other", "gone"] {
+        let ctx = a.dir.path().join(name);
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("f"), name).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
+        a.ok(&["build", "-t", &format!("{name}:1"), ctx.to_str().unwrap()]);
+        let tar = a.dir.path().join(format!("{name}.tar"));
+        a.ok(&["save", "-o", tar.to_str().unwrap(), &format!("{name}:1")]);
+    }
+    let b = Strata::new();
+    b.ok(&[
+        "load",
+        "-i",
+        a.dir.path().join("gone.tar").to_str().unwrap(),
+    ]);
+    let (proxy, passed) = throttled_proxy(reg.addr.clone(), 512 << 10);
+    let mut pull = b
+        .cmd(&strs(&plain(&["pull", &format!("{proxy}/test/bb:v1")])))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Under way: past the manifest and config, into the layers.
+    let t = std::time::Instant::now();
+    while passed.load(Ordering::SeqCst) < 200 << 10 {
+        assert!(t.elapsed().as_secs() < 30, "the pull did not start");
+        assert!(pull.try_wait().unwrap().is_none(), "the pull ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    b.ok(&[
+        "load",
+        "-i",
+        a.dir.path().join("other.tar").to_str().unwrap(),
+    ]);
+    assert!(
+        pull.try_wait().unwrap().is_none(),
+        "the load waited for the pull ({} bytes passed)",
+        passed.load(Ordering::SeqCst)
+    );
+    b.ok(&["rmi", "gone:1"]);
+    assert!(
+        pull.try_wait().unwrap().is_none(),
+        "the rmi waited for the pull ({} bytes passed)",
+        passed.load(Ordering::SeqCst)
+    );
+    let out = pull.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(b.ok(&["images"]).contains("other"));
+    // The collector ran once the pull let go: nothing of `gone` is left, fsck passes.
+    let t = std::time::Instant::now();
+    loop {
+        let fsck = b.run(&["fsck"]);
+        if fsck.status.success() {
+            break;
+        }
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "{}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &format!("{proxy}/test/bb:v1"),
+        "true",
+    ]);
+}

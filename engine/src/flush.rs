@@ -1,6 +1,7 @@
-//! Flushing recent writes to disk off the critical path: a command's loads and pulls
-//! return once their data is in the page cache and journaled; a detached `strata flush`
-//! then writes it out (see `layerstore::journal` for the crash model).
+//! Work off the critical path: a command's loads and pulls return once their data is in
+//! the page cache and journaled, and a detached `strata flush` then writes it out (see
+//! `layerstore::journal` for the crash model); an `rmi` beside a pull returns at once and
+//! a detached `strata gc` frees the space when the pull is done.
 
 use crate::error::{EngineError, Result};
 use crate::Engine;
@@ -43,6 +44,22 @@ impl Engine {
             .spawn()
             .map_err(|e| EngineError::io("start a background flush", e))?;
         // The intermediate process exits at once; the flusher runs on, detached.
+        let _ = child.wait();
+        Ok(())
+    }
+
+    /// Starts a detached `strata gc`, which waits for the content lock (held by a pull
+    /// or load) and then frees what no image or container uses.
+    pub fn gc_in_background(&self) -> Result<()> {
+        let mut cmd = crate::shim::strata_command(self, None, "collect garbage in the background")?;
+        cmd.arg("gc")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        fsutil::helper::detach(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| EngineError::io("start a background garbage collection", e))?;
         let _ = child.wait();
         Ok(())
     }

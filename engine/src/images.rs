@@ -188,6 +188,11 @@ impl Engine {
         let store = self.store()?;
         let lines = store.rmi(reference, force)?;
         crate::events::record(&store.root, "image", "delete", reference, "");
+        // The space now, unless a pull or load holds the content: then a detached
+        // collector waits for it, and this answer does not.
+        if !store.gc_if_free()? {
+            self.gc_in_background()?;
+        }
         Ok(lines)
     }
 

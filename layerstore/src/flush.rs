@@ -81,7 +81,7 @@ impl Store {
                 report.images_lost.push(img.id.clone());
             }
         }
-        let _held = self.locks.layers()?;
+        // The content lock (exclusive) keeps every layer operation out: no layer lock.
         // In the order they were written: parents before the layers above them.
         for l in &lines {
             let (Some(chain), Some(drv), Some(id)) = (&l.layer, &l.driver, &l.id) else {

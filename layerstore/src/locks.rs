@@ -3,14 +3,18 @@
 //!
 //! Each lock is an flock on a file of the data root, taken through a fresh open file
 //! description each time, so it excludes other threads of the same process as surely as
-//! other processes, and a crash releases it. Three locks, always taken in this order:
+//! other processes, and a crash releases it. Three kinds, always taken in this order:
 //!
 //! - **content** (`lock`): shared by every operation that adds or uses layers and blobs
 //!   (load, pull, import, commit, create, mount, save, push), exclusive for the ones that
 //!   free them (garbage collection, migration, repair). A download holds it shared, so it
 //!   never blocks reads (which take no lock) or other downloads, only a prune.
-//! - **layers** (`layers.lock`): held while driver layers are made and their records
-//!   written, so two loads never materialise the same layer twice.
+//! - **layer** (`locks/<chain hex>`, one per ChainID): held while that layer's driver copy
+//!   is made and its record written, so two loads never materialise the same layer twice,
+//!   while loads, pulls and commits of other layers go on beside it (a pull from a slow
+//!   registry streams into its own layers only). Taken bottom-up along a stack, so two
+//!   operations can never wait for each other. The files are removed by garbage
+//!   collection, under the exclusive content lock every layer operation excludes.
 //! - **records** (`records.lock`): held for each read-modify-write of `refs.json` and for
 //!   the check-then-write of a container's unique name; never across slow work.
 
@@ -23,6 +27,7 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct StoreLocks {
     content: PathBuf,
+    /// The folder of the per-layer locks.
     layers: PathBuf,
     records: PathBuf,
 }
@@ -46,7 +51,7 @@ impl StoreLocks {
     pub fn new(root: &Path) -> StoreLocks {
         StoreLocks {
             content: root.join("lock"),
-            layers: root.join("layers.lock"),
+            layers: root.join("locks"),
             records: root.join("records.lock"),
         }
     }
@@ -66,9 +71,41 @@ impl StoreLocks {
         FileLock::try_exclusive(&self.content).ok().flatten()
     }
 
-    /// Driver layers being made and recorded.
-    pub fn layers(&self) -> Result<FileLock> {
-        take(&self.layers, "layers", FileLock::exclusive)
+    /// Layer `chain`'s driver copy being made and recorded. The caller holds the content
+    /// lock (shared), and takes the locks of a stack bottom-up.
+    pub fn layer(&self, chain: &crate::digest::Digest) -> Result<FileLock> {
+        if !self.layers.is_dir() {
+            std::fs::create_dir_all(&self.layers)
+                .map_err(|e| StoreError::io("create", &self.layers, e))?;
+        }
+        take(&self.layers.join(chain.hex()), "layer", FileLock::exclusive)
+    }
+
+    /// Removes the lock files of layers not in `live` (hex ChainIDs). Only with the
+    /// content lock held exclusively (`_held`): nobody else holds or opens a layer lock.
+    pub fn remove_layer_locks(
+        &self,
+        _held: &FileLock,
+        live: &std::collections::HashSet<String>,
+    ) -> Result<usize> {
+        let Ok(entries) = std::fs::read_dir(&self.layers) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if !name.to_str().is_some_and(|h| live.contains(h)) {
+                let p = e.path();
+                std::fs::remove_file(&p).map_err(|e| StoreError::io("remove", &p, e))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Layer locks of `chains`, taken in the order given (bottom-up).
+    pub fn layers(&self, chains: &[crate::digest::Digest]) -> Result<Vec<FileLock>> {
+        chains.iter().map(|c| self.layer(c)).collect()
     }
 
     /// A read-modify-write of the records.

@@ -320,7 +320,8 @@ impl Store {
     }
 
     /// Removes a reference, or an image with all its references. Refused while a container
-    /// uses the image unless `force`. Frees layers and blobs nothing uses any more.
+    /// uses the image unless `force`. Frees nothing: the caller collects after
+    /// ([`Store::gc_if_free`], so a pull of another image does not make it wait).
     /// Returns what was untagged and what was deleted, in Docker's words.
     pub fn rmi(&self, reference: &str, force: bool) -> Result<Vec<String>> {
         let img = self.resolve_image(reference)?;
@@ -393,9 +394,20 @@ impl Store {
             out.push(format!("Deleted: {p}"));
             parent = rec.parent;
         }
-        drop(held);
-        self.gc()?;
         Ok(out)
+    }
+
+    /// Runs [`Store::gc`] when nobody holds the content lock; false (nothing done) when
+    /// another operation holds it. The image records are gone either way: only the space
+    /// waits.
+    pub fn gc_if_free(&self) -> Result<bool> {
+        match self.locks.try_content_exclusive() {
+            Some(held) => {
+                self.gc_held(&held)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Removes layers and blobs that no image or container uses. Reference counts are
@@ -475,6 +487,10 @@ impl Store {
                 }
             }
         }
+        // Locks of layers that are gone (nobody holds one: every holder holds the content
+        // lock, shared).
+        let recorded: HashSet<String> = self.layers.keys()?.into_iter().collect();
+        self.locks.remove_layer_locks(_held, &recorded)?;
         let mut removed_blobs = 0;
         for d in self.blobs.list()? {
             if !live_blobs.contains(&d) {
@@ -521,8 +537,19 @@ impl Store {
         if let Some(id) = self.cached_layer(chain)? {
             return Ok(id);
         }
-        let held = self.locks.layers()?;
-        self.ensure_layer_held(&held, chain)
+        // This layer and the ones below it the driver lacks, locked bottom-up.
+        let mut missing = vec![chain.clone()];
+        let mut cur = self.layer(chain)?.parent;
+        while let Some(c) = cur {
+            if self.cached_layer(&c)?.is_some() || missing.len() > 10_000 {
+                break;
+            }
+            cur = self.layer(&c)?.parent;
+            missing.push(c);
+        }
+        missing.reverse();
+        let _held = self.locks.layers(&missing)?;
+        self.ensure_layer_held(chain)
     }
 
     /// Refuses a chain with a layer an unclean shutdown damaged (its own or one below).
@@ -553,8 +580,9 @@ impl Store {
             .cloned())
     }
 
-    /// [`Store::ensure_layer`] with the layers lock `_held`.
-    fn ensure_layer_held(&self, _held: &FileLock, chain: &Digest) -> Result<String> {
+    /// [`Store::ensure_layer`] with the locks of `chain` and of the layers below it that
+    /// the driver lacks held.
+    fn ensure_layer_held(&self, chain: &Digest) -> Result<String> {
         let rec = self.layer(chain)?;
         if rec.damaged {
             return Err(damaged(&rec));
@@ -565,7 +593,7 @@ impl Store {
             }
         }
         let parent_id = match &rec.parent {
-            Some(p) => Some(self.ensure_layer_held(_held, p)?),
+            Some(p) => Some(self.ensure_layer_held(p)?),
             None => None,
         };
         if rec.tar_split && !self.blobs.exists(&rec.blob) {
@@ -708,7 +736,7 @@ impl Store {
         size: u64,
     ) -> Result<Digest> {
         let chain = chain_id(parent, l.diff_id);
-        let _held = self.locks.layers()?;
+        let _held = self.locks.layer(&chain)?;
         if self.layers.get(chain.hex())?.is_none() {
             let rec = LayerRecord {
                 chain_id: chain.clone(),
@@ -747,29 +775,42 @@ impl Store {
             .into());
         }
         let full_tree = self.driver.whiteout_format().full_tree();
-        // Made and recorded under the layers lock, so two loads sharing layers never make
-        // one twice; a load whose layers all exist already takes no lock.
-        let all_exist = {
+        // Each layer to make is made and recorded under its own lock, so two loads sharing
+        // layers never make one twice while loads of other layers go on; a load whose
+        // layers all exist already takes no lock.
+        let all_chains: Vec<Digest> = {
             let mut pc = parent.cloned();
-            let mut ok = true;
-            for l in layers {
-                let chain = chain_id(pc.as_ref(), l.diff_id);
-                if ok {
-                    ok = self.layers.get(chain.hex())?.is_some_and(|r| {
-                        !r.damaged
-                            && r.cache
-                                .get(self.driver.name())
-                                .is_some_and(|id| self.driver.exists(id))
-                    });
-                }
-                pc = Some(chain);
-            }
-            ok
+            layers
+                .iter()
+                .map(|l| {
+                    let c = chain_id(pc.as_ref(), l.diff_id);
+                    pc = Some(c.clone());
+                    c
+                })
+                .collect()
         };
-        let held = if all_exist {
-            None
-        } else {
-            Some(self.locks.layers()?)
+        let mut first_missing = None;
+        for (i, chain) in all_chains.iter().enumerate() {
+            let ok = self.layers.get(chain.hex())?.is_some_and(|r| {
+                !r.damaged
+                    && r.cache
+                        .get(self.driver.name())
+                        .is_some_and(|id| self.driver.exists(id))
+            });
+            if !ok {
+                first_missing = Some(i);
+                break;
+            }
+        }
+        // The layer below the first one made, ready before this stack's locks are taken
+        // (bottom-up: its own locks come first).
+        let parent_ready = match (first_missing, parent) {
+            (Some(0), Some(p)) => Some(self.ensure_layer(p)?),
+            _ => None,
+        };
+        let _held = match first_missing {
+            Some(i) => self.locks.layers(&all_chains[i..])?,
+            None => Vec::new(),
         };
         let mut chains = Vec::with_capacity(layers.len());
         let mut created: Vec<(usize, String)> = Vec::new();
@@ -796,8 +837,8 @@ impl Store {
                 None => {
                     let pid = match (&parent_id, &parent_chain) {
                         (Some(id), _) => Some(id.clone()),
-                        (None, Some(pc)) => match &held {
-                            Some(h) => Some(self.ensure_layer_held(h, pc)?),
+                        (None, Some(pc)) => match &parent_ready {
+                            Some(id) => Some(id.clone()),
                             None => Some(self.ensure_layer(pc)?),
                         },
                         (None, None) => None,

@@ -109,6 +109,10 @@ pub enum Command {
         #[arg(long, default_value_t = 0, hide = true)]
         after_ms: u64,
     },
+    /// Free what no image or container uses, waiting for work in progress (started by
+    /// `rmi` while a pull runs; `system prune` is the command for people).
+    #[command(hide = true)]
+    Gc,
     /// Serve the Docker Engine API (the docker CLI and SDKs drive strata through it).
     Daemon(storage::DaemonArgs),
     /// Show what happened to containers and images.
@@ -203,6 +207,10 @@ pub fn dispatch(ctx: &Context, cmd: Command) -> Result<i32> {
         Command::Flush { after_ms } => {
             std::thread::sleep(std::time::Duration::from_millis(after_ms));
             ctx.engine.flush()?;
+            Ok(0)
+        }
+        Command::Gc => {
+            ctx.engine.prune()?;
             Ok(0)
         }
         Command::Migrate(a) => storage::migrate(ctx, a),
