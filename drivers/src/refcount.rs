@@ -12,6 +12,17 @@ use fsutil::write_replace;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// How many locks the counts of one driver are spread over.
+pub const STRIPES: u8 = 64;
+
+/// The stripe of `id` (a hash of the whole id: ids that share a prefix spread too).
+fn stripe(id: &str) -> u8 {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % u64::from(STRIPES)) as u8
+}
+
 /// Per-layer mount counts stored under one directory.
 #[derive(Debug, Clone)]
 pub struct MountRefs {
@@ -27,8 +38,13 @@ impl MountRefs {
         })
     }
 
-    fn lock(&self) -> Result<FileLock, DriverError> {
-        let p = self.dir.join(".lock");
+    /// The lock of `id`'s count: one of [`STRIPES`] files, chosen by the id, so mounts and
+    /// unmounts of different layers (the starts and stops of different containers) go on
+    /// at once, while one layer's check, mount and count stay one critical section. Each
+    /// operation takes exactly one, so they cannot wait for each other in a cycle, and the
+    /// set of files is fixed (nothing to clean up when layers go).
+    fn lock(&self, id: &str) -> Result<FileLock, DriverError> {
+        let p = self.dir.join(format!(".lock-{:02x}", stripe(id)));
         FileLock::exclusive(&p).map_err(|e| DriverError::io("lock", p, e))
     }
 
@@ -54,7 +70,7 @@ impl MountRefs {
 
     /// The current count of `id`.
     pub fn count(&self, id: &str) -> Result<u32, DriverError> {
-        let _l = self.lock()?;
+        let _l = self.lock(id)?;
         Ok(self.read(id))
     }
 
@@ -64,7 +80,7 @@ impl MountRefs {
     where
         F: FnOnce(bool) -> Result<(), DriverError>,
     {
-        let _l = self.lock()?;
+        let _l = self.lock(id)?;
         let n = self.read(id);
         mount(n == 0)?;
         self.write(id, n + 1)?;
@@ -76,7 +92,7 @@ impl MountRefs {
     where
         F: FnOnce() -> Result<(), DriverError>,
     {
-        let _l = self.lock()?;
+        let _l = self.lock(id)?;
         let n = self.read(id);
         if n == 0 {
             return Err(DriverError::NotMounted(id.to_string()));
@@ -106,14 +122,14 @@ impl MountRefs {
         self.count(id)
     }
 
-    /// Every id with a count above zero.
+    /// Every id with a count above zero (each count read whole: they are replaced
+    /// atomically; a caller that acts on one takes its lock with [`MountRefs::under_lock`]).
     pub fn held(&self) -> Result<Vec<(String, u32)>, DriverError> {
-        let _l = self.lock()?;
         let mut out = Vec::new();
         for e in fs::read_dir(&self.dir).map_err(|e| DriverError::io("read", &self.dir, e))? {
             let e = e.map_err(|e| DriverError::io("read", &self.dir, e))?;
             let name = e.file_name().to_string_lossy().to_string();
-            if name != ".lock" && !name.starts_with(".tmp-") {
+            if !name.starts_with('.') {
                 let n = self.read(&name);
                 if n > 0 {
                     out.push((name, n));
@@ -131,7 +147,7 @@ impl MountRefs {
     where
         F: FnOnce(u32) -> Result<Option<u32>, DriverError>,
     {
-        let _l = self.lock()?;
+        let _l = self.lock(id)?;
         if let Some(n) = f(self.read(id))? {
             self.write(id, n)?;
         }
@@ -140,19 +156,52 @@ impl MountRefs {
 
     /// Sets the count of `id` (repairing one a crash left wrong).
     pub fn set(&self, id: &str, n: u32) -> Result<(), DriverError> {
-        let _l = self.lock()?;
+        let _l = self.lock(id)?;
         self.write(id, n)
     }
 
-    /// Forgets every count (after the driver unmounted everything).
+    /// Forgets every count (after the driver unmounted everything), each under its lock.
     pub fn reset(&self) -> Result<(), DriverError> {
-        let _l = self.lock()?;
-        for e in fs::read_dir(&self.dir).map_err(|e| DriverError::io("read", &self.dir, e))? {
-            let e = e.map_err(|e| DriverError::io("read", &self.dir, e))?;
-            if e.file_name() != ".lock" {
-                let _ = fs::remove_file(e.path());
-            }
+        for (id, _) in self.held()? {
+            self.set(&id, 0)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_slow_mount_of_one_layer_does_not_hold_up_another() {
+        let d = tempfile::tempdir().unwrap();
+        let refs = MountRefs::new(d.path()).unwrap();
+        let a = "a".repeat(64);
+        let b = (0..)
+            .map(|i| format!("{i:064x}"))
+            .find(|b| stripe(b) != stripe(&a))
+            .unwrap();
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            let (refs, a) = (&refs, &a);
+            let slow = s.spawn(move || {
+                // A mount that lasts until the other layer's mount is done (a FUSE
+                // server starting, say): with one lock for all, the other never gets in.
+                refs.acquire(a, |_| {
+                    done_rx
+                        .recv_timeout(Duration::from_secs(10))
+                        .map_err(|_| DriverError::NotMounted("the other mount waited".into()))
+                })
+            });
+            refs.acquire(&b, |_| Ok(())).unwrap();
+            done_tx.send(()).unwrap();
+            assert_eq!(slow.join().unwrap().unwrap(), 1);
+        });
+        assert_eq!(refs.held().unwrap().len(), 2);
+        refs.reset().unwrap();
+        assert!(refs.held().unwrap().is_empty());
     }
 }
