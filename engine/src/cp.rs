@@ -252,7 +252,7 @@ fn locate(store: &layerstore::Store, key: &str, rootfs: &Path, path: &str) -> Re
         None => Located {
             root: rootfs.to_path_buf(),
             rel: clean.join("/"),
-            read_only: bundle.host_config()["ReadonlyRootfs"]
+            read_only: bundle.host_config_shared()["ReadonlyRootfs"]
                 .as_bool()
                 .unwrap_or(false),
         },

@@ -81,9 +81,21 @@ pub fn read_parsed<T, E>(
 where
     T: Clone + Send + Sync + 'static,
 {
-    let read = |parse: fn_once::Parse<'_, T, E>| -> io::Result<Option<Result<T, E>>> {
+    Ok(read_shared(path, parse)?.map(|r| r.map(|v| (*v).clone())))
+}
+
+/// [`read_parsed`] without a copy: the value is shared with the cache (for big documents,
+/// such as a runtime spec, that a listing only looks at).
+pub fn read_shared<T, E>(
+    path: &Path,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> io::Result<Option<Result<Arc<T>, E>>>
+where
+    T: Send + Sync + 'static,
+{
+    let read = |parse: fn_once::Parse<'_, T, E>| -> io::Result<Option<Result<Arc<T>, E>>> {
         match std::fs::read(path) {
-            Ok(data) => Ok(Some(parse(&data))),
+            Ok(data) => Ok(Some(parse(&data).map(Arc::new))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -102,8 +114,8 @@ where
         let map = cache().lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = map.get(path) {
             if e.stamp == stamp {
-                if let Some(v) = e.value.downcast_ref::<T>() {
-                    return Ok(Some(Ok(v.clone())));
+                if let Ok(v) = e.value.clone().downcast::<T>() {
+                    return Ok(Some(Ok(v)));
                 }
             }
         }
@@ -118,7 +130,7 @@ where
             path.to_path_buf(),
             Entry {
                 stamp,
-                value: Arc::new(v.clone()),
+                value: v.clone(),
             },
         );
     }

@@ -366,8 +366,13 @@ pub fn save_resolved(spec: &Spec, bundle: &Path) -> Result<()> {
 
 /// Reads `config.json` from `bundle`.
 pub fn load(bundle: &Path) -> Result<Spec> {
+    load_shared(bundle).map(|s| (*s).clone())
+}
+
+/// [`load`] shared with the long-lived process's cache: no copy of the document.
+pub fn load_shared(bundle: &Path) -> Result<std::sync::Arc<Spec>> {
     let p = bundle.join("config.json");
-    match fsutil::parsed_cache::read_parsed(&p, |d| serde_json::from_slice::<Spec>(d)) {
+    match fsutil::parsed_cache::read_shared(&p, |d| serde_json::from_slice::<Spec>(d)) {
         Ok(Some(r)) => r.map_err(|e| RuntimeError::Spec(format!("{}: {e}", p.display()))),
         Ok(None) => Err(RuntimeError::io(
             "read",

@@ -50,13 +50,13 @@ fn ports_list(ports: &Value) -> Value {
 
 /// Docker's list entry for a container.
 pub fn summary(v: &ContainerView, nets: &[NetworkRecord]) -> Value {
-    let spec = v.bundle.spec().ok();
+    let spec = v.bundle.spec_shared().ok();
     let args: Vec<String> = spec
         .as_ref()
         .and_then(|s| s.process().as_ref().and_then(|p| p.args().clone()))
         .unwrap_or_default();
     let status = v.status_text();
-    let hc = v.bundle.host_config();
+    let hc = v.bundle.host_config_shared();
     let ns = v.network_settings_in(nets);
     json!({
         "Id": v.record.id,
@@ -201,7 +201,7 @@ impl<'a> ListFilter<'a> {
             return false;
         }
         if (f.get("label").is_some() || f.get("label!").is_some())
-            && !f.labels_match(&super::string_map(&v.bundle.host_config()["Labels"]))
+            && !f.labels_match(&super::string_map(&v.bundle.host_config_shared()["Labels"]))
         {
             return false;
         }
@@ -465,7 +465,7 @@ pub fn start(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         return Ok(Reply::Empty(304));
     }
     let o = StartOptions {
-        remove: view.bundle.host_config()["AutoRemove"]
+        remove: view.bundle.host_config_shared()["AutoRemove"]
             .as_bool()
             .unwrap_or(false),
         interactive: false,
@@ -1056,7 +1056,7 @@ pub fn prune(c: &mut Call<'_>) -> ApiResult<Reply> {
     let f = Filters::parse(c.req.param("filters"), &["until", "label", "label!"])?;
     let mut deleted = Vec::new();
     for v in c.engine.containers(true)? {
-        let labels = super::string_map(&v.bundle.host_config()["Labels"]);
+        let labels = super::string_map(&v.bundle.host_config_shared()["Labels"]);
         if v.status() != Status::Running
             && f.labels_match(&labels)
             && f.before_until(created_at(&v))?

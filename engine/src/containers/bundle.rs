@@ -68,8 +68,23 @@ impl Bundle {
 
     /// The options `inspect` shows under `HostConfig` (`{}` when none were kept).
     pub fn host_config(&self) -> serde_json::Value {
-        self.read_json("hostconfig.json")
-            .unwrap_or_else(|| serde_json::json!({}))
+        (*self.host_config_shared()).clone()
+    }
+
+    /// [`Bundle::host_config`] shared with the long-lived process's cache (no copy).
+    pub fn host_config_shared(&self) -> std::sync::Arc<serde_json::Value> {
+        fsutil::parsed_cache::read_shared(&self.dir.join("hostconfig.json"), |b| {
+            serde_json::from_slice::<serde_json::Value>(b)
+        })
+        .ok()
+        .flatten()
+        .and_then(|r| r.ok())
+        .unwrap_or_else(|| std::sync::Arc::new(serde_json::json!({})))
+    }
+
+    /// The runtime spec shared with the long-lived process's cache (no copy).
+    pub fn spec_shared(&self) -> Result<std::sync::Arc<runtime::spec::Spec>> {
+        Ok(runtime::spec::load_shared(&self.dir)?)
     }
 
     /// One of its JSON files, `None` when it is missing or unreadable; parsed once per
@@ -139,7 +154,8 @@ impl Bundle {
 
     /// The restart policy kept at create (`no` when none).
     pub fn restart_policy(&self) -> super::options::RestartPolicy {
-        serde_json::from_value(self.host_config()["RestartPolicy"].clone()).unwrap_or_default()
+        serde_json::from_value(self.host_config_shared()["RestartPolicy"].clone())
+            .unwrap_or_default()
     }
 
     /// Marks that a user stopped (or killed) the container, so its shim does not restart
@@ -182,12 +198,12 @@ impl Bundle {
 
     /// The `--group-add` groups kept at create.
     pub fn group_add(&self) -> Vec<String> {
-        super::create::strings(&self.host_config()["GroupAdd"])
+        super::create::strings(&self.host_config_shared()["GroupAdd"])
     }
 
     /// The logging driver and options kept at create (json-file when none was kept).
     pub fn health_config(&self) -> Option<super::health::HealthConfig> {
-        serde_json::from_value(self.host_config()["Healthcheck"].clone()).ok()
+        serde_json::from_value(self.host_config_shared()["Healthcheck"].clone()).ok()
     }
 
     /// Its health as its checks last recorded it (none if it has no checks).
@@ -197,7 +213,7 @@ impl Bundle {
     }
 
     pub fn log_config(&self) -> super::logging::LogConfig {
-        serde_json::from_value(self.host_config()["LogConfig"].clone()).unwrap_or_default()
+        serde_json::from_value(self.host_config_shared()["LogConfig"].clone()).unwrap_or_default()
     }
 
     /// Removes the folder and everything in it (a missing one is fine).

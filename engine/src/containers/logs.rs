@@ -8,6 +8,12 @@ use runtime::state::Status;
 use std::io::Write;
 use std::time::Duration;
 
+/// The first bound on a follower's quiet wait, and the most it grows to: a client gone or
+/// a runner that died is seen within [`QUIET_MAX`]; output and state changes wake it at
+/// once (inotify).
+const QUIET_FIRST: Duration = Duration::from_millis(100);
+const QUIET_MAX: Duration = Duration::from_secs(1);
+
 /// Where each log stream goes.
 pub struct LogSinks<'a> {
     pub stdout: &'a mut dyn Write,
@@ -177,6 +183,9 @@ impl Engine {
                 watch.wait(Duration::from_millis(100));
             }
         }
+        // The bound on a quiet wait grows while nothing happens (a hundred idle followers
+        // then cost next to nothing) and starts small again after output.
+        let mut quiet = QUIET_FIRST;
         loop {
             let got = copy_entries(&mut reader, &mut sinks, &window)?;
             let past_until = o.until.is_some_and(|u| std::time::SystemTime::now() > u);
@@ -189,9 +198,12 @@ impl Engine {
                 copy_entries(&mut reader, &mut sinks, &window)?;
                 break;
             }
-            if !got {
+            if got {
+                quiet = QUIET_FIRST;
+            } else {
                 // The bound lets a caller's stop and a runner that died be seen.
-                watch.wait(Duration::from_millis(100));
+                watch.wait(quiet);
+                quiet = (quiet * 2).min(QUIET_MAX);
             }
         }
         Ok(())
