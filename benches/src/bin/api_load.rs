@@ -186,7 +186,7 @@ fn main() {
     let followers: Vec<UnixStream> = (0..200)
         .filter_map(|i| {
             let mut s = UnixStream::connect(&sock).ok()?;
-            let path = if i % 2 == 0 {
+            let path = if i.is_multiple_of(2) {
                 "/events".to_string()
             } else {
                 format!("/containers/{logs_id}/logs?follow=1&stdout=1&stderr=1")
@@ -205,7 +205,7 @@ fn main() {
             let mut k = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
-                let path = if k % 2 == 0 {
+                let path = if k.is_multiple_of(2) {
                     "/_ping"
                 } else {
                     "/containers/json"
