@@ -183,7 +183,7 @@ fn main() {
         })
         .collect();
     // 100 events and 100 logs followers.
-    let followers: Vec<UnixStream> = (0..200)
+    let followers: Vec<UnixStream> = (0..200u32)
         .filter_map(|i| {
             let mut s = UnixStream::connect(&sock).ok()?;
             let path = if i.is_multiple_of(2) {
