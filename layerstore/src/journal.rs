@@ -1,7 +1,7 @@
 //! The flush journal: what was written without being flushed to disk yet, so loads and
 //! pulls never wait for the device while a power cut still never serves lost data.
 //!
-//! The crash model (README "Crash model"): blobs and applied layers are written to the
+//! The crash model (docs/architecture.md, "Crash model"): blobs and applied layers are written to the
 //! page cache only. Before a blob gets its name or a layer its record, one line naming it
 //! (with the boot it was written in and the operation that wrote it) is appended to
 //! `unflushed.jsonl` and that small file is flushed. A flusher (`strata flush`, started in
