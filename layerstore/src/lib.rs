@@ -31,6 +31,7 @@ pub mod split_layers;
 pub mod store;
 pub mod tarfs;
 pub mod tarsplit;
+pub mod time;
 pub mod volumes;
 
 pub use digest::{chain_id, Digest};

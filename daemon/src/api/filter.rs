@@ -104,14 +104,35 @@ fn until_secs(v: &str) -> ApiResult<f64> {
     if let Some(t) = engine::images::parse_rfc3339(v) {
         return Ok(t as f64);
     }
+    // dockerd's other forms: a date and time without an offset, or a date (read as UTC:
+    // the daemon keeps no time-zone database).
+    let civil = v.parse::<jiff::civil::DateTime>().or_else(|_| {
+        v.parse::<jiff::civil::Date>()
+            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+    });
+    if let Ok(t) = civil.and_then(|c| c.to_zoned(jiff::tz::TimeZone::UTC)) {
+        return Ok(t.timestamp().as_second() as f64);
+    }
     Err(ApiError::bad(format!(
-        "invalid time {v:?}: give Unix seconds, an RFC 3339 time or a duration like 10m"
+        "invalid time {v:?}: give Unix seconds, an RFC 3339 time, a date or a duration like 10m"
     )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_in_dockerds_forms() {
+        assert_eq!(until_secs("1704164645").unwrap(), 1_704_164_645.0);
+        assert_eq!(
+            until_secs("2024-01-02T04:04:05+01:00").unwrap(),
+            1_704_164_645.0
+        );
+        assert_eq!(until_secs("2024-01-02T03:04:05").unwrap(), 1_704_164_645.0);
+        assert_eq!(until_secs("2024-01-02").unwrap(), 1_704_153_600.0);
+        assert!(until_secs("soon").is_err());
+    }
 
     #[test]
     fn keys_labels_and_booleans() {
