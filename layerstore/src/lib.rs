@@ -25,6 +25,7 @@ pub mod migrate;
 pub mod networks;
 pub mod readahead;
 pub mod records;
+pub mod reference;
 pub mod refs;
 pub mod spec;
 pub mod split_layers;

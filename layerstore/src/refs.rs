@@ -10,49 +10,26 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-/// Splits and checks a reference the way Docker spells them: `name[:tag]`, with `latest`
-/// when no tag is given. `docker.io/library/` prefixes are dropped for display.
+/// Checks a reference with Docker's grammar ([`crate::reference`]) and spells it as the
+/// table keeps it: `name:tag`, with `latest` when no tag is given, and `docker.io/library/`
+/// and `docker.io/` prefixes dropped (as Docker displays them).
 pub fn normalize(reference: &str) -> Result<String> {
     let bad = |why: &str| StoreError::BadReference(reference.to_string(), why.to_string());
-    if reference.contains('@') {
+    let p = crate::reference::parse(reference).map_err(bad)?;
+    if p.digest.is_some() {
         return Err(bad(
             "digest references name an image, they cannot be tagged",
         ));
     }
-    let (name, tag) = match reference.rfind(':') {
-        Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
-        _ => (reference, "latest"),
+    let full = match p.domain {
+        Some(d) => format!("{d}/{}", p.path),
+        None => p.path.to_string(),
     };
-    let name = name
+    let name = full
         .strip_prefix("docker.io/library/")
-        .or_else(|| name.strip_prefix("docker.io/"))
-        .unwrap_or(name);
-    if name.is_empty() || name.len() > 255 {
-        return Err(bad("the name must be 1-255 characters"));
-    }
-    let name_ok = name.split('/').all(|c| {
-        !c.is_empty()
-            && c.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(&b))
-            && !c.starts_with(['.', '_', '-'])
-    });
-    if !name_ok {
-        return Err(bad(
-            "names are lowercase letters, digits and . _ - separated by /",
-        ));
-    }
-    let tag_ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        && !tag.starts_with(['.', '-']);
-    if !tag_ok {
-        return Err(bad(
-            "tags are up to 128 of [A-Za-z0-9_.-], not starting with . or -",
-        ));
-    }
-    Ok(format!("{name}:{tag}"))
+        .or_else(|| full.strip_prefix("docker.io/"))
+        .unwrap_or(&full);
+    Ok(format!("{name}:{}", p.tag.unwrap_or("latest")))
 }
 
 /// Splits a normalized `name:tag`.

@@ -1,4 +1,5 @@
-//! Image references: `[REGISTRY/]NAME[:TAG|@sha256:DIGEST]`, as Docker reads them.
+//! Image references: `[REGISTRY/]NAME[:TAG|@sha256:DIGEST]`, read with the one grammar
+//! of `layerstore::reference`, and what a registry needs of them.
 
 use crate::error::{RegistryError, Result};
 
@@ -18,63 +19,23 @@ pub struct Reference {
 impl Reference {
     /// Parses a reference.
     pub fn parse(s: &str) -> Result<Reference> {
-        let bad = || RegistryError::BadReference(s.to_string());
-        if s.is_empty() || s.contains(char::is_whitespace) {
-            return Err(bad());
-        }
-        let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => {
-                let hex = d.strip_prefix("sha256:").ok_or_else(bad)?;
-                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(bad());
-                }
-                (r, Some(d.to_ascii_lowercase()))
-            }
-            None => (s, None),
-        };
-        let (registry, path) = match rest.split_once('/') {
-            Some((first, p))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), p.to_string())
-            }
-            _ => ("docker.io".to_string(), rest.to_string()),
-        };
-        let (repo, tag) = match path.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => (r.to_string(), Some(t.to_string())),
-            _ => (path.clone(), None),
-        };
-        let repository = if registry == "docker.io" && !repo.contains('/') {
-            format!("library/{repo}")
+        let p = layerstore::reference::parse(s)
+            .map_err(|_| RegistryError::BadReference(s.to_string()))?;
+        let registry = p.domain.unwrap_or("docker.io").to_string();
+        let repository = if registry == "docker.io" && !p.path.contains('/') {
+            format!("library/{}", p.path)
         } else {
-            repo
+            p.path.to_string()
         };
-        let ok_repo = !repository.is_empty()
-            && repository.split('/').all(|c| {
-                !c.is_empty()
-                    && c.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
-                    })
-            });
-        let ok_tag = tag.as_deref().is_none_or(|t| {
-            !t.is_empty()
-                && t.len() <= 128
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        });
-        if !ok_repo || !ok_tag {
-            return Err(bad());
-        }
-        let tag = if digest.is_none() && tag.is_none() {
-            Some("latest".to_string())
-        } else {
-            tag
+        let tag = match (p.tag, p.digest) {
+            (None, None) => Some("latest".to_string()),
+            (t, _) => t.map(str::to_string),
         };
         Ok(Reference {
             registry,
             repository,
             tag,
-            digest,
+            digest: p.digest.map(str::to_string),
         })
     }
 
