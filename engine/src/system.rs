@@ -132,6 +132,15 @@ impl Engine {
             self.store_ro()?
         };
         let mut r = layerstore::fsck::fsck(&store, repair)?;
+        let ids: std::collections::HashSet<String> = store.containers.keys()?.into_iter().collect();
+        for found in network::records::Networks::read(&store.root)?.check(&ids, repair)? {
+            if repair {
+                r.repaired.push(format!("released {found}"));
+            } else {
+                r.problems
+                    .push(format!("{found} (`fsck --repair` releases it)"));
+            }
+        }
         for found in crate::networks::sandbox::check(&store.root, repair)? {
             if repair {
                 r.repaired.push(format!("attached again: {found}"));

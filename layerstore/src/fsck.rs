@@ -182,15 +182,6 @@ pub fn fsck(store: &Store, repair: bool) -> Result<Report> {
             ));
         }
     }
-    let ids: HashSet<String> = store.containers.keys()?.into_iter().collect();
-    for found in crate::networks::Networks::read(&store.root)?.check(&ids, repair)? {
-        if repair {
-            r.repaired.push(format!("released {found}"));
-        } else {
-            r.problems
-                .push(format!("{found} (`fsck --repair` releases it)"));
-        }
-    }
     for id in store.driver.list()? {
         if !known_cache.contains(&id) {
             r.notes.push(format!("{driver} layer {id} belongs to nothing (left by an interrupted command; `fsck --repair` or `system prune` frees it)"));

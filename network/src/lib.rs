@@ -10,13 +10,17 @@
 //! - [`bridge`]: a network's namespace and bridge; a container's veth into it.
 //! - [`ports`]: `-p` specs and Docker's `PortBindings` form.
 //! - [`proxy`]: the port proxy process's work; [`relay`]: its event loop.
+//! - [`records`]: networks and their endpoints as records in the data root (beside the
+//!   store's, under its locks); [`ipam`]: subnets and the addresses handed out in them.
 
 pub mod bridge;
 pub mod error;
+pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod ports;
 pub mod proxy;
+pub mod records;
 pub mod relay;
 
 pub use error::{NetError, Result};

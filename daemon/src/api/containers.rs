@@ -6,7 +6,7 @@ use crate::router::{Call, Reply};
 use crate::{ApiError, ApiResult};
 use engine::containers::{ContainerView, LogOptions, LogSinks, StartOptions};
 use engine::Status;
-use layerstore::networks::NetworkRecord;
+use network::records::NetworkRecord;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};

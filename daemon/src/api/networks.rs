@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 /// Whether network `n` passes `f` as dockerd's list applies it (values of one key: any
 /// matches; keys: all must).
-fn network_matches(f: &Filters, n: &layerstore::networks::NetworkRecord) -> ApiResult<bool> {
+fn network_matches(f: &Filters, n: &network::records::NetworkRecord) -> ApiResult<bool> {
     let any = |k: &str, m: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|vs| vs.iter().any(|v| m(v)));
     for t in f.get("type").into_iter().flatten() {
         if !matches!(t.as_str(), "custom" | "builtin") {

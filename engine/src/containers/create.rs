@@ -49,7 +49,7 @@ fn resolve_links(
             "Conflicting options: links need a bridge network, not {mode}"
         )));
     }
-    let nets = layerstore::networks::Networks::open(&store.root)?;
+    let nets = network::records::Networks::open(&store.root)?;
     let default_bridge = primary == Some("bridge");
     for spec in &o.links {
         let (link, name) = Link::resolve(store, spec)?;
@@ -267,7 +267,7 @@ fn network_mode(store: &Store, o: &CreateOptions) -> Result<(String, Option<Stri
                 let c = store.resolve_container(other)?;
                 (format!("container:{}", c.id), None)
             } else {
-                let n = layerstore::networks::Networks::open(&store.root)?.resolve(m)?;
+                let n = network::records::Networks::open(&store.root)?.resolve(m)?;
                 match n.driver.as_str() {
                     "bridge" => ("bridge".into(), Some(n.id)),
                     "host" => ("host".into(), None),

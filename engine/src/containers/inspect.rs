@@ -45,7 +45,7 @@ impl ContainerView {
     /// [`ContainerView::network_settings`] from network records read once for a listing.
     pub fn network_settings_in(
         &self,
-        nets: &[layerstore::networks::NetworkRecord],
+        nets: &[network::records::NetworkRecord],
     ) -> serde_json::Value {
         crate::networks::network_settings_in(nets, self.bundle.data_root(), &self.record.id)
     }

@@ -4,8 +4,8 @@
 //! default bridge the `ALIAS_PORT_...` environment of a running linked container.
 
 use crate::error::{EngineError, Result};
-use layerstore::networks::Networks;
 use layerstore::Store;
+use network::records::Networks;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 

@@ -1,7 +1,7 @@
 //! Container networks (`network create/ls/inspect/rm/prune/connect/disconnect`), as
 //! Docker's bridge driver has them but never in the host's own namespace: a network is
 //! a bridge in a namespace of its own ([`network::bridge`]), its records (addresses,
-//! endpoints) are in the store ([`layerstore::networks`]), a container's side is in
+//! endpoints) are in the store ([`network::records`]), a container's side is in
 //! [`sandbox`], its `/etc` files in `etc`, published ports in [`proxy`].
 
 pub(crate) mod etc;
@@ -12,7 +12,7 @@ pub mod sandbox;
 use crate::containers::bundle::Bundle;
 use crate::error::{EngineError, Result};
 use crate::Engine;
-use layerstore::networks::{NetworkRecord, Networks, NewNetwork};
+use network::records::{NetworkRecord, Networks, NewNetwork};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -266,7 +266,7 @@ pub fn network_settings_in(all: &[NetworkRecord], root: &std::path::Path, cid: &
     {
         // `none` and `host` have no endpoint record, but dockerd lists them.
         if !cn.is_bridge() && !cn.mode.starts_with("container:") {
-            if let Ok(n) = layerstore::networks::resolve_in(all, &cn.mode) {
+            if let Ok(n) = network::records::resolve_in(all, &cn.mode) {
                 let doc = Endpoint {
                     network_id: n.id.clone(),
                     ..Default::default()

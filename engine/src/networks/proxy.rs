@@ -9,9 +9,9 @@ use super::sandbox::{network_ns, ContainerNet};
 use crate::containers::bundle::Bundle;
 use crate::error::{EngineError, Result};
 use crate::Engine;
-use layerstore::networks::Networks;
 use network::ports::{bound_map, forwards, PortMap};
 use network::proxy::Report;
+use network::records::Networks;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Stdio};
 

@@ -6,10 +6,10 @@
 use super::etc;
 use crate::containers::bundle::Bundle;
 use crate::error::{EngineError, Result};
-use layerstore::networks::{Endpoint, NetworkRecord, Networks};
 use network::bridge::{self, Attachment};
 use network::netns;
 use network::ports::PortMap;
+use network::records::{Endpoint, NetworkRecord, Networks};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -77,7 +77,7 @@ fn host_if(cid: &str) -> String {
 }
 
 /// A bridge network's subnet.
-fn subnet_of(n: &NetworkRecord) -> Result<layerstore::ipam::Subnet> {
+fn subnet_of(n: &NetworkRecord) -> Result<network::ipam::Subnet> {
     n.subnet()
         .ok_or_else(|| EngineError::Invalid(format!("network {} has no subnet", n.name)))
 }

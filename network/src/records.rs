@@ -5,10 +5,10 @@
 //! and an endpoint never exists without its address. The built-in `bridge`, `host` and
 //! `none` networks are made on first use, as dockerd makes them at start.
 
-use crate::error::{Result, StoreError};
 use crate::ipam::{default_subnet, Pool, Subnet};
-use crate::locks::StoreLocks;
-use crate::records::JsonDir;
+use layerstore::error::{Result, StoreError};
+use layerstore::locks::StoreLocks;
+use layerstore::records::JsonDir;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
@@ -147,7 +147,7 @@ impl Networks {
                     "host" => ("host", None),
                     _ => ("null", None),
                 };
-                let id = crate::random_id();
+                let id = layerstore::random_id();
                 n.records.put(
                     &id,
                     &NetworkRecord {
@@ -157,7 +157,7 @@ impl Networks {
                         internal: false,
                         attachable: false,
                         labels: BTreeMap::new(),
-                        created: crate::now(),
+                        created: layerstore::now(),
                         pool,
                         endpoints: BTreeMap::new(),
                     },
@@ -244,7 +244,7 @@ impl Networks {
                 )
             })?,
         };
-        let id = crate::random_id();
+        let id = layerstore::random_id();
         let rec = NetworkRecord {
             id: id.clone(),
             name: n.name.clone(),
@@ -252,7 +252,7 @@ impl Networks {
             internal: n.internal,
             attachable: n.attachable,
             labels: n.labels.clone(),
-            created: crate::now(),
+            created: layerstore::now(),
             pool: Some(Pool::new(subnet)),
             endpoints: BTreeMap::new(),
         };

@@ -4,7 +4,7 @@
 //! data (serde), so a network's record can hold it and be written whole (temp name, fsync,
 //! rename): after a crash an address is held or free, never both.
 
-use crate::error::{Result, StoreError};
+use layerstore::error::{Result, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
