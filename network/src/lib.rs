@@ -20,6 +20,7 @@ pub mod netlink;
 pub mod netns;
 pub mod ports;
 pub mod proxy;
+pub mod proxy_args;
 pub mod records;
 pub mod relay;
 

@@ -10,6 +10,7 @@ pub mod branches;
 pub mod confine;
 pub mod fuse;
 pub mod serve;
+pub mod serve_args;
 
 pub use branches::Union;
 pub use serve::{serve, ServeOptions};

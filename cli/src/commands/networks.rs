@@ -209,29 +209,20 @@ pub fn port(ctx: &Context, a: PortArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `port-proxy`'s arguments, passed through: the network crate defines and reads them
+/// (`network::proxy_args`), as the engine writes them.
 #[derive(Args, Debug)]
 pub struct PortProxyArgs {
-    /// The network's namespace file.
-    #[arg(long)]
-    netns: std::path::PathBuf,
-    /// The container's address.
-    #[arg(long)]
-    target: std::net::Ipv4Addr,
-    /// PROTO:HOST_ADDR:HOST_PORT=CONTAINER_PORT (repeatable).
-    #[arg(long)]
-    forward: Vec<String>,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<std::ffi::OsString>,
 }
 
 pub fn port_proxy(a: PortProxyArgs) -> Result<i32> {
-    let fwd = a
-        .forward
-        .iter()
-        .map(|f| network::ports::Forward::parse_arg(f))
-        .collect::<network::Result<Vec<_>>>()?;
+    let a = network::proxy_args::ProxyArgs::from_args(&a.args)?;
     Ok(network::proxy::serve(
         &a.netns,
         a.target,
-        &fwd,
+        &a.forwards,
         std::io::stdout(),
         std::io::stdin(),
     ))

@@ -118,34 +118,17 @@ pub fn system(ctx: &Context, cmd: SystemCmd) -> Result<i32> {
     }
 }
 
+/// `unionfs-serve`'s arguments, passed through: the union crate defines and reads them
+/// (`unionfs::serve_args`), as the aufs driver writes them.
 #[derive(Args, Debug)]
 pub struct UnionfsServeArgs {
-    /// The writable branch.
-    #[arg(long)]
-    upper: PathBuf,
-    /// A read-only branch (repeatable, nearest first).
-    #[arg(long = "lower")]
-    lowers: Vec<PathBuf>,
-    /// Serve reads and writes in this process instead of handing files to the kernel.
-    #[arg(long)]
-    no_passthrough: bool,
-    /// Where to mount the union.
-    mountpoint: PathBuf,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<std::ffi::OsString>,
 }
 
 /// Mounts one union and serves it until it is unmounted; prints `ready PID` once mounted.
 pub fn unionfs_serve(a: UnionfsServeArgs) -> Result<i32> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4);
-    let opts = unionfs::ServeOptions {
-        upper: a.upper,
-        lowers: a.lowers,
-        mountpoint: a.mountpoint,
-        threads,
-        passthrough: !a.no_passthrough,
-    };
+    let opts = unionfs::ServeOptions::from_args(&a.args)?;
     let mut out = std::io::stdout();
     unionfs::serve(&opts, &mut out)
         .with_context(|| format!("serving the union on {}", opts.mountpoint.display()))?;

@@ -56,12 +56,16 @@ pub fn mount_fuse(
     target: &Path,
     log: &Path,
 ) -> io::Result<u32> {
+    let opts = unionfs::ServeOptions {
+        upper: upper.to_path_buf(),
+        lowers: lowers.to_vec(),
+        mountpoint: target.to_path_buf(),
+        threads: 1,
+        passthrough: true,
+    };
     let mut cmd = Command::new(helper);
-    cmd.arg("unionfs-serve").arg("--upper").arg(upper);
-    for l in lowers {
-        cmd.arg("--lower").arg(l);
-    }
-    cmd.arg(target)
+    cmd.arg(unionfs::serve_args::SUBCOMMAND)
+        .args(opts.to_args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(fs::File::create(log)?);

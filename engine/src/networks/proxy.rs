@@ -63,15 +63,14 @@ pub(crate) fn start(engine: &Engine, cid: &str) -> Result<Option<Proxy>> {
         return Ok(None);
     };
     let mut cmd = crate::shim::strata_command(engine, None, "publish the container's ports")?;
-    cmd.arg("port-proxy")
-        .arg("--netns")
-        .arg(network_ns(root, &n.id))
-        .arg("--target")
-        .arg(e.ip.to_string());
-    for f in &fwd {
-        cmd.arg("--forward").arg(f.arg());
-    }
-    cmd.stdin(Stdio::piped())
+    let args = network::proxy_args::ProxyArgs {
+        netns: network_ns(root, &n.id),
+        target: e.ip,
+        forwards: fwd.clone(),
+    };
+    cmd.arg(network::proxy_args::SUBCOMMAND)
+        .args(args.to_args())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = cmd
