@@ -541,7 +541,7 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     // The container's folder is watched directly (no store opened per poll); it goes away
     // with the container.
     let bundle = view.bundle.clone();
-    let watch = engine::containers::watch::FolderWatch::new(bundle.dir());
+    let mut watch = engine::containers::watch::FolderWatch::new(bundle.dir());
     let code = loop {
         let state = if bundle.dir().exists() {
             bundle.state().ok()

@@ -157,7 +157,7 @@ fn event_doc(e: &engine::events::Event) -> serde_json::Value {
 }
 
 /// How often a follower with nothing to send looks whether its client is still there.
-const FOLLOW_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+const FOLLOW_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Events since `since`; up to `until`, or followed (streamed as they happen) without it.
 pub fn events(c: &mut Call<'_>) -> ApiResult<Reply> {

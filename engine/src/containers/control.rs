@@ -43,7 +43,7 @@ impl Engine {
     pub fn wait_exited(&self, key: &str, timeout: Option<Duration>) -> Result<bool> {
         let bundle = self.container(key)?.bundle;
         let t0 = Instant::now();
-        let watch = super::watch::FolderWatch::new(bundle.dir());
+        let mut watch = super::watch::FolderWatch::new(bundle.dir());
         loop {
             let st = bundle.state()?;
             let runner_alive = st.monitor_pid != 0

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// a runner that died is seen within [`QUIET_MAX`]; output and state changes wake it at
 /// once (inotify).
 const QUIET_FIRST: Duration = Duration::from_millis(100);
-const QUIET_MAX: Duration = Duration::from_secs(1);
+const QUIET_MAX: Duration = Duration::from_secs(2);
 
 /// Where each log stream goes.
 pub struct LogSinks<'a> {
@@ -173,7 +173,7 @@ impl Engine {
                 < Duration::from_secs(5)
         };
         // Woken by the folder's changes (a state written, the log grown), not a poll.
-        let watch = super::watch::FolderWatch::new(bundle.dir());
+        let mut watch = super::watch::FolderWatch::new(bundle.dir());
         if o.wait_for_start {
             // Until a start is recorded (or the container is gone).
             while bundle.dir().exists() && bundle.state()?.status == Status::Created {

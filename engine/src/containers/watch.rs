@@ -1,56 +1,188 @@
-//! Waiting for a container's folder to change instead of polling it: an inotify watch on
-//! the folder wakes a waiter when its state is written (an atomic rename into the
-//! folder), its log grows, or the folder goes. Waits keep a bound so the few facts no file
-//! change announces (a runner that died) are still looked at now and then.
+//! Waiting for a folder to change instead of polling it: an inotify watch on the folder
+//! wakes a waiter when a file is written or renamed into it (a container's state), a log
+//! grows, or the folder goes. Waits keep a bound so the few facts no file change announces
+//! (a runner that died, a client gone) are still looked at now and then.
+//!
+//! One inotify instance serves every watch of the process, read by one thread: the kernel
+//! allows a user 128 instances (`fs.inotify.max_user_instances`), and a daemon with a
+//! hundred `logs -f` followers took one each, so the rest fell back to polling every few
+//! milliseconds (3.6 % of a core for 200 idle followers, measured). Watches of one folder
+//! share its watch descriptor; each waiter keeps the count of changes it has seen.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-/// A watch on one container folder.
+/// One folder's changes: a count, and a condition variable its waiters sleep on.
+#[derive(Default)]
+struct Slot {
+    changes: Mutex<SlotState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    count: u64,
+    /// The watch is gone (the folder was removed): waits end at once.
+    gone: bool,
+}
+
+/// The process's inotify instance and its watches by descriptor.
+struct Hub {
+    fd: OwnedFd,
+    /// Watch descriptor -> (its slot, the FolderWatches using it).
+    slots: Mutex<HashMap<i32, (Arc<Slot>, usize)>>,
+}
+
+fn hub() -> Option<&'static Hub> {
+    static HUB: OnceLock<Option<&'static Hub>> = OnceLock::new();
+    *HUB.get_or_init(|| {
+        use rustix::fs::inotify::{self, CreateFlags};
+        let fd = inotify::init(CreateFlags::CLOEXEC).ok()?;
+        let hub: &'static Hub = Box::leak(Box::new(Hub {
+            fd,
+            slots: Mutex::new(HashMap::new()),
+        }));
+        std::thread::Builder::new()
+            .name("folder-watch".into())
+            .spawn(move || hub.read_events())
+            .ok()?;
+        Some(hub)
+    })
+}
+
+impl Hub {
+    /// Reads events for ever, counting them per watch and waking that watch's waiters.
+    fn read_events(&self) {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match rustix::io::read(&self.fd, &mut buf) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "folder watches: reading inotify failed; waits fall back to their bounds");
+                    return;
+                }
+            };
+            // struct inotify_event: wd (i32), mask (u32), cookie (u32), len (u32), name.
+            let mut at = 0;
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            while at + 16 <= n {
+                let wd = i32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+                let mask = u32::from_ne_bytes([buf[at + 4], buf[at + 5], buf[at + 6], buf[at + 7]]);
+                let len =
+                    u32::from_ne_bytes([buf[at + 12], buf[at + 13], buf[at + 14], buf[at + 15]])
+                        as usize;
+                at += 16 + len;
+                if let Some((slot, _)) = slots.get(&wd) {
+                    let mut st = slot.changes.lock().unwrap_or_else(|e| e.into_inner());
+                    st.count += 1;
+                    // IN_IGNORED: the kernel dropped the watch (the folder is gone).
+                    if mask & 0x8000 != 0 {
+                        st.gone = true;
+                    }
+                    drop(st);
+                    slot.changed.notify_all();
+                }
+            }
+        }
+    }
+
+    fn watch(&self, dir: &Path) -> Option<(i32, Arc<Slot>)> {
+        use rustix::fs::inotify::{self, WatchFlags};
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let wd = inotify::add_watch(
+            &self.fd,
+            dir,
+            WatchFlags::MOVED_TO
+                | WatchFlags::CREATE
+                | WatchFlags::CLOSE_WRITE
+                | WatchFlags::MODIFY
+                | WatchFlags::DELETE
+                | WatchFlags::DELETE_SELF
+                | WatchFlags::MOVE_SELF,
+        )
+        .ok()?;
+        let entry = slots.entry(wd).or_insert_with(|| (Arc::default(), 0));
+        // A descriptor the kernel reuses after its folder went: a fresh slot.
+        if entry.0.changes.lock().map(|s| s.gone).unwrap_or(true) {
+            *entry = (Arc::default(), 0);
+        }
+        entry.1 += 1;
+        Some((wd, entry.0.clone()))
+    }
+
+    fn unwatch(&self, wd: i32) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = slots.get_mut(&wd) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                let gone = entry.0.changes.lock().map(|s| s.gone).unwrap_or(true);
+                slots.remove(&wd);
+                if !gone {
+                    let _ = rustix::fs::inotify::remove_watch(&self.fd, wd);
+                }
+            }
+        }
+    }
+}
+
+/// A watch on one folder.
 pub struct FolderWatch {
-    fd: Option<OwnedFd>,
+    watch: Option<(i32, Arc<Slot>)>,
+    /// The folder's change count this watcher has seen.
+    seen: u64,
 }
 
 impl FolderWatch {
     /// Watches `dir`. Where inotify cannot be had (no folder, no watches left) the watch
     /// is a plain sleep of a few milliseconds, as the polls it replaces were.
     pub fn new(dir: &Path) -> FolderWatch {
-        use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
-        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
-            .ok()
-            .filter(|fd| {
-                inotify::add_watch(
-                    fd,
-                    dir,
-                    WatchFlags::MOVED_TO
-                        | WatchFlags::CREATE
-                        | WatchFlags::CLOSE_WRITE
-                        | WatchFlags::MODIFY
-                        | WatchFlags::DELETE
-                        | WatchFlags::DELETE_SELF
-                        | WatchFlags::MOVE_SELF,
-                )
-                .is_ok()
-            });
-        FolderWatch { fd }
+        let watch = hub().and_then(|h| h.watch(dir));
+        let seen = watch
+            .as_ref()
+            .map(|(_, s)| s.changes.lock().map(|c| c.count).unwrap_or(0))
+            .unwrap_or(0);
+        FolderWatch { watch, seen }
     }
 
-    /// Returns once something in the folder changed, or after `bound` at the most.
-    pub fn wait(&self, bound: Duration) {
-        let Some(fd) = &self.fd else {
+    /// Returns once something in the folder changed since the last wait (or since the
+    /// watch was made), or after `bound` at the most.
+    pub fn wait(&mut self, bound: Duration) {
+        let Some((_, slot)) = &self.watch else {
             std::thread::sleep(bound.min(Duration::from_millis(5)));
             return;
         };
-        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
-        let t = rustix::event::Timespec {
-            tv_sec: bound.as_secs() as i64,
-            tv_nsec: bound.subsec_nanos() as i64,
-        };
-        let _ = rustix::event::poll(&mut fds, Some(&t));
-        // The events themselves say nothing the caller does not read again: drained.
-        let mut buf = [0u8; 4096];
-        while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
+        let deadline = Instant::now() + bound;
+        let mut st = slot.changes.lock().unwrap_or_else(|e| e.into_inner());
+        while st.count == self.seen && !st.gone {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = slot
+                .changed
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        if st.gone && st.count == self.seen {
+            // Nothing will come: the caller looks again after a short pause.
+            drop(st);
+            std::thread::sleep(bound.min(Duration::from_millis(5)));
+            return;
+        }
+        self.seen = st.count;
+    }
+}
+
+impl Drop for FolderWatch {
+    fn drop(&mut self) {
+        if let (Some((wd, _)), Some(h)) = (&self.watch, hub()) {
+            h.unwatch(*wd);
+        }
     }
 }
 
@@ -61,7 +193,7 @@ mod tests {
     #[test]
     fn a_rename_into_the_folder_wakes_the_waiter_at_once() {
         let d = tempfile::tempdir().unwrap();
-        let w = FolderWatch::new(d.path());
+        let mut w = FolderWatch::new(d.path());
         let p = d.path().to_path_buf();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
@@ -76,11 +208,43 @@ mod tests {
         );
         t.join().unwrap();
         // The writer's later events (the file written, then renamed) may have come after
-        // the first woke the waiter: taken now, before the quiet wait.
+        // the first woke the waiter, and the reader thread counts them a moment later:
+        // taken now, before the quiet wait.
+        std::thread::sleep(Duration::from_millis(50));
         w.wait(Duration::ZERO);
         // Nothing more: the bound ends the wait.
         let t0 = std::time::Instant::now();
         w.wait(Duration::from_millis(100));
         assert!(t0.elapsed() >= Duration::from_millis(90));
+    }
+
+    /// More watches than the kernel's 128 inotify instances a user may have: every one
+    /// is woken by its own folder's change (one instance serves them all), none by
+    /// another's.
+    #[test]
+    fn two_hundred_watches_share_one_instance() {
+        let d = tempfile::tempdir().unwrap();
+        let dirs: Vec<std::path::PathBuf> = (0..200)
+            .map(|i| {
+                let p = d.path().join(i.to_string());
+                std::fs::create_dir(&p).unwrap();
+                p
+            })
+            .collect();
+        let mut watches: Vec<FolderWatch> = dirs.iter().map(|p| FolderWatch::new(p)).collect();
+        assert!(
+            watches.iter().all(|w| w.watch.is_some()),
+            "a watch fell back to polling"
+        );
+        std::fs::write(dirs[197].join("f"), b"x").unwrap();
+        let t0 = Instant::now();
+        watches[197].wait(Duration::from_secs(10));
+        assert!(t0.elapsed() < Duration::from_secs(5), "woken by its change");
+        let t0 = Instant::now();
+        watches[198].wait(Duration::from_millis(100));
+        assert!(
+            t0.elapsed() >= Duration::from_millis(90),
+            "not woken by another folder's"
+        );
     }
 }

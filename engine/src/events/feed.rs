@@ -64,7 +64,7 @@ impl Feed {
         let spawned = std::thread::Builder::new()
             .name("events-feed".into())
             .spawn(move || {
-                let watch = FolderWatch::new(&root);
+                let mut watch = FolderWatch::new(&root);
                 while let Some(feed) = Weak::upgrade(&weak) {
                     let new = tail.read_new();
                     if !new.is_empty() {
