@@ -687,19 +687,23 @@ pub fn logs(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         stop: Some(stop.clone()),
         ..o
     };
-    let finished = AtomicBool::new(false);
+    // The client is looked at once a second (a hundred idle followers then cost next to
+    // nothing); the end of the stream wakes the watcher at once.
+    let (finished, done) = std::sync::mpsc::channel::<()>();
     let streamed = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !finished.load(Ordering::Relaxed) {
+        let watcher_stop = stop.clone();
+        s.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                done.recv_timeout(Duration::from_secs(1))
+            {
                 if !alive() {
-                    stop.store(true, Ordering::Relaxed);
+                    watcher_stop.store(true, Ordering::Relaxed);
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(100));
             }
         });
         let r = stream_logs(engine, id, o, &mut w, stdout, stderr, tty).is_some();
-        finished.store(true, Ordering::Relaxed);
+        let _ = finished.send(());
         r
     });
     if !streamed || stop.load(Ordering::Relaxed) {
