@@ -30,36 +30,29 @@ impl Engine {
         if std::env::var_os("STRATA_TEST_NO_FLUSH").is_some() || !self.flush_pending() {
             return Ok(());
         }
-        // The driver and its options, for the rare flush that must repair first.
-        let mut cmd = crate::shim::strata_command(self, None, "flush in the background")?;
         // A second later: a command that follows at once (create after load) is not
-        // made to wait behind the flush's writeback for its own small fsyncs.
-        cmd.arg("flush")
-            .arg("--after-ms=1000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        fsutil::helper::detach(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| EngineError::io("start a background flush", e))?;
-        // The intermediate process exits at once; the flusher runs on, detached.
-        let _ = child.wait();
-        Ok(())
+        // made to wait behind the flush's writeback for its own small fsyncs. The driver
+        // and its options come along, for the rare flush that must repair first.
+        self.run_detached(&["flush", "--after-ms=1000"], "start a background flush")
     }
 
     /// Starts a detached `strata gc`, which waits for the content lock (held by a pull
     /// or load) and then frees what no image or container uses.
     pub fn gc_in_background(&self) -> Result<()> {
-        let mut cmd = crate::shim::strata_command(self, None, "collect garbage in the background")?;
-        cmd.arg("gc")
+        self.run_detached(&["gc"], "start a background garbage collection")
+    }
+
+    /// Runs `strata ARGS` on this data root detached (its own session, no stdio), so it
+    /// outlives this command; `what` names it in an error.
+    fn run_detached(&self, args: &[&str], what: &str) -> Result<()> {
+        let mut cmd = crate::shim::strata_command(self, None, what)?;
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         fsutil::helper::detach(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| EngineError::io("start a background garbage collection", e))?;
+        let mut child = cmd.spawn().map_err(|e| EngineError::io(what, e))?;
+        // The intermediate process exits at once; the helper runs on, detached.
         let _ = child.wait();
         Ok(())
     }
