@@ -34,6 +34,9 @@ pub struct Cli {
 }
 
 fn main() {
+    // A helper spawned detached (shim, FUSE server, background flush) leaves its
+    // spawner's session and process tree first, while it has one thread.
+    fsutil::helper::detach_self();
     // Die quietly on a closed pipe (`strata images | head`), as Unix tools do.
     // SAFETY: restoring the default disposition of one signal at startup.
     unsafe {

@@ -74,6 +74,18 @@ fn a_detached_container_outlives_the_process_that_started_it() {
         .parse()
         .unwrap();
     assert_ne!(ppid, starter.id(), "the shim is a child of the starter");
+    // In a session of its own (the helper detaches itself: the starter spawns it without
+    // a fork of its own address space).
+    let session = |pid: &str| -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        rest.split_whitespace().nth(3).unwrap().to_string()
+    };
+    assert_ne!(
+        session(&shim.to_string()),
+        session("self"),
+        "the shim is in the starter's session"
+    );
 
     // Its logs keep flowing...
     let before = stdout_lines(&s, &id);

@@ -94,6 +94,12 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
     // A long-lived process: container records, states and host configs are parsed once
     // per change, not once per listing.
     fsutil::parsed_cache::enable();
+    // Running containers are checked through pidfds kept open, up to a quarter of the
+    // descriptor limit (the rest stays for connections and files).
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(4096);
+    fsutil::process::keep_pidfds((nofile / 4).min(4096) as usize);
     let mut engine = engine;
     engine.keep_store_open();
     let hosts = if opts.hosts.is_empty() {

@@ -127,19 +127,10 @@ pub fn handle(
         dispatch(&mut call)
     });
     let reply = match result {
-        Ok(Reply::Json(status, v)) => {
-            let b = serde_json::to_vec(&v).unwrap_or_default();
-            respond::response(status, "application/json", &[], respond::full(b))
-        }
-        Ok(Reply::Empty(status)) => respond::response(status, "", &[], respond::empty()),
-        Ok(Reply::Bytes(status, ct, b)) => respond::response(status, ct, &[], respond::full(b)),
-        Ok(Reply::Full {
-            status,
-            content_type,
-            headers,
-            body,
-        }) => respond::response(status, content_type, &headers, respond::full(body)),
-        Ok(Reply::Sent) => return,
+        Ok(reply) => match response_of(reply) {
+            Some(r) => r,
+            None => return,
+        },
         Err(e) => {
             if e.status >= 500 {
                 tracing::warn!(method = %req.method, path = %req.path, error = %e.message, "API request failed");
@@ -152,6 +143,36 @@ pub fn handle(
         }
     };
     let _ = resp.send(reply);
+}
+
+/// Answers, without a blocking thread or the engine, the requests that touch nothing but
+/// memory (`_ping`, half of what health-checking clients and the load benchmark send): the
+/// hand-off to the blocking pool costs more than the answer. `None` for everything else.
+pub fn inline(req: &Request) -> Option<respond::Response> {
+    let (_, path) = strip_version(&req.path).ok()?;
+    match (req.method.as_str(), path.trim_end_matches('/')) {
+        ("GET" | "HEAD", "/_ping") => response_of(api::system::ping(req)),
+        _ => None,
+    }
+}
+
+/// The HTTP response for a handler's reply; `None` when the handler sent its own.
+fn response_of(reply: Reply) -> Option<respond::Response> {
+    Some(match reply {
+        Reply::Json(status, v) => {
+            let b = serde_json::to_vec(&v).unwrap_or_default();
+            respond::response(status, "application/json", &[], respond::full(b))
+        }
+        Reply::Empty(status) => respond::response(status, "", &[], respond::empty()),
+        Reply::Bytes(status, ct, b) => respond::response(status, ct, &[], respond::full(b)),
+        Reply::Full {
+            status,
+            content_type,
+            headers,
+            body,
+        } => respond::response(status, content_type, &headers, respond::full(body)),
+        Reply::Sent => return None,
+    })
 }
 
 /// The image name in `/images/NAME/ACTION` (names may hold slashes).
@@ -170,7 +191,7 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
     let segs: Vec<String> = path.split('/').skip(1).map(str::to_string).collect();
     let seg = |i: usize| segs.get(i).map(String::as_str).unwrap_or("");
     match (method.as_str(), seg(0)) {
-        ("GET" | "HEAD", "_ping") => api::system::ping(c),
+        ("GET" | "HEAD", "_ping") => Ok(api::system::ping(c.req)),
         ("GET", "version") => api::system::version(c),
         ("GET", "info") => api::system::info(c),
         ("GET", "system") if seg(1) == "df" => api::system::df(c),

@@ -265,6 +265,9 @@ async fn answer(
             return closing(respond::error(403, &msg));
         }
     }
+    if let Some(resp) = crate::router::inline(&request) {
+        return resp;
+    }
     let upgrade = request
         .header("upgrade")
         .is_some()

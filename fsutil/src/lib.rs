@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod mounts;
 pub mod nofollow;
 pub mod parsed_cache;
+pub mod process;
 pub mod pump;
 pub mod resolve;
 pub mod testing;

@@ -90,12 +90,9 @@ pub fn pending(root: &Path) -> bool {
     fs::metadata(root.join(FILE)).is_ok_and(|m| m.len() > 0)
 }
 
-/// The start time of process `pid` (field 22 of its stat), `None` when it is gone.
+/// The start time of process `pid` as text, `None` when it is gone.
 fn start_time(pid: u32) -> Option<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields count from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19).map(str::to_string)
+    fsutil::process::start_time(pid).map(|t| t.to_string())
 }
 
 /// Whether the process of operation `op` (`<pid>-<start>-<n>`) still runs.

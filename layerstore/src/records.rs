@@ -20,7 +20,11 @@ pub struct JsonDir<T> {
 impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> JsonDir<T> {
     /// Records under `dir` (created if missing).
     pub fn new(dir: PathBuf) -> Result<Self> {
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        // Made once; every later open (one per daemon request) costs one stat, not a
+        // failed mkdir and a stat.
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        }
         Ok(JsonDir {
             dir,
             _t: PhantomData,

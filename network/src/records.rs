@@ -130,18 +130,26 @@ pub fn resolve_in(all: &[NetworkRecord], key: &str) -> Result<NetworkRecord> {
 impl Networks {
     /// The networks of the data root `root`, with the built-in ones made when missing.
     pub fn open(root: &Path) -> Result<Networks> {
+        Ok(Networks::open_listed(root)?.0)
+    }
+
+    /// [`Networks::open`] and every network, by name, from one read of the records.
+    pub fn open_listed(root: &Path) -> Result<(Networks, Vec<NetworkRecord>)> {
         let n = Networks::read(root)?;
-        let missing = |n: &Networks| -> Result<Vec<&'static str>> {
-            let all = n.all_unlocked()?;
-            Ok(BUILTIN
+        let missing = |all: &[NetworkRecord]| -> Vec<&'static str> {
+            BUILTIN
                 .iter()
                 .copied()
                 .filter(|b| !all.iter().any(|x| x.name == *b))
-                .collect())
+                .collect()
         };
-        if !missing(&n)?.is_empty() {
+        let all = n.list()?;
+        if missing(&all).is_empty() {
+            return Ok((n, all));
+        }
+        {
             let _l = n.locks.records()?;
-            for b in missing(&n)? {
+            for b in missing(&n.all_unlocked()?) {
                 let (driver, pool) = match b {
                     "bridge" => ("bridge", Some(Pool::new(Subnet::parse("172.17.0.0/16")?))),
                     "host" => ("host", None),
@@ -164,7 +172,8 @@ impl Networks {
                 )?;
             }
         }
-        Ok(n)
+        let all = n.list()?;
+        Ok((n, all))
     }
 
     /// The networks of `root` as they are (`fsck` reads without making anything).

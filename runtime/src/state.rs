@@ -70,15 +70,7 @@ pub struct State {
 }
 
 /// The start time of `pid` (field 22 of /proc/PID/stat), if it exists and is not a zombie.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
+pub use fsutil::process::start_time;
 
 /// Seconds since the epoch, now.
 pub fn now() -> f64 {
@@ -112,9 +104,7 @@ impl State {
 
     /// Whether the container's process is alive now.
     pub fn is_running(&self) -> bool {
-        self.status == Status::Running
-            && self.pid != 0
-            && start_time(self.pid) == Some(self.pid_start)
+        self.status == Status::Running && fsutil::process::alive(self.pid, self.pid_start)
     }
 
     /// The status as it really is: a `running` whose process is gone is reported as

@@ -222,7 +222,13 @@ fn main() {
             }
         }));
     }
-    for _ in 0..16 {
+    // API_LOAD_CHURN sets the number of churning clients (default 16): 0 measures the
+    // request path alone, to tell its cost from the containers' own.
+    let churners = std::env::var("API_LOAD_CHURN")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(16);
+    for _ in 0..churners {
         let (sock, stop, churn, sf) = (
             sock.clone(),
             stop.clone(),

@@ -5,9 +5,9 @@ use crate::ApiResult;
 use serde_json::json;
 use std::io::Write;
 
-pub fn ping(c: &mut Call<'_>) -> ApiResult<Reply> {
-    let body: &[u8] = if c.req.method == "HEAD" { b"" } else { b"OK" };
-    Ok(Reply::Full {
+pub fn ping(req: &crate::http::Request) -> Reply {
+    let body: &[u8] = if req.method == "HEAD" { b"" } else { b"OK" };
+    Reply::Full {
         status: 200,
         content_type: "text/plain; charset=utf-8",
         headers: vec![
@@ -18,7 +18,7 @@ pub fn ping(c: &mut Call<'_>) -> ApiResult<Reply> {
             ("Pragma", "no-cache".into()),
         ],
         body: body.to_vec(),
-    })
+    }
 }
 
 fn kernel() -> String {

@@ -86,7 +86,7 @@ impl Engine {
 
     /// Every network, by name.
     pub fn network_list(&self) -> Result<Vec<NetworkRecord>> {
-        Ok(self.networks()?.list()?)
+        Ok(Networks::open_listed(&self.cfg.data_root)?.1)
     }
 
     /// Network `key` (name, id or unique id prefix).
