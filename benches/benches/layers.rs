@@ -108,7 +108,7 @@ fn containers(c: &mut Criterion) {
                 ctr.id
             },
             |id| {
-                layerstore::commit::commit(&store, &id, &Default::default()).unwrap();
+                layerstore::commit::commit(&store, &id, &Default::default(), &|_| {}).unwrap();
                 id
             },
         )

@@ -95,8 +95,10 @@ impl Engine {
 
     /// Imports a rootfs tarball as a one-layer image named `reference`.
     pub fn import(&self, file: &Path, reference: &str, changes: &[String]) -> Result<Loaded> {
+        let changes = crate::build::config_change::parse_all(changes)?;
         let store = self.store()?;
-        let l = import::import_rootfs(&store, file, reference, changes)
+        let edit = |c: &mut serde_json::Value| crate::build::config_change::apply(c, &changes);
+        let l = import::import_rootfs(&store, file, reference, &edit)
             .ctx(|| format!("import {}", file.display()))?;
         crate::events::record(&store.root, "image", "import", &l.id.to_string(), reference);
         Ok(l)

@@ -19,13 +19,16 @@ pub struct CommitOptions {
     pub message: Option<String>,
     /// The author (`-a`).
     pub author: Option<String>,
-    /// Dockerfile instructions applied to the config (`-c`, see [`crate::config_change`]).
-    pub changes: Vec<String>,
 }
 
-/// Commits container `key`; returns the new image id.
-pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> {
-    let changes = crate::config_change::parse_all(&opts.changes)?;
+/// Commits container `key`; returns the new image id. `edit` changes the new image's
+/// runtime config (the engine applies `--change` instructions, checked before this call).
+pub fn commit(
+    store: &Store,
+    key: &str,
+    opts: &CommitOptions,
+    edit: &dyn Fn(&mut serde_json::Value),
+) -> Result<Digest> {
     let _content = store.locks.content_shared()?;
     let c = store.resolve_container(key)?;
     let base = store
@@ -46,7 +49,7 @@ pub fn commit(store: &Store, key: &str, opts: &CommitOptions) -> Result<Digest> 
     let layer = child::container_layer(store, &c.layer, write, false)?;
     let mut cfg: serde_json::Value = serde_json::from_slice(&store.blobs.read(&base.id)?)
         .map_err(|e| StoreError::json("base image config", e))?;
-    crate::config_change::apply(&mut cfg["config"], &changes);
+    edit(&mut cfg["config"]);
     let img = child::register(
         store,
         &base,

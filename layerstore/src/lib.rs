@@ -8,7 +8,6 @@ pub mod blobs;
 pub mod child;
 pub mod commit;
 pub mod compress;
-pub mod config_change;
 pub mod containers;
 pub mod digest;
 pub mod error;

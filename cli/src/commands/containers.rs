@@ -139,11 +139,10 @@ pub fn commit(ctx: &Context, a: CommitArgs) -> Result<i32> {
         reference: a.reference.clone(),
         message: a.message.clone(),
         author: a.author.clone(),
-        changes: a.change.clone(),
     };
     let id = ctx
         .engine
-        .commit(&a.container, &opts)
+        .commit(&a.container, &opts, &a.change)
         .with_context(|| format!("commit {}", a.container))?;
     println!("{id}");
     Ok(0)

@@ -1099,8 +1099,7 @@ pub fn commit(c: &mut Call<'_>) -> ApiResult<Reply> {
             .param("author")
             .filter(|m| !m.is_empty())
             .map(str::to_string),
-        changes: c.req.params("changes"),
     };
-    let id = c.engine.commit(&container, &o)?;
+    let id = c.engine.commit(&container, &o, &c.req.params("changes"))?;
     Ok(Reply::Json(201, json!({"Id": id.to_string()})))
 }

@@ -4,6 +4,7 @@
 //! The CLI's `build` and the API's `POST /build` are both this.
 
 pub mod cache;
+pub mod config_change;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;

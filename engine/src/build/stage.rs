@@ -2,6 +2,7 @@
 //! every instruction one step that makes the next image (or takes it from the cache).
 
 use super::cache::Cache;
+use super::config_change::{self, Change};
 use super::context::Tree;
 use super::dockerfile::{substitute, Args, Dockerfile, Instruction};
 use super::{BuildOptions, BuildOutput, Built, PROXY_ARGS};
@@ -9,7 +10,6 @@ use crate::containers::create::strings;
 use crate::error::{Context as _, EngineError, Result};
 use crate::Engine;
 use layerstore::child::CommittedLayer;
-use layerstore::config_change::{self, Change};
 use layerstore::images::ImageRecord;
 use layerstore::Store;
 use serde_json::{json, Value};

@@ -110,9 +110,7 @@ impl Build<'_> {
         }
         let mut words = match &inst.args {
             Args::Json(v) => v.clone(),
-            Args::Text(t) => {
-                layerstore::config_change::words(t, t).map_err(|e| bad(e.to_string()))?
-            }
+            Args::Text(t) => super::config_change::words(t, t).map_err(|e| bad(e.to_string()))?,
         };
         for w in &mut words {
             *w = self.expand(stage, inst, w)?;

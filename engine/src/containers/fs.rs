@@ -28,14 +28,18 @@ impl Engine {
         ))
     }
 
-    /// Makes a new image from container `key`'s changes; returns its id.
+    /// Makes a new image from container `key`'s changes, its config edited by `changes`
+    /// (Dockerfile instructions, `commit --change`); returns its id.
     pub fn commit(
         &self,
         key: &str,
         o: &layerstore::commit::CommitOptions,
+        changes: &[String],
     ) -> Result<layerstore::Digest> {
+        let changes = crate::build::config_change::parse_all(changes)?;
         let store = self.store()?;
-        let id = layerstore::commit::commit(&store, key, o)?;
+        let edit = |c: &mut serde_json::Value| crate::build::config_change::apply(c, &changes);
+        let id = layerstore::commit::commit(&store, key, o, &edit)?;
         crate::events::record(&store.root, "container", "commit", key, "");
         Ok(id)
     }

@@ -174,14 +174,14 @@ pub fn commit(store: &Store, p: Pending<'_>) -> Result<Loaded> {
     })
 }
 
-/// `import FILE REF`: a rootfs tar (plain, gzip or zstd) becomes a one-layer image.
+/// `import FILE REF`: a rootfs tar (plain, gzip or zstd) becomes a one-layer image;
+/// `edit` changes its runtime config (the engine applies `--change` instructions).
 pub fn import_rootfs(
     store: &Store,
     file: &Path,
     reference: &str,
-    changes: &[String],
+    edit: &dyn Fn(&mut serde_json::Value),
 ) -> Result<Loaded> {
-    let changes = crate::config_change::parse_all(changes)?;
     let _content = store.locks.content_shared()?;
     let name = crate::refs::normalize(reference)?;
     let f = fs::File::open(file).map_err(|e| StoreError::io("open", file, e))?;
@@ -211,7 +211,7 @@ pub fn import_rootfs(
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         "history": [{"created": created, "created_by": format!("strata import {}", file.display())}],
     });
-    crate::config_change::apply(&mut config["config"], &changes);
+    edit(&mut config["config"]);
     let cfg_bytes = serde_json::to_vec(&config).map_err(|e| StoreError::json("config", e))?;
     let config_digest = store.blobs.put(&cfg_bytes, "config", None)?;
     let size = store

@@ -3,7 +3,7 @@
 //! `VOLUME`, `WORKDIR`, `STOPSIGNAL`), parsed with Docker's quoting rules and checked
 //! before anything is written.
 
-use crate::error::{Result, StoreError};
+use crate::error::{EngineError, Result};
 use serde_json::{json, Map, Value};
 
 /// One parsed change.
@@ -21,8 +21,8 @@ pub enum Change {
     StopSignal(String),
 }
 
-fn bad(line: &str, why: &str) -> StoreError {
-    StoreError::Invalid(format!("--change {line:?}: {why}"))
+fn bad(line: &str, why: &str) -> EngineError {
+    EngineError::Invalid(format!("--change {line:?}: {why}"))
 }
 
 /// Parses one change line, e.g. `CMD ["/bin/sh"]` or `ENV A=1 B="two words"`.
