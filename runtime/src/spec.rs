@@ -156,8 +156,7 @@ pub fn build(r: &RunSpec) -> Result<Spec> {
         mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
     }
     for (dest, extra) in &r.tmpfs {
-        let mut opts: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
-        opts.extend(extra.split(',').map(str::trim).filter(|o| !o.is_empty()));
+        let opts = tmpfs_options(extra);
         mounts.push(
             json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": opts}),
         );
@@ -866,4 +865,24 @@ pub fn set_limits(spec: &mut Spec, r: &Resources) -> Result<()> {
     linux.set_resources(Some(res));
     spec.set_linux(Some(linux));
     Ok(())
+}
+
+/// A `--tmpfs` mount's options: Docker's `nosuid,nodev,noexec` unless the given ones say
+/// the opposite (`exec`, `suid`, `dev`), then the given ones, each once.
+fn tmpfs_options(given: &str) -> Vec<&str> {
+    let given: Vec<&str> = given
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    let mut opts: Vec<&str> = ["nosuid", "nodev", "noexec"]
+        .into_iter()
+        .filter(|d| !given.contains(&&d[2..]))
+        .collect();
+    for o in given {
+        if !opts.contains(&o) {
+            opts.push(o);
+        }
+    }
+    opts
 }

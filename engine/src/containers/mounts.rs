@@ -156,6 +156,11 @@ impl MountSpec {
                 "the mount at {} needs a source (a volume name)",
                 self.target
             ))),
+            MountSource::Volume(n) if !layerstore::volumes::valid_name(n) => {
+                Err(EngineError::Invalid(format!(
+                    "{n:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+                )))
+            }
             MountSource::Bind(p) if !p.is_absolute() => Err(EngineError::Invalid(format!(
                 "invalid bind source {}: the host path must be absolute",
                 p.display()
