@@ -542,6 +542,8 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     // with the container.
     let bundle = view.bundle.clone();
     let mut watch = engine::containers::watch::FolderWatch::new(bundle.dir());
+    // The runner's exit wakes the wait too (it writes nothing when it dies).
+    let mut runner_watched = false;
     let code = loop {
         let state = if bundle.dir().exists() {
             bundle.state().ok()
@@ -551,8 +553,14 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         match state {
             Some(st) => {
                 let st = &st;
-                let runner_gone =
-                    st.monitor_pid == 0 || runtime::state::start_time(st.monitor_pid).is_none();
+                let runner_start = match st.monitor_pid {
+                    0 => None,
+                    pid => runtime::state::start_time(pid),
+                };
+                let runner_gone = runner_start.is_none();
+                if let (false, Some(start)) = (runner_watched, runner_start) {
+                    runner_watched = watch.watch_process(st.monitor_pid, start);
+                }
                 let exited = st.status == Status::Exited
                     || (st.status == Status::Running && !st.is_running() && runner_gone);
                 let done = match condition.as_str() {
@@ -573,7 +581,10 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         if !(c.alive)() {
             return Ok(Reply::Sent);
         }
-        watch.wait(Duration::from_millis(200));
+        // Every change is announced (state writes by inotify, the runner's exit by its
+        // pidfd); the bound is for the client's departure, or a runner not yet watched.
+        let bound = if runner_watched { 1000 } else { 200 };
+        watch.wait(Duration::from_millis(bound));
     };
     let body = json!({"StatusCode": code, "Error": null}).to_string();
     if w.write_all(body.as_bytes()).is_err() {

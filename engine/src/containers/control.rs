@@ -44,23 +44,29 @@ impl Engine {
         let bundle = self.container(key)?.bundle;
         let t0 = Instant::now();
         let mut watch = super::watch::FolderWatch::new(bundle.dir());
+        let mut runner_watched = false;
         loop {
             let st = bundle.state()?;
-            let runner_alive = st.monitor_pid != 0
-                && st.monitor_pid != std::process::id()
-                && runtime::state::start_time(st.monitor_pid).is_some();
+            let runner_start = (st.monitor_pid != 0 && st.monitor_pid != std::process::id())
+                .then(|| runtime::state::start_time(st.monitor_pid))
+                .flatten();
+            let runner_alive = runner_start.is_some();
+            if let (false, Some(start)) = (runner_watched, runner_start) {
+                runner_watched = watch.watch_process(st.monitor_pid, start);
+            }
             if !runner_alive && (st.status != Status::Running || !st.is_running()) {
                 return Ok(true);
             }
             if timeout.is_some_and(|t| t0.elapsed() >= t) {
                 return Ok(false);
             }
-            // The exit is a state write into the folder; a runner that died announces
-            // nothing, so the bound has it looked at again.
+            // The exit is a state write into the folder, the runner's death its pidfd's
+            // wake; a runner not watched (no pidfd) is looked at again after a bound.
             let left = timeout.map(|t| t.saturating_sub(t0.elapsed()));
+            let bound = if runner_watched { 5000 } else { 200 };
             watch.wait(
                 left.unwrap_or(Duration::MAX)
-                    .min(Duration::from_millis(200)),
+                    .min(Duration::from_millis(bound)),
             );
         }
     }

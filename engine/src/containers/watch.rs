@@ -3,6 +3,9 @@
 //! grows, or the folder goes. Waits keep a bound so the few facts no file change announces
 //! (a runner that died, a client gone) are still looked at now and then.
 //!
+//! A waiter can also name a process ([`FolderWatch::watch_process`]): its pidfd wakes the
+//! waiter when it exits, so a runner that dies without a word is seen at once too.
+//!
 //! One inotify instance serves every watch of the process, read by one thread: the kernel
 //! allows a user 128 instances (`fs.inotify.max_user_instances`), and a daemon with a
 //! hundred `logs -f` followers took one each, so the rest fell back to polling every few
@@ -12,6 +15,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,17 @@ struct Slot {
     changed: Condvar,
 }
 
+impl Slot {
+    /// Counts a change (and the watch's end when `gone`) and wakes the waiters.
+    fn bump(&self, gone: bool) {
+        let mut st = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        st.count += 1;
+        st.gone |= gone;
+        drop(st);
+        self.changed.notify_all();
+    }
+}
+
 #[derive(Default)]
 struct SlotState {
     count: u64,
@@ -29,21 +44,39 @@ struct SlotState {
     gone: bool,
 }
 
-/// The process's inotify instance and its watches by descriptor.
+/// The process's inotify instance and its watches by descriptor, and the pidfds of the
+/// processes waited on; one epoll instance gathers both for the reader thread.
 struct Hub {
     fd: OwnedFd,
+    epoll: OwnedFd,
     /// Watch descriptor -> (its slot, the FolderWatches using it).
     slots: Mutex<HashMap<i32, (Arc<Slot>, usize)>>,
+    /// Epoll token -> (a waited process's pidfd, the slot its exit wakes).
+    procs: Mutex<HashMap<u64, (OwnedFd, Arc<Slot>)>>,
+    /// The next process token (0 is the inotify descriptor's).
+    next: AtomicU64,
 }
 
 fn hub() -> Option<&'static Hub> {
     static HUB: OnceLock<Option<&'static Hub>> = OnceLock::new();
     *HUB.get_or_init(|| {
+        use rustix::event::epoll;
         use rustix::fs::inotify::{self, CreateFlags};
-        let fd = inotify::init(CreateFlags::CLOEXEC).ok()?;
+        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC).ok()?;
+        epoll::add(
+            &ep,
+            &fd,
+            epoll::EventData::new_u64(0),
+            epoll::EventFlags::IN,
+        )
+        .ok()?;
         let hub: &'static Hub = Box::leak(Box::new(Hub {
             fd,
+            epoll: ep,
             slots: Mutex::new(HashMap::new()),
+            procs: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
         }));
         std::thread::Builder::new()
             .name("folder-watch".into())
@@ -54,16 +87,63 @@ fn hub() -> Option<&'static Hub> {
 }
 
 impl Hub {
-    /// Reads events for ever, counting them per watch and waking that watch's waiters.
+    /// Waits for events for ever: folder changes and process exits, each counted on its
+    /// slot and waking that slot's waiters.
     fn read_events(&self) {
+        use rustix::event::epoll;
         let mut buf = vec![0u8; 64 << 10];
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
         loop {
-            let n = match rustix::io::read(&self.fd, &mut buf) {
-                Ok(n) => n,
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            ) {
+                Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, "folder watches: reading inotify failed; waits fall back to their bounds");
+                    tracing::warn!(error = %e, "folder watches: waiting on epoll failed; waits fall back to their bounds");
                     return;
+                }
+            }
+            for ev in &events {
+                let data = ev.data;
+                match data.u64() {
+                    0 => {
+                        if !self.read_inotify(&mut buf) {
+                            return;
+                        }
+                    }
+                    token => self.process_exited(token),
+                }
+            }
+        }
+    }
+
+    /// A waited process exited: its pidfd goes, its slot counts a change.
+    fn process_exited(&self, token: u64) {
+        let entry = self
+            .procs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&token);
+        if let Some((fd, slot)) = entry {
+            let _ = rustix::event::epoll::delete(&self.epoll, &fd);
+            slot.bump(false);
+        }
+    }
+
+    /// Reads what inotify has queued; `false` when it cannot be read any more.
+    fn read_inotify(&self, buf: &mut [u8]) -> bool {
+        loop {
+            let n = match rustix::io::read(&self.fd, &mut *buf) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "folder watches: reading inotify failed; waits fall back to their bounds");
+                    return false;
                 }
             };
             // struct inotify_event: wd (i32), mask (u32), cookie (u32), len (u32), name.
@@ -77,16 +157,44 @@ impl Hub {
                         as usize;
                 at += 16 + len;
                 if let Some((slot, _)) = slots.get(&wd) {
-                    let mut st = slot.changes.lock().unwrap_or_else(|e| e.into_inner());
-                    st.count += 1;
                     // IN_IGNORED: the kernel dropped the watch (the folder is gone).
-                    if mask & 0x8000 != 0 {
-                        st.gone = true;
-                    }
-                    drop(st);
-                    slot.changed.notify_all();
+                    slot.bump(mask & 0x8000 != 0);
                 }
             }
+        }
+    }
+
+    /// Wakes `slot` when process `pid`, started at `start`, exits; the token to
+    /// [`Hub::forget_process`] with, or `None` when it is not running (or has no pidfd).
+    fn watch_process(&self, pid: u32, start: u64, slot: &Arc<Slot>) -> Option<u64> {
+        use rustix::event::epoll;
+        let raw = rustix::process::Pid::from_raw(pid as i32)?;
+        let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
+        // Checked after the open: the pidfd is of the recorded process, not a reuse.
+        if fsutil::process::start_time(pid) != Some(start) {
+            return None;
+        }
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        epoll::add(
+            &self.epoll,
+            &fd,
+            epoll::EventData::new_u64(token),
+            epoll::EventFlags::IN,
+        )
+        .ok()?;
+        procs.insert(token, (fd, slot.clone()));
+        Some(token)
+    }
+
+    fn forget_process(&self, token: u64) {
+        let entry = self
+            .procs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&token);
+        if let Some((fd, _)) = entry {
+            let _ = rustix::event::epoll::delete(&self.epoll, &fd);
         }
     }
 
@@ -134,6 +242,8 @@ pub struct FolderWatch {
     watch: Option<(i32, Arc<Slot>)>,
     /// The folder's change count this watcher has seen.
     seen: u64,
+    /// The tokens of the processes it also waits on.
+    procs: Vec<u64>,
 }
 
 impl FolderWatch {
@@ -145,7 +255,28 @@ impl FolderWatch {
             .as_ref()
             .map(|(_, s)| s.changes.lock().map(|c| c.count).unwrap_or(0))
             .unwrap_or(0);
-        FolderWatch { watch, seen }
+        FolderWatch {
+            watch,
+            seen,
+            procs: Vec::new(),
+        }
+    }
+
+    /// Also ends the next waits when process `pid` (started at `start`, see
+    /// [`fsutil::process::start_time`]) exits: what a runner that dies never writes.
+    /// `false` when that cannot be watched (it is gone already, or there is no watch):
+    /// the caller keeps a short bound then.
+    pub fn watch_process(&mut self, pid: u32, start: u64) -> bool {
+        let (Some((_, slot)), Some(h)) = (&self.watch, hub()) else {
+            return false;
+        };
+        match h.watch_process(pid, start, slot) {
+            Some(token) => {
+                self.procs.push(token);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Returns once something in the folder changed since the last wait (or since the
@@ -180,8 +311,13 @@ impl FolderWatch {
 
 impl Drop for FolderWatch {
     fn drop(&mut self) {
-        if let (Some((wd, _)), Some(h)) = (&self.watch, hub()) {
-            h.unwatch(*wd);
+        if let Some(h) = hub() {
+            for t in &self.procs {
+                h.forget_process(*t);
+            }
+            if let Some((wd, _)) = &self.watch {
+                h.unwatch(*wd);
+            }
         }
     }
 }
@@ -216,6 +352,34 @@ mod tests {
         let t0 = std::time::Instant::now();
         w.wait(Duration::from_millis(100));
         assert!(t0.elapsed() >= Duration::from_millis(90));
+    }
+
+    /// A process that exits writes nothing into the folder: its pidfd wakes the waiter.
+    #[test]
+    fn a_watched_process_that_exits_wakes_the_waiter_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = FolderWatch::new(d.path());
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        let start = fsutil::process::start_time(child.id()).unwrap();
+        assert!(!w.watch_process(child.id(), start + 1), "another process");
+        assert!(w.watch_process(child.id(), start));
+        let t0 = std::time::Instant::now();
+        w.wait(Duration::from_secs(10));
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "woken by the exit, not the bound"
+        );
+        child.wait().unwrap();
+        assert!(
+            !w.watch_process(child.id(), start),
+            "gone: nothing to watch"
+        );
+        drop(w);
+        let h = hub().unwrap();
+        assert!(h.procs.lock().unwrap().is_empty(), "a pidfd was kept");
     }
 
     /// More watches than the kernel's 128 inotify instances a user may have: every one
