@@ -165,8 +165,9 @@ impl<'a> ListFilter<'a> {
     }
 
     /// Whether container `v` passes (values of one key: any matches; keys: all must). Its
-    /// files are read only for the filters that need them.
-    fn matches(&self, v: &ContainerView) -> bool {
+    /// files are read only for the filters that need them; `nets` are the networks, read
+    /// once per listing.
+    fn matches(&self, v: &ContainerView, nets: &[network::records::NetworkRecord]) -> bool {
         let f = self.f;
         if f.0.is_empty() {
             return true;
@@ -209,7 +210,7 @@ impl<'a> ListFilter<'a> {
             .iter()
             .any(|k| f.get(k).is_some())
         {
-            let ns = v.network_settings();
+            let ns = v.network_settings_in(nets);
             let ports = ns["Ports"].as_object().cloned().unwrap_or_default();
             let net = any("network", &|x| {
                 ns["Networks"].as_object().is_some_and(|m| {
@@ -248,13 +249,13 @@ pub fn list(c: &mut Call<'_>) -> ApiResult<Reply> {
     let all = c.req.flag("all") || f.get("status").is_some() || f.get("exited").is_some();
     let lf = ListFilter::new(c, &f)?;
     let mut out: Vec<ContainerView> = c.engine.containers(all)?;
-    out.retain(|v| lf.matches(v));
+    let nets = c.engine.network_list()?;
+    out.retain(|v| lf.matches(v, &nets));
     if let Some(n) = c.req.param("limit").and_then(|l| l.parse::<usize>().ok()) {
         if n > 0 {
             out.truncate(n);
         }
     }
-    let nets = c.engine.network_list()?;
     Ok(Reply::Json(
         200,
         Value::Array(out.iter().map(|v| summary(v, &nets)).collect()),
