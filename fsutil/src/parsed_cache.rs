@@ -157,8 +157,45 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    /// The cache is the process's: tests that count its parses or entries take turns.
+    static TURN: Mutex<()> = Mutex::new(());
+
+    /// Attack: more files than the bound, and a file past the size bound. The cache never
+    /// holds more than [`MAX_ENTRIES`], and keeps nothing of the big file.
+    #[test]
+    fn the_cache_is_bounded_in_entries_and_file_size() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        enable();
+        // 65,636 files: on a tmpfs where there is one (the disk's journal is not the test).
+        let d = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        let len = || cache().lock().unwrap().len();
+        let mut most = 0;
+        for i in 0..MAX_ENTRIES + 100 {
+            let p = d.path().join(i.to_string());
+            std::fs::write(&p, b"1").unwrap();
+            read_parsed(&p, |b| Ok::<_, ()>(b.len())).unwrap();
+            most = most.max(len());
+        }
+        assert!(most <= MAX_ENTRIES, "the cache held {most} entries");
+        let big = d.path().join("big");
+        std::fs::write(&big, vec![b' '; MAX_FILE as usize + 1]).unwrap();
+        let parses = AtomicUsize::new(0);
+        for _ in 0..3 {
+            read_parsed(&big, |b| {
+                parses.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ()>(b.len())
+            })
+            .unwrap();
+        }
+        assert_eq!(parses.load(Ordering::SeqCst), 3, "a big file is never kept");
+        assert!(!cache().lock().unwrap().contains_key(&big));
+    }
+
     #[test]
     fn a_file_is_parsed_again_only_when_it_changed() {
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         enable();
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("r.json");

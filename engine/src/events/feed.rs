@@ -29,6 +29,9 @@ const RESCAN: Duration = Duration::from_secs(1);
 /// The longest line taken from the file: a longer one is not an event strata wrote.
 const MAX_LINE: usize = 64 << 10;
 
+/// How much of the file the reader takes per read.
+const CHUNK: usize = 256 << 10;
+
 /// Recent events of one data root, fed by one reader thread.
 pub struct Feed {
     ring: Mutex<Ring>,
@@ -157,10 +160,13 @@ impl Tail {
     fn read_new(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         for _ in 0..2 {
-            if let Some(f) = &mut self.file {
-                let mut buf = Vec::new();
-                if f.read_to_end(&mut buf).is_ok() {
-                    self.take_lines(&buf, &mut out);
+            // In chunks: however much was appended, the reader holds at most a chunk and
+            // one line (a longer line is dropped), never the whole growth at once.
+            let mut buf = vec![0u8; CHUNK];
+            while let Some(f) = &mut self.file {
+                match f.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => self.take_lines(&buf[..n], &mut out),
                 }
             }
             let now = std::fs::metadata(&self.path).ok().map(|m| m.ino());
@@ -232,6 +238,32 @@ mod tests {
         assert!(feed
             .next_after(&mut a, Duration::from_millis(50))
             .is_empty());
+    }
+
+    /// Attack: a line with no end, megabytes long, appended to the events file. The reader
+    /// keeps at most one line's bound of it and reads the events after it.
+    #[test]
+    fn an_endless_line_is_dropped_not_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join(FILE);
+        std::fs::write(&path, b"").unwrap();
+        let mut tail = Tail::at_end(path.clone());
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &vec![b'x'; 8 << 20]).unwrap();
+        assert!(tail.read_new().is_empty());
+        assert!(
+            tail.partial.len() <= MAX_LINE + CHUNK,
+            "kept {} bytes of one line",
+            tail.partial.len()
+        );
+        drop(f);
+        super::super::record(d.path(), "container", "start", "after", "x");
+        let got = tail.read_new();
+        let ids: Vec<&str> = got.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["after"], "the event after the garbage is read");
     }
 
     #[test]
