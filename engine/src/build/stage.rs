@@ -571,6 +571,9 @@ impl<'a> Build<'a> {
                 return Ok(());
             }
         }
+        // Held from the layer's blob to the image's record: a gc meanwhile would see the
+        // blob named by nothing yet and take it.
+        let _content = self.store.locks.content_shared()?;
         let layer: Option<CommittedLayer> = match &work {
             Work::Config => None,
             _ => self.in_container(stage, &work)?,
