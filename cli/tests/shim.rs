@@ -191,3 +191,30 @@ fn input_a_terminal_does_not_take_never_stops_its_output() {
     s.ok(&["rm", "-f", &id]);
     drop(writer);
 }
+
+/// Helpers detach themselves when their spawner asks (`STRATA_DETACH` naming it); the same
+/// variable left in a user's environment does nothing: the command runs in the caller's
+/// session and its exit status is its own (a detaching process would exit 0 at once).
+#[test]
+fn a_stray_detach_variable_does_not_detach_a_command() {
+    let s = Strata::with_driver("vfs");
+    // Pid 1 is not the test's command's parent; nor is a word a pid.
+    for value in ["1", "yes"] {
+        let o = s
+            .cmd(&["inspect", "no-such-container"])
+            .env("STRATA_DETACH", value)
+            .output()
+            .unwrap();
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "with STRATA_DETACH={value} the command detached: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no-such-container"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -31,7 +31,8 @@ pub fn strata_binary() -> Option<PathBuf> {
     })
 }
 
-/// Set in a helper's environment by [`detach`]; [`detach_self`] acts on it.
+/// Set in a helper's environment by [`detach`] to the spawner's pid; [`detach_self`] acts
+/// on it only when that is its parent (a variable left in a user's shell does nothing).
 const DETACH_ENV: &str = "STRATA_DETACH";
 
 /// Makes `cmd` (a `strata` helper) start detached: in a session of its own (it survives
@@ -45,18 +46,22 @@ const DETACH_ENV: &str = "STRATA_DETACH";
 /// fault on its next write (measured: 40 % of the daemon's CPU under container churn).
 /// Without the hook the spawn is a `posix_spawn` (vfork-like, nothing copied).
 pub fn detach(cmd: &mut std::process::Command) {
-    cmd.env(DETACH_ENV, "1");
+    cmd.env(DETACH_ENV, std::process::id().to_string());
 }
 
 /// The helper's half of [`detach`]: when asked to, a new session and a fork whose parent
 /// exits at once (the spawner reaps it). Call before any thread is started.
 pub fn detach_self() {
-    if std::env::var_os(DETACH_ENV).is_none() {
+    let Some(spawner) = std::env::var_os(DETACH_ENV) else {
         return;
-    }
+    };
     // At the start of main, with one thread: the variable must not reach the helper's own
     // children.
     std::env::remove_var(DETACH_ENV);
+    let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    if spawner.to_str() != Some(parent.to_string().as_str()) {
+        return;
+    }
     if let Err(e) = rustix::process::setsid() {
         eprintln!("strata: cannot start a session for a detached helper: {e}");
         std::process::exit(125);
