@@ -607,12 +607,12 @@ fn throttled_proxy(to: String, rate: usize) -> (String, Arc<std::sync::atomic::A
     (addr, passed)
 }
 
-/// A pull from a registry that trickles at 512 KB/s holds only its own layers: a load of
-/// another image and an `rmi` of a third finish while it is still downloading (the
-/// `rmi`'s space is freed by a collector that waits for the pull), and the store is
-/// whole afterwards.
+/// A pull from a registry that trickles at 512 KB/s holds only its own layers and a lease:
+/// a load of another image, an `rmi` of a third and a `system prune` finish while it is
+/// still downloading, the removed image's space is freed at once (the collector keeps what
+/// the pull's lease names), and the store is whole afterwards.
 #[test]
-fn a_slow_pull_delays_no_load_or_rmi_of_other_images() {
+fn a_slow_pull_delays_no_load_rmi_or_prune_of_other_images() {
     use std::sync::atomic::Ordering;
     let reg = Registry::start(None);
     let a = Strata::new();
@@ -659,11 +659,32 @@ fn a_slow_pull_delays_no_load_or_rmi_of_other_images() {
         "the load waited for the pull ({} bytes passed)",
         passed.load(Ordering::SeqCst)
     );
+    let gone: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "gone:1"])).unwrap();
+    let gone_layer = gone[0]["RootFS"]["Layers"][0].as_str().unwrap().to_string();
+    // A loaded layer is kept as its files and a tar-split record (named by its ChainID,
+    // which for a bottom layer is its DiffID).
+    let gone_blob = b
+        .root()
+        .join("tarsplit")
+        .join(gone_layer.trim_start_matches("sha256:"));
+    assert!(gone_blob.exists(), "{}", gone_blob.display());
     b.ok(&["rmi", "gone:1"]);
     assert!(
         pull.try_wait().unwrap().is_none(),
         "the rmi waited for the pull ({} bytes passed)",
         passed.load(Ordering::SeqCst)
+    );
+    // The pull holds a lease, not the content lock: a prune beside it runs at once, frees
+    // what nothing names, and keeps what the pull is bringing in.
+    b.ok(&["system", "prune"]);
+    assert!(
+        pull.try_wait().unwrap().is_none(),
+        "the prune waited for the pull ({} bytes passed)",
+        passed.load(Ordering::SeqCst)
+    );
+    assert!(
+        !gone_blob.exists(),
+        "the removed image's layer is still there while the pull runs"
     );
     let out = pull.wait_with_output().unwrap();
     assert!(
@@ -672,20 +693,17 @@ fn a_slow_pull_delays_no_load_or_rmi_of_other_images() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(b.ok(&["images"]).contains("other"));
-    // The collector ran once the pull let go: nothing of `gone` is left, fsck passes.
-    let t = std::time::Instant::now();
-    loop {
-        let fsck = b.run(&["fsck"]);
-        if fsck.status.success() {
-            break;
-        }
-        assert!(
-            t.elapsed().as_secs() < 30,
-            "{}",
-            String::from_utf8_lossy(&fsck.stdout)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    // Nothing of `gone` is left, the pulled image is whole, and its lease is gone.
+    let fsck = b.run(&["fsck"]);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    let leases = std::fs::read_dir(b.root().join("leases"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leases, 0, "the pull's lease outlived it");
     b.ok(&[
         "run",
         "--rm",

@@ -96,7 +96,7 @@ fn start_time(pid: u32) -> Option<String> {
 }
 
 /// Whether the process of operation `op` (`<pid>-<start>-<n>`) still runs.
-fn op_alive(op: &str) -> bool {
+pub(crate) fn op_alive(op: &str) -> bool {
     let mut parts = op.split('-');
     let (Some(pid), Some(start)) = (parts.next(), parts.next()) else {
         return false;
@@ -165,6 +165,11 @@ impl Journal {
             op: format!("{process}-{n}"),
             wrote: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// This operation's name (`<pid>-<start>-<n>`), unique on this boot.
+    pub fn op(&self) -> &str {
+        &self.op
     }
 
     /// This boot's id, as the journal records it.

@@ -18,6 +18,7 @@ pub mod images;
 pub mod import;
 pub mod journal;
 pub mod layers;
+pub mod leases;
 pub mod locks;
 pub mod migrate;
 pub mod readahead;

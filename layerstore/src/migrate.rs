@@ -71,6 +71,13 @@ pub fn migrate(
 ) -> Result<Plan> {
     // Nothing is added or freed by anyone else while layers move.
     let _content = store.locks.content_exclusive()?;
+    // A pull holds a lease, not the content lock: it may be applying layers into the
+    // driver being left.
+    if !crate::leases::live(&store.root).is_empty() {
+        return Err(StoreError::InUse(
+            "a pull is under way: migrate once it has finished".into(),
+        ));
+    }
     let from = store.driver.name().to_string();
     if from == to {
         return Err(StoreError::Invalid(format!("the store already uses {to}")));

@@ -166,7 +166,9 @@ pub fn fetch_blob(
 
 /// Pulls `r` into `store` and registers it under its name.
 pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -> Result<Loaded> {
-    let _content = store.locks.content_shared()?;
+    // A lease, not the shared content lock: a gc need not wait for a slow registry
+    // (layerstore::leases).
+    let store = &store.leased()?;
     let repo = &r.repository;
     let (mut body, mut media_type, mut digest) = fetch_manifest(client, repo, r.target())?;
     if spec::is_index_type(&media_type) {
@@ -202,6 +204,10 @@ pub fn pull(store: &Store, client: &Client, r: &Reference, opts: &PullOptions) -
             )));
         }
     }
+    // Named before they are looked for: a gc from now on keeps them.
+    let mut named = vec![&manifest.config.digest];
+    named.extend(manifest.layers.iter().map(|l| &l.digest));
+    store.protect(&named)?;
     if !store.blobs.exists(&manifest.config.digest) {
         let cfg = fetch_small(client, repo, &manifest.config)?;
         store

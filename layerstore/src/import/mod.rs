@@ -151,6 +151,16 @@ pub fn commit(store: &Store, p: Pending<'_>) -> Result<Loaded> {
             }),
         })
         .collect();
+    // A leased store (a pull) names the image's parts before it looks for or makes them.
+    let manifest_digest = crate::digest::Digest::of(&p.manifest);
+    let mut chains: Vec<crate::digest::Digest> = Vec::new();
+    for d in &cfg.rootfs.diff_ids {
+        chains.push(crate::digest::chain_id(chains.last(), d));
+    }
+    let mut named: Vec<&crate::digest::Digest> = chains.iter().collect();
+    named.extend([&manifest_digest, &p.config_digest]);
+    named.extend(p.layers.iter().map(|(b, _)| b));
+    store.protect(&named)?;
     // Flushed before the layers' data is written, so its flush is cheap.
     let manifest = store.blobs.put(&p.manifest, "manifest", None)?;
     let chains = store.add_layers(None, &news, "layer")?;

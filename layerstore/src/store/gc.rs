@@ -50,6 +50,14 @@ impl Store {
         }
         let mut removed_layers = 0;
         let mut records = self.layers.all()?;
+        // What live leases name (a pull holds no content lock), read after each listing:
+        // whatever was listed was named before it was made (see crate::leases).
+        let mut leased = crate::leases::live(&self.root);
+        for (_, l) in &records {
+            if leased.contains(&l.chain_id.to_string()) {
+                live_layers.insert(l.chain_id.clone());
+            }
+        }
         for (_, l) in &records {
             if live_layers.contains(&l.chain_id) {
                 live_blobs.insert(l.blob.clone());
@@ -76,8 +84,13 @@ impl Store {
         // Driver layers no record names: left by a crash between create and record. A
         // parent is refused while its child exists, so passes repeat until none goes.
         let mut orphans: Vec<String> = Vec::new();
-        for id in self.driver.list()? {
-            if !live_cache.contains(&id) && self.driver.mount_count(&id)? == 0 {
+        let listed = self.driver.list()?;
+        leased.extend(crate::leases::live(&self.root));
+        for id in listed {
+            if !live_cache.contains(&id)
+                && !leased.contains(&id)
+                && self.driver.mount_count(&id)? == 0
+            {
                 orphans.push(id);
             }
         }
@@ -90,23 +103,35 @@ impl Store {
         }
         // Tar-split records no layer names (a crash between the record and the layer's).
         if let Ok(entries) = fs::read_dir(self.root.join("tarsplit")) {
-            for e in entries.flatten() {
+            let entries: Vec<_> = entries.flatten().collect();
+            leased.extend(crate::leases::live(&self.root));
+            for e in entries {
                 let name = e.file_name();
-                let known = name
-                    .to_str()
-                    .is_some_and(|n| self.layers.get(n).ok().flatten().is_some());
+                let known = name.to_str().is_some_and(|n| {
+                    leased.contains(&format!("sha256:{n}"))
+                        || self.layers.get(n).ok().flatten().is_some()
+                });
                 if !known {
                     let _ = fs::remove_file(e.path());
                 }
             }
         }
         // Locks of layers that are gone (nobody holds one: every holder holds the content
-        // lock, shared).
-        let recorded: HashSet<String> = self.layers.keys()?.into_iter().collect();
+        // lock, shared, or names the layer in its lease before taking its lock).
+        let mut recorded: HashSet<String> = self.layers.keys()?.into_iter().collect();
+        leased.extend(crate::leases::live(&self.root));
+        recorded.extend(
+            leased
+                .iter()
+                .filter_map(|l| l.strip_prefix("sha256:"))
+                .map(str::to_string),
+        );
         self.locks.remove_layer_locks(_held, &recorded)?;
         let mut removed_blobs = 0;
-        for d in self.blobs.list()? {
-            if !live_blobs.contains(&d) {
+        let blobs = self.blobs.list()?;
+        leased.extend(crate::leases::live(&self.root));
+        for d in blobs {
+            if !live_blobs.contains(&d) && !leased.contains(&d.to_string()) {
                 self.blobs.remove(&d)?;
                 removed_blobs += 1;
             }

@@ -183,6 +183,7 @@ impl Store {
         what: &str,
     ) -> Result<(String, crate::tarfs::ApplyResult)> {
         let id = crate::random_id();
+        self.note_created(&id)?;
         self.driver.create(&id, parent, LayerKind::ReadOnly)?;
         let result = self.apply_blob(&id, blob, diff_id, what, None);
         match result {
@@ -337,9 +338,13 @@ impl Store {
                         (None, None) => None,
                     };
                     let id = crate::random_id();
-                    if let Err(e) = self.driver.create(&id, pid.as_deref(), LayerKind::ReadOnly) {
+                    if let Err(e) = self.note_created(&id).and_then(|()| {
+                        Ok(self
+                            .driver
+                            .create(&id, pid.as_deref(), LayerKind::ReadOnly)?)
+                    }) {
                         cleanup(&created);
-                        return Err(e.into());
+                        return Err(e);
                     }
                     created.push((i, id.clone()));
                     let what = format!("{what} {}/{}", i + 1, layers.len());

@@ -63,6 +63,8 @@ pub struct Store {
     pub locks: StoreLocks,
     /// What was written and not flushed yet (see [`crate::journal`]).
     pub journal: Journal,
+    /// The lease of an operation that holds no content lock ([`Store::leased`]).
+    lease: Option<std::sync::Arc<crate::leases::Lease>>,
 }
 
 impl Drop for Store {
@@ -163,6 +165,7 @@ impl Store {
             limits: opts.limits,
             locks,
             journal,
+            lease: None,
         };
         // Writes of a boot that ended before they were flushed are checked before use.
         store.repair_unflushed()?;
@@ -188,6 +191,38 @@ impl Store {
             limits: self.limits,
             locks: self.locks.clone(),
             journal,
+            lease: None,
+        }
+    }
+
+    /// A fork for an operation that holds a lease instead of the shared content lock (a
+    /// pull: gc need not wait for it). It names what it reuses with [`Store::protect`]
+    /// before looking for it; the driver layers it creates are named by the store itself.
+    pub fn leased(&self) -> Result<Store> {
+        let mut s = self.fork();
+        s.lease = Some(std::sync::Arc::new(crate::leases::Lease::open(
+            &s.root,
+            &s.locks,
+            s.journal.op(),
+        )?));
+        Ok(s)
+    }
+
+    /// Names blobs and layers (digests) this operation will use or make, before it looks
+    /// for them (see [`crate::leases`]). Nothing to do without a lease: the caller holds
+    /// the shared content lock.
+    pub fn protect(&self, digests: &[&Digest]) -> Result<()> {
+        match &self.lease {
+            Some(l) => l.protect(&digests.iter().map(|d| d.to_string()).collect::<Vec<_>>()),
+            None => Ok(()),
+        }
+    }
+
+    /// Names a driver layer about to be created under a fresh id.
+    pub(crate) fn note_created(&self, id: &str) -> Result<()> {
+        match &self.lease {
+            Some(l) => l.note(&[id.to_string()]),
+            None => Ok(()),
         }
     }
 
