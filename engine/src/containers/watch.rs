@@ -123,13 +123,7 @@ impl Hub {
 
     /// A waited process exited: its pidfd goes, its slot counts a change.
     fn process_exited(&self, token: u64) {
-        let entry = self
-            .procs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&token);
-        if let Some((fd, slot)) = entry {
-            let _ = rustix::event::epoll::delete(&self.epoll, &fd);
+        if let Some(slot) = self.forget_process(token) {
             slot.bump(false);
         }
     }
@@ -187,15 +181,16 @@ impl Hub {
         Some(token)
     }
 
-    fn forget_process(&self, token: u64) {
-        let entry = self
+    /// Stops waiting on process `token` (its pidfd closes); the slot it woke, if it was
+    /// still watched.
+    fn forget_process(&self, token: u64) -> Option<Arc<Slot>> {
+        let (fd, slot) = self
             .procs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&token);
-        if let Some((fd, _)) = entry {
-            let _ = rustix::event::epoll::delete(&self.epoll, &fd);
-        }
+            .remove(&token)?;
+        let _ = rustix::event::epoll::delete(&self.epoll, &fd);
+        Some(slot)
     }
 
     fn watch(&self, dir: &Path) -> Option<(i32, Arc<Slot>)> {
