@@ -86,6 +86,15 @@ impl Drop for Lease {
     }
 }
 
+/// Whether a live operation holds a lease in data root `root` (named anything yet or not).
+pub fn held(root: &Path) -> bool {
+    fs::read_dir(root.join(DIR)).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| crate::journal::op_alive(&e.file_name().to_string_lossy()))
+    })
+}
+
 /// What the leases of live operations in data root `root` name (blob and layer digests as
 /// `sha256:...`, driver layer ids); the files of dead operations are removed. gc calls it
 /// after listing what it might remove.

@@ -73,7 +73,7 @@ pub fn migrate(
     let _content = store.locks.content_exclusive()?;
     // A pull holds a lease, not the content lock: it may be applying layers into the
     // driver being left.
-    if !crate::leases::live(&store.root).is_empty() {
+    if crate::leases::held(&store.root) {
         return Err(StoreError::InUse(
             "a pull is under way: migrate once it has finished".into(),
         ));

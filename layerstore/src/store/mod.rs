@@ -56,7 +56,7 @@ pub struct Store {
     pub containers: JsonDir<ContainerRecord>,
     pub refs: Refs,
     pub(crate) tmp: PathBuf,
-    progress: Option<ProgressFn>,
+    progress: Option<std::sync::Arc<ProgressFn>>,
     /// What one untrusted layer or image may ask for.
     pub limits: Limits,
     /// The data root's locks (see [`crate::locks`]); the store holds none between calls.
@@ -125,11 +125,14 @@ impl Store {
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
         if !opts.read_only {
-            // Work in progress holds the content lock (shared); when nobody holds it at
-            // all, whatever is in tmp/ was left by a crash. Only its entries go: another
-            // process that opened the store already may take the lock next and use tmp/.
+            // Work in progress holds the content lock (shared) or a lease; when nobody
+            // holds either, whatever is in tmp/ was left by a crash. Only its entries go:
+            // another process that opened the store already may take the lock next and use
+            // tmp/. (A pull makes its temp files only after naming its first blobs, which
+            // waits for the exclusive lock held here.)
             if let Some(_l) = locks.try_content_exclusive() {
-                if let Ok(fd) = fsutil::open_root(&tmp) {
+                let leased = crate::leases::held(&root);
+                if let (false, Ok(fd)) = (leased, fsutil::open_root(&tmp)) {
                     let _ = fsutil::clear_dir_at(std::os::fd::AsFd::as_fd(&fd), &|_| false);
                 }
             }
@@ -200,6 +203,7 @@ impl Store {
     /// before looking for it; the driver layers it creates are named by the store itself.
     pub fn leased(&self) -> Result<Store> {
         let mut s = self.fork();
+        s.progress = self.progress.clone();
         s.lease = Some(std::sync::Arc::new(crate::leases::Lease::open(
             &s.root,
             &s.locks,
@@ -275,7 +279,7 @@ impl Store {
     /// Sets where progress of long work (applying layers) is reported; the CLI draws it on
     /// a terminal and stays quiet when piped.
     pub fn set_progress(&mut self, f: ProgressFn) {
-        self.progress = Some(f);
+        self.progress = Some(std::sync::Arc::new(f));
     }
 
     fn report(&self, what: &str, done: usize, total: usize) {
