@@ -129,7 +129,8 @@ pub fn serve(engine: Engine, opts: &DaemonOptions) -> std::io::Result<()> {
 
 /// Frees, off the start's path, what an interrupted load, pull or commit left (layers
 /// and blobs nothing names; fsck calls them "belongs to nothing"): they are not kept
-/// until someone prunes. It waits for any pull or load under way (the content lock).
+/// until someone prunes. It waits for any load under way (the content lock) and keeps
+/// what a pull's lease names.
 fn start_up_gc(engine: &Engine) {
     let engine = engine.clone();
     std::thread::spawn(move || match engine.prune() {

@@ -36,8 +36,8 @@ impl Engine {
         self.run_detached(&["flush", "--after-ms=1000"], "start a background flush")
     }
 
-    /// Starts a detached `strata gc`, which waits for the content lock (held by a pull
-    /// or load) and then frees what no image or container uses.
+    /// Starts a detached `strata gc`, which waits for the content lock (held by a load,
+    /// commit or build step) and then frees what no image, container or lease uses.
     pub fn gc_in_background(&self) -> Result<()> {
         self.run_detached(&["gc"], "start a background garbage collection")
     }

@@ -6,15 +6,17 @@
 //! other processes, and a crash releases it. Three kinds, always taken in this order:
 //!
 //! - **content** (`lock`): shared by every operation that adds or uses layers and blobs
-//!   (load, pull, import, commit, create, mount, save, push), exclusive for the ones that
-//!   free them (garbage collection, migration, repair). A download holds it shared, so it
-//!   never blocks reads (which take no lock) or other downloads, only a prune.
+//!   (load, import, commit, create, mount, save, push), exclusive for the ones that free
+//!   them (garbage collection, migration, repair). A pull holds it only for the moments
+//!   it names what it will use in its lease ([`crate::leases`]), so a slow registry never
+//!   holds up a prune; reads take no lock.
 //! - **layer** (`locks/<chain hex>`, one per ChainID): held while that layer's driver copy
 //!   is made and its record written, so two loads never materialise the same layer twice,
 //!   while loads, pulls and commits of other layers go on beside it (a pull from a slow
 //!   registry streams into its own layers only). Taken bottom-up along a stack, so two
 //!   operations can never wait for each other. The files are removed by garbage
-//!   collection, under the exclusive content lock every layer operation excludes.
+//!   collection, under the exclusive content lock, except those of layers a live lease
+//!   names (a pull takes a layer's lock only after naming the layer).
 //! - **records** (`records.lock`): held for each read-modify-write of `refs.json` and for
 //!   the check-then-write of a container's unique name; never across slow work.
 
@@ -81,8 +83,9 @@ impl StoreLocks {
         take(&self.layers.join(chain.hex()), "layer", FileLock::exclusive)
     }
 
-    /// Removes the lock files of layers not in `live` (hex ChainIDs). Only with the
-    /// content lock held exclusively (`_held`): nobody else holds or opens a layer lock.
+    /// Removes the lock files of layers not in `live` (hex ChainIDs, the leased ones
+    /// included). Only with the content lock held exclusively (`_held`): nobody else holds
+    /// or opens a layer lock but a leased pull, which named its layers first.
     pub fn remove_layer_locks(
         &self,
         _held: &FileLock,
