@@ -148,6 +148,7 @@ pub fn handle(
 /// Answers, without a blocking thread or the engine, the requests that touch nothing but
 /// memory (`_ping`, half of what health-checking clients and the load benchmark send): the
 /// hand-off to the blocking pool costs more than the answer. `None` for everything else.
+/// The server asks here before [`handle`], so these routes are not in [`dispatch`].
 pub fn inline(req: &Request) -> Option<respond::Response> {
     let (_, path) = strip_version(&req.path).ok()?;
     match (req.method.as_str(), path.trim_end_matches('/')) {
@@ -191,7 +192,6 @@ fn dispatch(c: &mut Call<'_>) -> ApiResult<Reply> {
     let segs: Vec<String> = path.split('/').skip(1).map(str::to_string).collect();
     let seg = |i: usize| segs.get(i).map(String::as_str).unwrap_or("");
     match (method.as_str(), seg(0)) {
-        ("GET" | "HEAD", "_ping") => Ok(api::system::ping(c.req)),
         ("GET", "version") => api::system::version(c),
         ("GET", "info") => api::system::info(c),
         ("GET", "system") if seg(1) == "df" => api::system::df(c),

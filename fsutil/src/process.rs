@@ -56,17 +56,9 @@ pub fn alive(pid: u32, start: u64) -> bool {
             return !gone;
         }
     }
-    // Opened before the check: if `/proc` then shows the recorded start time, the pidfd
-    // was opened on that process (a reused pid would show a later start).
-    let Some(raw) = rustix::process::Pid::from_raw(pid as i32) else {
+    let Some(fd) = pidfd(pid, start) else {
         return false;
     };
-    let Ok(fd) = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) else {
-        return false;
-    };
-    if start_time(pid) != Some(start) {
-        return false;
-    }
     if let Ok(mut guard) = PIDFDS.lock() {
         let fds = guard.get_or_insert_with(HashMap::new);
         if fds.len() >= cap {
@@ -81,6 +73,15 @@ pub fn alive(pid: u32, start: u64) -> bool {
     true
 }
 
+/// A pidfd of process `pid` started at `start`; `None` when that process is gone (or the
+/// pid now names another). The pidfd is opened before the check: if `/proc` then shows the
+/// recorded start time, it was opened on that process (a reused pid shows a later start).
+pub fn pidfd(pid: u32, start: u64) -> Option<OwnedFd> {
+    let raw = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
+    (start_time(pid) == Some(start)).then_some(fd)
+}
+
 /// Whether the process behind `fd` has exited (the pidfd polls readable).
 fn exited(fd: &OwnedFd) -> bool {
     let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
@@ -90,8 +91,9 @@ fn exited(fd: &OwnedFd) -> bool {
     }
 }
 
-/// How many pidfds the cache holds now (for tests).
-pub fn kept() -> usize {
+/// How many pidfds the cache holds now.
+#[cfg(test)]
+fn kept() -> usize {
     PIDFDS
         .lock()
         .map(|g| g.as_ref().map_or(0, HashMap::len))

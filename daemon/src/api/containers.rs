@@ -543,8 +543,6 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
     // with the container.
     let bundle = view.bundle.clone();
     let mut watch = engine::containers::watch::FolderWatch::new(bundle.dir());
-    // The runner's exit wakes the wait too (it writes nothing when it dies).
-    let mut runner_watched = false;
     let code = loop {
         let state = if bundle.dir().exists() {
             bundle.state().ok()
@@ -554,14 +552,8 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         match state {
             Some(st) => {
                 let st = &st;
-                let runner_start = match st.monitor_pid {
-                    0 => None,
-                    pid => runtime::state::start_time(pid),
-                };
-                let runner_gone = runner_start.is_none();
-                if let (false, Some(start)) = (runner_watched, runner_start) {
-                    runner_watched = watch.watch_process(st.monitor_pid, start);
-                }
+                // Its exit wakes the wait too (a runner writes nothing when it dies).
+                let runner_gone = !watch.runner_alive(st.monitor_pid);
                 let exited = st.status == Status::Exited
                     || (st.status == Status::Running && !st.is_running() && runner_gone);
                 let done = match condition.as_str() {
@@ -584,7 +576,7 @@ pub fn wait(c: &mut Call<'_>, id: &str) -> ApiResult<Reply> {
         }
         // Every change is announced (state writes by inotify, the runner's exit by its
         // pidfd); the bound is for the client's departure, or a runner not yet watched.
-        let bound = if runner_watched { 1000 } else { 200 };
+        let bound = if watch.watches_a_process() { 1000 } else { 200 };
         watch.wait(Duration::from_millis(bound));
     };
     let body = json!({"StatusCode": code, "Error": null}).to_string();

@@ -44,16 +44,10 @@ impl Engine {
         let bundle = self.container(key)?.bundle;
         let t0 = Instant::now();
         let mut watch = super::watch::FolderWatch::new(bundle.dir());
-        let mut runner_watched = false;
         loop {
             let st = bundle.state()?;
-            let runner_start = (st.monitor_pid != 0 && st.monitor_pid != std::process::id())
-                .then(|| runtime::state::start_time(st.monitor_pid))
-                .flatten();
-            let runner_alive = runner_start.is_some();
-            if let (false, Some(start)) = (runner_watched, runner_start) {
-                runner_watched = watch.watch_process(st.monitor_pid, start);
-            }
+            let runner_alive =
+                st.monitor_pid != std::process::id() && watch.runner_alive(st.monitor_pid);
             if !runner_alive && (st.status != Status::Running || !st.is_running()) {
                 return Ok(true);
             }
@@ -63,7 +57,7 @@ impl Engine {
             // The exit is a state write into the folder, the runner's death its pidfd's
             // wake; a runner not watched (no pidfd) is looked at again after a bound.
             let left = timeout.map(|t| t.saturating_sub(t0.elapsed()));
-            let bound = if runner_watched { 5000 } else { 200 };
+            let bound = if watch.watches_a_process() { 5000 } else { 200 };
             watch.wait(
                 left.unwrap_or(Duration::MAX)
                     .min(Duration::from_millis(bound)),

@@ -162,12 +162,7 @@ impl Hub {
     /// [`Hub::forget_process`] with, or `None` when it is not running (or has no pidfd).
     fn watch_process(&self, pid: u32, start: u64, slot: &Arc<Slot>) -> Option<u64> {
         use rustix::event::epoll;
-        let raw = rustix::process::Pid::from_raw(pid as i32)?;
-        let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
-        // Checked after the open: the pidfd is of the recorded process, not a reuse.
-        if fsutil::process::start_time(pid) != Some(start) {
-            return None;
-        }
+        let fd = fsutil::process::pidfd(pid, start)?;
         let token = self.next.fetch_add(1, Ordering::Relaxed);
         let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
         epoll::add(
@@ -237,8 +232,8 @@ pub struct FolderWatch {
     watch: Option<(i32, Arc<Slot>)>,
     /// The folder's change count this watcher has seen.
     seen: u64,
-    /// The tokens of the processes it also waits on.
-    procs: Vec<u64>,
+    /// The processes it also waits on: (pid, token).
+    procs: Vec<(u32, u64)>,
 }
 
 impl FolderWatch {
@@ -267,11 +262,31 @@ impl FolderWatch {
         };
         match h.watch_process(pid, start, slot) {
             Some(token) => {
-                self.procs.push(token);
+                self.procs.push((pid, token));
                 true
             }
             None => false,
         }
+    }
+
+    /// Whether `pid` (a container's runner: its shim or a foreground command; 0 for none)
+    /// is alive; the first time it is, later waits also end when it exits.
+    pub fn runner_alive(&mut self, pid: u32) -> bool {
+        let Some(start) = (pid != 0)
+            .then(|| fsutil::process::start_time(pid))
+            .flatten()
+        else {
+            return false;
+        };
+        if !self.procs.iter().any(|(p, _)| *p == pid) {
+            self.watch_process(pid, start);
+        }
+        true
+    }
+
+    /// Whether a process's exit wakes this watch (so a wait needs no short bound).
+    pub fn watches_a_process(&self) -> bool {
+        !self.procs.is_empty()
     }
 
     /// Returns once something in the folder changed since the last wait (or since the
@@ -307,7 +322,7 @@ impl FolderWatch {
 impl Drop for FolderWatch {
     fn drop(&mut self) {
         if let Some(h) = hub() {
-            for t in &self.procs {
+            for (_, t) in &self.procs {
                 h.forget_process(*t);
             }
             if let Some((wd, _)) = &self.watch {

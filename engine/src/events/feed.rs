@@ -130,6 +130,8 @@ struct Tail {
     ino: u64,
     /// Bytes after the last whole line read.
     partial: Vec<u8>,
+    /// The read buffer, [`CHUNK`] bytes, made once.
+    buf: Vec<u8>,
 }
 
 impl Tail {
@@ -139,6 +141,7 @@ impl Tail {
             file: None,
             ino: 0,
             partial: Vec::new(),
+            buf: vec![0u8; CHUNK],
         };
         if let Some((mut f, ino)) = t.open() {
             if f.seek(SeekFrom::End(0)).is_ok() {
@@ -162,13 +165,14 @@ impl Tail {
         for _ in 0..2 {
             // In chunks: however much was appended, the reader holds at most a chunk and
             // one line (a longer line is dropped), never the whole growth at once.
-            let mut buf = vec![0u8; CHUNK];
+            let mut buf = std::mem::take(&mut self.buf);
             while let Some(f) = &mut self.file {
                 match f.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => self.take_lines(&buf[..n], &mut out),
                 }
             }
+            self.buf = buf;
             let now = std::fs::metadata(&self.path).ok().map(|m| m.ino());
             if now.is_none() || now == Some(self.ino) {
                 break;
